@@ -1,0 +1,14 @@
+"""qklstm: quantum-kernel recurrent networks (QK-LSTM) in PyTorch.
+
+>>> from qklstm import FeatureMap, FidelityKernel
+>>> import torch
+>>> FidelityKernel(FeatureMap.paper(4, layers=2))(torch.rand(5, 4), torch.rand(3, 4)).shape
+torch.Size([5, 3])
+"""
+
+from .kernels import FidelityKernel, target_alignment
+from .quantum import FeatureMap
+
+__version__ = "0.1.0"
+
+__all__ = ["FeatureMap", "FidelityKernel", "target_alignment", "__version__"]

@@ -1,0 +1,270 @@
+"""The fidelity (quantum) kernel ``k(x, y) = |<phi(y)|phi(x)>|^2``.
+
+Example:
+    >>> import torch
+    >>> from qklstm import FeatureMap, FidelityKernel
+    >>> kernel = FidelityKernel(FeatureMap.paper(4, layers=2))
+    >>> x, y = torch.rand(5, 4), torch.rand(3, 4)
+    >>> kernel(x, y).shape
+    torch.Size([5, 3])
+    >>> torch.allclose(kernel(x, x).diagonal(), torch.ones(5))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..quantum.circuit import Circuit
+from ..quantum.feature_maps import FeatureMap
+from ..quantum.gates import complex_dtype_for
+from ..quantum.memory import check_state_memory
+from .functional import overlap_gram, product_overlap_gram, sample_probabilities
+
+__all__ = ["FidelityKernel", "Prepared"]
+
+_SHIFT = math.pi / 2
+_CHUNK_BYTES = 256 * 2**20
+
+
+class Prepared(NamedTuple):
+    """Features turned into what the Gram computation needs.
+
+    ``angles``: ``(B, n_angles)``, differentiable. ``rep``: the states
+    ``(B, 2**n)``, or the one-qubit factors ``(B, n, 2)`` when the map's kernel
+    factorises.
+    """
+
+    angles: torch.Tensor
+    rep: torch.Tensor
+
+
+class _Evaluator:
+    """Turns angles into representations and pairs of representations into Gram matrices."""
+
+    def __init__(self, circuit: Circuit, product: bool, shots: int | None, generator):
+        self.circuit, self.product, self.shots, self.generator = circuit, product, shots, generator
+
+    def rep(self, angles: torch.Tensor) -> torch.Tensor:
+        return self.circuit.prefix_factors(angles) if self.product else self.circuit.run(angles)
+
+    def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
+        k = product_overlap_gram(rep_x, rep_y) if self.product else overlap_gram(rep_x, rep_y)
+        if self.shots is not None:
+            k = sample_probabilities(k, self.shots, self.generator)
+        return k
+
+    def shift_grad(self, angles: torch.Tensor, rep_other: torch.Tensor, grad_k: torch.Tensor) -> torch.Tensor:
+        """Parameter-shift gradient of ``sum(grad_k * K(angles, other))`` w.r.t. ``angles``.
+
+        Every column is one angle occurrence of one gate ``exp(-i a P / 2)``:
+        ``dK/da = (K(a + pi/2) - K(a - pi/2)) / 2``.
+        """
+        m, n_angles = angles.shape
+        width = rep_other.shape[-1] * (rep_other.shape[-2] if self.product else 1)
+        per_col = 2 * m * (width + rep_other.shape[0]) * 16
+        chunk = max(1, min(n_angles, _CHUNK_BYTES // max(per_col, 1)))
+        out = torch.zeros_like(angles)
+        for start in range(0, n_angles, chunk):
+            cols = torch.arange(start, min(start + chunk, n_angles), device=angles.device)
+            c = len(cols)
+            shifted = angles.detach().unsqueeze(0).repeat(2 * c, 1, 1)
+            sel = torch.arange(c, device=angles.device)
+            shifted[sel, :, cols] += _SHIFT
+            shifted[sel + c, :, cols] -= _SHIFT
+            k = self.gram(self.rep(shifted.reshape(-1, n_angles)), rep_other).reshape(2, c, m, -1)
+            diff = (k[0] - k[1]) / 2  # (c, m, N)
+            out[:, start : start + c] = torch.einsum("cmn,mn->mc", diff, grad_k.to(diff.dtype))
+        return out
+
+
+class _ParameterShiftGram(torch.autograd.Function):
+    """Gram matrix whose backward pass uses the two-term parameter-shift rule."""
+
+    @staticmethod
+    def forward(ctx, angles_x, angles_y, ev: _Evaluator, rep_x, rep_y):
+        ctx.ev = ev
+        ctx.save_for_backward(angles_x, angles_y, rep_x, rep_y)
+        return ev.gram(rep_x, rep_y)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_k):
+        ax, ay, rep_x, rep_y = ctx.saved_tensors
+        ev = ctx.ev
+        gx = ev.shift_grad(ax, rep_y, grad_k) if ctx.needs_input_grad[0] else None
+        gy = ev.shift_grad(ay, rep_x, grad_k.transpose(0, 1)) if ctx.needs_input_grad[1] else None
+        return gx, gy, None, None, None
+
+
+class FidelityKernel(nn.Module):
+    r"""Fidelity kernel of a feature map: ``k(x, y) = |<phi(y)|phi(x)>|^2``.
+
+    A Gram matrix costs ``B + N`` state preparations and one batched overlap
+    (never ``B * N`` circuits). When every data-dependent gate of the map sits
+    before a fixed entangler (the paper map with one layer), the kernel is the
+    product of one-qubit overlaps and is computed that way (``product_form``).
+
+    Args:
+        feature_map: a :class:`~qklstm.quantum.FeatureMap`.
+        diff_method: ``"backprop"`` (autograd through the simulation) or
+            ``"parameter-shift"`` (the two-term shift rule, as on a device).
+            Default: backprop when exact, parameter-shift with ``shots``.
+        shots: estimate each value as the frequency of ``|0...0>`` in this many
+            samples of the compute-uncompute circuit. ``None``: exact.
+        seed: seed of the shot sampler's own ``torch.Generator`` (``None``: torch's
+            global generator).
+        product_form: ``"auto"`` (use the closed form when it applies), or
+            ``False`` to always simulate full states.
+
+    Shape:
+        - ``x``: ``(B, F)`` or ``(F,)``; ``y``: ``(N, F)`` or ``(F,)`` (default: ``x``).
+        - Output: ``(B, N)``, with the dimension of a 1-D argument dropped.
+    """
+
+    def __init__(self, feature_map: FeatureMap, *, diff_method: str | None = None,
+                 shots: int | None = None, seed: int | None = None, product_form="auto"):
+        super().__init__()
+        if not isinstance(feature_map, FeatureMap):
+            raise ValueError(f"feature_map: expected a qklstm FeatureMap, got {type(feature_map).__name__}")
+        if shots is not None and (not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1):
+            raise ValueError(f"shots: expected a positive int or None, got {shots!r}")
+        if diff_method is None:
+            diff_method = "parameter-shift" if shots is not None else "backprop"
+        if diff_method not in ("backprop", "parameter-shift"):
+            raise ValueError(f"diff_method: expected 'backprop' or 'parameter-shift', got {diff_method!r}")
+        if diff_method == "backprop" and shots is not None:
+            raise ValueError("diff_method: sampled kernels cannot be back-propagated; use 'parameter-shift' with shots")
+        if product_form not in ("auto", False):
+            raise ValueError(f"product_form: expected 'auto' or False, got {product_form!r}")
+        if diff_method == "parameter-shift":
+            cols = [op.param for op in feature_map.circuit.ops if op.param is not None]
+            if len(cols) != len(set(cols)):
+                raise ValueError("feature_map: parameter-shift needs one angle column per gate occurrence")
+        self.feature_map = feature_map
+        self.diff_method = diff_method
+        self.shots = None if shots is None else int(shots)
+        self.seed = seed
+        self.use_product_form = product_form == "auto" and feature_map.product_form
+        self._generators: dict[str, torch.Generator] = {}
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def n_qubits(self) -> int:
+        return self.feature_map.n_qubits
+
+    def _generator(self, device) -> torch.Generator | None:
+        if self.seed is None or self.shots is None:
+            return None
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[key]
+
+    def _evaluator(self, device) -> _Evaluator:
+        return _Evaluator(self.feature_map.circuit, self.use_product_form, self.shots, self._generator(device))
+
+    def _as_2d(self, x, argument):
+        x = self.feature_map.validate(x, argument)
+        if x.dim() == 1:
+            return x.unsqueeze(0), True
+        if x.dim() != 2:
+            raise ValueError(f"{argument}: expected shape (batch, {self.feature_map.n_features}), got {tuple(x.shape)}")
+        return x, False
+
+    # ------------------------------------------------------------------ API
+    def prepare(self, x: torch.Tensor, *, validate: bool = True, argument: str = "x") -> Prepared:
+        """Angles and states (or one-qubit factors) of a batch ``(B, F)``.
+
+        Prepare a set once and pair it with many others through :meth:`gram`
+        (the QK-LSTM prepares its reference vectors once per sequence).
+        """
+        if validate:
+            x, _ = self._as_2d(x, argument)
+            if not self.use_product_form:
+                check_state_memory(x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device, argument=argument)
+        angles = self.feature_map.angles(x)
+        ev = self._evaluator(x.device)
+        if self.diff_method == "backprop":
+            return Prepared(angles, ev.rep(angles))
+        with torch.no_grad():
+            return Prepared(angles, ev.rep(angles.detach()))
+
+    def gram(self, px: Prepared, py: Prepared) -> torch.Tensor:
+        """Gram matrix ``(B, N)`` of two prepared batches."""
+        ev = self._evaluator(px.rep.device)
+        if self.diff_method == "backprop":
+            return ev.gram(px.rep, py.rep)
+        if torch.is_grad_enabled() and (px.angles.requires_grad or py.angles.requires_grad):
+            return _ParameterShiftGram.apply(px.angles, py.angles, ev, px.rep, py.rep)
+        return ev.gram(px.rep, py.rep)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x2, x1d = self._as_2d(x, "x")
+        px = self.prepare(x2, validate=False)
+        if not self.use_product_form:
+            check_state_memory(x2.shape[0], self.n_qubits, px.rep.dtype, x2.device, argument="x")
+        if y is None:
+            py, y1d = px, x1d
+        else:
+            y2, y1d = self._as_2d(y, "y")
+            if not self.use_product_form:
+                check_state_memory(y2.shape[0], self.n_qubits, px.rep.dtype, y2.device, argument="y")
+            py = self.prepare(y2.to(x2.dtype), validate=False)
+        k = self.gram(px, py)
+        if y1d:
+            k = k.squeeze(-1)
+        if x1d:
+            k = k.squeeze(0)
+        return k
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature states ``|phi(x)>``, shape ``(*, 2**n_qubits)``."""
+        return self.feature_map(x)
+
+    def compute_uncompute(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The hardware form: for every pair run ``U(x_b)`` then ``U(y_n)^dagger``
+        on ``|0...0>`` and return the probability of ``|0...0>``, ``(B, N)``.
+
+        ``B * N`` circuits: use it to check the fast path, not to train.
+        """
+        x2, _ = self._as_2d(x, "x")
+        y2, _ = self._as_2d(y, "y")
+        y2 = y2.to(x2.dtype)
+        b, n = x2.shape[0], y2.shape[0]
+        check_state_memory(b * n, self.n_qubits, complex_dtype_for(x2.dtype), x2.device, argument="x, y")
+        circuit = self.feature_map.circuit
+        ax = self.feature_map.angles(x2).repeat_interleave(n, 0)
+        ay = self.feature_map.angles(y2).repeat(b, 1)
+        state = circuit.inverse().apply(circuit.run(ax), ay)
+        p0 = state[:, 0].abs().square().reshape(b, n)
+        if self.shots is not None:
+            p0 = sample_probabilities(p0, self.shots, self._generator(x2.device))
+        return p0
+
+    @torch.no_grad()
+    def gram_numpy(self, X, Y=None) -> np.ndarray:
+        """Float64 Gram matrix of numpy arrays, for ``sklearn.svm.SVC(kernel="precomputed")``.
+
+        Example:
+            >>> import numpy as np
+            >>> from qklstm import FeatureMap, FidelityKernel
+            >>> K = FidelityKernel(FeatureMap.zz(2)).gram_numpy(np.zeros((3, 2)))
+            >>> K.shape, K.dtype
+            ((3, 2), dtype('float64'))
+        """
+        dev = self.feature_map._dtype_anchor.device
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=dev)
+        Y = None if Y is None else torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=dev)
+        return self(X, Y).cpu().numpy().astype(np.float64)
+
+    def extra_repr(self) -> str:
+        return (
+            f"diff_method={self.diff_method!r}, shots={self.shots}, "
+            f"product_form={self.use_product_form}"
+        )

@@ -1,0 +1,266 @@
+"""Feature maps: a batch of feature vectors -> a batch of quantum states.
+
+A :class:`FeatureMap` is an ``nn.Module`` made of a fixed gate template (a
+:class:`~qklstm.quantum.circuit.Circuit`) and a differentiable function
+:meth:`FeatureMap.angles` that turns features into that template's angles,
+one column per angle occurrence. Trainable circuit parameters (input scaling
+and offsets) live in the angle function, so autograd, the parameter-shift
+rule and the circuit exporters all see the same thing.
+
+Example:
+    >>> import torch
+    >>> from qklstm import FeatureMap
+    >>> fmap = FeatureMap.paper(4, layers=2)
+    >>> fmap(torch.rand(3, 4)).shape
+    torch.Size([3, 16])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .circuit import Circuit, Op
+from .gates import complex_dtype_for
+from .memory import check_state_memory, format_bytes, state_bytes, available_bytes
+
+__all__ = ["FeatureMap", "PaperFeatureMap", "ZZFeatureMap"]
+
+
+def validate_features(x, n_features: int, argument: str = "x") -> torch.Tensor:
+    """Check that ``x`` is a finite real tensor whose last dimension is ``n_features``."""
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{argument}: expected a tensor of shape (..., {n_features}), got {type(x).__name__}") from err
+    if x.is_complex():
+        raise ValueError(f"{argument}: expected real features, got dtype {x.dtype}")
+    if x.dim() == 0 or x.shape[-1] != n_features:
+        raise ValueError(
+            f"{argument}: expected shape (..., {n_features}) (one feature per encoded qubit angle), "
+            f"got {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        bad = "NaN" if bool(torch.isnan(x).any()) else "inf"
+        raise ValueError(f"{argument}: holds {bad} values; features must be finite")
+    return x
+
+
+class FeatureMap(nn.Module):
+    """Base class: a gate template plus a map from features to its angles.
+
+    Subclasses set ``self.circuit`` and implement :meth:`angles` (batched, torch)
+    and :meth:`symbolic_angles` (the same formulas on scalars or symbols, used
+    by the PennyLane/Qiskit exporters).
+
+    Shape:
+        - Input: ``(*, n_features)``, real.
+        - Output: ``(*, 2**n_qubits)``, complex64 (complex128 when the input or
+          the map is float64).
+    """
+
+    n_qubits: int
+    n_features: int
+    circuit: Circuit
+
+    def __init__(self, n_qubits: int, n_features: int):
+        super().__init__()
+        if not isinstance(n_qubits, int) or n_qubits < 1:
+            raise ValueError(f"n_qubits: expected a positive int, got {n_qubits!r}")
+        one = state_bytes(1, n_qubits, torch.complex64)
+        if one > available_bytes():
+            raise ValueError(
+                f"n_qubits: one state of {n_qubits} qubits needs {format_bytes(one)} "
+                f"(2**{n_qubits} amplitudes x 8 bytes), more than the {format_bytes(available_bytes())} free"
+            )
+        self.n_qubits = n_qubits
+        self.n_features = n_features
+        # An empty buffer that follows .double()/.to(): it sets the compute dtype of maps
+        # without trainable parameters.
+        self.register_buffer("_dtype_anchor", torch.empty(0), persistent=False)
+
+    # -- constructors ----------------------------------------------------------
+    @staticmethod
+    def paper(n_qubits: int, layers: int = 1, entangler: str = "chain", trainable: bool = False) -> "PaperFeatureMap":
+        """The QK-LSTM paper's circuit; see :class:`PaperFeatureMap`."""
+        return PaperFeatureMap(n_qubits, layers=layers, entangler=entangler, trainable=trainable)
+
+    @staticmethod
+    def zz(n_qubits: int, reps: int = 2) -> "ZZFeatureMap":
+        """Havlicek et al.'s ZZ feature map; see :class:`ZZFeatureMap`."""
+        return ZZFeatureMap(n_qubits, reps=reps)
+
+    # -- the two things a subclass defines --------------------------------------
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        """Angles ``(batch, circuit.n_params)`` for features ``(batch, n_features)``."""
+        raise NotImplementedError
+
+    def symbolic_angles(self, x) -> list:
+        """The angle formulas on a sequence of scalars or symbols (for exporters)."""
+        raise NotImplementedError
+
+    # -- shared machinery -------------------------------------------------------
+    @property
+    def n_angles(self) -> int:
+        return self.circuit.n_params
+
+    @property
+    def ops(self):
+        return self.circuit.ops
+
+    @property
+    def product_form(self) -> bool:
+        """True when the kernel factorises into one-qubit overlaps (see the method note)."""
+        return self.circuit.product_form
+
+    def compute_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """Real dtype the map computes in: the promotion of the input and the map."""
+        return torch.promote_types(x.dtype, self._dtype_anchor.dtype)
+
+    def validate(self, x, argument: str = "x") -> torch.Tensor:
+        x = validate_features(x, self.n_features, argument)
+        return x.to(self.compute_dtype(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.validate(x)
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.n_features)
+        check_state_memory(flat.shape[0], self.n_qubits, complex_dtype_for(flat.dtype), flat.device)
+        return self.circuit.run(self.angles(flat)).reshape(*lead, 2**self.n_qubits)
+
+    def extra_repr(self) -> str:
+        return f"n_qubits={self.n_qubits}"
+
+
+class PaperFeatureMap(FeatureMap):
+    """The QK-LSTM paper's encoding circuit (method note, section 3).
+
+    Hadamard on every qubit, then per layer: ``RZ(a_k)`` then ``RY(a_k)`` on
+    qubit ``k`` with ``a_k = x_k`` (or ``w_lk * x_k + b_lk`` when
+    ``trainable``), then ``CNOT(k, k+1)`` for ``k = 0..n-2`` (``"ring"`` adds
+    ``CNOT(n-1, 0)``; ``"none"`` leaves the qubits unentangled).
+
+    With ``layers=1`` the entangler comes after all data gates, so it cancels
+    in the kernel: :class:`~qklstm.kernels.FidelityKernel` then uses the
+    product of one-qubit overlaps.
+
+    Args:
+        n_qubits: qubits, and features per input vector.
+        layers: encoding + entangling layers (data re-uploading when > 1).
+        entangler: ``"chain"``, ``"ring"`` or ``"none"``.
+        trainable: learn a scale ``w`` (init 1) and offset ``b`` (init 0) per
+            layer and qubit.
+
+    Example:
+        >>> fmap = PaperFeatureMap(2, layers=2, trainable=True)
+        >>> [op.name for op in fmap.ops][:4]
+        ['H', 'H', 'RZ', 'RY']
+        >>> fmap.weight.shape
+        torch.Size([2, 2])
+    """
+
+    def __init__(self, n_qubits: int, layers: int = 1, entangler: str = "chain", trainable: bool = False):
+        super().__init__(n_qubits, n_qubits)
+        if not isinstance(layers, int) or layers < 1:
+            raise ValueError(f"layers: expected a positive int, got {layers!r}")
+        if entangler not in ("chain", "ring", "none"):
+            raise ValueError(f"entangler: expected 'chain', 'ring' or 'none', got {entangler!r}")
+        self.layers, self.entangler, self.trainable = layers, entangler, bool(trainable)
+        n = n_qubits
+        ops = [Op("H", (k,)) for k in range(n)]
+        for layer in range(layers):
+            for k in range(n):
+                col = 2 * (layer * n + k)
+                ops += [Op("RZ", (k,), col), Op("RY", (k,), col + 1)]
+            pairs = [(k, k + 1) for k in range(n - 1)] if entangler != "none" else []
+            if entangler == "ring" and n > 2:
+                pairs.append((n - 1, 0))
+            ops += [Op("CNOT", p) for p in pairs]
+        self.circuit = Circuit(n, ops, 2 * layers * n)
+        if self.trainable:
+            self.weight = nn.Parameter(torch.empty(layers, n))
+            self.bias = nn.Parameter(torch.empty(layers, n))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.trainable:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        a = x.unsqueeze(-2).expand(*x.shape[:-1], self.layers, self.n_qubits)
+        if self.trainable:
+            a = a * self.weight + self.bias
+        # (batch, layers, n) -> (batch, layers, n, 2): the RZ and the RY angle of each qubit
+        return a.unsqueeze(-1).expand(*a.shape, 2).reshape(*x.shape[:-1], self.circuit.n_params)
+
+    def symbolic_angles(self, x) -> list:
+        out = []
+        for layer in range(self.layers):
+            for k in range(self.n_qubits):
+                a = x[k]
+                if self.trainable:
+                    a = float(self.weight[layer, k]) * a + float(self.bias[layer, k])
+                out += [a, a]
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_qubits={self.n_qubits}, layers={self.layers}, entangler={self.entangler!r}, "
+            f"trainable={self.trainable}"
+        )
+
+
+class ZZFeatureMap(FeatureMap):
+    """Havlicek et al. (2019) ZZ feature map, as Qiskit's ``ZZFeatureMap`` with
+    linear entanglement.
+
+    Each repetition: H on every qubit, ``P(2 x_k)`` on qubit ``k``, then for
+    each pair ``(j, j+1)``: ``CNOT(j, j+1)``, ``P(2 (pi - x_j)(pi - x_{j+1}))``
+    on ``j+1``, ``CNOT(j, j+1)``. Data enters after the entanglers, so its
+    kernel never factorises.
+
+    Example:
+        >>> fmap = ZZFeatureMap(2, reps=1)
+        >>> [op.name for op in fmap.ops]
+        ['H', 'H', 'P', 'P', 'CNOT', 'P', 'CNOT']
+    """
+
+    def __init__(self, n_qubits: int, reps: int = 2):
+        super().__init__(n_qubits, n_qubits)
+        if not isinstance(reps, int) or reps < 1:
+            raise ValueError(f"reps: expected a positive int, got {reps!r}")
+        self.reps = reps
+        n = n_qubits
+        per_rep = n + (n - 1)
+        ops = []
+        for r in range(reps):
+            base = r * per_rep
+            ops += [Op("H", (k,)) for k in range(n)]
+            ops += [Op("P", (k,), base + k) for k in range(n)]
+            for j in range(n - 1):
+                ops += [Op("CNOT", (j, j + 1)), Op("P", (j + 1,), base + n + j), Op("CNOT", (j, j + 1))]
+        self.circuit = Circuit(n, ops, reps * per_rep)
+
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        single = 2 * x
+        pair = 2 * (math.pi - x[..., :-1]) * (math.pi - x[..., 1:])
+        one = torch.cat([single, pair], -1)
+        return one.repeat(*([1] * (x.dim() - 1)), self.reps)
+
+    def symbolic_angles(self, x) -> list:
+        n = self.n_qubits
+        one = [2 * x[k] for k in range(n)]
+        one += [2 * (math.pi - x[j]) * (math.pi - x[j + 1]) for j in range(n - 1)]
+        return one * self.reps
+
+    def extra_repr(self) -> str:
+        return f"n_qubits={self.n_qubits}, reps={self.reps}"
