@@ -223,8 +223,8 @@ class Circuit:
                 diag = cz.to(dtype)
                 if rows is not None:
                     cols = [op.sign * angles[:, op.param] for op in ops if op.name == "RZZ"]
-                    th = torch.stack(cols, -1).to(rows.dtype)
-                    ph = -0.5 * (th @ rows)
+                    th = torch.stack(cols, -1)
+                    ph = -0.5 * (th @ rows.to(th.dtype))
                     diag = diag * torch.polar(torch.ones_like(ph), ph)
                 state = G.apply_diagonal(state, diag)
         return state
