@@ -7,8 +7,20 @@ torch.Size([5, 3])
 """
 
 from .kernels import FidelityKernel, target_alignment
+from .models import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from .quantum import FeatureMap
 
 __version__ = "0.1.0"
 
-__all__ = ["FeatureMap", "FidelityKernel", "target_alignment", "__version__"]
+__all__ = [
+    "FeatureMap",
+    "FidelityKernel",
+    "QKLSTM",
+    "QKLSTMCell",
+    "QLSTM",
+    "QLSTMCell",
+    "SequenceTagger",
+    "count_parameters",
+    "target_alignment",
+    "__version__",
+]

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ["demo"]
+COMMANDS = ["demo", "paper"]
 
 
 def build_parser() -> argparse.ArgumentParser:

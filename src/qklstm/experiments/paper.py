@@ -1,0 +1,216 @@
+"""The paper's experiment (Table I, Fig. 3): POS tagging of two sentences.
+
+Three taggers (QK-LSTM paper preset, classical LSTM, VQC QLSTM) with the
+paper's settings: embedding 8, hidden 6, 4 qubits, lr 0.1, 100 epochs, one
+sentence per optimiser step, in the order of the PyTorch tutorial.
+
+Example:
+    >>> from qklstm.experiments.paper import run_paper
+    >>> res = run_paper(models=("lstm",), seeds=(0,), epochs=2, out_dir=None, progress=False)
+    >>> sorted(res.history[("lstm", 0)][-1])
+    ['accuracy', 'epoch', 'loss']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..io import atomic_savefig, atomic_write_text
+from ..models import SequenceTagger, count_parameters
+
+__all__ = ["SENTENCES", "PAPER_PARAMETERS", "MODEL_OPTIONS", "build_tagger", "run_paper", "PaperResult",
+           "table_one", "plot_fig3"]
+
+#: the two sentences of the PyTorch sequence-models tutorial (method note, section 5)
+SENTENCES = [
+    ("The dog ate the apple".split(), ["DET", "NN", "V", "DET", "NN"]),
+    ("Everybody read that book".split(), ["NN", "V", "DET", "NN"]),
+]
+TAGS = ["DET", "NN", "V"]
+#: Table I's trainable-parameter counts (the paper reports no QLSTM count)
+PAPER_PARAMETERS = {"qklstm": 183, "lstm": 477, "qlstm": None}
+LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
+MODEL_OPTIONS = {
+    "qklstm": dict(recurrent="qklstm", preset="paper"),
+    "lstm": dict(recurrent="lstm"),
+    "qlstm": dict(recurrent="qlstm", n_qubits=4, n_qlayers=1),
+}
+
+
+def vocabulary():
+    words = {}
+    for sent, _ in SENTENCES:
+        for w in sent:
+            words.setdefault(w, len(words))
+    return words, {t: i for i, t in enumerate(TAGS)}
+
+
+def build_tagger(model: str, embedding_dim: int = 8, hidden_size: int = 6) -> SequenceTagger:
+    if model not in MODEL_OPTIONS:
+        raise ValueError(f"model: expected one of {', '.join(MODEL_OPTIONS)}, got {model!r}")
+    words, tags = vocabulary()
+    return SequenceTagger(len(words), len(tags), embedding_dim=embedding_dim, hidden_size=hidden_size,
+                          **MODEL_OPTIONS[model])
+
+
+def _encode():
+    words, tags = vocabulary()
+    return [(torch.tensor([words[w] for w in s]), torch.tensor([tags[t] for t in ts])) for s, ts in SENTENCES]
+
+
+@torch.no_grad()
+def evaluate(tagger, data):
+    tagger.eval()
+    loss, correct, total = 0.0, 0, 0
+    for x, y in data:
+        logp = tagger(x)
+        loss += float(torch.nn.functional.nll_loss(logp, y))
+        correct += int((logp.argmax(-1) == y).sum())
+        total += len(y)
+    tagger.train()
+    return loss / len(data), correct / total
+
+
+def train_one(model: str, seed: int, *, epochs: int = 100, lr: float = 0.1, optimizer: str = "adam",
+              embedding_dim: int = 8, hidden_size: int = 6):
+    """Train one tagger; returns ``(tagger, history)`` with one dict per epoch."""
+    torch.manual_seed(seed)
+    tagger = build_tagger(model, embedding_dim, hidden_size)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(tagger.parameters(), lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(tagger.parameters(), lr=lr)
+    else:
+        raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {optimizer!r}")
+    data = _encode()
+    loss, acc = evaluate(tagger, data)
+    history = [dict(epoch=0, loss=loss, accuracy=acc)]
+    for epoch in range(1, epochs + 1):
+        for x, y in data:  # one sentence per step, as in the paper and the tutorial
+            opt.zero_grad()
+            torch.nn.functional.nll_loss(tagger(x), y).backward()
+            opt.step()
+        loss, acc = evaluate(tagger, data)
+        history.append(dict(epoch=epoch, loss=loss, accuracy=acc))
+    return tagger, history
+
+
+@dataclass
+class PaperResult:
+    models: tuple
+    seeds: tuple
+    history: dict = field(default_factory=dict)  # (model, seed) -> list of epoch dicts
+    parameters: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def final(self, model):
+        return [self.history[(model, s)][-1] for s in self.seeds]
+
+    def metrics_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["epoch", "model", "seed", "loss", "accuracy"])
+        for (model, seed), hist in self.history.items():
+            for row in hist:
+                w.writerow([row["epoch"], model, seed, f"{row['loss']:.6f}", f"{row['accuracy']:.6f}"])
+        return buf.getvalue()
+
+
+def _mean_std(values):
+    m = sum(values) / len(values)
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, s
+
+
+def table_one(result: PaperResult, n_words: int = 9) -> str:
+    """Table I beside the paper's numbers, and the final accuracy and loss."""
+    lines = [
+        "| model | trainable parameters (paper) | trainable parameters (ours) | final accuracy | final loss "
+        "| seeds at 100% | seconds per seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in result.models:
+        fin = result.final(m)
+        am, asd = _mean_std([r["accuracy"] for r in fin])
+        lm, lsd = _mean_std([r["loss"] for r in fin])
+        full = sum(r["accuracy"] >= 1.0 - 1e-9 for r in fin)
+        paper = PAPER_PARAMETERS[m]
+        secs = _mean_std(result.seconds[m])[0]
+        lines.append(
+            f"| {LABELS[m]} | {paper if paper is not None else '-'} | {result.parameters[m]} | "
+            f"{am * n_words:.2f}/{n_words} ({am:.1%} +- {asd:.1%}) | {lm:.4f} +- {lsd:.4f} | "
+            f"{full}/{len(fin)} | {secs:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_fig3(result: PaperResult, path) -> None:
+    """Fig. 3: accuracy and loss against epoch, one line per model (mean, min-max band over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for m in result.models:
+        hists = [result.history[(m, s)] for s in result.seeds]
+        epochs = [r["epoch"] for r in hists[0]]
+        for ax, key in zip(axes, ("accuracy", "loss")):
+            vals = torch.tensor([[r[key] for r in h] for h in hists])
+            mean = vals.mean(0)
+            (line,) = ax.plot(epochs, mean.tolist(), label=f"{LABELS[m]} ({result.parameters[m]} params)")
+            if len(hists) > 1:
+                ax.fill_between(epochs, vals.min(0).values.tolist(), vals.max(0).values.tolist(),
+                                color=line.get_color(), alpha=0.2)
+    axes[0].set(xlabel="epoch", ylabel="training accuracy", title="Accuracy", ylim=(-0.02, 1.02))
+    axes[1].set(xlabel="epoch", ylabel="training loss (NLL)", title="Loss")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    n = len(result.seeds)
+    fig.suptitle("POS tagging, two sentences" + (f" (mean and min-max over {n} seeds)" if n > 1 else ""))
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=120)
+    plt.close(fig)
+
+
+def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 100, lr: float = 0.1,
+              optimizer: str = "adam", out_dir="results/paper", progress: bool = True) -> PaperResult:
+    """Train every model for every seed; write ``metrics.csv`` and ``fig3.png`` to ``out_dir``."""
+    for m in models:
+        if m not in MODEL_OPTIONS:
+            raise ValueError(f"models: expected names from {', '.join(MODEL_OPTIONS)}, got {m!r}")
+    if epochs < 1:
+        raise ValueError(f"epochs: expected a positive int, got {epochs}")
+    result = PaperResult(tuple(models), tuple(seeds))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(models) * len(seeds), desc="paper", unit="run")
+    for m in models:
+        result.seconds[m] = []
+        for s in seeds:
+            t0 = time.perf_counter()
+            tagger, hist = train_one(m, s, epochs=epochs, lr=lr, optimizer=optimizer)
+            result.seconds[m].append(time.perf_counter() - t0)
+            result.history[(m, s)] = hist
+            result.parameters[m] = count_parameters(tagger)
+            if bar is not None:
+                bar.set_postfix(model=m, seed=s, acc=f"{hist[-1]['accuracy']:.2f}")
+                bar.update()
+    if bar is not None:
+        bar.close()
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(out / "metrics.csv", result.metrics_csv())
+        atomic_write_text(out / "table1.md", table_one(result) + "\n")
+        plot_fig3(result, out / "fig3.png")
+    return result

@@ -1,0 +1,31 @@
+"""Recurrent layers built on the kernels: QK-LSTM, the VQC QLSTM baseline, and a tagger.
+
+Knows nothing about data sets or the CLI.
+"""
+
+from .qklstm import GATES, QKLSTM, QKLSTMCell
+from .qlstm import QLSTM, QLSTMCell
+from .rnn import RecurrentBase
+from .tagger import (
+    RECURRENT,
+    SequenceTagger,
+    count_parameters,
+    format_parameter_table,
+    make_recurrent,
+    parameter_table,
+)
+
+__all__ = [
+    "GATES",
+    "QKLSTM",
+    "QKLSTMCell",
+    "QLSTM",
+    "QLSTMCell",
+    "RecurrentBase",
+    "RECURRENT",
+    "SequenceTagger",
+    "count_parameters",
+    "format_parameter_table",
+    "make_recurrent",
+    "parameter_table",
+]

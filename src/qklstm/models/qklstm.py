@@ -1,0 +1,304 @@
+"""The QK-LSTM cell and layer (Hsu, Li and Chen, ICASSP 2025).
+
+Each gate's pre-activation is a weighted sum of quantum kernel values between
+the cell input ``v_t = [h_{t-1}; x_t]`` (projected to the qubits' features)
+and ``N`` reference vectors (method note, section 2)::
+
+    g_t = act( alpha_g k_g(v_t, X_g) + b_g ),   g in {f, i, C~, o}
+    C_t = f_t * C_{t-1} + i_t * C~_t
+    h_t = o_t * tanh(C_t)
+
+Example:
+    >>> import torch
+    >>> from qklstm import QKLSTM
+    >>> rnn = QKLSTM(4, 6, batch_first=True, n_qubits=4, n_references=4)
+    >>> out, (h, c) = rnn(torch.randn(2, 5, 4))
+    >>> out.shape, h.shape
+    (torch.Size([2, 5, 6]), torch.Size([1, 2, 6]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..kernels import FidelityKernel
+from ..quantum import FeatureMap
+from .rnn import RecurrentBase, check_cell_input
+
+__all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
+
+#: Gate order used everywhere (as in ``nn.LSTM``'s weight layout: i, f, g, o).
+GATES = ("input", "forget", "cell", "output")
+
+
+def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> FeatureMap:
+    if isinstance(spec, FeatureMap):
+        if spec.n_features != n_qubits:
+            raise ValueError(f"feature_map: has {spec.n_features} features but n_qubits={n_qubits}")
+        return spec
+    if spec == "paper":
+        return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler)
+    if spec in ("paper-trainable", "trainable"):
+        return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler, trainable=True)
+    if spec == "zz":
+        return FeatureMap.zz(n_qubits, reps=layers)
+    raise ValueError(
+        f"feature_map: expected 'paper', 'paper-trainable', 'zz' or a FeatureMap, got {spec!r}"
+    )
+
+
+class QKLSTMCell(nn.Module):
+    r"""One QK-LSTM step, shaped like ``torch.nn.LSTMCell``.
+
+    Args:
+        input_size: features of ``x_t``.
+        hidden_size: features of ``h_t`` and ``c_t``.
+        n_qubits: qubits of each gate's feature map.
+        n_references: reference vectors ``N`` per gate.
+        feature_map: ``"paper"`` (method note circuit), ``"paper-trainable"``
+            (with learned input scaling), ``"zz"``, or a ``FeatureMap``
+            instance (shared by all gates).
+        layers: encoding layers of the paper map (repetitions of the zz map).
+        entangler: ``"chain"``, ``"ring"`` or ``"none"`` for the paper map.
+        share_feature_map: one map for the four gates (their states of ``v_t``
+            are then prepared once per step); ``False`` gives every gate its own
+            map (and its own trainable circuit parameters).
+        projection: a ``Linear(hidden_size + input_size -> n_qubits)`` in front
+            of the kernels. ``None`` (default): only when the sizes differ.
+        references: ``"learned"`` (parameters) or ``"fixed"`` (buffers, saved
+            in the ``state_dict``, not trained).
+        shared_readout: one ``alpha`` and ``b`` (a ``Linear(N -> hidden)``) for
+            all gates, as in the paper preset.
+        diff_method, shots: passed to :class:`~qklstm.kernels.FidelityKernel`.
+
+    Attributes:
+        references: ``(4, N, n_qubits)``, gates in the order input, forget, cell, output.
+        alpha: ``(4, hidden_size, N)`` (or the ``readout`` Linear when shared).
+        bias: ``(4, hidden_size)``.
+
+    Shape:
+        - input: ``(B, input_size)`` or ``(input_size,)``; hx: ``(h, c)`` each ``(B, hidden_size)``.
+        - output: ``(h', c')``, each ``(B, hidden_size)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_references: int = 4,
+                 feature_map="paper", layers: int = 1, entangler: str = "chain", share_feature_map: bool = True,
+                 projection: bool | None = None, references: str = "learned", shared_readout: bool = False,
+                 diff_method: str | None = None, shots: int | None = None, seed: int | None = None):
+        super().__init__()
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("n_qubits", n_qubits), ("n_references", n_references)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        if references not in ("learned", "fixed"):
+            raise ValueError(f"references: expected 'learned' or 'fixed', got {references!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.n_qubits, self.n_references = n_qubits, n_references
+        self.references_mode, self.shared_readout = references, bool(shared_readout)
+        self.share_feature_map = bool(share_feature_map) or isinstance(feature_map, FeatureMap)
+        concat = hidden_size + input_size
+        if projection is None:
+            projection = concat != n_qubits
+        if not projection and concat != n_qubits:
+            raise ValueError(
+                f"projection: without a projection the cell input [h; x] must have n_qubits={n_qubits} "
+                f"features, but hidden_size + input_size = {concat}; set projection=True or change the sizes"
+            )
+        self.projection = nn.Linear(concat, n_qubits) if projection else None
+        kernel_kw = dict(diff_method=diff_method, shots=shots, seed=seed)
+        n_maps = 1 if self.share_feature_map else len(GATES)
+        self.kernels = nn.ModuleList(
+            FidelityKernel(_make_feature_map(feature_map, n_qubits, layers, entangler), **kernel_kw)
+            for _ in range(n_maps)
+        )
+        ref = torch.empty(len(GATES), n_references, n_qubits)
+        if references == "learned":
+            self.references = nn.Parameter(ref)
+        else:
+            self.register_buffer("references", ref)
+        if self.shared_readout:
+            self.readout = nn.Linear(n_references, hidden_size)
+            self.register_parameter("alpha", None)
+            self.register_parameter("bias", None)
+        else:
+            self.readout = None
+            self.alpha = nn.Parameter(torch.empty(len(GATES), hidden_size, n_references))
+            self.bias = nn.Parameter(torch.empty(len(GATES), hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """References uniform in [-pi/2, pi/2] (angles of the map); alpha and b like
+        ``nn.Linear`` of fan-in ``N``; the projection like ``nn.Linear``."""
+        with torch.no_grad():
+            self.references.uniform_(-math.pi / 2, math.pi / 2)
+        bound = 1 / math.sqrt(self.n_references)
+        if self.readout is not None:
+            self.readout.reset_parameters()
+        else:
+            nn.init.uniform_(self.alpha, -bound, bound)
+            nn.init.uniform_(self.bias, -bound, bound)
+        if self.projection is not None:
+            self.projection.reset_parameters()
+        for k in self.kernels:
+            if hasattr(k.feature_map, "reset_parameters"):
+                k.feature_map.reset_parameters()
+
+    # ------------------------------------------------------------------ references
+    @torch.no_grad()
+    def init_references(self, data: torch.Tensor, method: str = "subset", generator: torch.Generator | None = None):
+        """Set the reference vectors from real inputs.
+
+        ``data`` may be in the qubits' feature space ``(M, n_qubits)``, the
+        cell-input space ``(M, hidden_size + input_size)`` (projected with the
+        current projection), or the input space ``(M, input_size)`` (taken
+        with ``h = 0``). ``method``: ``"subset"`` draws ``4 N`` distinct rows
+        (``N`` per gate), ``"kmeans"`` uses ``N`` k-means centres for every gate.
+        """
+        data = torch.as_tensor(data)
+        if data.dim() != 2 or not data.is_floating_point():
+            raise ValueError(f"data: expected a float tensor (M, features), got {tuple(data.shape)} {data.dtype}")
+        data = data.to(self.references.device, self.references.dtype)
+        concat = self.hidden_size + self.input_size
+        if data.shape[1] == self.input_size and data.shape[1] not in (self.n_qubits, concat):
+            data = torch.cat([data.new_zeros(data.shape[0], self.hidden_size), data], 1)
+        if data.shape[1] == concat and self.projection is not None:
+            data = self.projection(data)
+        if data.shape[1] != self.n_qubits:
+            raise ValueError(
+                f"data: expected {self.n_qubits} (qubit features), {concat} (hidden + input) or "
+                f"{self.input_size} (input) columns, got {data.shape[1]}"
+            )
+        data = self.kernels[0].feature_map.validate(data, "data")
+        n_refs, n_gates = self.n_references, len(GATES)
+        if method == "subset":
+            need = n_gates * n_refs
+            if data.shape[0] < need:
+                idx = torch.randint(data.shape[0], (need,), generator=generator)
+            else:
+                idx = torch.randperm(data.shape[0], generator=generator)[:need]
+            self.references.copy_(data[idx.to(data.device)].reshape(n_gates, n_refs, self.n_qubits))
+        elif method == "kmeans":
+            self.references.copy_(_kmeans(data, n_refs, generator).unsqueeze(0).expand(n_gates, -1, -1))
+        else:
+            raise ValueError(f"method: expected 'subset' or 'kmeans', got {method!r}")
+        return self
+
+    # ------------------------------------------------------------------ the step
+    def prepare(self):
+        """Prepare the reference states once (they do not depend on t)."""
+        if self.share_feature_map:
+            return self.kernels[0].prepare(self.references.reshape(-1, self.n_qubits), validate=False)
+        return [k.prepare(self.references[g], validate=False) for g, k in enumerate(self.kernels)]
+
+    def kernel_values(self, v: torch.Tensor, context) -> torch.Tensor:
+        """Kernel values of the (projected) cell input against every gate's references: ``(4, B, N)``."""
+        z = self.projection(v) if self.projection is not None else v
+        if self.share_feature_map:
+            kernel = self.kernels[0]
+            k = kernel.gram(kernel.prepare(z, validate=False), context)  # (B, 4N)
+            return k.reshape(z.shape[0], len(GATES), self.n_references).transpose(0, 1)
+        return torch.stack(
+            [k.gram(k.prepare(z, validate=False), ctx) for k, ctx in zip(self.kernels, context)], 0
+        )
+
+    def preactivations(self, v: torch.Tensor, context) -> torch.Tensor:
+        """``alpha_g k_g(v, X_g) + b_g`` for the four gates: ``(4, B, hidden)``."""
+        k = self.kernel_values(v, context)
+        if self.readout is not None:
+            return self.readout(k)
+        return torch.baddbmm(self.bias.unsqueeze(1), k.to(self.alpha.dtype), self.alpha.transpose(1, 2))
+
+    def step(self, x: torch.Tensor, hx, context):
+        h, c = hx
+        pre = self.preactivations(torch.cat([h, x], -1), context)
+        i, f, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[3])
+        g = torch.tanh(pre[2])
+        c_new = f * c + i * g
+        return o * torch.tanh(c_new), c_new
+
+    def forward(self, input: torch.Tensor, hx=None):
+        x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QKLSTMCell")
+        self.kernels[0].feature_map.validate(x, "input")
+        h, c = self.step(x, hx, self.prepare())
+        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.input_size}, {self.hidden_size}, n_qubits={self.n_qubits}, n_references={self.n_references}, "
+            f"references={self.references_mode!r}, shared_readout={self.shared_readout}, "
+            f"share_feature_map={self.share_feature_map}"
+        )
+
+
+def _kmeans(data: torch.Tensor, k: int, generator=None, iters: int = 50) -> torch.Tensor:
+    """Plain Lloyd's k-means with k-means++ seeding; returns ``(k, F)`` centres."""
+    n = data.shape[0]
+    if n < k:
+        raise ValueError(f"data: k-means needs at least {k} rows, got {n}")
+    centres = [data[torch.randint(n, (1,), generator=generator).item()]]
+    for _ in range(1, k):
+        d2 = torch.cdist(data, torch.stack(centres)).min(1).values.square()
+        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1 / n)
+        centres.append(data[torch.multinomial(probs.cpu(), 1, generator=generator).item()])
+    c = torch.stack(centres)
+    for _ in range(iters):
+        assign = torch.cdist(data, c).argmin(1)
+        new = torch.stack([data[assign == j].mean(0) if (assign == j).any() else c[j] for j in range(k)])
+        if torch.allclose(new, c):
+            break
+        c = new
+    return c
+
+
+class QKLSTM(RecurrentBase):
+    r"""A multi-layer QK-LSTM with the interface of ``torch.nn.LSTM``.
+
+    Args:
+        input_size, hidden_size, num_layers, batch_first, bidirectional, dropout:
+            as in ``torch.nn.LSTM``.
+        **cell_options: the quantum options of :class:`QKLSTMCell` (``n_qubits``,
+            ``n_references``, ``feature_map``, ``layers``, ``projection``,
+            ``references``, ``shared_readout``, ``diff_method``, ``shots``...).
+
+    Shape:
+        - input: ``(T, B, input_size)`` (``(B, T, input_size)`` with ``batch_first``),
+          ``(T, input_size)``, or a ``PackedSequence``.
+        - hx: optional ``(h_0, c_0)``, each ``(num_layers * num_directions, B, hidden_size)``.
+        - output: ``(T, B, num_directions * hidden_size)`` and ``(h_n, c_n)``.
+
+    The reference states of every cell are prepared once per forward pass, not
+    once per time step.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
+                 bidirectional: bool = False, dropout: float = 0.0, **cell_options):
+        self.cell_options = dict(cell_options)
+        super().__init__(
+            input_size, hidden_size, lambda d: QKLSTMCell(d, hidden_size, **cell_options),
+            num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
+        )
+
+    @classmethod
+    def paper(cls, input_size: int, hidden_size: int, **kwargs) -> "QKLSTM":
+        """The paper preset (Table I): ``Linear(H + D -> 4 qubits)``, per-gate fidelity
+        kernels of the paper circuit against 4 fixed reference vectors, and one
+        shared readout ``Linear(4 -> H)`` as alpha and b. Trainable parameters:
+        ``(H + D) * 4 + 4 + 4 * H + H``.
+        """
+        opts = dict(n_qubits=4, n_references=4, feature_map="paper", layers=1, projection=True,
+                    references="fixed", shared_readout=True)
+        opts.update(kwargs)
+        return cls(input_size, hidden_size, **opts)
+
+    def init_references(self, data: torch.Tensor, method: str = "subset", generator=None):
+        """Set the first layer's references from real inputs (see :meth:`QKLSTMCell.init_references`)."""
+        for d in range(self.num_directions):
+            self.cells[d].init_references(data, method, generator)
+        return self
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.cell_options.items())
+        return super().extra_repr() + (", " + opts if opts else "")

@@ -1,0 +1,135 @@
+"""The VQC-based QLSTM baseline (Chen, Yoo and Fang, ICASSP 2022) on our simulator.
+
+Per step: ``z = Linear(H + D -> n_qubits)([h; x])``; each gate runs its own
+variational circuit on ``z`` and reads ``<Z>`` on every qubit; one shared
+``Linear(n_qubits -> H)`` maps the expectations to the gate's pre-activation.
+
+Circuit per gate (qubit k): ``H``, ``RY(arctan z_k)``, ``RZ(arctan z_k^2)``,
+then ``n_qlayers`` times: a trainable rotation (``RX`` by default) on every
+qubit followed by a ring of CNOTs (PennyLane's ``BasicEntanglerLayers``, the
+form the public QLSTM code uses). Unlike that code, every circuit weight is a
+registered ``nn.Parameter``: it is counted and trained.
+
+Example:
+    >>> import torch
+    >>> from qklstm.models import QLSTM
+    >>> out, (h, c) = QLSTM(8, 6, n_qubits=4)(torch.randn(5, 2, 8))
+    >>> out.shape
+    torch.Size([5, 2, 6])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..quantum import Circuit, Op
+from ..quantum.gates import basis_bits
+from .rnn import RecurrentBase, check_cell_input
+
+__all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
+
+
+def vqc_circuit(n_qubits: int, n_qlayers: int = 1, rotation: str = "RX") -> Circuit:
+    """The per-gate variational circuit; angle columns: ``2 n`` encoding angles
+    (RY, RZ per qubit), then ``n_qlayers * n`` weights."""
+    if rotation not in ("RX", "RY", "RZ"):
+        raise ValueError(f"rotation: expected 'RX', 'RY' or 'RZ', got {rotation!r}")
+    n = n_qubits
+    ops = [Op("H", (k,)) for k in range(n)]
+    for k in range(n):
+        ops += [Op("RY", (k,), 2 * k), Op("RZ", (k,), 2 * k + 1)]
+    for layer in range(n_qlayers):
+        ops += [Op(rotation, (k,), 2 * n + layer * n + k) for k in range(n)]
+        if n == 2:
+            ops.append(Op("CNOT", (0, 1)))
+        elif n > 2:
+            ops += [Op("CNOT", (k, (k + 1) % n)) for k in range(n)]
+    return Circuit(n, ops, 2 * n + n_qlayers * n)
+
+
+class QLSTMCell(nn.Module):
+    """One QLSTM step, shaped like ``torch.nn.LSTMCell``.
+
+    Args:
+        input_size, hidden_size: as in ``nn.LSTMCell``.
+        n_qubits: qubits per gate circuit.
+        n_qlayers: variational layers per gate circuit.
+        rotation: the trainable rotation of each variational layer.
+
+    Parameters: ``projection`` ``(H + D) * n + n``, ``weights`` ``4 * n_qlayers * n``,
+    ``readout`` ``n * H + H``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_qlayers: int = 1,
+                 rotation: str = "RX"):
+        super().__init__()
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("n_qubits", n_qubits), ("n_qlayers", n_qlayers)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.n_qubits, self.n_qlayers, self.rotation = n_qubits, n_qlayers, rotation
+        self.circuit = vqc_circuit(n_qubits, n_qlayers, rotation)
+        self.projection = nn.Linear(hidden_size + input_size, n_qubits)
+        self.weights = nn.Parameter(torch.empty(4, n_qlayers, n_qubits))
+        self.readout = nn.Linear(n_qubits, hidden_size)
+        # <Z_k> = sum_i |psi_i|^2 (1 - 2 bit_k(i)): a real (2**n, n) matrix
+        self.register_buffer("z_signs", (1.0 - 2.0 * basis_bits(n_qubits).T.float()), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.uniform_(self.weights, 0, 2 * math.pi)
+        self.projection.reset_parameters()
+        self.readout.reset_parameters()
+
+    def prepare(self):
+        return None
+
+    def expectations(self, z: torch.Tensor) -> torch.Tensor:
+        """``<Z_k>`` of the four gate circuits for projected inputs ``z`` (B, n): ``(4, B, n)``."""
+        b, n = z.shape
+        enc = torch.stack([torch.atan(z), torch.atan(z * z)], -1).reshape(b, 2 * n)
+        w = self.weights.reshape(4, 1, -1).to(enc.dtype).expand(4, b, -1)
+        angles = torch.cat([enc.unsqueeze(0).expand(4, b, -1), w], -1).reshape(4 * b, -1)
+        state = self.circuit.run(angles)
+        probs = state.real.square() + state.imag.square()
+        return (probs @ self.z_signs.to(probs.dtype)).reshape(4, b, n)
+
+    def step(self, x, hx, context=None):
+        h, c = hx
+        pre = self.readout(self.expectations(self.projection(torch.cat([h, x], -1))))
+        i, f, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[3])
+        g = torch.tanh(pre[2])
+        c_new = f * c + i * g
+        return o * torch.tanh(c_new), c_new
+
+    def forward(self, input, hx=None):
+        x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QLSTMCell")
+        h, c = self.step(x, hx)
+        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, n_qubits={self.n_qubits}, "
+                f"n_qlayers={self.n_qlayers}, rotation={self.rotation!r}")
+
+
+class QLSTM(RecurrentBase):
+    """A multi-layer VQC-based QLSTM with the interface of ``torch.nn.LSTM``.
+
+    ``**cell_options`` go to :class:`QLSTMCell` (``n_qubits``, ``n_qlayers``, ``rotation``).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
+                 bidirectional: bool = False, dropout: float = 0.0, **cell_options):
+        self.cell_options = dict(cell_options)
+        super().__init__(
+            input_size, hidden_size, lambda d: QLSTMCell(d, hidden_size, **cell_options),
+            num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
+        )
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.cell_options.items())
+        return super().extra_repr() + (", " + opts if opts else "")

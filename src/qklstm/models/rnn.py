@@ -1,0 +1,178 @@
+"""What every LSTM-shaped layer here shares: layout, packing, stacking, directions.
+
+:class:`RecurrentBase` turns a *cell* (anything with ``prepare()`` and
+``step(x_t, (h, c), context)``) into a layer with the interface of
+``torch.nn.LSTM``: ``(T, B, D)`` / ``(B, T, D)`` / unbatched ``(T, D)`` /
+``PackedSequence`` input, optional ``(h_0, c_0)``, ``num_layers``,
+``bidirectional`` and ``dropout``. Variable lengths are masked step by step,
+so padding never reaches the state of a shorter sequence, and padded outputs
+are zeros, as in ``nn.LSTM``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["RecurrentBase", "check_cell_input"]
+
+
+def check_cell_input(x, hx, input_size: int, hidden_size: int, name: str):
+    """Validate an ``nn.LSTMCell``-style call; returns batched ``x``, ``(h, c)`` and whether it was unbatched."""
+    if not isinstance(x, torch.Tensor) or x.dim() not in (1, 2) or x.shape[-1] != input_size:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"input: {name} expects (batch, {input_size}) or ({input_size},), got {shape}")
+    unbatched = x.dim() == 1
+    if unbatched:
+        x = x.unsqueeze(0)
+    if not x.is_floating_point():
+        raise ValueError(f"input: expected a floating-point tensor, got {x.dtype}")
+    if hx is None:
+        z = x.new_zeros(x.shape[0], hidden_size)
+        return x, (z, z), unbatched
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise ValueError("hx: expected a tuple (h, c)")
+    h, c = hx
+    if unbatched:
+        h, c = h.unsqueeze(0), c.unsqueeze(0)
+    want = (x.shape[0], hidden_size)
+    for arg, t in (("hx[0]", h), ("hx[1]", c)):
+        if tuple(t.shape) != want:
+            raise ValueError(f"{arg}: expected shape {want}, got {tuple(t.shape)}")
+    return x, (h, c), unbatched
+
+
+class RecurrentBase(nn.Module):
+    """Stack of cells shaped like ``torch.nn.LSTM``.
+
+    Subclasses call ``super().__init__(...)`` with a ``make_cell(input_size)``
+    callable; one cell is built per layer and direction.
+
+    Shape:
+        - input: ``(T, B, input_size)``, ``(B, T, input_size)`` with
+          ``batch_first``, ``(T, input_size)`` unbatched, or a ``PackedSequence``.
+        - hx: optional ``(h_0, c_0)``, each ``(num_layers * num_directions, B, hidden_size)``.
+        - output: ``(T, B, num_directions * hidden_size)`` (same layout as the input),
+          and ``(h_n, c_n)`` shaped like ``hx``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, make_cell, num_layers: int = 1,
+                 batch_first: bool = False, bidirectional: bool = False, dropout: float = 0.0):
+        super().__init__()
+        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        if not 0.0 <= float(dropout) <= 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.batch_first, self.bidirectional, self.dropout = bool(batch_first), bool(bidirectional), float(dropout)
+        self.num_directions = 2 if bidirectional else 1
+        cells = []
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else hidden_size * self.num_directions
+            cells += [make_cell(layer_in) for _ in range(self.num_directions)]
+        self.cells = nn.ModuleList(cells)
+
+    # ------------------------------------------------------------------ input handling
+    def _unpack(self, input):
+        if isinstance(input, PackedSequence):
+            if input.data.dim() != 2 or input.data.shape[-1] != self.input_size:
+                raise ValueError(f"input: packed data must have {self.input_size} features, got {tuple(input.data.shape)}")
+            if not bool(torch.isfinite(input.data).all()):
+                raise ValueError("input: holds NaN or inf values; features must be finite")
+            padded, lengths = pad_packed_sequence(input, batch_first=False)
+            return padded, lengths.to(padded.device), False
+        if not isinstance(input, torch.Tensor):
+            raise ValueError(f"input: expected a tensor or PackedSequence, got {type(input).__name__}")
+        if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
+            lay = "(B, T, D)" if self.batch_first else "(T, B, D)"
+            raise ValueError(
+                f"input: expected {lay} or (T, D) with D = input_size = {self.input_size}, got {tuple(input.shape)}"
+            )
+        if not input.is_floating_point():
+            raise ValueError(f"input: expected a floating-point tensor, got {input.dtype}")
+        if input.numel() and not bool(torch.isfinite(input).all()):
+            raise ValueError("input: holds NaN or inf values; features must be finite")
+        if input.dim() == 2:
+            return input.unsqueeze(1), None, True
+        return (input.transpose(0, 1) if self.batch_first else input), None, False
+
+    def _initial_state(self, hx, batch, ref, unbatched):
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if hx is None:
+            z = ref.new_zeros(shape)
+            return z, z
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise ValueError("hx: expected a tuple (h_0, c_0)")
+        h0, c0 = hx
+        if unbatched:
+            h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+        for arg, t in (("hx[0]", h0), ("hx[1]", c0)):
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{arg}: expected shape {shape} (num_layers * num_directions, batch, hidden_size), "
+                                 f"got {tuple(t.shape)}")
+        return h0, c0
+
+    # ------------------------------------------------------------------ recurrence
+    def _run_direction(self, cell, x, lengths, h, c, reverse):
+        """Run one cell over ``x`` (T, B, D); masked steps keep the state and output zeros."""
+        T = x.shape[0]
+        context = cell.prepare()
+        steps = range(T - 1, -1, -1) if reverse else range(T)
+        outputs = [None] * T
+        for t in steps:
+            h_new, c_new = cell.step(x[t], (h, c), context)
+            if lengths is None:
+                h, c = h_new, c_new
+                outputs[t] = h_new
+            else:
+                m = (t < lengths).unsqueeze(-1)
+                h = torch.where(m, h_new, h)
+                c = torch.where(m, c_new, c)
+                outputs[t] = torch.where(m, h_new, torch.zeros_like(h_new))
+        return torch.stack(outputs, 0), h, c
+
+    def forward(self, input, hx=None):
+        packed_in = input if isinstance(input, PackedSequence) else None
+        x, lengths, unbatched = self._unpack(input)
+        T, B = x.shape[0], x.shape[1]
+        h0, c0 = self._initial_state(hx, B, x, unbatched)
+        hs, cs = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                idx = layer * self.num_directions + d
+                out, h, c = self._run_direction(self.cells[idx], layer_input, lengths, h0[idx], c0[idx], d == 1)
+                outs.append(out)
+                hs.append(h)
+                cs.append(c)
+            layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = nn.functional.dropout(layer_input, self.dropout, True)
+        output = layer_input
+        h_n, c_n = torch.stack(hs, 0), torch.stack(cs, 0)
+        if packed_in is not None:
+            order = packed_in.sorted_indices
+            out_sorted = output if order is None else output.index_select(1, order)
+            len_sorted = lengths if order is None else lengths.index_select(0, order.to(lengths.device))
+            data = pack_padded_sequence(out_sorted, len_sorted.cpu(), enforce_sorted=True).data
+            output = PackedSequence(data, packed_in.batch_sizes, packed_in.sorted_indices, packed_in.unsorted_indices)
+        elif unbatched:
+            output, h_n, c_n = output.squeeze(1), h_n.squeeze(1), c_n.squeeze(1)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (h_n, c_n)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s

@@ -1,0 +1,130 @@
+"""A sequence tagger (embedding -> recurrent layer -> Linear -> log-softmax) and
+parameter counting.
+
+Example:
+    >>> import torch
+    >>> from qklstm.models import SequenceTagger, count_parameters
+    >>> tagger = SequenceTagger(9, 3, embedding_dim=8, hidden_size=6, recurrent="lstm")
+    >>> count_parameters(tagger)
+    477
+    >>> tagger(torch.tensor([[1, 2, 3]])).shape
+    torch.Size([1, 3, 3])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .qklstm import QKLSTM
+from .qlstm import QLSTM
+
+__all__ = ["RECURRENT", "make_recurrent", "SequenceTagger", "count_parameters", "parameter_table",
+           "format_parameter_table"]
+
+#: names accepted by ``recurrent=``
+RECURRENT = ("qklstm", "lstm", "qlstm")
+
+
+def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first: bool = True,
+                   num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, **options) -> nn.Module:
+    """Build a recurrent layer by name: ``"qklstm"`` (``preset="paper"`` for the paper
+    preset), ``"lstm"`` (``torch.nn.LSTM``) or ``"qlstm"``; ``options`` go to the cells."""
+    common = dict(num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout)
+    if kind == "qklstm":
+        preset = options.pop("preset", None)
+        if preset == "paper":
+            return QKLSTM.paper(input_size, hidden_size, **common, **options)
+        if preset is not None:
+            raise ValueError(f"preset: expected 'paper' or None, got {preset!r}")
+        return QKLSTM(input_size, hidden_size, **common, **options)
+    if kind == "lstm":
+        if options:
+            raise ValueError(f"options: the classical LSTM takes no quantum options, got {sorted(options)}")
+        return nn.LSTM(input_size, hidden_size, **common)
+    if kind == "qlstm":
+        return QLSTM(input_size, hidden_size, **common, **options)
+    raise ValueError(f"recurrent: expected one of {', '.join(RECURRENT)}, got {kind!r}")
+
+
+class SequenceTagger(nn.Module):
+    """Tags every token: ``Embedding -> recurrent -> Linear -> log_softmax``.
+
+    Args:
+        vocab_size, n_tags: sizes of the token and tag vocabularies.
+        embedding_dim, hidden_size: as in the paper (8 and 6 by default).
+        recurrent: ``"qklstm"``, ``"lstm"`` or ``"qlstm"``.
+        padding_idx: token id of padding (its embedding stays zero), or ``None``.
+        **options: ``num_layers``, ``bidirectional``, ``dropout`` and the cell's
+            quantum options (``preset="paper"`` for the QK-LSTM paper preset).
+
+    Shape:
+        - tokens: ``(B, T)`` long (or ``(T,)``); lengths: optional ``(B,)``.
+        - output: ``(B, T, n_tags)`` log-probabilities (``(T, n_tags)`` for 1-D input).
+    """
+
+    def __init__(self, vocab_size: int, n_tags: int, *, embedding_dim: int = 8, hidden_size: int = 6,
+                 recurrent: str = "qklstm", padding_idx: int | None = None, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, **options):
+        super().__init__()
+        self.recurrent_kind = recurrent
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        self.rnn = make_recurrent(recurrent, embedding_dim, hidden_size, batch_first=True, num_layers=num_layers,
+                                  bidirectional=bidirectional, dropout=dropout, **options)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_tags)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.long, torch.int):
+            raise ValueError("tokens: expected a LongTensor of token ids, shape (B, T) or (T,)")
+        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.embedding.num_embeddings):
+            raise ValueError(f"tokens: ids must lie in [0, {self.embedding.num_embeddings}); "
+                             "map unknown tokens to the vocabulary's <unk> id")
+        single = tokens.dim() == 1
+        if single:
+            tokens = tokens.unsqueeze(0)
+        emb = self.embedding(tokens)
+        if lengths is None:
+            out, _ = self.rnn(emb)
+        else:
+            lengths = torch.as_tensor(lengths).cpu()
+            if lengths.shape != (tokens.shape[0],) or lengths.min() < 1 or lengths.max() > tokens.shape[1]:
+                raise ValueError(f"lengths: expected ({tokens.shape[0]},) values in [1, {tokens.shape[1]}]")
+            packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.rnn(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
+        logp = torch.log_softmax(self.head(out), -1)
+        return logp.squeeze(0) if single else logp
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters; buffers such as fixed references do not count."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def parameter_table(model: nn.Module, depth: int = 2) -> list[tuple[str, int]]:
+    """Trainable parameters per sub-module, down to ``depth`` levels; rows ``(name, count)``."""
+    rows = []
+
+    def walk(mod, prefix, level):
+        for name, child in mod.named_children():
+            path = f"{prefix}.{name}" if prefix else name
+            n = count_parameters(child)
+            if n == 0:
+                continue
+            rows.append((path, n))
+            if level < depth:
+                walk(child, path, level + 1)
+        if prefix:
+            own = sum(p.numel() for p in mod.parameters(recurse=False) if p.requires_grad)
+            if own and any(True for _ in mod.children()):
+                rows.append((f"{prefix} (own)", own))
+
+    walk(model, "", 1)
+    return rows
+
+
+def format_parameter_table(model: nn.Module, depth: int = 2) -> str:
+    rows = parameter_table(model, depth) + [("total", count_parameters(model))]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {n:>8,d}" for name, n in rows)
