@@ -256,7 +256,7 @@ class FidelityKernel(nn.Module):
             >>> from qklstm import FeatureMap, FidelityKernel
             >>> K = FidelityKernel(FeatureMap.zz(2)).gram_numpy(np.zeros((3, 2)))
             >>> K.shape, K.dtype
-            ((3, 2), dtype('float64'))
+            ((3, 3), dtype('float64'))
         """
         dev = self.feature_map._dtype_anchor.device
         X = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=dev)

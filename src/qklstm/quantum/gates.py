@@ -21,7 +21,7 @@ Example:
     >>> from qklstm.quantum import gates
     >>> s = gates.zero_state(2, 1, dtype=torch.complex128)
     >>> s = gates.ry(s, torch.tensor([0.0, torch.pi]), wire=0)
-    >>> s.abs().pow(2)
+    >>> s.abs().pow(2).round(decimals=6)
     tensor([[1., 0.],
             [0., 1.]], dtype=torch.float64)
 """
