@@ -206,9 +206,9 @@ class FidelityKernel(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x2, x1d = self._as_2d(x, "x")
+        if not self.use_product_form:  # before simulating: the check must prevent the allocation
+            check_state_memory(x2.shape[0], self.n_qubits, complex_dtype_for(x2.dtype), x2.device, argument="x")
         px = self.prepare(x2, validate=False)
-        if not self.use_product_form:
-            check_state_memory(x2.shape[0], self.n_qubits, px.rep.dtype, x2.device, argument="x")
         if y is None:
             py, y1d = px, x1d
         else:
