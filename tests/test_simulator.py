@@ -1,0 +1,232 @@
+"""The batched state-vector simulator (qklstm.quantum.gates, qklstm.quantum.circuit)
+against an independent dense-matrix numpy simulation (tests/qsim_reference.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import qsim_reference as ref
+from qklstm.quantum import gates
+from qklstm.quantum.circuit import Circuit, Op
+
+ATOL = 1e-10  # complex128 everywhere unless stated
+
+
+def random_states(rng, batch, n):
+    s = rng.normal(size=(batch, 2**n)) + 1j * rng.normal(size=(batch, 2**n))
+    return s / np.linalg.norm(s, axis=1, keepdims=True)
+
+
+def apply_one(u, states):
+    """Every row of ``states`` times the matrix ``u`` (einsum: no BLAS thread start-up)."""
+    return np.einsum("ij,bj->bi", u, states)
+
+
+def apply_dense(mats, states):
+    """Row b of the result is mats[b] @ states[b]."""
+    return np.einsum("bij,bj->bi", mats, states)
+
+
+# ---------------------------------------------------------------------------- gates
+ONE_QUBIT_FIXED = [("H", gates.h), ("X", gates.x)]
+ONE_QUBIT_PARAM = [("RX", gates.rx), ("RY", gates.ry), ("RZ", gates.rz), ("P", gates.phase)]
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+@pytest.mark.parametrize("name,fn", ONE_QUBIT_FIXED, ids=[g for g, _ in ONE_QUBIT_FIXED])
+def test_fixed_one_qubit_gates_match_dense(n, name, fn):
+    rng = np.random.default_rng(n)
+    s = random_states(rng, 5, n)
+    for wire in range(n):
+        got = fn(torch.tensor(s), wire).numpy()
+        want = apply_one(ref.gate_full(name, (wire,), n), s)
+        np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+@pytest.mark.parametrize("name,fn", ONE_QUBIT_PARAM, ids=[g for g, _ in ONE_QUBIT_PARAM])
+def test_parametric_one_qubit_gates_per_sample_angles(n, name, fn):
+    rng = np.random.default_rng(10 + n)
+    batch = 6
+    s = random_states(rng, batch, n)
+    theta = rng.uniform(-2 * np.pi, 2 * np.pi, size=batch)
+    for wire in range(n):
+        got = fn(torch.tensor(s), torch.tensor(theta), wire).numpy()
+        mats = np.stack([ref.gate_full(name, (wire,), n, t) for t in theta])
+        np.testing.assert_allclose(got, apply_dense(mats, s), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("name,fn", ONE_QUBIT_PARAM, ids=[g for g, _ in ONE_QUBIT_PARAM])
+def test_parametric_gates_scalar_angle_is_shared_by_the_batch(name, fn):
+    rng = np.random.default_rng(3)
+    s = random_states(rng, 4, 2)
+    got = fn(torch.tensor(s), 0.7, 1).numpy()
+    np.testing.assert_allclose(got, apply_one(ref.gate_full(name, (1,), 2, 0.7), s), atol=ATOL, rtol=0)
+    got0d = fn(torch.tensor(s), torch.tensor(0.7, dtype=torch.float64), 1).numpy()
+    np.testing.assert_allclose(got0d, got, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_two_qubit_gates_match_dense_on_every_wire_pair(n):
+    rng = np.random.default_rng(20 + n)
+    batch = 5
+    s = random_states(rng, batch, n)
+    st = torch.tensor(s)
+    for a, b in itertools.permutations(range(n), 2):
+        np.testing.assert_allclose(
+            gates.cnot(st, a, b).numpy(), apply_one(ref.cnot_full(a, b, n), s), atol=ATOL, rtol=0
+        )
+        np.testing.assert_allclose(
+            gates.cz(st, a, b).numpy(), apply_one(ref.cz_full(a, b, n), s), atol=ATOL, rtol=0
+        )
+        theta = rng.uniform(-2 * np.pi, 2 * np.pi, size=batch)
+        mats = np.stack([ref.rzz_full(t, a, b, n) for t in theta])
+        np.testing.assert_allclose(
+            gates.rzz(st, torch.tensor(theta), a, b).numpy(), apply_dense(mats, s), atol=ATOL, rtol=0
+        )
+
+
+def test_qubit_zero_is_the_most_significant_bit():
+    s = gates.x(gates.zero_state(1, 3, dtype=torch.complex128), 0)
+    assert s[0, 0b100].real == 1.0
+    s = gates.x(gates.zero_state(1, 3, dtype=torch.complex128), 2)
+    assert s[0, 0b001].real == 1.0
+
+
+def test_gates_keep_complex64_for_complex64_states():
+    rng = np.random.default_rng(4)
+    s = random_states(rng, 3, 2)
+    theta = rng.uniform(-3, 3, size=3)
+    st = torch.tensor(s, dtype=torch.complex64)
+    for name, fn in ONE_QUBIT_PARAM:
+        out = fn(st, torch.tensor(theta, dtype=torch.float32), 0)
+        assert out.dtype == torch.complex64
+        mats = np.stack([ref.gate_full(name, (0,), 2, t) for t in theta])
+        np.testing.assert_allclose(out.numpy(), apply_dense(mats, s), atol=1e-5, rtol=0)
+    assert gates.rzz(st, torch.tensor(theta, dtype=torch.float32), 0, 1).dtype == torch.complex64
+    assert gates.cnot(st, 0, 1).dtype == torch.complex64
+
+
+@pytest.mark.parametrize("name,fn", ONE_QUBIT_PARAM + [("RZZ", None)], ids=["RX", "RY", "RZ", "P", "RZZ"])
+def test_gate_gradients_gradcheck(name, fn):
+    rng = np.random.default_rng(5)
+    s = torch.tensor(random_states(rng, 2, 2), requires_grad=True)
+    theta = torch.tensor(rng.uniform(-3, 3, size=2), requires_grad=True)
+    if fn is None:
+        f = lambda st, th: gates.rzz(st, th, 0, 1)
+    else:
+        f = lambda st, th: fn(st, th, 1)
+    assert torch.autograd.gradcheck(f, (s, theta))
+
+
+def test_gate_argument_errors():
+    s = gates.zero_state(1, 2, dtype=torch.complex128)
+    with pytest.raises(ValueError, match="control, target"):
+        gates.cnot(s, 1, 1)
+    with pytest.raises(ValueError, match="a, b"):
+        gates.cz(s, 0, 0)
+    with pytest.raises(ValueError, match="a, b"):
+        gates.rzz(s, 0.1, 1, 1)
+    with pytest.raises(ValueError, match="wire"):
+        gates.h(s, 2)
+    with pytest.raises(ValueError, match="state"):
+        gates.h(torch.zeros(1, 3, dtype=torch.complex128), 0)
+    with pytest.raises(ValueError, match="name"):
+        gates.matrix_1q("T", torch.zeros(1), dtype=torch.complex128)
+
+
+# ---------------------------------------------------------------------------- circuits
+GATE_ARITY = {"H": 1, "X": 1, "RX": 1, "RY": 1, "RZ": 1, "P": 1, "CNOT": 2, "CZ": 2, "RZZ": 2}
+PARAMETRIC = {"RX", "RY", "RZ", "P", "RZZ"}
+
+
+def random_template(rng, n, length):
+    """Random ops with bursts of CNOTs and CZ/RZZ (so fused/merged stages get exercised)."""
+    names = [g for g in GATE_ARITY if n >= GATE_ARITY[g]]
+    ops, col = [], 0
+    while len(ops) < length:
+        name = names[rng.integers(len(names))]
+        burst = int(rng.integers(1, 4)) if GATE_ARITY[name] == 2 else 1
+        for _ in range(burst):
+            wires = tuple(int(w) for w in rng.choice(n, size=GATE_ARITY[name], replace=False))
+            if name in PARAMETRIC:
+                ops.append(Op(name, wires, col, float(rng.choice([1.0, -1.0]))))
+                col += 1
+            else:
+                ops.append(Op(name, wires))
+    return ops, col
+
+
+def dense_unitary(ops, angles_row, n):
+    u = np.eye(2**n, dtype=np.complex128)
+    for op in ops:
+        t = None if op.param is None else op.sign * angles_row[op.param]
+        u = np.einsum("ij,jk->ik", ref.gate_full(op.name, op.wires, n, t), u)
+    return u
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_circuits_match_dense(seed):
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(1, 6))
+    ops, n_params = random_template(rng, n, int(rng.integers(1, 25)))
+    circuit = Circuit(n, ops, n_params)
+    batch = 3
+    angles = rng.uniform(-2 * np.pi, 2 * np.pi, size=(batch, n_params))
+    got = circuit.run(torch.tensor(angles)).numpy()
+    assert got.dtype == np.complex128
+    s0 = random_states(rng, batch, n)
+    got_apply = circuit.apply(torch.tensor(s0), torch.tensor(angles)).numpy()
+    for b in range(batch):
+        u = dense_unitary(ops, angles[b], n)
+        np.testing.assert_allclose(got[b], u[:, 0], atol=ATOL, rtol=0)
+        np.testing.assert_allclose(got_apply[b], ref.matvec(u, s0[b]), atol=ATOL, rtol=0)
+        # the inverse template is the adjoint
+        inv = circuit.inverse()
+        got_inv = inv.apply(torch.tensor(s0[b : b + 1]), torch.tensor(angles[b : b + 1])).numpy()[0]
+        np.testing.assert_allclose(got_inv, ref.matvec(u.conj().T, s0[b]), atol=ATOL, rtol=0)
+
+
+def test_bell_state_and_float32_angles_give_complex64():
+    bell = Circuit(2, [Op("H", (0,)), Op("CNOT", (0, 1))])
+    s = bell.run(torch.zeros(1, 0, dtype=torch.float64))
+    np.testing.assert_allclose(s.numpy()[0], np.array([1, 0, 0, 1]) / np.sqrt(2), atol=ATOL)
+    c = Circuit(2, [Op("RY", (0,), 0), Op("CNOT", (0, 1)), Op("RZZ", (0, 1), 1)])
+    assert c.run(torch.zeros(2, 2, dtype=torch.float32)).dtype == torch.complex64
+    assert c.run(torch.zeros(2, 2, dtype=torch.float64)).dtype == torch.complex128
+
+
+def test_product_form_flag_follows_the_position_of_data_gates():
+    before = Circuit(2, [Op("H", (0,)), Op("RY", (0,), 0), Op("RZ", (1,), 1), Op("CNOT", (0, 1))])
+    after = Circuit(2, [Op("H", (0,)), Op("CNOT", (0, 1)), Op("RY", (1,), 0)])
+    assert before.product_form is True
+    assert after.product_form is False
+
+
+@pytest.mark.parametrize(
+    "ops,n_params,match",
+    [
+        ([Op("T", (0,))], None, "unknown gate"),
+        ([Op("CNOT", (0,))], None, "distinct wires"),
+        ([Op("CNOT", (1, 1))], None, "distinct wires"),
+        ([Op("H", (2,))], None, "out of range"),
+        ([Op("RX", (0,))], None, "needs param"),
+        ([Op("H", (0,), 0)], 1, "takes no param"),
+        ([Op("RX", (0,), 3)], 2, "param 3 out of range"),
+    ],
+)
+def test_circuit_rejects_bad_templates(ops, n_params, match):
+    with pytest.raises(ValueError, match=f"ops: .*{match}"):
+        Circuit(2, ops, n_params)
+
+
+def test_circuit_rejects_bad_angle_shapes():
+    c = Circuit(2, [Op("RX", (0,), 0), Op("RY", (1,), 1)])
+    with pytest.raises(ValueError, match=r"angles: expected shape \(batch, 2\)"):
+        c.run(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="angles"):
+        c.run(torch.zeros(2))
