@@ -24,7 +24,13 @@ from ..quantum.circuit import Circuit
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
-from .functional import overlap_gram, product_overlap_gram, sample_probabilities
+from .functional import (
+    depolarize,
+    mitigate_depolarizing,
+    overlap_gram,
+    product_overlap_gram,
+    sample_probabilities,
+)
 
 __all__ = ["FidelityKernel", "Prepared"]
 
@@ -102,6 +108,46 @@ class _ParameterShiftGram(torch.autograd.Function):
         return gx, gy, None, None, None
 
 
+class _NoisyEvaluator(_Evaluator):
+    """Native simulation under the global depolarizing approximation
+    ``(1 - p) k + p / 2**n``, then shots, then (optionally) its inversion."""
+
+    def __init__(self, circuit, product, shots, generator, p: float, mitigate_p: float | None):
+        super().__init__(circuit, product, shots, generator)
+        self.p, self.mitigate_p = p, mitigate_p
+
+    def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
+        n = self.circuit.n_qubits
+        k = product_overlap_gram(rep_x, rep_y) if self.product else overlap_gram(rep_x, rep_y)
+        k = depolarize(k, self.p, n)
+        if self.shots is not None:
+            k = sample_probabilities(k, self.shots, self.generator)
+        if self.mitigate_p is not None:
+            k = mitigate_depolarizing(k, self.mitigate_p, n)
+        return k
+
+
+class _BackendEvaluator(_Evaluator):
+    """An external backend (:mod:`qklstm.backends`): the representation of a batch
+    is its detached angles, and every Gram matrix (shifted ones included) is
+    one call of ``backend.gram``."""
+
+    def __init__(self, circuit, backend, mitigate_p: float | None):
+        super().__init__(circuit, False, backend.shots, None)
+        self.backend, self.mitigate_p = backend, mitigate_p
+
+    def rep(self, angles: torch.Tensor) -> torch.Tensor:
+        return angles.detach()
+
+    def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
+        ax = rep_x.detach().cpu().double().numpy()
+        ay = ax if rep_y is rep_x else rep_y.detach().cpu().double().numpy()
+        k = torch.as_tensor(self.backend.gram(self.circuit, ax, ay), dtype=rep_x.dtype, device=rep_x.device)
+        if self.mitigate_p is not None:
+            k = mitigate_depolarizing(k, self.mitigate_p, self.circuit.n_qubits)
+        return k
+
+
 class FidelityKernel(nn.Module):
     r"""Fidelity kernel of a feature map: ``k(x, y) = |<phi(y)|phi(x)>|^2``.
 
@@ -121,6 +167,27 @@ class FidelityKernel(nn.Module):
             global generator).
         product_form: ``"auto"`` (use the closed form when it applies), or
             ``False`` to always simulate full states.
+        backend: where the circuits run: ``"native"`` (this simulator),
+            ``"pennylane:<device name>"``, ``"qiskit:statevector"``,
+            ``"qiskit:aer"``, a :class:`qklstm.backends.KernelBackend`, or a
+            Qiskit ``BaseSamplerV2`` instance (hardware; needs ``shots``).
+            External backends differentiate by parameter shift on the backend.
+            See :mod:`qklstm.backends` and :meth:`set_backend`.
+        noise: ``None``; a probability ``p``: the native global depolarizing
+            model ``(1 - p) k + p / 2**n``; or a
+            :class:`qklstm.backends.NoiseModel` (gate depolarizing + readout),
+            simulated gate by gate on ``"qiskit:aer"`` and
+            ``"pennylane:default.mixed"``, and through its global depolarizing
+            approximation on the native simulator.
+        mitigate: ``True`` inverts the global depolarizing model of ``noise``
+            (``(k - p / 2**n) / (1 - p)``, clipped to ``[0, 1]``); a float gives
+            the ``p`` to invert directly (e.g. a hardware estimate).
+
+    Example:
+        >>> noisy = FidelityKernel(FeatureMap.zz(2), noise=0.1)
+        >>> x = torch.zeros(1, 2)
+        >>> round(float(noisy(x, x)), 4)   # (1 - 0.1) * 1 + 0.1 / 4
+        0.925
 
     Shape:
         - ``x``: ``(B, F)`` or ``(F,)``; ``y``: ``(N, F)`` or ``(F,)`` (default: ``x``).
@@ -128,30 +195,91 @@ class FidelityKernel(nn.Module):
     """
 
     def __init__(self, feature_map: FeatureMap, *, diff_method: str | None = None,
-                 shots: int | None = None, seed: int | None = None, product_form="auto"):
+                 shots: int | None = None, seed: int | None = None, product_form="auto",
+                 backend="native", noise=None, mitigate=False):
         super().__init__()
         if not isinstance(feature_map, FeatureMap):
             raise ValueError(f"feature_map: expected a qklstm FeatureMap, got {type(feature_map).__name__}")
+        self.feature_map = feature_map
+        self._configure(diff_method, shots, seed, product_form, backend, noise, mitigate)
+
+    def _configure(self, diff_method, shots, seed, product_form, backend, noise, mitigate) -> None:
+        feature_map = self.feature_map
+        native = isinstance(backend, str) and backend == "native"
         if shots is not None and (not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1):
             raise ValueError(f"shots: expected a positive int or None, got {shots!r}")
         if diff_method is None:
-            diff_method = "parameter-shift" if shots is not None else "backprop"
+            diff_method = "parameter-shift" if shots is not None or not native else "backprop"
         if diff_method not in ("backprop", "parameter-shift"):
             raise ValueError(f"diff_method: expected 'backprop' or 'parameter-shift', got {diff_method!r}")
         if diff_method == "backprop" and shots is not None:
             raise ValueError("diff_method: sampled kernels cannot be back-propagated; use 'parameter-shift' with shots")
+        if diff_method == "backprop" and not native:
+            raise ValueError(
+                "diff_method: an external backend cannot be back-propagated through; use 'parameter-shift'"
+            )
         if product_form not in ("auto", False):
             raise ValueError(f"product_form: expected 'auto' or False, got {product_form!r}")
         if diff_method == "parameter-shift":
             cols = [op.param for op in feature_map.circuit.ops if op.param is not None]
             if len(cols) != len(set(cols)):
                 raise ValueError("feature_map: parameter-shift needs one angle column per gate occurrence")
-        self.feature_map = feature_map
+        noise, noise_p, mitigate_p = self._check_noise(noise, mitigate, native)
+        shots = None if shots is None else int(shots)
+        if native:
+            ext = None
+        else:
+            from ..backends.api import resolve_backend
+
+            ext = resolve_backend(backend, shots=shots, seed=seed, noise=noise)
+        # everything checked: now change the kernel
         self.diff_method = diff_method
-        self.shots = None if shots is None else int(shots)
+        self.shots = shots
         self.seed = seed
-        self.use_product_form = product_form == "auto" and feature_map.product_form
+        self._product_form_option = product_form
+        self.use_product_form = product_form == "auto" and feature_map.product_form and native
         self._generators: dict[str, torch.Generator] = {}
+        self.backend = ext
+        self.noise, self._noise_p, self._mitigate_p = noise, noise_p, mitigate_p
+
+    def _check_noise(self, noise, mitigate, native: bool):
+        """``(noise, p applied natively or None, p to invert or None)``."""
+        from ..backends.noise import NoiseModel, check_probability
+
+        if noise is not None and not isinstance(noise, NoiseModel):
+            noise = check_probability(noise, "noise", below_one=True)
+            if not native:
+                raise ValueError(
+                    "noise: a bare probability is the native global depolarizing model; external backends "
+                    "take qklstm.backends.NoiseModel(p1=..., p2=..., readout=...)"
+                )
+        global_p = noise.global_depolarizing(self.feature_map.circuit) if isinstance(noise, NoiseModel) else noise
+        noise_p = global_p if native and global_p else None
+        if mitigate is None or mitigate is False:
+            mitigate_p = None
+        elif mitigate is True:
+            if global_p is None:
+                raise ValueError(
+                    "mitigate: True inverts the noise model, but noise is None; pass noise=..., "
+                    "or the depolarizing probability to invert, e.g. mitigate=0.05"
+                )
+            mitigate_p = check_probability(global_p, "mitigate", below_one=True)
+        else:
+            mitigate_p = check_probability(mitigate, "mitigate", below_one=True)
+        return noise, noise_p, mitigate_p
+
+    def set_backend(self, backend="native", *, shots: int | None = None, seed: int | None = None,
+                    noise=None, mitigate=False, diff_method: str | None = None) -> FidelityKernel:
+        """Move this kernel to another backend (same arguments as the constructor).
+
+        Example:
+            >>> kernel = FidelityKernel(FeatureMap.zz(2))
+            >>> _ = kernel.set_backend("qiskit:aer", shots=8192)    # doctest: +SKIP
+            >>> kernel.set_backend("native").backend is None
+            True
+        """
+        self._configure(diff_method, shots, seed, self._product_form_option, backend, noise, mitigate)
+        return self
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -167,6 +295,11 @@ class FidelityKernel(nn.Module):
         return self._generators[key]
 
     def _evaluator(self, device) -> _Evaluator:
+        if self.backend is not None:
+            return _BackendEvaluator(self.feature_map.circuit, self.backend, self._mitigate_p)
+        if self._noise_p is not None or self._mitigate_p is not None:
+            return _NoisyEvaluator(self.feature_map.circuit, self.use_product_form, self.shots,
+                                   self._generator(device), self._noise_p or 0.0, self._mitigate_p)
         return _Evaluator(self.feature_map.circuit, self.use_product_form, self.shots, self._generator(device))
 
     def _as_2d(self, x, argument):
@@ -264,7 +397,12 @@ class FidelityKernel(nn.Module):
         return self(X, Y).cpu().numpy().astype(np.float64)
 
     def extra_repr(self) -> str:
+        extra = "" if self.backend is None else f", backend={self.backend.name!r}"
+        if self.noise is not None:
+            extra += f", noise={self.noise}"
+        if self._mitigate_p is not None:
+            extra += f", mitigate={self._mitigate_p:.4g}"
         return (
             f"diff_method={self.diff_method!r}, shots={self.shots}, "
-            f"product_form={self.use_product_form}"
+            f"product_form={self.use_product_form}{extra}"
         )
