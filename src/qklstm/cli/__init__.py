@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ["demo", "paper"]
+COMMANDS = ["demo", "paper", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:
