@@ -152,7 +152,7 @@ def test_product_form_used_for_one_layer_and_exact(n, entangler, trainable):
     assert fast.use_product_form is True and full.use_product_form is False
     X = torch.tensor(rng.uniform(-3, 3, size=(5, n)))
     Y = torch.tensor(rng.uniform(-3, 3, size=(2, n)))
-    assert fast.prepare(X).rep.shape == (5, n, 2)  # one-qubit factors, not 2**n states
+    assert fast.prepare(X).rep.shape == (5, n, 3)  # one Bloch vector per qubit, not 2**n states
     assert full.prepare(X).rep.shape == (5, 2**n)
     k_fast, k_full = fast(X, Y), full(X, Y)
     torch.testing.assert_close(k_fast, k_full, atol=ATOL, rtol=0)

@@ -173,7 +173,7 @@ def plot_fig3(result: PaperResult, path) -> None:
     axes[1].set(xlabel="epoch", ylabel="training loss (NLL)", title="Loss")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc="lower right" if ax is axes[0] else "upper right")
     n = len(result.seeds)
     fig.suptitle("POS tagging, two sentences" + (f" (mean and min-max over {n} seeds)" if n > 1 else ""))
     fig.tight_layout()

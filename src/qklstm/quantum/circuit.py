@@ -113,12 +113,38 @@ class Circuit:
                 stages.append((kind, (op,)))
         for w in sorted(pending):
             flush(w)
-        self.stages = stages
         #: True when every data-dependent gate acts on the product-state prefix:
         #: then U = E P(angles) with E fixed and k(x, y) = prod_q |<a_q(y)|a_q(x)>|^2.
         self.product_form = all(
             op.param is None for st in stages for op in (st[2] if st[0] == "mat" else st[1])
         )
+        # Consecutive one-qubit runs on different wires become one "mats" stage whose
+        # matrices are built together, one batched product per gate pattern.
+        merged: list[tuple] = []
+        for st in stages:
+            if st[0] == "mat" and merged and merged[-1][0] == "mats" and st[1] not in merged[-1][1]:
+                merged[-1] = ("mats", merged[-1][1] + (st[1],), merged[-1][2] + (st[2],))
+            elif st[0] == "mat":
+                merged.append(("mats", (st[1],), (st[2],)))
+            else:
+                merged.append(st)
+        self.stages = [st if st[0] != "mats" else ("mats", st[1], self._group(st[1], st[2])) for st in merged]
+        wires = tuple(q for q in range(n) if self.prefix[q])
+        self._prefix_wires = wires
+        self._prefix_groups = self._group(wires, [self.prefix[q] for q in wires])
+
+    @staticmethod
+    def _group(wires, runs):
+        """Group runs by gate pattern: ``[(positions, pattern, param columns (g, p))]``."""
+        groups: dict = {}
+        for pos, run in enumerate(runs):
+            pattern = tuple((op.name, op.sign, op.param is not None) for op in run)
+            groups.setdefault(pattern, []).append(pos)
+        out = []
+        for pattern, positions in groups.items():
+            cols = [[op.param for op in runs[p] if op.param is not None] for p in positions]
+            out.append((tuple(positions), pattern, torch.tensor(cols, dtype=torch.long)))
+        return out
 
     def inverse(self) -> "Circuit":
         """The adjoint template: reversed order, every angle negated."""
@@ -148,17 +174,26 @@ class Circuit:
             self._cache[key] = (torch.stack(rows) if rows else None, cz)
         return self._cache[key]
 
-    @staticmethod
-    def _fused_matrix(run, angles, dtype, device) -> torch.Tensor:
-        """Product of a run of one-qubit ops: (batch, 2, 2) or (2, 2) if constant."""
-        m = None
-        for op in run:
-            th = None if op.param is None else op.sign * angles[:, op.param]
-            g = G.matrix_1q(op.name, th, dtype=dtype, device=device)
-            if op.param is None:
-                g = g[0]
-            m = g if m is None else torch.matmul(g, m)
-        return m
+    def _group_matrices(self, groups, count, angles, dtype):
+        """Matrices ``(batch, count, 2, 2)`` of grouped runs, in position order."""
+        batch, device = angles.shape[0], angles.device
+        parts, order = [], []
+        for positions, pattern, cols in groups:
+            cols = cols.to(device)
+            m, j = None, 0
+            for name, sign, parametric in pattern:
+                if parametric:
+                    g = G.matrix_1q(name, sign * angles[:, cols[:, j]], dtype=dtype, device=device)
+                    j += 1
+                else:
+                    g = G.matrix_1q(name, None, dtype=dtype, device=device)[0]
+                m = g if m is None else torch.matmul(g, m)
+            parts.append(m.expand(batch, len(positions), 2, 2))
+            order += positions
+        mats = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        if order != list(range(count)):
+            mats = mats[:, torch.tensor(order, device=device).argsort()]
+        return mats
 
     def _check_angles(self, angles: torch.Tensor) -> torch.Tensor:
         if angles.dim() != 2 or angles.shape[1] != self.n_params:
@@ -174,15 +209,17 @@ class Circuit:
         """One-qubit states after the product prefix, shape ``(batch, n_qubits, 2)``."""
         angles = self._check_angles(angles)
         dtype, device, batch = G.complex_dtype_for(angles.dtype), angles.device, angles.shape[0]
-        cols = []
-        for run in self.prefix:
-            if not run:
-                v = torch.tensor([1, 0], dtype=dtype, device=device).expand(batch, 2)
-            else:
-                m = self._fused_matrix(run, angles, dtype, device)
-                v = m[..., :, 0] if m.dim() == 3 else m[:, 0].expand(batch, 2)
-            cols.append(v)
-        return torch.stack(cols, 1)
+        wires = self._prefix_wires
+        if not wires:
+            vecs = torch.zeros(batch, 0, 2, dtype=dtype, device=device)
+        else:
+            vecs = self._group_matrices(self._prefix_groups, len(wires), angles, dtype)[..., 0]
+        if len(wires) == self.n_qubits:
+            return vecs
+        out = torch.zeros(batch, self.n_qubits, 2, dtype=dtype, device=device)
+        out[:, :, 0] = 1
+        out[:, list(wires)] = vecs
+        return out
 
     @staticmethod
     def kron_factors(factors: torch.Tensor) -> torch.Tensor:
@@ -204,17 +241,20 @@ class Circuit:
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the whole template (prefix included) to existing ``state``."""
         angles = self._check_angles(angles)
-        for q, run in enumerate(self.prefix):
-            if run:
-                state = G.apply_matrix(state, self._fused_matrix(run, angles, state.dtype, state.device), q)
+        if self._prefix_wires:
+            mats = self._group_matrices(self._prefix_groups, len(self._prefix_wires), angles, state.dtype)
+            for i, q in enumerate(self._prefix_wires):
+                state = G.apply_matrix(state, mats[:, i], q)
         return self._apply_stages(state, angles)
 
     def _apply_stages(self, state, angles):
         dtype, device = state.dtype, state.device
         for stage in self.stages:
-            if stage[0] == "mat":
-                _, wire, run = stage
-                state = G.apply_matrix(state, self._fused_matrix(run, angles, dtype, device), wire)
+            if stage[0] == "mats":
+                _, wires, groups = stage
+                mats = self._group_matrices(groups, len(wires), angles, dtype)
+                for i, wire in enumerate(wires):
+                    state = G.apply_matrix(state, mats[:, i], wire)
             elif stage[0] == "perm":
                 state = G.apply_permutation(state, self._perm(stage[1], device))
             else:

@@ -208,7 +208,7 @@ class PaperFeatureMap(FeatureMap):
             for k in range(self.n_qubits):
                 a = x[k]
                 if self.trainable:
-                    a = float(self.weight[layer, k]) * a + float(self.bias[layer, k])
+                    a = float(self.weight[layer, k].detach()) * a + float(self.bias[layer, k].detach())
                 out += [a, a]
         return out
 
