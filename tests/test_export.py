@@ -89,13 +89,13 @@ def test_qiskit_angles_are_parameter_expressions_and_weights_are_baked(qiskit):
     qc = to_qiskit(fmap)
     angles = [p for inst in qc.data for p in inst.operation.params]
     assert angles and all(isinstance(a, ParameterExpression) for a in angles)
-    w = float(fmap.weight[0, 0])
+    w, b = fmap.weight[0, 0].item(), fmap.bias[0, 0].item()
     first = next(a for a in angles)  # RZ of qubit 0, layer 0: w00 * x0 + b00
-    assert float(first.bind({next(iter(first.parameters)): 1.0})) == pytest.approx(w + float(fmap.bias[0, 0]))
+    assert float(first.bind({next(iter(first.parameters)): 1.0})) == pytest.approx(w + b)
     with torch.no_grad():
         fmap.weight.mul_(2)
     again = next(p for inst in to_qiskit(fmap).data for p in inst.operation.params)
-    assert float(again.bind({next(iter(again.parameters)): 1.0})) == pytest.approx(2 * w + float(fmap.bias[0, 0]))
+    assert float(again.bind({next(iter(again.parameters)): 1.0})) == pytest.approx(2 * w + b)
 
 
 @pytest.mark.parametrize("name,n", [("paper-2", 3), ("paper-ring", 3), ("zz", 3), ("paper-trainable", 2)])
