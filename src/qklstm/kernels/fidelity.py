@@ -25,10 +25,11 @@ from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
 from .functional import (
+    bloch_product_gram,
+    bloch_vectors,
     depolarize,
     mitigate_depolarizing,
     overlap_gram,
-    product_overlap_gram,
     sample_probabilities,
 )
 
@@ -42,8 +43,8 @@ class Prepared(NamedTuple):
     """Features turned into what the Gram computation needs.
 
     ``angles``: ``(B, n_angles)``, differentiable. ``rep``: the states
-    ``(B, 2**n)``, or the one-qubit factors ``(B, n, 2)`` when the map's kernel
-    factorises.
+    ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` (real) when the
+    map's kernel factorises.
     """
 
     angles: torch.Tensor
@@ -57,10 +58,17 @@ class _Evaluator:
         self.circuit, self.product, self.shots, self.generator = circuit, product, shots, generator
 
     def rep(self, angles: torch.Tensor) -> torch.Tensor:
-        return self.circuit.prefix_factors(angles) if self.product else self.circuit.run(angles)
+        """States ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` in product form."""
+        if self.product:
+            return bloch_vectors(self.circuit.prefix_factors(angles))
+        return self.circuit.run(angles)
+
+    def exact(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
+        """Noise-free Gram matrix of two representations."""
+        return bloch_product_gram(rep_x, rep_y) if self.product else overlap_gram(rep_x, rep_y)
 
     def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
-        k = product_overlap_gram(rep_x, rep_y) if self.product else overlap_gram(rep_x, rep_y)
+        k = self.exact(rep_x, rep_y)
         if self.shots is not None:
             k = sample_probabilities(k, self.shots, self.generator)
         return k
@@ -118,8 +126,7 @@ class _NoisyEvaluator(_Evaluator):
 
     def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
         n = self.circuit.n_qubits
-        k = product_overlap_gram(rep_x, rep_y) if self.product else overlap_gram(rep_x, rep_y)
-        k = depolarize(k, self.p, n)
+        k = depolarize(self.exact(rep_x, rep_y), self.p, n)
         if self.shots is not None:
             k = sample_probabilities(k, self.shots, self.generator)
         if self.mitigate_p is not None:
