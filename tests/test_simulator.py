@@ -230,3 +230,24 @@ def test_circuit_rejects_bad_angle_shapes():
         c.run(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="angles"):
         c.run(torch.zeros(2))
+
+
+def test_prefix_bloch_vectors_match_numpy_one_qubit_states():
+    """Bloch vectors from the real rotation path equal those of the numpy one-qubit states."""
+    rng = np.random.default_rng(7)
+    ops = [Op("H", (0,)), Op("RX", (0,), 0), Op("P", (1,), 1), Op("RY", (1,), 2), Op("X", (2,)),
+           Op("RZ", (2,), 3), Op("H", (2,)), Op("RY", (0,), 4), Op("CNOT", (0, 1)), Op("RZ", (3,), 5)]
+    circuit = Circuit(4, ops)
+    angles = rng.uniform(-np.pi, np.pi, size=(6, 6))
+    got = circuit.prefix_bloch(torch.tensor(angles)).numpy()
+    mats = {"H": lambda t: np.array([[1, 1], [1, -1]]) / np.sqrt(2), "X": lambda t: np.array([[0, 1], [1, 0]]),
+            "RX": ref.rx, "RY": ref.ry, "RZ": ref.rz, "P": ref.phase}
+    for b in range(6):
+        for q in range(4):
+            psi = np.array([1, 0], dtype=complex)
+            for op in ops[:8]:  # the ops before the first CNOT
+                if op.wires == (q,):
+                    psi = mats[op.name](None if op.param is None else angles[b, op.param]) @ psi
+            a0, a1 = psi
+            want = [2 * (np.conj(a0) * a1).real, 2 * (np.conj(a0) * a1).imag, abs(a0) ** 2 - abs(a1) ** 2]
+            np.testing.assert_allclose(got[b, q], want, atol=1e-12)

@@ -26,7 +26,6 @@ from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
 from .functional import (
     bloch_product_gram,
-    bloch_vectors,
     depolarize,
     mitigate_depolarizing,
     overlap_gram,
@@ -60,7 +59,7 @@ class _Evaluator:
     def rep(self, angles: torch.Tensor) -> torch.Tensor:
         """States ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` in product form."""
         if self.product:
-            return bloch_vectors(self.circuit.prefix_factors(angles))
+            return self.circuit.prefix_bloch(angles)
         return self.circuit.run(angles)
 
     def exact(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:

@@ -221,6 +221,53 @@ class Circuit:
         out[:, list(wires)] = vecs
         return out
 
+    def prefix_bloch(self, angles: torch.Tensor) -> torch.Tensor:
+        """Bloch vectors of the prefix's one-qubit states, ``(batch, n_qubits, 3)``, real.
+
+        Each one-qubit gate acts on a Bloch vector as a rotation (``H`` as the
+        reflection ``(x, y, z) -> (z, -y, x)``), so this needs no complex
+        arithmetic: it is the fast path of product-form kernels.
+        """
+        angles = self._check_angles(angles)
+        batch = angles.shape[0]
+        out = angles.new_zeros(batch, self.n_qubits, 3)
+        out[..., 2] = 1
+        wires = self._prefix_wires
+        if not wires:
+            return out
+        parts, order = [], []
+        for positions, pattern, cols in self._prefix_groups:
+            cols = cols.to(angles.device)
+            one = angles.new_ones(batch, len(positions))
+            x, y, z = one * 0, one * 0, one  # |0>
+            j = 0
+            for name, sign, parametric in pattern:
+                if parametric:
+                    th = sign * angles[:, cols[:, j]]
+                    j += 1
+                    c, s = torch.cos(th), torch.sin(th)
+                if name == "H":
+                    x, y, z = z, -y, x
+                elif name == "X":
+                    y, z = -y, -z
+                elif name in ("RZ", "P"):
+                    x, y = x * c - y * s, x * s + y * c
+                elif name == "RY":
+                    x, z = x * c + z * s, z * c - x * s
+                elif name == "RX":
+                    y, z = y * c - z * s, y * s + z * c
+                else:  # pragma: no cover - the prefix holds one-qubit gates only
+                    raise AssertionError(name)
+            parts.append(torch.stack([x, y, z], -1))
+            order += positions
+        vecs = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+        if order != list(range(len(wires))):
+            vecs = vecs[:, torch.tensor(order, device=angles.device).argsort()]
+        if len(wires) == self.n_qubits:
+            return vecs
+        idx = torch.tensor(wires, device=angles.device)
+        return out.index_copy(1, idx, vecs)
+
     @staticmethod
     def kron_factors(factors: torch.Tensor) -> torch.Tensor:
         """``(batch, n, 2)`` one-qubit states -> ``(batch, 2**n)`` product state (qubit 0 = MSB)."""
