@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ["demo", "paper", "data"]
+COMMANDS = ["demo", "paper", "data", "train", "evaluate", "compare", "noise"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quantum kernel-based LSTMs: train, evaluate and compare on real data.",
     )
     parser.add_argument("--version", action="version", version=f"qklstm {__version__}")
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="torch CPU threads (default: torch's choice). Small quantum models often run fastest on 1, "
+        "and on a machine shared with other jobs extra threads only spin",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".{name}", __name__).register(sub)
@@ -35,6 +40,13 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"qklstm: error: --threads: expected a positive int, got {args.threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
