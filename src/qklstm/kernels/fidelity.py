@@ -41,7 +41,8 @@ _CHUNK_BYTES = 256 * 2**20
 class Prepared(NamedTuple):
     """Features turned into what the Gram computation needs.
 
-    ``angles``: ``(B, n_angles)``, differentiable. ``rep``: the states
+    ``angles``: ``(B, n_angles)``, differentiable (``None`` on the backprop
+    product-form path, which needs none). ``rep``: the states
     ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` (real) when the
     map's kernel factorises.
     """
@@ -327,6 +328,9 @@ class FidelityKernel(nn.Module):
             x, _ = self._as_2d(x, argument)
             if not self.use_product_form:
                 check_state_memory(x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device, argument=argument)
+        if self.diff_method == "backprop" and self.use_product_form:
+            # the fast path: Bloch vectors straight from the features, no angles needed
+            return Prepared(None, self.feature_map.product_bloch(x))
         angles = self.feature_map.angles(x)
         ev = self._evaluator(x.device)
         if self.diff_method == "backprop":

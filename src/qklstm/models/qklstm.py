@@ -26,7 +26,7 @@ from torch import nn
 
 from ..kernels import FidelityKernel
 from ..quantum import FeatureMap
-from .rnn import RecurrentBase, check_cell_input
+from .rnn import RecurrentBase, check_cell_input, project_inputs, project_step
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
 
@@ -194,8 +194,11 @@ class QKLSTMCell(nn.Module):
         return [k.prepare(self.references[g], validate=False) for g, k in enumerate(self.kernels)]
 
     def kernel_values(self, v: torch.Tensor, context) -> torch.Tensor:
-        """Kernel values of the (projected) cell input against every gate's references: ``(4, B, N)``."""
+        """Kernel values of the cell input ``v = [h; x]`` against every gate's references: ``(4, B, N)``."""
         z = self.projection(v) if self.projection is not None else v
+        return self._kernel_values(z, context)
+
+    def _kernel_values(self, z: torch.Tensor, context) -> torch.Tensor:
         if self.share_feature_map:
             kernel = self.kernels[0]
             k = kernel.gram(kernel.prepare(z, validate=False), context)  # (B, 4N)
@@ -204,16 +207,24 @@ class QKLSTMCell(nn.Module):
             [k.gram(k.prepare(z, validate=False), ctx) for k, ctx in zip(self.kernels, context)], 0
         )
 
-    def preactivations(self, v: torch.Tensor, context) -> torch.Tensor:
-        """``alpha_g k_g(v, X_g) + b_g`` for the four gates: ``(4, B, hidden)``."""
-        k = self.kernel_values(v, context)
+    def _readout(self, k: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
             return self.readout(k)
         return torch.baddbmm(self.bias.unsqueeze(1), k.to(self.alpha.dtype), self.alpha.transpose(1, 2))
 
-    def step(self, x: torch.Tensor, hx, context):
+    def preactivations(self, v: torch.Tensor, context) -> torch.Tensor:
+        """``alpha_g k_g(v, X_g) + b_g`` for the four gates: ``(4, B, hidden)``."""
+        return self._readout(self.kernel_values(v, context))
+
+    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The input half of the projection, for a whole sequence ``(T, B, D)`` at once."""
+        return project_inputs(self.projection, self.hidden_size, x)
+
+    def step(self, u: torch.Tensor, hx, context):
+        """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx
-        pre = self.preactivations(torch.cat([h, x], -1), context)
+        z = project_step(self.projection, self.hidden_size, u, h)
+        pre = self._readout(self._kernel_values(z, context))
         i, f, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[3])
         g = torch.tanh(pre[2])
         c_new = f * c + i * g
@@ -221,8 +232,9 @@ class QKLSTMCell(nn.Module):
 
     def forward(self, input: torch.Tensor, hx=None):
         x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QKLSTMCell")
-        self.kernels[0].feature_map.validate(x, "input")
-        h, c = self.step(x, hx, self.prepare())
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("input: holds NaN or inf values; features must be finite")
+        h, c = self.step(self.embed_inputs(x), hx, self.prepare())
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
     def extra_repr(self) -> str:

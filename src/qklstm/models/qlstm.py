@@ -27,7 +27,7 @@ from torch import nn
 
 from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
-from .rnn import RecurrentBase, check_cell_input
+from .rnn import RecurrentBase, check_cell_input, project_inputs, project_step
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
 
@@ -98,9 +98,14 @@ class QLSTMCell(nn.Module):
         probs = state.real.square() + state.imag.square()
         return (probs @ self.z_signs.to(probs.dtype)).reshape(4, b, n)
 
-    def step(self, x, hx, context=None):
+    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The input half of the projection, for a whole sequence ``(T, B, D)`` at once."""
+        return project_inputs(self.projection, self.hidden_size, x)
+
+    def step(self, u, hx, context=None):
+        """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx
-        pre = self.readout(self.expectations(self.projection(torch.cat([h, x], -1))))
+        pre = self.readout(self.expectations(project_step(self.projection, self.hidden_size, u, h)))
         i, f, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[3])
         g = torch.tanh(pre[2])
         c_new = f * c + i * g
@@ -108,7 +113,7 @@ class QLSTMCell(nn.Module):
 
     def forward(self, input, hx=None):
         x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QLSTMCell")
-        h, c = self.step(x, hx)
+        h, c = self.step(self.embed_inputs(x), hx)
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
     def extra_repr(self) -> str:

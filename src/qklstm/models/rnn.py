@@ -15,7 +15,27 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["RecurrentBase", "check_cell_input"]
+__all__ = ["RecurrentBase", "check_cell_input", "project_inputs", "project_step"]
+
+
+def project_inputs(linear: nn.Linear | None, hidden_size: int, x: torch.Tensor) -> torch.Tensor:
+    """The ``x`` part of ``linear([h; x])`` for a whole sequence ``(T, B, D)`` at once.
+
+    A layer calls it once per sequence and :func:`project_step` once per step, so
+    the input half of the projection leaves the time loop (as cuDNN does for
+    ``nn.LSTM``). ``linear=None`` passes ``x`` through.
+    """
+    if linear is None:
+        return x
+    return nn.functional.linear(x, linear.weight[:, hidden_size:], linear.bias)
+
+
+def project_step(linear: nn.Linear | None, hidden_size: int, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``linear([h; x])`` from ``u = project_inputs(linear, hidden_size, x)``: one addmm.
+    ``linear=None`` returns ``[h; u]``."""
+    if linear is None:
+        return torch.cat([h, u], -1)
+    return torch.addmm(u, h, linear.weight[:, :hidden_size].t())
 
 
 def check_cell_input(x, hx, input_size: int, hidden_size: int, name: str):
@@ -119,10 +139,11 @@ class RecurrentBase(nn.Module):
         """Run one cell over ``x`` (T, B, D); masked steps keep the state and output zeros."""
         T = x.shape[0]
         context = cell.prepare()
+        inputs = cell.embed_inputs(x) if hasattr(cell, "embed_inputs") else x
         steps = range(T - 1, -1, -1) if reverse else range(T)
         outputs = [None] * T
         for t in steps:
-            h_new, c_new = cell.step(x[t], (h, c), context)
+            h_new, c_new = cell.step(inputs[t], (h, c), context)
             if lengths is None:
                 h, c = h_new, c_new
                 outputs[t] = h_new

@@ -118,6 +118,14 @@ class FeatureMap(nn.Module):
         """True when the kernel factorises into one-qubit overlaps (see the method note)."""
         return self.circuit.product_form
 
+    def product_bloch(self, x: torch.Tensor) -> torch.Tensor:
+        """Bloch vectors ``(batch, n_qubits, 3)`` of the one-qubit states before the
+        entangler, for maps whose kernel factorises (``product_form``).
+
+        The default goes through the circuit; a map may override it with a closed form.
+        """
+        return self.circuit.prefix_bloch(self.angles(x))
+
     def compute_dtype(self, x: torch.Tensor) -> torch.dtype:
         """Real dtype the map computes in: the promotion of the input and the map."""
         return torch.promote_types(x.dtype, self._dtype_anchor.dtype)
@@ -201,6 +209,14 @@ class PaperFeatureMap(FeatureMap):
             a = a * self.weight + self.bias
         # (batch, layers, n) -> (batch, layers, n, 2): the RZ and the RY angle of each qubit
         return a.unsqueeze(-1).expand(*a.shape, 2).reshape(*x.shape[:-1], self.circuit.n_params)
+
+    def product_bloch(self, x: torch.Tensor) -> torch.Tensor:
+        """One layer: ``RY(a) RZ(a) H|0>`` has Bloch vector ``(cos^2 a, sin a, -sin a cos a)``."""
+        if self.layers != 1:
+            return super().product_bloch(x)
+        a = x * self.weight[0] + self.bias[0] if self.trainable else x
+        c, s = torch.cos(a), torch.sin(a)
+        return torch.stack([c * c, s, -s * c], -1)
 
     def symbolic_angles(self, x) -> list:
         out = []
