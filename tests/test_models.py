@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import qsim_reference as ref
 from qklstm import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
-from qklstm.models import RecurrentBase, parameter_table
+from qklstm.models import GATES, RecurrentBase, parameter_table
 
 COMBOS = list(itertools.product([False, True], [1, 2], [False, True]))  # batch_first, num_layers, bidirectional
 
@@ -186,10 +186,10 @@ def test_cell_step_by_step_against_hand_computed_equations():
         v = np.concatenate([h, [x]])
         z = float((W @ v + pb)[0])
         pre = []
-        for g in range(4):  # input, forget, cell, output
+        for g in range(4):  # qklstm.models.GATES: input, forget, output, cell
             k = np.array([abs(np.vdot(_phi_1q(R[g, j, 0]), _phi_1q(z))) ** 2 for j in range(2)])
             pre.append(A[g] @ k + B[g])
-        i, f, gg, o = _sigmoid(pre[0]), _sigmoid(pre[1]), np.tanh(pre[2]), _sigmoid(pre[3])
+        i, f, o, gg = _sigmoid(pre[0]), _sigmoid(pre[1]), _sigmoid(pre[2]), np.tanh(pre[3])
         c = f * c + i * gg
         h = o * np.tanh(c)
         ht, ct = cell(torch.tensor([[x]], dtype=torch.float64), (ht, ct))
@@ -219,6 +219,7 @@ def test_paper_preset_references_are_fixed_buffers_in_state_dict():
     layer = QKLSTM.paper(8, 6)
     names = {n for n, _ in layer.named_parameters()}
     assert not any("references" in n for n in names)
+    assert GATES == ("input", "forget", "output", "cell")
     assert "cells.0.references" in layer.state_dict()
     copy = QKLSTM.paper(8, 6)
     copy.load_state_dict(layer.state_dict())

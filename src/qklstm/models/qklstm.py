@@ -26,12 +26,12 @@ from torch import nn
 
 from ..kernels import FidelityKernel
 from ..quantum import FeatureMap
-from .rnn import RecurrentBase, check_cell_input, project_inputs, project_step
+from .rnn import RecurrentBase, check_cell_input, lstm_update, project_inputs, project_step
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
 
-#: Gate order used everywhere (as in ``nn.LSTM``'s weight layout: i, f, g, o).
-GATES = ("input", "forget", "cell", "output")
+#: Gate order of every per-gate tensor: the three sigmoid gates, then the cell candidate.
+GATES = ("input", "forget", "output", "cell")
 
 
 def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> FeatureMap:
@@ -75,7 +75,7 @@ class QKLSTMCell(nn.Module):
         diff_method, shots: passed to :class:`~qklstm.kernels.FidelityKernel`.
 
     Attributes:
-        references: ``(4, N, n_qubits)``, gates in the order input, forget, cell, output.
+        references: ``(4, N, n_qubits)``, gates in the order of :data:`GATES` (input, forget, output, cell).
         alpha: ``(4, hidden_size, N)`` (or the ``readout`` Linear when shared).
         bias: ``(4, hidden_size)``.
 
@@ -225,10 +225,7 @@ class QKLSTMCell(nn.Module):
         h, c = hx
         z = project_step(self.projection, self.hidden_size, u, h)
         pre = self._readout(self._kernel_values(z, context))
-        i, f, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[3])
-        g = torch.tanh(pre[2])
-        c_new = f * c + i * g
-        return o * torch.tanh(c_new), c_new
+        return lstm_update(pre, c)
 
     def forward(self, input: torch.Tensor, hx=None):
         x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QKLSTMCell")

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
-from .rnn import RecurrentBase, check_cell_input, project_inputs, project_step
+from .rnn import RecurrentBase, check_cell_input, lstm_update, project_inputs, project_step
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
 
@@ -106,10 +106,7 @@ class QLSTMCell(nn.Module):
         """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx
         pre = self.readout(self.expectations(project_step(self.projection, self.hidden_size, u, h)))
-        i, f, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[3])
-        g = torch.tanh(pre[2])
-        c_new = f * c + i * g
-        return o * torch.tanh(c_new), c_new
+        return lstm_update(pre, c)
 
     def forward(self, input, hx=None):
         x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QLSTMCell")

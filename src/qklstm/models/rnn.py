@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["RecurrentBase", "check_cell_input", "project_inputs", "project_step"]
+__all__ = ["RecurrentBase", "check_cell_input", "project_inputs", "project_step", "lstm_update"]
 
 
 def project_inputs(linear: nn.Linear | None, hidden_size: int, x: torch.Tensor) -> torch.Tensor:
@@ -36,6 +36,18 @@ def project_step(linear: nn.Linear | None, hidden_size: int, u: torch.Tensor, h:
     if linear is None:
         return torch.cat([h, u], -1)
     return torch.addmm(u, h, linear.weight[:, :hidden_size].t())
+
+
+def lstm_update(pre: torch.Tensor, c: torch.Tensor):
+    """The LSTM state update from gate pre-activations ``pre`` of shape ``(4, B, H)``,
+    gates in the order input, forget, output, cell candidate (the sigmoid gates
+    first, so one sigmoid covers them)::
+
+        C_t = f * C_{t-1} + i * tanh(g),   h_t = o * tanh(C_t)
+    """
+    sig = torch.sigmoid(pre[:3])
+    c_new = torch.addcmul(sig[1] * c, sig[0], torch.tanh(pre[3]))
+    return sig[2] * torch.tanh(c_new), c_new
 
 
 def check_cell_input(x, hx, input_size: int, hidden_size: int, name: str):
