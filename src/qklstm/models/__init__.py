@@ -5,6 +5,7 @@ Knows nothing about data sets or the CLI.
 
 from .qklstm import GATES, QKLSTM, QKLSTMCell
 from .qlstm import QLSTM, QLSTMCell
+from .regressor import SequenceRegressor
 from .rnn import RecurrentBase
 from .tagger import (
     RECURRENT,
@@ -23,6 +24,7 @@ __all__ = [
     "QLSTMCell",
     "RecurrentBase",
     "RECURRENT",
+    "SequenceRegressor",
     "SequenceTagger",
     "count_parameters",
     "format_parameter_table",

@@ -1,0 +1,105 @@
+"""``qklstm train``: train a tagger or a forecaster on real data, with checkpoints and resume.
+
+qklstm train --task pos --model qklstm --subset 5000 --epochs 2 --out runs/pos-qk
+qklstm train --task forecast --model lstm --data beijing-pm25 --window 24 --out runs/pm-lstm
+qklstm train --config run.toml --seed 1          # options given here win over the file
+qklstm train --resume runs/pos-qk                # continue a stopped run (same final weights)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+#: options that --resume accepts besides the run folder
+RESUME_OPTIONS = ("epochs", "device")
+_GROUPS = {"task": "what to train", "data": "data", "model": "model", "training": "training"}
+
+
+def add_train_options(parser, exclude=()) -> None:
+    """Add one flag per :class:`~qklstm.train.config.TrainConfig` field (defaults left unset so
+    that a --config file can supply them)."""
+    from ..train.config import TrainConfig
+
+    groups = {k: parser.add_argument_group(v) for k, v in _GROUPS.items()}
+    for f in fields(TrainConfig):
+        if f.name in exclude:
+            continue
+        meta = f.metadata
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        shown = default if default is not None else "unset"
+        if f.name == "data":
+            shown = "brown for pos, beijing-pm25 for forecast"
+        kw = dict(default=argparse.SUPPRESS, help=f"{meta['help']} (default: {shown})")
+        kind = meta.get("kind") or type(default)
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = kind
+            kw["metavar"] = meta.get("metavar") or ("{" + ",".join(meta["choices"]) + "}" if meta.get("choices")
+                                                    else f.name.upper())
+        groups[meta["group"]].add_argument(flag, **kw)
+
+
+def given_options(args, exclude=()) -> dict:
+    """The TrainConfig options given on the command line (field name -> value)."""
+    from ..train.config import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)} - set(exclude)
+    # None: not given (the top-level ``qklstm --threads`` defaults to None and shares the name)
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def config_from_args(args, exclude=()):
+    """defaults <- --config file <- command line, checked."""
+    from ..train.config import DATA_DEFAULTS, TrainConfig, check_keys, load_toml
+
+    values = {}
+    if getattr(args, "config", None):
+        values = check_keys(load_toml(args.config), f"--config {args.config}")
+        bad = sorted(set(values) & set(exclude))
+        if bad:
+            raise ValueError(f"--config {args.config}: key {bad[0].replace('_', '-')!r} is not used by this "
+                             "command (it sets it itself)")
+    values.update(given_options(args, exclude))
+    data = values.get("data")
+    if data and data not in DATA_DEFAULTS.values():
+        values["data"] = str(Path(data).expanduser().resolve())  # the run must find it from anywhere
+    return TrainConfig.from_mapping(values, source=f"--config {args.config}" if getattr(args, "config", None)
+                                    else "options")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a tagger (pos) or a forecaster (forecast) on real data",
+                       description="Train qklstm, lstm or qlstm on Brown/CoNLL-U tagging or an hourly series. "
+                       "Writes RUN_DIR/metrics.csv, metrics.png, config.toml, last.pt and best.pt.")
+    p.add_argument("--config", metavar="RUN.toml", help="TOML file whose keys are these options' names "
+                   "(e.g. batch-size = 64); options on the command line win")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint "
+                   "(only --epochs and --device may be given with it)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_train_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..train import resume, train
+
+    progress = not args.no_progress
+    if args.resume:
+        given = given_options(args)
+        extra = sorted(set(given) - set(RESUME_OPTIONS)) + (["config"] if args.config else [])
+        if extra:
+            raise ValueError(f"--resume: the run keeps its own settings; only --epochs and --device may be given "
+                             f"with it, not --{extra[0].replace('_', '-')}")
+        summary = resume(args.resume, epochs=given.get("epochs"), device=given.get("device"), progress=progress)
+    else:
+        cfg = config_from_args(args)
+        summary = train(cfg, overwrite=args.overwrite, progress=progress)
+    best = summary["best_dev"]
+    print(f"done: {summary['epochs']} epoch(s), {summary['seconds_per_epoch']:.1f} s per epoch (training); best dev "
+          f"{summary['metric']} {best:.4f} at epoch {summary['best_epoch']}; run folder {summary['run_dir']}")
+    return 0

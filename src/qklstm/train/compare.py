@@ -1,0 +1,181 @@
+"""Train several models over several seeds and tabulate their test scores: ``qklstm compare``.
+
+Each run goes to ``OUT/<model>-seed<k>`` through :func:`~qklstm.train.train` (a finished run
+with the same config is reused, an unfinished one resumed), is scored on the test split with
+:func:`~qklstm.train.evaluate_run`, and the table (mean +- sample std over seeds, trainable
+parameters, training seconds per epoch) goes to ``OUT/compare.md`` and ``OUT/compare.csv``;
+one row per run goes to ``OUT/runs.csv``. A model may be written ``lstm-h10`` to give it its
+own hidden size (e.g. an LSTM sized to the QK-LSTM's parameter count).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..io import atomic_write_text
+from .checkpoint import LAST, load_checkpoint
+from .config import MODELS, TrainConfig
+from .evaluate import evaluate_run
+from .metrics import format_table, mean_std
+from .trainer import resume, train
+
+__all__ = ["parse_models", "run_compare"]
+
+_SPEC = re.compile(r"^(qklstm|lstm|qlstm)(?:-h([1-9]\d*))?$")
+LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
+
+
+def parse_models(text: str) -> list[tuple[str, str, int | None]]:
+    """``"qklstm,lstm-h10"`` -> ``[("qklstm", "qklstm", None), ("lstm-h10", "lstm", 10)]``.
+
+    >>> parse_models("qklstm, lstm-h10")
+    [('qklstm', 'qklstm', None), ('lstm-h10', 'lstm', 10)]
+    """
+    specs = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = _SPEC.match(part)
+        if not m:
+            raise ValueError(f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, "
+                             "optionally with a hidden size as in lstm-h10")
+        specs.append((part, m.group(1), int(m.group(2)) if m.group(2) else None))
+    if not specs:
+        raise ValueError("--models: expected at least one of " + ", ".join(MODELS))
+    if len({s[0] for s in specs}) != len(specs):
+        raise ValueError(f"--models: a model is named twice in {text!r}")
+    return specs
+
+
+def _prepare_run(cfg: TrainConfig, overwrite: bool) -> str:
+    """``"fresh"``, ``"resume"`` or ``"done"`` for the run folder of ``cfg``."""
+    path = cfg.run_dir / LAST
+    if not path.exists():
+        return "fresh"
+    ckpt = load_checkpoint(path)
+    if ckpt["config"] != cfg.to_dict():
+        if overwrite:
+            return "overwrite"
+        diff = sorted(k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v)
+        raise ValueError(f"--out: {cfg.run_dir} holds a run with other settings ({', '.join(diff)}); "
+                         "pass --overwrite or choose another --out")
+    return "done" if ckpt.get("finished") else "resume"
+
+
+def run_compare(base: TrainConfig, models: str, seeds: int, out_dir, *, overwrite: bool = False,
+                progress: bool = True, log: Callable = print) -> dict:
+    """Train and score every model for seeds ``base.seed .. base.seed + seeds - 1``; returns the table data."""
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"--seeds: expected a positive integer, got {seeds!r}")
+    specs = parse_models(models)
+    out = Path(out_dir)
+    runs = []
+    t_all = time.perf_counter()
+    for label, model, hidden in specs:
+        for k in range(seeds):
+            seed = base.seed + k
+            cfg = base.merged({"model": model, "seed": seed, "hidden": hidden or base.hidden,
+                               "out": str(out / f"{label}-seed{seed}")})
+            state = _prepare_run(cfg, overwrite)
+            log(f"\n== {label}, seed {seed}: {cfg.run_dir} ({state})")
+            if state in ("fresh", "overwrite"):
+                train(cfg, overwrite=state == "overwrite", progress=progress, log=log)
+            elif state == "resume":
+                resume(cfg.run_dir, progress=progress, log=log)
+            report = evaluate_run(cfg.run_dir, "test", log=log)
+            ckpt = load_checkpoint(cfg.run_dir / LAST)
+            train_rows = [r for r in ckpt["history"] if r["split"] == "train"]
+            report["seconds_per_epoch"] = sum(r["seconds"] for r in train_rows) / len(train_rows)
+            report["epochs"] = len(train_rows)
+            report["best_dev"] = ckpt["best"]["metric"]
+            report["label"], report["hidden"] = label, cfg.hidden
+            runs.append(report)
+    result = {"task": base.task, "runs": runs, "specs": specs, "seeds": seeds, "config": base.to_dict(),
+              "seconds": time.perf_counter() - t_all}
+    md, table_csv, runs_csv = _tables(result, base)
+    atomic_write_text(out / "compare.md", md)
+    atomic_write_text(out / "compare.csv", table_csv)
+    atomic_write_text(out / "runs.csv", runs_csv)
+    log("\n" + md)
+    log(f"wrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'runs.csv'}")
+    return result
+
+
+def _pm(values, fmt: str, scale: float = 1.0) -> str:
+    m, s = mean_std([v * scale for v in values])
+    return f"{m:{fmt}} +- {s:{fmt}}"
+
+
+def _tables(result: dict, base: TrainConfig) -> tuple[str, str, str]:
+    runs, task = result["runs"], result["task"]
+    groups = {}
+    for r in runs:
+        groups.setdefault(r["label"], []).append(r)
+    agg_rows, md_rows = [], []
+    for label, rs in groups.items():
+        first = rs[0]
+        name = LABELS[first["model"]] + (f" (hidden {first['hidden']})" if label != first["model"] else "")
+        secs = _pm([r["seconds_per_epoch"] for r in rs], ".1f")
+        epochs = "/".join(str(r["epochs"]) for r in rs)
+        row = {"model": label, "hidden": first["hidden"], "seeds": len(rs), "n_parameters": first["n_parameters"],
+               "n_parameters_without_embedding": first["n_parameters"] - first["n_embedding_parameters"]}
+        if task == "pos":
+            for key in ("accuracy", "macro_f1"):
+                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
+            md_rows.append([name, f"{first['n_parameters']:,}", f"{row['n_parameters_without_embedding']:,}",
+                            _pm([r["accuracy"] for r in rs], ".2f", 100), _pm([r["macro_f1"] for r in rs], ".3f"),
+                            _pm([r["best_dev"] for r in rs], ".2f", 100), secs, epochs])
+        else:
+            for key in ("rmse", "mae", "mape"):
+                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
+            md_rows.append([name, f"{first['n_parameters']:,}", _pm([r["rmse"] for r in rs], ".3f"),
+                            _pm([r["mae"] for r in rs], ".3f"), _pm([r["mape"] for r in rs], ".2f", 100),
+                            secs, epochs])
+        row["seconds_per_epoch_mean"], row["seconds_per_epoch_std"] = mean_std([r["seconds_per_epoch"] for r in rs])
+        agg_rows.append(row)
+    if task == "pos":
+        header = ["model", "trainable parameters", "without embedding", "test accuracy (%)", "test macro F1",
+                  "best dev accuracy (%)", "train s/epoch", "epochs"]
+    else:
+        p = runs[0]["persistence"]
+        header = ["model", "trainable parameters", "test RMSE", "test MAE", "test MAPE (%)", "train s/epoch",
+                  "epochs"]
+        md_rows.append(["persistence (last value)", "0", f"{p['rmse']:.3f}", f"{p['mae']:.3f}",
+                        f"{100 * p['mape']:.2f}", "-", "-"])
+        agg_rows.append({"model": "persistence", "hidden": "", "seeds": "", "n_parameters": 0,
+                         "n_parameters_without_embedding": 0, "rmse_mean": p["rmse"], "rmse_std": 0.0,
+                         "mae_mean": p["mae"], "mae_std": 0.0, "mape_mean": p["mape"], "mape_std": 0.0,
+                         "seconds_per_epoch_mean": "", "seconds_per_epoch_std": ""})
+    seeds = sorted({r["seed"] for r in runs})
+    cfg = base
+    lim = f", training subset {cfg.train_limit:,} (evenly spaced)" if cfg.train_limit else ""
+    data_line = (f"{cfg.task} on {cfg.data_source}{lim}; {cfg.epochs} epochs (patience {cfg.patience}), batch "
+                 f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {seeds}; "
+                 "mean +- sample std over seeds; test scores of each run's best-dev checkpoint")
+    if task == "pos":
+        data_line += f"; embedding {cfg.embedding_dim}"
+    else:
+        u = runs[0]["units"]
+        data_line += (f"; window {cfg.window}, horizon {cfg.horizon}; errors in {u} units, MAPE over targets with "
+                      f"|y| > {runs[0]['scores']['mape_epsilon']:g}")
+    models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
+    md = "\n".join([f"# compare: {task}", "", data_line, "", models_line, "", format_table(header, md_rows), ""])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(agg_rows[0]), lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    w.writerows(agg_rows)
+    keys = ["label", "model", "hidden", "seed", "n_parameters", "n_embedding_parameters", "epochs", "best_dev",
+            "seconds_per_epoch"] + (["accuracy", "macro_f1", "unknown_tokens", "tokens"] if task == "pos"
+                                     else ["rmse", "mae", "mape"])
+    buf2 = io.StringIO()
+    w2 = csv.writer(buf2, lineterminator="\n")
+    w2.writerow(keys)
+    for r in runs:
+        w2.writerow([r[k] for k in keys])
+    return md, buf.getvalue(), buf2.getvalue()

@@ -1,0 +1,274 @@
+"""The options of a training run: one table shared by the CLI, TOML config files and checkpoints.
+
+Every option is a CLI flag (``--batch-size``) and a TOML key (``batch-size``; ``batch_size`` is
+accepted too). Values are merged as defaults <- config file <- command line, then checked;
+a bad value is a ``ValueError`` naming the option.
+
+>>> cfg = TrainConfig.from_mapping({"task": "pos", "batch-size": 16})
+>>> cfg.batch_size, cfg.model
+(16, 'qklstm')
+>>> TrainConfig.from_mapping({"batch-szie": 16})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid keys: task, model, ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["DATA_DEFAULTS", "MODELS", "OPTIMIZERS", "TASKS", "TrainConfig", "check_keys", "load_toml", "option_names"]
+
+TASKS = ("pos", "forecast")
+MODELS = ("qklstm", "lstm", "qlstm")
+OPTIMIZERS = ("adam", "sgd")
+FEATURE_MAPS = ("paper", "paper-trainable", "zz")
+DEVICES = ("cpu", "cuda")
+#: ``--data`` when not given
+DATA_DEFAULTS = {"pos": "brown", "forecast": "beijing-pm25"}
+
+
+def _opt(default, help: str, *, group: str = "training", choices=None, minimum=None, kind=None, metavar=None):
+    meta = dict(help=help, group=group, choices=choices, minimum=minimum, kind=kind, metavar=metavar)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (see ``qklstm train --help``)."""
+
+    # what
+    task: str = _opt("pos", "pos (tagging) or forecast (next value of a series)", group="task", choices=TASKS)
+    model: str = _opt("qklstm", "recurrent layer: qklstm, lstm or qlstm", group="task", choices=MODELS)
+    # data
+    data: str | None = _opt(None, "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
+                            "forecast: beijing-pm25 (the cache) or FILE.csv", group="data", kind=str,
+                            metavar="SOURCE")
+    target: str | None = _opt(None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)",
+                              group="data", kind=str)
+    covariates: str | None = _opt(None, "forecast, CSV: comma-separated numeric input columns", group="data",
+                                  kind=str, metavar="A,B,...")
+    categorical: str | None = _opt(None, "forecast, CSV: comma-separated categorical columns (one-hot)",
+                                   group="data", kind=str, metavar="A,B,...")
+    window: int = _opt(24, "forecast: hours per input window", group="data", minimum=1)
+    horizon: int = _opt(1, "forecast: predict this many steps after the window's last row", group="data",
+                        minimum=1)
+    subset: int | None = _opt(None, "train on a deterministic, evenly spaced subset of N training examples "
+                              "(sentences or windows); dev and test stay whole", group="data", minimum=1,
+                              kind=int, metavar="N")
+    max_train_sentences: int | None = _opt(None, "pos: same as --subset N (sentences)", group="data",
+                                           minimum=1, kind=int, metavar="N")
+    min_freq: int = _opt(2, "pos: words seen fewer times in training become <unk>", group="data", minimum=1)
+    lowercase: bool = _opt(False, "pos: fold case in the word vocabulary", group="data")
+    # model
+    hidden: int = _opt(32, "hidden units", group="model", minimum=1)
+    embedding_dim: int = _opt(32, "pos: word embedding size", group="model", minimum=1)
+    n_qubits: int = _opt(4, "qklstm, qlstm: qubits per gate", group="model", minimum=1)
+    n_references: int = _opt(8, "qklstm: reference vectors per gate", group="model", minimum=1)
+    feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
+    layers: int = _opt(1, "qklstm: encoding layers of the feature map", group="model", minimum=1)
+    qlayers: int = _opt(1, "qlstm: variational layers per gate circuit", group="model", minimum=1)
+    bidirectional: bool = _opt(False, "run the recurrent layer in both directions", group="model")
+    num_layers: int = _opt(1, "stacked recurrent layers", group="model", minimum=1)
+    dropout: float = _opt(0.0, "dropout between stacked recurrent layers", group="model", minimum=0.0)
+    # training
+    epochs: int = _opt(3, "training epochs", minimum=1)
+    batch_size: int = _opt(32, "examples per mini-batch", minimum=1)
+    eval_batch_size: int = _opt(256, "examples per batch when evaluating", minimum=1)
+    lr: float = _opt(0.01, "learning rate", minimum=0.0)
+    optimizer: str = _opt("adam", "adam or sgd", choices=OPTIMIZERS)
+    clip: float = _opt(1.0, "clip the gradient norm to this value (0: no clipping)", minimum=0.0)
+    patience: int = _opt(0, "stop after this many epochs without a better dev score (0: never)", minimum=0)
+    seed: int = _opt(0, "seed of the weights, the references and the data order", minimum=0)
+    out: str | None = _opt(None, "run folder (default runs/<task>-<model>-seed<seed>)", kind=str,
+                           metavar="RUN_DIR")
+    device: str = _opt("cpu", "cpu or cuda", choices=DEVICES)
+    threads: int = _opt(1, "CPU threads for torch (0: torch's default). One is the default: these small "
+                        "step-by-step recurrences gain little from more, and lose badly on a busy machine. "
+                        "Part of the run's settings, since it can change float results in the last bits",
+                        minimum=0)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_mapping(cls, values: dict, *, source: str = "config") -> TrainConfig:
+        """Build from ``{option name: value}`` (dashes or underscores), checking every key and value."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise ValueError(_unknown_key(key, source))
+            kwargs[name] = _coerce(known[name], value, source)
+        cfg = cls(**kwargs)
+        cfg.validate()
+        return cfg
+
+    def merged(self, values: dict, *, source: str = "option") -> TrainConfig:
+        """A copy with ``values`` (option name -> value) applied on top."""
+        data = self.to_dict()
+        data.update({str(k).replace("-", "_"): v for k, v in values.items()})
+        return TrainConfig.from_mapping(data, source=source)
+
+    def to_dict(self) -> dict:
+        """Plain dict (str, int, float, bool, None only) for checkpoints and JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        return cls.from_mapping(data, source="checkpoint config")
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        for f in fields(self):
+            _check_value(f, getattr(self, f.name), "--" + f.name.replace("_", "-"))
+        if self.dropout > 1:
+            raise ValueError(f"--dropout: expected a probability in [0, 1], got {self.dropout}")
+        if self.task == "forecast" and self.max_train_sentences is not None:
+            raise ValueError("--max-train-sentences: only for --task pos; use --subset N (windows) for forecast")
+        if self.subset is not None and self.max_train_sentences is not None and \
+                self.subset != self.max_train_sentences:
+            raise ValueError("--subset, --max-train-sentences: give one of them (they mean the same for pos)")
+        if self.task == "forecast":
+            src = self.data_source
+            if src != "beijing-pm25" and not src.endswith(".csv"):
+                raise ValueError(f"--data: for --task forecast expected beijing-pm25 or a .csv path, got {src!r}")
+            if src.endswith(".csv") and not self.target:
+                raise ValueError("--target: required with a CSV --data (the column to forecast)")
+        else:
+            src = self.data_source
+            if src in ("beijing-pm25",) or src.endswith(".csv"):
+                raise ValueError(f"--data: {src!r} is a time series; use --task forecast, or give brown, "
+                                 "a Brown folder or a .conllu file for --task pos")
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def data_source(self) -> str:
+        return self.data or DATA_DEFAULTS[self.task]
+
+    @property
+    def train_limit(self) -> int | None:
+        return self.subset if self.subset is not None else self.max_train_sentences
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out or f"runs/{self.task}-{self.model}-seed{self.seed}")
+
+    def model_options(self) -> dict:
+        """Keyword options of the recurrent layer for this model."""
+        common = dict(num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout)
+        if self.model == "qklstm":
+            common.update(n_qubits=self.n_qubits, n_references=self.n_references, feature_map=self.feature_map,
+                          layers=self.layers)
+        elif self.model == "qlstm":
+            common.update(n_qubits=self.n_qubits, n_qlayers=self.qlayers)
+        return common
+
+    def describe(self) -> str:
+        """One line naming the model and its sizes."""
+        s = f"{self.model} hidden {self.hidden}"
+        if self.task == "pos":
+            s += f", embedding {self.embedding_dim}"
+        if self.model == "qklstm":
+            s += f", {self.n_qubits} qubits, {self.n_references} references per gate, {self.feature_map} map"
+            if self.layers > 1:
+                s += f" x{self.layers}"
+        elif self.model == "qlstm":
+            s += f", {self.n_qubits} qubits, {self.qlayers} variational layer(s)"
+        if self.num_layers > 1:
+            s += f", {self.num_layers} layers"
+        if self.bidirectional:
+            s += ", bidirectional"
+        return s
+
+
+def check_keys(values: dict, source: str = "config") -> dict:
+    """``values`` with keys spelled as field names (underscores); an unknown key is a ``ValueError``
+    that names it and lists the valid keys."""
+    known = {f.name for f in fields(TrainConfig)}
+    out = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ValueError(_unknown_key(key, source))
+        out[name] = value
+    return out
+
+
+def option_names() -> list[str]:
+    """The option names, as on the command line (without ``--``) and in TOML files."""
+    return [f.name.replace("_", "-") for f in fields(TrainConfig)]
+
+
+def _unknown_key(key, source: str) -> str:
+    names = option_names()
+    close = difflib.get_close_matches(str(key).replace("_", "-"), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{source}: unknown key {key!r}{hint}; valid keys: {', '.join(names)}"
+
+
+def _kind(f) -> type:
+    if f.metadata.get("kind"):
+        return f.metadata["kind"]
+    return type(f.default) if f.default is not MISSING else str
+
+
+def _coerce(f, value, source: str):
+    """Type-check one value from a mapping (TOML or checkpoint)."""
+    flag = "--" + f.name.replace("_", "-")
+    kind = _kind(f)
+    if value is None:
+        if f.default is None:
+            return None
+        raise ValueError(f"{flag}: expected a {kind.__name__}, got nothing ({source})")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{flag}: expected true or false, got {value!r} ({source})")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{flag}: expected an integer, got {value!r} ({source})")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{flag}: expected a number, got {value!r} ({source})")
+        return float(value)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{flag}: expected a string, got {value!r} ({source})")
+    return value
+
+
+def _check_value(f, value, flag: str) -> None:
+    if value is None:
+        return
+    choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
+    if choices and value not in choices:
+        raise ValueError(f"{flag}: expected one of {', '.join(choices)}, got {value!r}")
+    if minimum is not None and value < minimum:
+        what = "an integer" if isinstance(value, int) else "a number"
+        raise ValueError(f"{flag}: expected {what} >= {minimum}, got {value!r}")
+
+
+def load_toml(path) -> dict:
+    """Read a TOML config file into ``{option: value}``; keys are checked by :meth:`TrainConfig.from_mapping`."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config: {path} does not exist")
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"--config: {path} is not valid TOML ({err})") from None
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise ValueError(f"--config: {path}: tables such as [{nested[0]}] are not supported; "
+                         f"write every option as a top-level key (valid keys: {', '.join(option_names())})")
+    return data

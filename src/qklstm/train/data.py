@@ -1,0 +1,224 @@
+"""Data for training runs: loading by config, deterministic subsets, and mini-batches.
+
+Tagging batches are padded and carry lengths (the tagger packs them). To keep padding low,
+:func:`bucket_batches` draws a seeded permutation, cuts it into pools of ``pool`` batches,
+sorts each pool by length and cuts it into batches, then shuffles the batch order: every
+epoch sees a new order, but sentences of a batch have similar lengths.
+
+>>> import torch, numpy as np
+>>> g = torch.Generator().manual_seed(0)
+>>> batches = bucket_batches(np.array([5, 1, 4, 2, 3, 6]), 2, g, pool=3)
+>>> sorted(len(b) for b in batches), sorted(int(i) for b in batches for i in b)
+([2, 2, 2], [0, 1, 2, 3, 4, 5])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import (
+    TaggedSplits,
+    TimeSeriesSplits,
+    Vocabulary,
+    WindowSet,
+    encode_tagged,
+    load_brown,
+    load_conllu,
+    load_timeseries,
+    pad_batch,
+)
+from ..data.timeseries import StandardScaler
+from .config import TrainConfig
+
+__all__ = [
+    "ForecastData",
+    "PosData",
+    "bucket_batches",
+    "collate_tagged",
+    "collate_windows",
+    "count_unknown",
+    "even_subset",
+    "load_task_data",
+    "sequential_batches",
+]
+
+
+def even_subset(n: int, limit: int | None) -> np.ndarray:
+    """Indices of ``limit`` evenly spaced items out of ``n`` (all of them when ``limit`` is None or >= n).
+
+    >>> even_subset(10, 3).tolist(), even_subset(4, None).tolist()
+    ([0, 4, 9], [0, 1, 2, 3])
+    """
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if limit == 1:
+        return np.array([0])
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# tagging
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PosData:
+    """Encoded tagging splits and their vocabularies (built on the training sentences used)."""
+
+    splits: TaggedSplits
+    words: Vocabulary
+    tags: Vocabulary
+    encoded: dict  # split -> list of (word ids, tag ids)
+    train_total: int  # training sentences before --subset
+
+    def split(self, name: str):
+        return self.encoded[name]
+
+    def describe(self) -> str:
+        c = self.splits.counts()
+        used = len(self.splits.train)
+        sub = f" (subset of {self.train_total:,})" if used < self.train_total else ""
+        return (f"{self.splits.name or 'data'}: train {used:,} sentences{sub} / {c['train']['tokens']:,} tokens, "
+                f"dev {c['dev']['sentences']:,}, test {c['test']['sentences']:,} sentences; "
+                f"{len(self.words):,} words, {len(self.tags) - 1} tags")
+
+
+def _read_tagged(source: str) -> TaggedSplits:
+    if source == "brown":
+        return load_brown()
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_brown(path)
+    if source.endswith(".conllu"):
+        return load_conllu(path)
+    raise ValueError(f"--data: expected brown, a Brown folder (with cats.txt) or a .conllu file, got {source!r}")
+
+
+def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None) -> PosData:
+    """Read, subset and encode the tagging data of ``cfg``; vocabularies are built from the
+    training sentences used unless given (from a checkpoint)."""
+    splits = _read_tagged(cfg.data_source)
+    total = len(splits.train)
+    keep = even_subset(total, cfg.train_limit)
+    splits = replace(splits, train=[splits.train[i] for i in keep])
+    if not splits.train:
+        raise ValueError(f"--data: {cfg.data_source} has no training sentences")
+    if words is None or tags is None:
+        words, tags = splits.vocabularies(min_freq=cfg.min_freq, lowercase=cfg.lowercase)
+    else:
+        missing = sorted(set(splits.tags()) - set(tags.itos))
+        if missing:
+            raise ValueError(f"--data: tags {missing} are not in the run's tag set {tags.itos[1:]}")
+    encoded = {name: encode_tagged(splits.split(name), words, tags) for name in ("train", "dev", "test")}
+    return PosData(splits, words, tags, encoded, total)
+
+
+def count_unknown(sentences, words: Vocabulary) -> tuple[int, int]:
+    """``(tokens mapped to <unk>, all tokens)`` of ``sentences`` under ``words``."""
+    unk = sum(1 for s in sentences for w, _ in s if w not in words)
+    return unk, sum(len(s) for s in sentences)
+
+
+def collate_tagged(pairs, index) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded ``(tokens, tags, lengths)`` for ``pairs[i] for i in index``; padding is id 0 in both."""
+    xs = [pairs[int(i)][0] for i in index]
+    ys = [pairs[int(i)][1] for i in index]
+    tokens, lengths = pad_batch(xs, 0)
+    tags, _ = pad_batch(ys, 0)
+    return torch.from_numpy(tokens), torch.from_numpy(tags), torch.from_numpy(lengths)
+
+
+def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator, pool: int = 50) -> list:
+    """Seeded shuffle, then sort by length within pools of ``pool`` batches; batch order shuffled."""
+    lengths = np.asarray(lengths)
+    perm = torch.randperm(len(lengths), generator=generator).numpy()
+    batches = []
+    step = batch_size * pool
+    for start in range(0, len(perm), step):
+        chunk = perm[start:start + step]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    order = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in order]
+
+
+def sequential_batches(n: int, batch_size: int, lengths: np.ndarray | None = None) -> list:
+    """Batches for evaluation: in order, or sorted by length (longest first) when ``lengths`` is given."""
+    idx = np.arange(n) if lengths is None else np.argsort(-np.asarray(lengths), kind="stable")
+    return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+# ---------------------------------------------------------------------------------------------
+# forecasting
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ForecastData:
+    """Scaled windows of the three splits (train possibly subset) and the scaler fitted on train rows."""
+
+    series: TimeSeriesSplits
+    train_total: int
+
+    @property
+    def scaler(self) -> StandardScaler:
+        return self.series.scaler
+
+    @property
+    def n_features(self) -> int:
+        return self.series.train.x.shape[-1]
+
+    def split(self, name: str) -> WindowSet:
+        return self.series.split(name)
+
+    def describe(self) -> str:
+        s = self.series
+        used = len(s.train)
+        sub = f" (evenly spaced subset of {self.train_total:,})" if used < self.train_total else ""
+        return (f"{Path(s.source).name or s.source}: target {s.target}, window {s.window}, horizon {s.horizon}, "
+                f"{self.n_features} features; windows train {used:,}{sub}, dev {len(s.dev):,}, test {len(s.test):,}")
+
+
+def _columns(text: str | None):
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+def load_forecast(cfg: TrainConfig, scaler: dict | None = None) -> ForecastData:
+    """Windows of ``cfg``'s series; with ``scaler`` (from a checkpoint) the data must scale the same way."""
+    src = cfg.data_source
+    series = load_timeseries(src, target=cfg.target, covariates=_columns(cfg.covariates),
+                             categorical=_columns(cfg.categorical), window=cfg.window, horizon=cfg.horizon)
+    total = len(series.train)
+    keep = even_subset(total, cfg.train_limit)
+    tr = series.train
+    series.train = WindowSet(tr.x[keep], tr.y[keep], None if tr.observed is None else tr.observed[keep])
+    if scaler is not None:
+        saved = StandardScaler.from_dict(scaler)
+        same = (saved.names == series.scaler.names and np.allclose(saved.mean, series.scaler.mean)
+                and np.allclose(saved.std, series.scaler.std))
+        if not same:
+            raise ValueError(f"--data: {src} does not scale like the data this run was trained on "
+                             "(the saved scaler differs); was the file changed?")
+    return ForecastData(series, total)
+
+
+def collate_windows(ws: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` float32 tensors of windows ``index``."""
+    index = np.asarray(index)
+    return torch.from_numpy(ws.x[index]).float(), torch.from_numpy(ws.y[index]).float()
+
+
+def load_task_data(cfg: TrainConfig, saved: dict | None = None):
+    """:class:`PosData` or :class:`ForecastData` for ``cfg``; ``saved`` holds a checkpoint's
+    ``vocab`` / ``scaler`` entries."""
+    saved = saved or {}
+    if cfg.task == "pos":
+        vocab = saved.get("vocab")
+        if vocab:
+            return load_pos(cfg, Vocabulary.from_dict(vocab["words"]), Vocabulary.from_dict(vocab["tags"]))
+        return load_pos(cfg)
+    return load_forecast(cfg, saved.get("scaler"))

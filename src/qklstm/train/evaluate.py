@@ -1,0 +1,194 @@
+"""Scoring a saved run on a split: ``qklstm evaluate RUN_DIR --split test``.
+
+Tagging: accuracy, per-tag precision/recall/F1 (``<split>_per_tag.csv`` and ``.md``), a
+confusion matrix (``<split>_confusion.png``), and how many tokens were not in the training
+vocabulary (mapped to ``<unk>``) with the accuracy on them. Forecasting: RMSE, MAE and MAPE
+in the target's units next to the persistence baseline (``<split>_report.md``), and
+predicted against true values over the split's first hours (``<split>_forecast.png``).
+Every number also goes to ``<split>_metrics.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..data import persistence_forecast
+from ..io import atomic_savefig, atomic_write_text
+from .checkpoint import BEST, LAST, load_checkpoint
+from .data import count_unknown
+from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, per_class_scores
+from .trainer import build_for_checkpoint
+
+__all__ = ["checkpoint_path", "evaluate_run"]
+
+SPLITS = ("train", "dev", "test")
+
+
+def checkpoint_path(run_dir, which: str = "best") -> Path:
+    """``best.pt`` (falling back to ``last.pt`` when a run never improved) or ``last.pt``."""
+    run_dir = Path(run_dir)
+    if which not in ("best", "last"):
+        raise ValueError(f"--checkpoint: expected best or last, got {which!r}")
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"RUN_DIR: {run_dir} is not a folder (expected the --out folder of qklstm train)")
+    path = run_dir / (BEST if which == "best" else LAST)
+    if which == "best" and not path.exists():
+        path = run_dir / LAST
+    if not path.exists():
+        raise FileNotFoundError(f"RUN_DIR: {run_dir} holds no checkpoint ({BEST} or {LAST}); "
+                                "has `qklstm train --out` finished an epoch there?")
+    return path
+
+
+def evaluate_run(run_dir, split: str = "test", *, checkpoint: str = "best", device: str | None = None,
+                 batch_size: int | None = None, write: bool = True, log: Callable = print) -> dict:
+    """Score the run in ``run_dir`` on ``split``; writes the report files into ``run_dir`` when ``write``."""
+    if split not in SPLITS:
+        raise ValueError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    path = checkpoint_path(run_dir, checkpoint)
+    ckpt = load_checkpoint(path)
+    cfg, task, model = build_for_checkpoint(ckpt, device)
+    model.eval()
+    bs = batch_size or cfg.eval_batch_size
+    head = {
+        "run_dir": str(run_dir), "split": split, "checkpoint": path.name, "epoch": int(ckpt["epoch"]),
+        "task": cfg.task, "model": cfg.model, "seed": cfg.seed, "n_parameters": int(ckpt["n_parameters"]),
+        "n_embedding_parameters": int(ckpt.get("n_embedding_parameters", 0)),
+        "description": cfg.describe(),
+    }
+    log(f"{run_dir}: {cfg.describe()} ({path.name}, epoch {ckpt['epoch']}), {split} split")
+    if cfg.task == "pos":
+        report = _evaluate_pos(task, model, split, bs, Path(run_dir), write, log)
+    else:
+        report = _evaluate_forecast(task, model, split, bs, Path(run_dir), write, log)
+    report = {**head, **report}
+    if write:
+        atomic_write_text(Path(run_dir) / f"{split}_metrics.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _evaluate_pos(task, model, split, bs, run_dir: Path, write: bool, log) -> dict:
+    data = task.data
+    gold, pred, loss = task.predict(model, split, bs)
+    g, p = np.concatenate(gold) - 1, np.concatenate(pred) - 1  # drop the padding class
+    names = data.tags.itos[1:]
+    cm = confusion_matrix(g, p, len(names))
+    rows = per_class_scores(cm, names)
+    accuracy = float((g == p).mean())
+    sentences = data.splits.split(split)
+    unk, total = count_unknown(sentences, data.words)
+    is_unk = np.array([w not in data.words for s in sentences for w, _ in s], dtype=bool)
+    unk_acc = float((g[is_unk] == p[is_unk]).mean()) if unk else float("nan")
+    known_acc = float((g[~is_unk] == p[~is_unk]).mean()) if total - unk else float("nan")
+    macro_f1 = float(np.mean([r["f1"] for r in rows if r["support"]]))
+    header = ["tag", "precision", "recall", "F1", "support"]
+    body = [[r["tag"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", f"{r['support']:,}"]
+            for r in rows]
+    log(format_table(header, body, markdown=False))
+    log(f"accuracy {accuracy:.4f} over {total:,} tokens ({len(sentences):,} sentences), macro F1 {macro_f1:.4f}, "
+        f"loss {loss:.4f}")
+    log(f"unknown tokens: {unk:,} of {total:,} ({unk / max(total, 1):.2%}) were not in the training vocabulary "
+        f"and were mapped to <unk>; accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}")
+    if write:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["tag", "precision", "recall", "f1", "support", "predicted"])
+        for r in rows:
+            w.writerow([r["tag"], f"{r['precision']:.6f}", f"{r['recall']:.6f}", f"{r['f1']:.6f}", r["support"],
+                        r["predicted"]])
+        atomic_write_text(run_dir / f"{split}_per_tag.csv", buf.getvalue())
+        md = [f"# Tagging, {split} split", "",
+              f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro_f1:.4f}; "
+              f"{unk:,} tokens ({unk / max(total, 1):.2%}) mapped to <unk> (accuracy on them {unk_acc:.4f})",
+              "", format_table(header, body), ""]
+        atomic_write_text(run_dir / f"{split}_per_tag.md", "\n".join(md))
+        _plot_confusion(cm, names, run_dir / f"{split}_confusion.png", f"{split}: accuracy {accuracy:.4f}")
+    return {"accuracy": accuracy, "loss": loss, "macro_f1": macro_f1, "tokens": total,
+            "sentences": len(sentences), "unknown_tokens": unk, "unknown_accuracy": unk_acc,
+            "known_accuracy": known_acc, "per_tag": rows, "confusion": cm.tolist(), "tags": names}
+
+
+def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, rotation=60, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set(xlabel="predicted", ylabel="true", title=title + "\n(rows normalised; numbers are counts)")
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=6,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _evaluate_forecast(task, model, split, bs, run_dir: Path, write: bool, log, hours: int = 500) -> dict:
+    series = task.data.series
+    scaler = series.scaler
+    ws = series.split(split)
+    pred = scaler.inverse_target(task.predict(model, split, bs))
+    true = scaler.inverse_target(ws.y)
+    base = scaler.inverse_target(persistence_forecast(ws.x, scaler.target_index))
+    model_m, base_m = forecast_metrics(true, pred), forecast_metrics(true, base)
+    observed = ws.observed if ws.observed is not None else np.ones(len(true), bool)
+    model_obs, base_obs = (forecast_metrics(true[observed], pred[observed]),
+                           forecast_metrics(true[observed], base[observed]))
+    units = series.target
+    header = ["forecast", "RMSE", "MAE", "MAPE", "RMSE (observed)", "MAE (observed)"]
+    body = [[name, f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['mape']:.2%}", f"{o['rmse']:.3f}", f"{o['mae']:.3f}"]
+            for name, m, o in (("model", model_m, model_obs), ("persistence", base_m, base_obs))]
+    note = (f"{len(true):,} {split} windows, errors in {units} units; MAPE over the {model_m['mape_n']:,} targets "
+            f"with |y| > {MAPE_EPSILON:g} (it is undefined at 0); '(observed)': the {int(observed.sum()):,} "
+            f"targets that were measured, not interpolated")
+    log(format_table(header, body, markdown=False))
+    log(note)
+    if write:
+        md = [f"# Forecasting {units}, {split} split", "", note, "", format_table(header, body), ""]
+        atomic_write_text(run_dir / f"{split}_report.md", "\n".join(md))
+        _plot_forecast(true, pred, base, run_dir / f"{split}_forecast.png", hours, units, split, series.horizon)
+    return {"rmse": model_m["rmse"], "mae": model_m["mae"], "mape": model_m["mape"], "scores": model_m,
+            "persistence": base_m, "scores_observed": model_obs, "persistence_observed": base_obs,
+            "windows": len(true), "units": units}
+
+
+def _plot_forecast(true, pred, base, path: Path, hours: int, units: str, split: str, horizon: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(hours, len(true))
+    t = np.arange(n)
+    fig, ax = plt.subplots(figsize=(12, 4))
+    ax.plot(t, true[:n], color="black", lw=1.2, label="true")
+    ax.plot(t, pred[:n], color="tab:red", lw=1.0, label="model")
+    ax.plot(t, base[:n], color="tab:gray", lw=0.8, ls=":", label="persistence")
+    ax.set(xlabel=f"time step of the {split} split", ylabel=units,
+           title=f"Forecast {horizon} step(s) ahead: the first {n} targets of the {split} split")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,82 @@
+"""Scores: tagging accuracy, per-tag precision/recall/F1 and confusion; forecasting RMSE/MAE/MAPE.
+
+>>> cm = confusion_matrix([0, 1, 1, 2], [0, 1, 2, 2], 3)
+>>> cm.tolist()
+[[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+>>> [round(r["f1"], 3) for r in per_class_scores(cm, ["A", "B", "C"])]
+[1.0, 0.667, 0.667]
+>>> forecast_metrics([10.0, 0.0, 20.0], [11.0, 1.0, 18.0], epsilon=1.0)["mape"]
+0.1
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "MAPE_EPSILON",
+    "confusion_matrix",
+    "forecast_metrics",
+    "format_table",
+    "mean_std",
+    "per_class_scores",
+]
+
+#: MAPE leaves out targets with ``|y| <= MAPE_EPSILON`` (in the target's units), where it is undefined or huge
+MAPE_EPSILON = 1.0
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """``cm[t, p]``: how often class ``t`` was predicted as ``p``."""
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def per_class_scores(cm: np.ndarray, names) -> list[dict]:
+    """Precision, recall, F1 and support per class (0 where undefined)."""
+    rows = []
+    for k, name in enumerate(names):
+        tp = float(cm[k, k])
+        pred, support = float(cm[:, k].sum()), float(cm[k].sum())
+        precision = tp / pred if pred else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"tag": name, "precision": precision, "recall": recall, "f1": f1, "support": int(support),
+                     "predicted": int(pred)})
+    return rows
+
+
+def forecast_metrics(y_true, y_pred, *, epsilon: float = MAPE_EPSILON) -> dict:
+    """RMSE, MAE and MAPE (a fraction, over targets with ``|y| > epsilon``), in the units given."""
+    y_true = np.asarray(y_true, dtype=float)
+    err = np.asarray(y_pred, dtype=float) - y_true
+    ok = np.abs(y_true) > epsilon
+    mape = float(np.mean(np.abs(err[ok]) / np.abs(y_true[ok]))) if ok.any() else float("nan")
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "mape": mape,
+            "n": len(y_true), "mape_n": int(ok.sum()), "mape_epsilon": float(epsilon)}
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    v = [float(x) for x in values]
+    if not v:
+        return float("nan"), float("nan")
+    m = sum(v) / len(v)
+    s = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return m, s
+
+
+def format_table(header, rows, markdown: bool = True) -> str:
+    """A markdown (or aligned plain-text) table of string cells."""
+    rows = [[str(c) for c in r] for r in rows]
+    header = [str(h) for h in header]
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(out)
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    fmt = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])

@@ -1,0 +1,185 @@
+"""What differs between tagging and forecasting: the model, the batches, the loss and the scores.
+
+A task object wraps the loaded data; the training loop and the evaluation only talk to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..models import SequenceRegressor, SequenceTagger
+from .config import TrainConfig
+from .data import (
+    ForecastData,
+    PosData,
+    bucket_batches,
+    collate_tagged,
+    collate_windows,
+    sequential_batches,
+)
+
+__all__ = ["ForecastTask", "PosTask", "make_task", "sentence_losses"]
+
+
+def sentence_losses(model, tokens, tags, lengths) -> torch.Tensor:
+    """Mean NLL of each sentence of a padded batch (padding, tag id 0, left out): ``(B,)``."""
+    logp = model(tokens, lengths)
+    nll = F.nll_loss(logp.transpose(1, 2), tags, ignore_index=0, reduction="none")  # (B, T)
+    return nll.sum(1) / lengths.to(nll.dtype)
+
+
+class PosTask:
+    """Tagging: ``SequenceTagger`` over padded, packed batches; token-level NLL and accuracy."""
+
+    name = "pos"
+    metric = "accuracy"
+    higher_is_better = True
+    metric_columns = ("accuracy",)
+
+    def __init__(self, data: PosData, device: torch.device):
+        self.data, self.device = data, device
+        self.lengths = {s: np.array([len(x) for x, _ in data.split(s)]) for s in ("train", "dev", "test")}
+
+    def saved_data(self) -> dict:
+        return {"vocab": {"words": self.data.words.to_dict(), "tags": self.data.tags.to_dict()}}
+
+    def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
+        return SequenceTagger(len(self.data.words), len(self.data.tags), embedding_dim=cfg.embedding_dim,
+                              hidden_size=cfg.hidden, recurrent=cfg.model, padding_idx=0, **cfg.model_options())
+
+    def embedding_parameters(self, model) -> int:
+        return model.embedding.weight.numel()
+
+    @torch.no_grad()
+    def reference_inputs(self, model, generator: torch.Generator, n: int = 4096) -> torch.Tensor:
+        """Embedded tokens drawn from the training sentences (the QK-LSTM's first-layer inputs)."""
+        ids = torch.from_numpy(np.concatenate([x for x, _ in self.data.split("train")]))
+        pick = torch.randint(len(ids), (min(n, len(ids)),), generator=generator)
+        return model.embedding(ids[pick].to(self.device))
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> list:
+        return bucket_batches(self.lengths["train"], batch_size, generator)
+
+    def batch_loss(self, model, index, split: str = "train"):
+        tokens, tags, lengths = collate_tagged(self.data.split(split), index)
+        tokens, tags = tokens.to(self.device), tags.to(self.device)
+        logp = model(tokens, lengths)
+        mask = tags != 0
+        n = int(mask.sum())
+        loss = F.nll_loss(logp[mask], tags[mask], reduction="sum") / n
+        correct = int((self.predict_from(logp)[mask] == tags[mask]).sum())
+        return loss, {"n": n, "loss_sum": float(loss.detach()) * n, "correct": correct}
+
+    @staticmethod
+    def predict_from(logp: torch.Tensor) -> torch.Tensor:
+        """Most likely tag, never the padding class 0."""
+        return logp[..., 1:].argmax(-1) + 1
+
+    @staticmethod
+    def summarize(stats: dict) -> dict:
+        n = max(stats.get("n", 0), 1)
+        return {"loss": stats.get("loss_sum", 0.0) / n, "accuracy": stats.get("correct", 0) / n}
+
+    @staticmethod
+    def postfix(summary: dict) -> dict:
+        return {"loss": f"{summary['loss']:.4f}", "acc": f"{summary['accuracy']:.4f}"}
+
+    @torch.no_grad()
+    def predict(self, model, split: str, batch_size: int):
+        """Gold and predicted tag ids of every token of ``split`` (sentence order), and the mean loss."""
+        pairs = self.data.split(split)
+        gold, pred = [None] * len(pairs), [None] * len(pairs)
+        loss_sum, n = 0.0, 0
+        for index in sequential_batches(len(pairs), batch_size, self.lengths[split]):
+            tokens, tags, lengths = collate_tagged(pairs, index)
+            logp = model(tokens.to(self.device), lengths).cpu()
+            mask = tags != 0
+            loss_sum += float(F.nll_loss(logp[mask], tags[mask], reduction="sum"))
+            n += int(mask.sum())
+            p = self.predict_from(logp)
+            for row, i in enumerate(index):
+                L = int(lengths[row])
+                gold[i], pred[i] = tags[row, :L].numpy(), p[row, :L].numpy()
+        return gold, pred, loss_sum / max(n, 1)
+
+    def evaluate(self, model, split: str, batch_size: int) -> dict:
+        gold, pred, loss = self.predict(model, split, batch_size)
+        g, p = np.concatenate(gold), np.concatenate(pred)
+        return {"loss": loss, "accuracy": float((g == p).mean()) if len(g) else float("nan")}
+
+
+class ForecastTask:
+    """Forecasting: ``SequenceRegressor`` over windows; MSE on the scaled target, RMSE/MAE in its units."""
+
+    name = "forecast"
+    metric = "rmse"
+    higher_is_better = False
+    metric_columns = ("rmse", "mae")
+
+    def __init__(self, data: ForecastData, device: torch.device):
+        self.data, self.device = data, device
+        self.target_std = float(data.scaler.std[data.scaler.target_index])
+
+    def saved_data(self) -> dict:
+        return {"scaler": self.data.scaler.to_dict()}
+
+    def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
+        return SequenceRegressor(self.data.n_features, hidden_size=cfg.hidden, recurrent=cfg.model,
+                                 **cfg.model_options())
+
+    def embedding_parameters(self, model) -> int:
+        return 0
+
+    @torch.no_grad()
+    def reference_inputs(self, model, generator: torch.Generator, n: int = 4096) -> torch.Tensor:
+        """Feature rows (time steps) drawn from the training windows."""
+        x = self.data.split("train").x
+        rows = torch.from_numpy(x.reshape(-1, x.shape[-1])).float()
+        pick = torch.randint(len(rows), (min(n, len(rows)),), generator=generator)
+        return rows[pick].to(self.device)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> list:
+        perm = torch.randperm(len(self.data.split("train")), generator=generator).numpy()
+        return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
+
+    def batch_loss(self, model, index, split: str = "train"):
+        x, y = collate_windows(self.data.split(split), index)
+        x, y = x.to(self.device), y.to(self.device)
+        err = model(x) - y
+        loss = err.square().mean()
+        e = err.detach()
+        return loss, {"n": len(y), "loss_sum": float(loss.detach()) * len(y),
+                      "abs_sum": float(e.abs().sum())}
+
+    def summarize(self, stats: dict) -> dict:
+        n = max(stats.get("n", 0), 1)
+        mse = stats.get("loss_sum", 0.0) / n
+        return {"loss": mse, "rmse": float(np.sqrt(mse)) * self.target_std,
+                "mae": stats.get("abs_sum", 0.0) / n * self.target_std}
+
+    @staticmethod
+    def postfix(summary: dict) -> dict:
+        return {"loss": f"{summary['loss']:.4f}", "rmse": f"{summary['rmse']:.2f}"}
+
+    @torch.no_grad()
+    def predict(self, model, split: str, batch_size: int) -> np.ndarray:
+        """Scaled predictions for every window of ``split``, in order."""
+        ws = self.data.split(split)
+        out = []
+        for index in sequential_batches(len(ws), batch_size):
+            x, _ = collate_windows(ws, index)
+            out.append(model(x.to(self.device)).cpu().double().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def evaluate(self, model, split: str, batch_size: int) -> dict:
+        pred = self.predict(model, split, batch_size)
+        y = self.data.split(split).y
+        mse = float(np.mean((pred - y) ** 2))
+        return {"loss": mse, "rmse": float(np.sqrt(mse)) * self.target_std,
+                "mae": float(np.mean(np.abs(pred - y))) * self.target_std}
+
+
+def make_task(cfg: TrainConfig, data, device: torch.device):
+    return PosTask(data, device) if cfg.task == "pos" else ForecastTask(data, device)
