@@ -1,0 +1,179 @@
+"""``qklstm train``, ``evaluate`` and ``compare`` from the command line: outputs, errors, a killed run."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from qklstm.cli import main
+from qklstm.train import load_checkpoint
+
+DATA = Path(__file__).parent / "data"
+BROWN = DATA / "brown"
+SLICE = DATA / "beijing_pm25_slice.csv"
+TINY_POS = ["--task", "pos", "--data", str(BROWN), "--hidden", "4", "--embedding-dim", "4", "--n-references", "4",
+            "--no-progress"]
+TINY_FC = ["--task", "forecast", "--data", str(SLICE), "--target", "pm2.5", "--covariates", "DEWP,TEMP",
+           "--categorical", "cbwd", "--window", "6", "--hidden", "3", "--n-references", "4", "--no-progress"]
+
+
+def run_cli(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--epochs", "-1"], "--epochs: expected an integer >= 1, got -1"),
+    (["train", "--model", "gru"], "--model: expected one of qklstm, lstm, qlstm, got 'gru'"),
+    (["train", "--optimizer", "rmsprop"], "--optimizer"),
+    (["train", "--lr", "-0.1"], "--lr"),
+    (["train", "--task", "forecast", "--data", "x.csv"], "--target: required"),
+    (["train", "--task", "forecast", "--max-train-sentences", "5"], "--max-train-sentences"),
+    (["train", "--resume", "somewhere", "--lr", "0.1"], "only --epochs and --device"),
+    (["evaluate", "/nonexistent/run"], "is not a folder"),
+    (["evaluate", str(DATA), "--split", "valid"], "--split"),
+    (["compare", "--models", "qklstm,gru"], "--models: 'gru'"),
+    (["compare", "--seeds", "0"], "--seeds"),
+])
+def test_bad_options_are_clear_errors_naming_the_option(capsys, argv, needle):
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2
+    assert needle in err and "Traceback" not in err
+
+
+def test_unknown_config_key_lists_valid_keys(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('task = "pos"\nepochs = 1\nhiden = 8\n')
+    rc, _, err = run_cli(capsys, "train", "--config", cfg)
+    assert rc == 2
+    assert "unknown key 'hiden' (did you mean 'hidden'?)" in err and "valid keys: task, model" in err
+    assert str(cfg) in err
+
+
+def test_missing_data_set_names_the_fetch_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QKLSTM_DATA", str(tmp_path / "empty-cache"))
+    rc, _, err = run_cli(capsys, "train", "--task", "pos", "--out", tmp_path / "r")
+    assert rc == 2 and "qklstm data fetch brown" in err
+    rc, _, err = run_cli(capsys, "train", "--task", "forecast", "--out", tmp_path / "r2")
+    assert rc == 2 and "qklstm data fetch beijing-pm25" in err
+
+
+def test_evaluate_refuses_a_checkpoint_that_pickles_code(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": "qklstm-run", "version": 1, "weird": os.getcwd, "epoch": 1}, run / "last.pt")
+    rc, _, err = run_cli(capsys, "evaluate", run)
+    assert rc == 2 and "weights_only=True" in err
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def test_train_with_config_then_evaluate_tagging(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'task = "pos"\nmodel = "qklstm"\ndata = "{BROWN}"\nepochs = 2\nbatch-size = 16\n'
+                   "hidden = 8\nembedding_dim = 4\nn-references = 4\n")
+    run = tmp_path / "run"
+    rc, out, err = run_cli(capsys, "train", "--config", cfg, "--hidden", "4", "--out", run, "--no-progress")
+    assert rc == 0, err
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["config"]["hidden"] == 4 and ck["config"]["batch_size"] == 16  # the command line wins
+    assert "epoch 2/2" in out and "trainable parameters" in out
+    rc, out, err = run_cli(capsys, "evaluate", run, "--split", "test")
+    assert rc == 0, err
+    assert "precision" in out and "NOUN" in out
+    assert "mapped to <unk>" in out
+    for name in ("test_per_tag.csv", "test_per_tag.md", "test_confusion.png", "test_metrics.json"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "test_per_tag.csv").open()))
+    assert {r["tag"] for r in rows} >= {"NOUN", "VERB", "DET"}
+    rep = json.loads((run / "test_metrics.json").read_text())
+    assert 0 <= rep["accuracy"] <= 1 and rep["unknown_tokens"] > 0 and rep["tokens"] == 218
+    assert sum(sum(r) for r in rep["confusion"]) == rep["tokens"]
+    # a second train into the same folder needs --resume or --overwrite
+    rc, _, err = run_cli(capsys, "train", "--config", cfg, "--out", run, "--no-progress")
+    assert rc == 2 and "--resume" in err
+
+
+def test_evaluate_forecast_reports_persistence_and_mape(tmp_path, capsys):
+    run = tmp_path / "fc"
+    rc, _, err = run_cli(capsys, "train", *TINY_FC, "--model", "lstm", "--epochs", "1", "--out", run)
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, "evaluate", run)
+    assert rc == 0, err
+    assert "persistence" in out and "MAPE over the" in out and "|y| > 1" in out
+    assert (run / "test_forecast.png").read_bytes()[:4] == b"\x89PNG"
+    report = (run / "test_report.md").read_text()
+    assert "| persistence |" in report and "| model |" in report
+
+
+def test_compare_writes_mean_std_table_with_persistence(tmp_path, capsys):
+    out_dir = tmp_path / "cmp"
+    argv = ["compare", *TINY_FC, "--models", "lstm,qklstm", "--seeds", "2", "--epochs", "1", "--subset", "120",
+            "--out", out_dir]
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 0, err
+    md = (out_dir / "compare.md").read_text()
+    assert "| QK-LSTM |" in md and "| LSTM |" in md and "| persistence (last value) |" in md and " +- " in md
+    assert "training subset 120" in md
+    for name in ("lstm-seed0", "lstm-seed1", "qklstm-seed0", "qklstm-seed1"):
+        assert (out_dir / name / "last.pt").is_file()
+    rows = list(csv.DictReader((out_dir / "compare.csv").open()))
+    assert [r["model"] for r in rows] == ["lstm", "qklstm", "persistence"]
+    assert int(rows[1]["n_parameters"]) > 0 and float(rows[0]["rmse_std"]) >= 0
+    assert len((out_dir / "runs.csv").read_text().splitlines()) == 5
+    # a second call reuses the finished runs
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 0 and out.count("(done)") == 4
+
+
+# ------------------------------------------------------------------------------ a killed run
+
+
+def test_sigkilled_run_resumes_to_identical_weights(tmp_path, capsys):
+    """Kill a training process right after its first checkpoint; --resume must end where an
+    uninterrupted run ends, tensor for tensor."""
+    common = [*TINY_POS, "--model", "qklstm", "--epochs", "3", "--batch-size", "32"]
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "qklstm.cli", "train", *common, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / "last.pt").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    epoch = load_checkpoint(killed / "last.pt")["epoch"]
+    assert epoch < 3, "the run finished before it could be killed"
+    rc, out, err = run_cli(capsys, "train", "--resume", killed, "--no-progress")
+    assert rc == 0, err
+    assert f"resuming {killed} at epoch {epoch + 1}" in out
+    full = tmp_path / "full"
+    rc, _, err = run_cli(capsys, "train", *common, "--out", full)
+    assert rc == 0, err
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(killed / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k, st in a["optimizer"]["state"].items():
+        for name, t in st.items():
+            assert torch.equal(t, b["optimizer"]["state"][k][name]), (k, name)

@@ -1,0 +1,243 @@
+"""The training layer: batching with padding and packing, configs, checkpoints, exact resume."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qklstm.models import SequenceRegressor, SequenceTagger
+from qklstm.train import (
+    TrainConfig,
+    bucket_batches,
+    evaluate_run,
+    even_subset,
+    forecast_metrics,
+    load_checkpoint,
+    load_task_data,
+    resume,
+    save_checkpoint,
+    sentence_losses,
+    train,
+)
+from qklstm.train.config import check_keys, load_toml, option_names
+from qklstm.train.data import collate_tagged
+
+DATA = Path(__file__).parent / "data"
+BROWN = DATA / "brown"
+SLICE = DATA / "beijing_pm25_slice.csv"
+
+#: a tiny tagging run on the 10-document Brown fixture (91 training sentences)
+TINY_POS = dict(task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=3)
+TINY_FC = dict(task="forecast", data=str(SLICE), target="pm2.5", covariates="DEWP,TEMP", categorical="cbwd",
+               window=6, hidden=3, n_references=4, batch_size=64, epochs=3)
+
+
+def quiet(*_):
+    pass
+
+
+def _cfg(base, tmp_path, name, **kw):
+    return TrainConfig.from_mapping({**base, "out": str(tmp_path / name), **kw})
+
+
+# ------------------------------------------------------------------------------ batching
+
+
+def test_bucket_batches_cover_everything_once_and_keep_padding_low():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, size=1000)
+    g = torch.Generator().manual_seed(3)
+    batches = bucket_batches(lengths, 16, g, pool=20)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    pad = sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+    perm = np.random.default_rng(1).permutation(1000)
+    pad_random = sum(16 * lengths[perm[i:i + 16]].max() - lengths[perm[i:i + 16]].sum() for i in range(0, 1000, 16))
+    assert pad < 0.2 * pad_random
+    # the same seed gives the same order, the next epoch another one
+    again = bucket_batches(lengths, 16, torch.Generator().manual_seed(3), pool=20)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    nxt = bucket_batches(lengths, 16, g, pool=20)
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, nxt))
+
+
+@pytest.mark.parametrize("recurrent,opts", [("lstm", {}), ("qklstm", dict(n_qubits=4, n_references=4)),
+                                            ("qlstm", dict(n_qubits=3))])
+def test_padded_packed_batch_gives_per_sentence_losses_of_single_sentences(recurrent, opts):
+    torch.manual_seed(0)
+    tagger = SequenceTagger(30, 5, embedding_dim=6, hidden_size=5, recurrent=recurrent, padding_idx=0,
+                            bidirectional=True, **opts)
+    tagger.eval()
+    pairs = []
+    for n in (7, 2, 5, 1, 4):
+        pairs.append((np.random.default_rng(n).integers(2, 30, n), np.random.default_rng(n + 9).integers(1, 5, n)))
+    tokens, tags, lengths = collate_tagged(pairs, range(len(pairs)))
+    assert tokens.shape == (5, 7) and lengths.tolist() == [7, 2, 5, 1, 4]
+    assert int((tokens == 0).sum()) == 35 - 19
+    batched = sentence_losses(tagger, tokens, tags, lengths)
+    alone = torch.cat([sentence_losses(tagger, *collate_tagged(pairs, [i])) for i in range(len(pairs))])
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_even_subset_is_deterministic_and_spread():
+    idx = even_subset(46175, 5000)
+    assert len(idx) == 5000 and idx[0] == 0 and idx[-1] == 46174 and np.all(np.diff(idx) > 0)
+
+
+def test_sequence_regressor_reads_the_last_state():
+    torch.manual_seed(0)
+    reg = SequenceRegressor(3, hidden_size=4, recurrent="lstm")
+    x = torch.randn(2, 5, 3)
+    _, (h, _) = reg.rnn(x)
+    torch.testing.assert_close(reg(x), reg.head(h[-1]).squeeze(-1))
+
+
+# ------------------------------------------------------------------------------ config
+
+
+def test_config_unknown_key_names_it_and_lists_valid_keys(tmp_path):
+    p = tmp_path / "run.toml"
+    p.write_text('task = "pos"\nbatch_size = 8\nlearning-rate = 0.1\n')
+    with pytest.raises(ValueError) as err:
+        check_keys(load_toml(p), f"--config {p}")
+    msg = str(err.value)
+    assert "'learning-rate'" in msg and "valid keys:" in msg and "batch-size" in msg and "lr" in msg
+    assert check_keys({"batch_size": 8, "n-qubits": 3}) == {"batch_size": 8, "n_qubits": 3}
+    assert "resume" not in option_names() and "epochs" in option_names()
+
+
+@pytest.mark.parametrize("values,flag", [({"epochs": -1}, "--epochs"), ({"model": "gru"}, "--model"),
+                                         ({"lr": "fast"}, "--lr"), ({"bidirectional": 1}, "--bidirectional"),
+                                         ({"task": "forecast", "data": "x.csv"}, "--target"),
+                                         ({"dropout": 1.5}, "--dropout")])
+def test_config_bad_values_name_the_option(values, flag):
+    with pytest.raises(ValueError, match=flag):
+        TrainConfig.from_mapping(values)
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_checkpoints_refuse_pickled_objects(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "qklstm-run", "version": 1, "x": Evil(marker)}, path)
+    with pytest.raises(ValueError, match="weights_only"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # plain contents load
+    save_checkpoint(tmp_path / "ok.pt", {"w": torch.ones(2), "cfg": {"a": [1, 2.0, "x", None, True]}})
+    assert load_checkpoint(tmp_path / "ok.pt")["cfg"] == {"a": [1, 2.0, "x", None, True]}
+
+
+# ------------------------------------------------------------------------------ training and resume
+
+
+class Stop:
+    """Raise KeyboardInterrupt after ``batch`` batches of ``epoch`` (a run killed mid-epoch)."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def __call__(self, epoch, batch, model):
+        if (epoch, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+def _assert_same_weights(a, b):
+    sa, sb = a["model"], b["model"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.mark.parametrize("base,extra", [
+    (TINY_POS, dict(model="qklstm", num_layers=2, dropout=0.3)),  # dropout draws from torch's RNG
+    (TINY_FC, dict(model="qklstm", subset=200)),
+    (TINY_POS, dict(model="qlstm", n_qubits=3, epochs=2, subset=40, batch_size=16)),
+], ids=["pos-qklstm", "forecast-qklstm", "pos-qlstm"])
+def test_resume_after_interrupt_gives_the_same_final_weights(tmp_path, base, extra):
+    full = train(_cfg(base, tmp_path, "full", **extra), progress=False, log=quiet)
+    cfg = _cfg(base, tmp_path, "cut", **extra)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, callback=Stop(2, 1), log=quiet)
+    assert load_checkpoint(cfg.run_dir / "last.pt")["epoch"] == 1
+    resume(cfg.run_dir, progress=False, log=quiet)
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(cfg.run_dir / "last.pt")
+    assert a["epoch"] == b["epoch"] == full["epochs"]
+    _assert_same_weights(a, b)
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
+    # the metrics file holds every epoch exactly once
+    rows = (cfg.run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * full["epochs"]
+
+
+def test_run_writes_metrics_plot_and_checkpoints(tmp_path):
+    cfg = _cfg(TINY_POS, tmp_path, "run", model="lstm", epochs=2, patience=5)
+    summary = train(cfg, progress=False, log=quiet)
+    run = cfg.run_dir
+    for name in ("last.pt", "best.pt", "metrics.csv", "metrics.png", "config.toml"):
+        assert (run / name).is_file(), name
+    assert (run / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    header, *rows = (run / "metrics.csv").read_text().splitlines()
+    assert header == "epoch,split,loss,accuracy,seconds"
+    assert [r.split(",")[:2] for r in rows] == [["1", "train"], ["1", "dev"], ["2", "train"], ["2", "dev"]]
+    ck = load_checkpoint(run / "last.pt")
+    assert {"model", "optimizer", "rng", "epoch", "config", "vocab", "history", "best"} <= set(ck)
+    assert set(ck["rng"]) >= {"torch", "numpy", "python", "data"}
+    assert ck["config"]["epochs"] == 2 and ck["vocab"]["words"]["itos"][:2] == ["<pad>", "<unk>"]
+    assert summary["n_parameters"] == ck["n_parameters"] > 0
+    # the written config.toml reproduces the config
+    assert TrainConfig.from_mapping(load_toml(run / "config.toml")) == cfg
+    # a second train into the same folder is refused
+    with pytest.raises(ValueError, match="--resume"):
+        train(cfg, progress=False, log=quiet)
+
+
+def test_references_come_from_training_inputs(tmp_path):
+    cfg = _cfg(TINY_FC, tmp_path, "refs", model="qklstm", epochs=1, lr=0.0)
+    train(cfg, progress=False, log=quiet)
+    ck = load_checkpoint(cfg.run_dir / "last.pt")
+    refs = ck["model"]["rnn.cells.0.references"]  # (4 gates, N, qubits), learned but lr 0
+    data = load_task_data(cfg)
+    proj_w, proj_b = ck["model"]["rnn.cells.0.projection.weight"], ck["model"]["rnn.cells.0.projection.bias"]
+    rows = torch.from_numpy(data.split("train").x.reshape(-1, data.n_features)).float()
+    hidden = torch.zeros(len(rows), cfg.hidden)
+    projected = torch.cat([hidden, rows], 1) @ proj_w.T + proj_b
+    # every reference is the projection of some training row (with h = 0)
+    d = torch.cdist(refs.reshape(-1, refs.shape[-1]), projected).min(1).values
+    assert float(d.max()) < 1e-4
+
+
+def test_early_stopping_and_forecast_evaluation(tmp_path):
+    # lr 0: the dev score never improves after epoch 1, so patience 1 stops after epoch 2
+    cfg = _cfg(TINY_FC, tmp_path, "fc", model="lstm", epochs=8, patience=1, lr=0.0, optimizer="sgd")
+    summary = train(cfg, progress=False, log=quiet)
+    ck = load_checkpoint(cfg.run_dir / "last.pt")
+    assert summary["epochs"] == ck["epoch"] == 2 and ck["stopped_early"] and ck["best"]["epoch"] == 1
+    assert resume(cfg.run_dir, progress=False, log=quiet)["epochs"] == 2  # nothing left to do
+    best = load_checkpoint(cfg.run_dir / "best.pt")
+    assert best["epoch"] == ck["best"]["epoch"]
+    rep = evaluate_run(cfg.run_dir, "test", log=quiet)
+    assert rep["checkpoint"] == "best.pt" and rep["epoch"] == best["epoch"]
+    assert math.isfinite(rep["rmse"]) and rep["persistence"]["rmse"] > 0
+    saved = json.loads((cfg.run_dir / "test_metrics.json").read_text())
+    assert saved["rmse"] == pytest.approx(rep["rmse"])
+
+
+def test_forecast_metrics_mape_leaves_out_near_zero_targets():
+    m = forecast_metrics([0.0, 0.5, 10.0, -20.0], [1.0, 0.5, 12.0, -10.0], epsilon=1.0)
+    assert m["mape_n"] == 2 and m["mape"] == pytest.approx((0.2 + 0.5) / 2)
+    assert m["mae"] == pytest.approx((1 + 0 + 2 + 10) / 4)
