@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from qklstm.models import SequenceRegressor, SequenceTagger
+from qklstm.models import GATES, SequenceRegressor, SequenceTagger
 from qklstm.train import (
     TrainConfig,
     bucket_batches,
@@ -204,6 +204,14 @@ def test_run_writes_metrics_plot_and_checkpoints(tmp_path):
     # a second train into the same folder is refused
     with pytest.raises(ValueError, match="--resume"):
         train(cfg, progress=False, log=quiet)
+    # weights stored in another gate order are refused, not silently misread
+    assert ck["gates"] == list(GATES)
+    save_checkpoint(run / "last.pt", {**{k: v for k, v in ck.items() if k not in ("format", "version")},
+                                      "gates": ck["gates"][::-1]})
+    with pytest.raises(ValueError, match="gates in the order"):
+        evaluate_run(run, "test", checkpoint="last", log=quiet)
+    with pytest.raises(ValueError, match="gates in the order"):
+        resume(run, epochs=3, progress=False, log=quiet)
 
 
 def test_references_come_from_training_inputs(tmp_path):

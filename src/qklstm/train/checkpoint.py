@@ -7,7 +7,8 @@ any pickled object other than tensors and plain containers.
 Contents (``format`` ``"qklstm-run"``, ``version`` 1): ``epoch``, ``finished``, ``model``
 (state_dict), ``optimizer`` (state_dict), ``rng`` (torch, numpy, python, data-order generator,
 cuda), ``config`` (a plain dict), ``vocab`` (words and tags ``to_dict()``) or ``scaler``
-(``to_dict()``), ``history`` (metric rows), ``best`` and ``n_parameters``.
+(``to_dict()``), ``history`` (metric rows), ``best``, ``n_parameters`` and ``gates`` (the gate order of
+the quantum cells' per-gate tensors, checked when the weights are loaded again).
 """
 
 from __future__ import annotations

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from ..io import atomic_savefig, atomic_write_text
-from ..models import count_parameters
+from ..models import GATES, count_parameters
 from .checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data import load_task_data
 from .tasks import make_task
 
-__all__ = ["RunSummary", "build_for_checkpoint", "config_toml", "resolve_device", "resume", "train"]
+__all__ = ["RunSummary", "build_for_checkpoint", "check_layout", "config_toml", "resolve_device", "resume",
+           "train"]
 
 RunSummary = dict
 
@@ -68,8 +69,18 @@ def config_toml(cfg: TrainConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_layout(ckpt: dict) -> None:
+    """Refuse a checkpoint whose per-gate tensors follow another gate order than this code's
+    (the weights would load without complaint and compute something else)."""
+    saved = ckpt.get("gates")
+    if saved is not None and list(saved) != list(GATES):
+        raise ValueError(f"checkpoint: its quantum cells store gates in the order {list(saved)}, this qklstm in "
+                         f"{list(GATES)}; evaluate it with the qklstm version that trained it, or train again")
+
+
 def build_for_checkpoint(ckpt: dict, device: str | None = None):
     """``(config, task, model)`` of a saved run, the model holding the checkpoint's weights."""
+    check_layout(ckpt)
     cfg = TrainConfig.from_dict(ckpt["config"])
     if device is not None:
         cfg = cfg.merged({"device": device})
@@ -185,6 +196,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
     best = {"epoch": 0, "metric": None}
     bad_epochs, start = 0, 1
     if ckpt is not None:
+        check_layout(ckpt)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"], data_gen)
@@ -262,6 +274,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
             "bad_epochs": bad_epochs,
             "n_parameters": n_params,
             "n_embedding_parameters": n_embed,
+            "gates": list(GATES),
         }
         if improved:
             save_checkpoint(run_dir / BEST, payload)
