@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,47 @@ import torch
 from . import gates as G
 
 __all__ = ["Op", "Circuit"]
+
+_R2 = 1 / math.sqrt(2)
+
+
+def _mul(a, b):
+    """Product where Python 0 and 1 are exact structural values (no tensor op)."""
+    if not torch.is_tensor(a) and a in (0, 1):
+        return b if a == 1 else 0.0
+    if not torch.is_tensor(b) and b in (0, 1):
+        return a if b == 1 else 0.0
+    return a * b
+
+
+def _add(a, b):
+    if not torch.is_tensor(a) and a == 0:
+        return b
+    if not torch.is_tensor(b) and b == 0:
+        return a
+    return a + b
+
+
+def _entries(name, th):
+    """``(m00, m01, m10, m11)`` of a one-qubit gate; ``th`` is a real tensor or None."""
+    if name == "H":
+        return _R2, _R2, _R2, -_R2
+    if name == "X":
+        return 0.0, 1.0, 1.0, 0.0
+    half = th / 2
+    if name == "RY":
+        c, s = torch.cos(half), torch.sin(half)
+        return c, -s, s, c
+    if name == "RZ":
+        e = torch.polar(torch.ones_like(half), -half)
+        return e, 0.0, 0.0, e.conj()
+    if name == "P":
+        return 1.0, 0.0, 0.0, torch.polar(torch.ones_like(half), th)
+    if name == "RX":
+        c, s = torch.cos(half), torch.sin(half)
+        ms = torch.complex(torch.zeros_like(s), -s)
+        return c, ms, ms, c
+    raise ValueError(f"name: unknown one-qubit gate {name!r}")
 
 
 @dataclass(frozen=True)
@@ -92,13 +134,23 @@ class Circuit:
         self.prefix: list[list[Op]] = [[] for _ in range(n)]
         for op in self.ops[:first_multi]:
             self.prefix[op.wires[0]].append(op)
-        stages: list[tuple] = []
+        # Stages are [kind, wires, items]. A run of one-qubit ops on a wire is placed right
+        # after the last stage that touches that wire (ops on other wires commute with it),
+        # joining a one-qubit stage already there: a layer of runs becomes one stage even
+        # when the CNOTs that end it are interleaved with them in the op list.
+        stages: list[list] = []
         pending: dict[int, list[Op]] = {}
 
         def flush(wire):
             run = pending.pop(wire, None)
-            if run:
-                stages.append(("mat", wire, tuple(run)))
+            if not run:
+                return
+            last = max((i for i, st in enumerate(stages) if wire in st[1]), default=-1)
+            if last + 1 < len(stages) and stages[last + 1][0] == "mats":
+                stages[last + 1][1].append(wire)
+                stages[last + 1][2].append(tuple(run))
+            else:
+                stages.insert(last + 1, ["mats", [wire], [tuple(run)]])
 
         for op in self.ops[first_multi:]:
             if len(op.wires) == 1:
@@ -108,34 +160,26 @@ class Circuit:
                 flush(w)
             kind = "perm" if op.name == "CNOT" else "diag"
             if stages and stages[-1][0] == kind:
-                stages[-1] = (kind, stages[-1][1] + (op,))
+                stages[-1][1].extend(w for w in op.wires if w not in stages[-1][1])
+                stages[-1][2].append(op)
             else:
-                stages.append((kind, (op,)))
+                stages.append([kind, list(op.wires), [op]])
         for w in sorted(pending):
             flush(w)
         #: True when every data-dependent gate acts on the product-state prefix:
         #: then U = E P(angles) with E fixed and k(x, y) = prod_q |<a_q(y)|a_q(x)>|^2.
-        self.product_form = all(
-            op.param is None for st in stages for op in (st[2] if st[0] == "mat" else st[1])
-        )
-        # Consecutive one-qubit runs on different wires become one "mats" stage whose
-        # matrices are built together, one batched product per gate pattern.
-        merged: list[tuple] = []
-        for st in stages:
-            if st[0] == "mat" and merged and merged[-1][0] == "mats" and st[1] not in merged[-1][1]:
-                merged[-1] = ("mats", merged[-1][1] + (st[1],), merged[-1][2] + (st[2],))
-            elif st[0] == "mat":
-                merged.append(("mats", (st[1],), (st[2],)))
-            else:
-                merged.append(st)
-        self.stages = [st if st[0] != "mats" else ("mats", st[1], self._group(st[1], st[2])) for st in merged]
+        self.product_form = all(op.param is None for op in self.ops[first_multi:])
+        self.stages = [
+            ("mats", tuple(wires), self._group(wires, items)) if kind == "mats" else (kind, tuple(items))
+            for kind, wires, items in stages
+        ]
         wires = tuple(q for q in range(n) if self.prefix[q])
         self._prefix_wires = wires
         self._prefix_groups = self._group(wires, [self.prefix[q] for q in wires])
 
     @staticmethod
     def _group(wires, runs):
-        """Group runs by gate pattern: ``[(positions, pattern, param columns (g, p))]``."""
+        """Group runs by gate pattern: ``[(positions, pattern, column index per parametric gate)]``."""
         groups: dict = {}
         for pos, run in enumerate(runs):
             pattern = tuple((op.name, op.sign, op.param is not None) for op in run)
@@ -143,7 +187,15 @@ class Circuit:
         out = []
         for pattern, positions in groups.items():
             cols = [[op.param for op in runs[p] if op.param is not None] for p in positions]
-            out.append((tuple(positions), pattern, torch.tensor(cols, dtype=torch.long)))
+            # per parametric gate of the pattern: a strided slice of the angle columns when
+            # they are evenly spaced (a view), else an index tensor (a gather)
+            index = []
+            for j in range(len(cols[0]) if cols else 0):
+                c = [row[j] for row in cols]
+                step = c[1] - c[0] if len(c) > 1 else 1
+                even = step > 0 and all(b - a == step for a, b in zip(c, c[1:]))
+                index.append(slice(c[0], c[-1] + 1, step) if even else torch.tensor(c, dtype=torch.long))
+            out.append((tuple(positions), pattern, index))
         return out
 
     def inverse(self) -> "Circuit":
@@ -174,21 +226,35 @@ class Circuit:
             self._cache[key] = (torch.stack(rows) if rows else None, cz)
         return self._cache[key]
 
-    def _group_matrices(self, groups, count, angles, dtype):
-        """Matrices ``(batch, count, 2, 2)`` of grouped runs, in position order."""
+    def _group_matrices(self, groups, count, angles, dtype, first_column: bool = False):
+        """Matrices ``(batch, count, 2, 2)`` of grouped runs, in position order
+        (with ``first_column``: only ``M|0>``, ``(batch, count, 2)``).
+
+        Each run's product is built from its four entries with elementwise
+        arithmetic; structural zeros and ones stay Python numbers and cost nothing.
+        """
         batch, device = angles.shape[0], angles.device
         parts, order = [], []
-        for positions, pattern, cols in groups:
-            cols = cols.to(device)
-            m, j = None, 0
+        for positions, pattern, index in groups:
+            m = (1.0, 0.0) if first_column else (1.0, 0.0, 0.0, 1.0)
+            j = 0
             for name, sign, parametric in pattern:
+                th = None
                 if parametric:
-                    g = G.matrix_1q(name, sign * angles[:, cols[:, j]], dtype=dtype, device=device)
+                    cols = index[j] if isinstance(index[j], slice) else index[j].to(device)
+                    th = angles[:, cols] if sign == 1 else sign * angles[:, cols]
                     j += 1
+                a, b, c, d = _entries(name, th)
+                if first_column:
+                    m = (_add(_mul(a, m[0]), _mul(b, m[1])), _add(_mul(c, m[0]), _mul(d, m[1])))
                 else:
-                    g = G.matrix_1q(name, None, dtype=dtype, device=device)[0]
-                m = g if m is None else torch.matmul(g, m)
-            parts.append(m.expand(batch, len(positions), 2, 2))
+                    m = (_add(_mul(a, m[0]), _mul(b, m[2])), _add(_mul(a, m[1]), _mul(b, m[3])),
+                         _add(_mul(c, m[0]), _mul(d, m[2])), _add(_mul(c, m[1]), _mul(d, m[3])))
+            shape = (batch, len(positions))
+            m = [torch.full(shape, e, dtype=dtype, device=device) if not torch.is_tensor(e)
+                 else e.to(dtype).expand(shape) for e in m]
+            parts.append(torch.stack(m, -1) if first_column else
+                         torch.stack([torch.stack(m[:2], -1), torch.stack(m[2:], -1)], -2))
             order += positions
         mats = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         if order != list(range(count)):
@@ -213,7 +279,7 @@ class Circuit:
         if not wires:
             vecs = torch.zeros(batch, 0, 2, dtype=dtype, device=device)
         else:
-            vecs = self._group_matrices(self._prefix_groups, len(wires), angles, dtype)[..., 0]
+            vecs = self._group_matrices(self._prefix_groups, len(wires), angles, dtype, first_column=True)
         if len(wires) == self.n_qubits:
             return vecs
         out = torch.zeros(batch, self.n_qubits, 2, dtype=dtype, device=device)
@@ -236,14 +302,14 @@ class Circuit:
         if not wires:
             return out
         parts, order = [], []
-        for positions, pattern, cols in self._prefix_groups:
-            cols = cols.to(angles.device)
+        for positions, pattern, index in self._prefix_groups:
             one = angles.new_ones(batch, len(positions))
             x, y, z = one * 0, one * 0, one  # |0>
             j = 0
             for name, sign, parametric in pattern:
                 if parametric:
-                    th = sign * angles[:, cols[:, j]]
+                    cols = index[j] if isinstance(index[j], slice) else index[j].to(angles.device)
+                    th = angles[:, cols] if sign == 1 else sign * angles[:, cols]
                     j += 1
                     c, s = torch.cos(th), torch.sin(th)
                 if name == "H":
