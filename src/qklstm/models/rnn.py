@@ -169,7 +169,7 @@ class RecurrentBase(nn.Module):
     def forward(self, input, hx=None):
         packed_in = input if isinstance(input, PackedSequence) else None
         x, lengths, unbatched = self._unpack(input)
-        T, B = x.shape[0], x.shape[1]
+        B = x.shape[1]
         h0, c0 = self._initial_state(hx, B, x, unbatched)
         hs, cs = [], []
         layer_input = x

@@ -24,7 +24,7 @@ from torch import nn
 
 from .circuit import Circuit, Op
 from .gates import complex_dtype_for
-from .memory import check_state_memory, format_bytes, state_bytes, available_bytes
+from .memory import available_bytes, check_state_memory, format_bytes, state_bytes
 
 __all__ = ["FeatureMap", "PaperFeatureMap", "ZZFeatureMap"]
 
