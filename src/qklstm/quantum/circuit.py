@@ -40,39 +40,36 @@ _R2 = 1 / math.sqrt(2)
 
 
 def _mul(a, b):
-    """Product where Python 0 and 1 are exact structural values (no tensor op)."""
-    if not torch.is_tensor(a) and a in (0, 1):
-        return b if a == 1 else 0.0
-    if not torch.is_tensor(b) and b in (0, 1):
-        return a if b == 1 else 0.0
+    """Product where Python floats 0 and 1 are exact structural values (no tensor op)."""
+    if type(a) is float:
+        return b if a == 1.0 else 0.0 if a == 0.0 else a * b
+    if type(b) is float:
+        return a if b == 1.0 else 0.0 if b == 0.0 else a * b
     return a * b
 
 
 def _add(a, b):
-    if not torch.is_tensor(a) and a == 0:
+    if type(a) is float and a == 0.0:
         return b
-    if not torch.is_tensor(b) and b == 0:
+    if type(b) is float and b == 0.0:
         return a
     return a + b
 
 
-def _entries(name, th):
-    """``(m00, m01, m10, m11)`` of a one-qubit gate; ``th`` is a real tensor or None."""
+def _entries(name, c, s):
+    """``(m00, m01, m10, m11)`` of a one-qubit gate from ``c = cos(t/2)``, ``s = sin(t/2)``
+    (real tensors, or None for the fixed gates)."""
     if name == "H":
         return _R2, _R2, _R2, -_R2
     if name == "X":
         return 0.0, 1.0, 1.0, 0.0
-    half = th / 2
     if name == "RY":
-        c, s = torch.cos(half), torch.sin(half)
         return c, -s, s, c
     if name == "RZ":
-        e = torch.polar(torch.ones_like(half), -half)
-        return e, 0.0, 0.0, e.conj()
-    if name == "P":
-        return 1.0, 0.0, 0.0, torch.polar(torch.ones_like(half), th)
+        return torch.complex(c, -s), 0.0, 0.0, torch.complex(c, s)
+    if name == "P":  # e^{i t} = (cos(t/2) + i sin(t/2))^2
+        return 1.0, 0.0, 0.0, torch.complex(c, s).square()
     if name == "RX":
-        c, s = torch.cos(half), torch.sin(half)
         ms = torch.complex(torch.zeros_like(s), -s)
         return c, ms, ms, c
     raise ValueError(f"name: unknown one-qubit gate {name!r}")
@@ -226,30 +223,34 @@ class Circuit:
             self._cache[key] = (torch.stack(rows) if rows else None, cz)
         return self._cache[key]
 
-    def _group_matrices(self, groups, count, angles, dtype, first_column: bool = False):
+    def _group_matrices(self, groups, count, trig, dtype, first_column: bool = False):
         """Matrices ``(batch, count, 2, 2)`` of grouped runs, in position order
         (with ``first_column``: only ``M|0>``, ``(batch, count, 2)``).
 
-        Each run's product is built from its four entries with elementwise
-        arithmetic; structural zeros and ones stay Python numbers and cost nothing.
+        ``trig = (cos(angles / 2), sin(angles / 2))`` for all columns at once. Each
+        run's product is built from its four entries with elementwise arithmetic;
+        structural zeros and ones stay Python numbers and cost nothing.
         """
-        batch, device = angles.shape[0], angles.device
+        cos_half, sin_half = trig
+        batch, device = cos_half.shape[0], cos_half.device
         parts, order = [], []
         for positions, pattern, index in groups:
             m = (1.0, 0.0) if first_column else (1.0, 0.0, 0.0, 1.0)
             j = 0
             for name, sign, parametric in pattern:
-                th = None
+                c = s = None
                 if parametric:
                     cols = index[j] if isinstance(index[j], slice) else index[j].to(device)
-                    th = angles[:, cols] if sign == 1 else sign * angles[:, cols]
+                    c, s = cos_half[:, cols], sin_half[:, cols]
+                    if sign != 1:  # only +-1 occurs: inverses negate angles
+                        s = -s
                     j += 1
-                a, b, c, d = _entries(name, th)
+                a, b, cc, d = _entries(name, c, s)
                 if first_column:
-                    m = (_add(_mul(a, m[0]), _mul(b, m[1])), _add(_mul(c, m[0]), _mul(d, m[1])))
+                    m = (_add(_mul(a, m[0]), _mul(b, m[1])), _add(_mul(cc, m[0]), _mul(d, m[1])))
                 else:
                     m = (_add(_mul(a, m[0]), _mul(b, m[2])), _add(_mul(a, m[1]), _mul(b, m[3])),
-                         _add(_mul(c, m[0]), _mul(d, m[2])), _add(_mul(c, m[1]), _mul(d, m[3])))
+                         _add(_mul(cc, m[0]), _mul(d, m[2])), _add(_mul(cc, m[1]), _mul(d, m[3])))
             shape = (batch, len(positions))
             m = [torch.full(shape, e, dtype=dtype, device=device) if not torch.is_tensor(e)
                  else e.to(dtype).expand(shape) for e in m]
@@ -261,6 +262,11 @@ class Circuit:
             mats = mats[:, torch.tensor(order, device=device).argsort()]
         return mats
 
+    @staticmethod
+    def _trig(angles: torch.Tensor):
+        half = 0.5 * angles
+        return torch.cos(half), torch.sin(half)
+
     def _check_angles(self, angles: torch.Tensor) -> torch.Tensor:
         if angles.dim() != 2 or angles.shape[1] != self.n_params:
             raise ValueError(
@@ -271,7 +277,7 @@ class Circuit:
         return angles
 
     # ------------------------------------------------------------------ running
-    def prefix_factors(self, angles: torch.Tensor) -> torch.Tensor:
+    def prefix_factors(self, angles: torch.Tensor, trig=None) -> torch.Tensor:
         """One-qubit states after the product prefix, shape ``(batch, n_qubits, 2)``."""
         angles = self._check_angles(angles)
         dtype, device, batch = G.complex_dtype_for(angles.dtype), angles.device, angles.shape[0]
@@ -279,7 +285,8 @@ class Circuit:
         if not wires:
             vecs = torch.zeros(batch, 0, 2, dtype=dtype, device=device)
         else:
-            vecs = self._group_matrices(self._prefix_groups, len(wires), angles, dtype, first_column=True)
+            trig = self._trig(angles) if trig is None else trig
+            vecs = self._group_matrices(self._prefix_groups, len(wires), trig, dtype, first_column=True)
         if len(wires) == self.n_qubits:
             return vecs
         out = torch.zeros(batch, self.n_qubits, 2, dtype=dtype, device=device)
@@ -348,24 +355,27 @@ class Circuit:
 
         complex64 for float32 angles, complex128 for float64 angles.
         """
-        state = self.kron_factors(self.prefix_factors(angles))
-        return self._apply_stages(state, angles)
+        angles = self._check_angles(angles)
+        trig = self._trig(angles)
+        state = self.kron_factors(self.prefix_factors(angles, trig))
+        return self._apply_stages(state, angles, trig)
 
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the whole template (prefix included) to existing ``state``."""
         angles = self._check_angles(angles)
+        trig = self._trig(angles)
         if self._prefix_wires:
-            mats = self._group_matrices(self._prefix_groups, len(self._prefix_wires), angles, state.dtype)
+            mats = self._group_matrices(self._prefix_groups, len(self._prefix_wires), trig, state.dtype)
             for i, q in enumerate(self._prefix_wires):
                 state = G.apply_matrix(state, mats[:, i], q)
-        return self._apply_stages(state, angles)
+        return self._apply_stages(state, angles, trig)
 
-    def _apply_stages(self, state, angles):
+    def _apply_stages(self, state, angles, trig):
         dtype, device = state.dtype, state.device
         for stage in self.stages:
             if stage[0] == "mats":
                 _, wires, groups = stage
-                mats = self._group_matrices(groups, len(wires), angles, dtype)
+                mats = self._group_matrices(groups, len(wires), trig, dtype)
                 for i, wire in enumerate(wires):
                     state = G.apply_matrix(state, mats[:, i], wire)
             elif stage[0] == "perm":
