@@ -121,9 +121,12 @@ def _plot(task, history: list[dict], path: Path, title: str) -> None:
     axes[0].set(xlabel="epoch", ylabel="loss (NLL)" if task.name == "pos" else "loss (MSE, scaled)", title="Loss")
     metric = "accuracy" if task.name == "pos" else f"RMSE ({task.data.series.target} units)"
     axes[1].set(xlabel="epoch", ylabel=metric, title=metric.split(" (")[0])
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(title)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
