@@ -239,10 +239,39 @@ def test_forward_checks_memory_before_simulating(monkeypatch):
         raise AssertionError("states were simulated before the memory check")
 
     monkeypatch.setattr(Circuit, "run", no_run)
-    # 8 states x 2**20 amplitudes x 16 bytes x 4 working copies = 512 MiB > 1 KiB "free"
-    with pytest.raises(ValueError, match=r"^x: .*20 qubits needs about 512\.0 MiB") as err:
+    # 8 states x 2**20 amplitudes x 16 bytes x 6 working copies = 768 MiB > 1 KiB "free"
+    with pytest.raises(ValueError, match=r"^x: .*20 qubits needs about 768\.0 MiB") as err:
         fmap(torch.zeros(8, 20, dtype=torch.float64))
     assert "1024 B" in str(err.value) or "1.0 KiB" in str(err.value)
+
+
+def test_memory_estimate_counts_what_autograd_keeps(monkeypatch):
+    """With autograd recording, backward keeps every state-sized intermediate: the estimate
+    must cover the bytes autograd actually saves (counted here through saved-tensor hooks)."""
+    n, batch = 10, 16
+    fmap = FeatureMap.paper(n, layers=2)
+    one = qmemory.state_bytes(batch, n, torch.complex64)
+    seen, total = set(), [0]
+
+    def pack(t):
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in seen:
+            seen.add(key)
+            total[0] += key[1]
+        return t
+
+    x = torch.rand(batch, n, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fmap(x)
+    copies = fmap.circuit.state_copies(grad=True)
+    assert total[0] > 10 * one  # autograd really keeps many state copies here
+    assert total[0] <= (copies - qmemory.WORKSPACE_FACTOR) * one + one
+    assert fmap.circuit.state_copies(grad=False) == qmemory.WORKSPACE_FACTOR
+    # and the error message counts them too
+    monkeypatch.setattr(qmemory, "available_bytes", lambda device=None: 1024)
+    big = FeatureMap.paper(20, layers=2)
+    with pytest.raises(ValueError, match="what autograd keeps"):
+        big(torch.zeros(8, 20, requires_grad=True))
 
 
 def test_memory_estimate_formula():

@@ -317,6 +317,16 @@ class FidelityKernel(nn.Module):
             raise ValueError(f"{argument}: expected shape (batch, {self.feature_map.n_features}), got {tuple(x.shape)}")
         return x, False
 
+    def _check_memory(self, x: torch.Tensor, argument: str) -> None:
+        """Refuse a batch whose native simulation would not fit; autograd's saved states count."""
+        if self.use_product_form or self.backend is not None:
+            return  # no 2**n state vectors here
+        grad = (self.diff_method == "backprop" and torch.is_grad_enabled()
+                and (x.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())))
+        copies = self.feature_map.circuit.state_copies(grad)
+        check_state_memory(x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device,
+                           argument=argument, copies=copies)
+
     # ------------------------------------------------------------------ API
     def prepare(self, x: torch.Tensor, *, validate: bool = True, argument: str = "x") -> Prepared:
         """Angles and states (or one-qubit factors) of a batch ``(B, F)``.
@@ -326,8 +336,7 @@ class FidelityKernel(nn.Module):
         """
         if validate:
             x, _ = self._as_2d(x, argument)
-            if not self.use_product_form:
-                check_state_memory(x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device, argument=argument)
+            self._check_memory(x, argument)
         if self.diff_method == "backprop" and self.use_product_form:
             # the fast path: Bloch vectors straight from the features, no angles needed
             return Prepared(None, self.feature_map.product_bloch(x))
@@ -349,15 +358,13 @@ class FidelityKernel(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x2, x1d = self._as_2d(x, "x")
-        if not self.use_product_form:  # before simulating: the check must prevent the allocation
-            check_state_memory(x2.shape[0], self.n_qubits, complex_dtype_for(x2.dtype), x2.device, argument="x")
+        self._check_memory(x2, "x")  # before simulating: the check must prevent the allocation
         px = self.prepare(x2, validate=False)
         if y is None:
             py, y1d = px, x1d
         else:
             y2, y1d = self._as_2d(y, "y")
-            if not self.use_product_form:
-                check_state_memory(y2.shape[0], self.n_qubits, px.rep.dtype, y2.device, argument="y")
+            self._check_memory(y2.to(x2.dtype), "y")
             py = self.prepare(y2.to(x2.dtype), validate=False)
         k = self.gram(px, py)
         if y1d:
@@ -380,7 +387,10 @@ class FidelityKernel(nn.Module):
         y2, _ = self._as_2d(y, "y")
         y2 = y2.to(x2.dtype)
         b, n = x2.shape[0], y2.shape[0]
-        check_state_memory(b * n, self.n_qubits, complex_dtype_for(x2.dtype), x2.device, argument="x, y")
+        grad = torch.is_grad_enabled() and (x2.requires_grad or y2.requires_grad
+                                            or any(p.requires_grad for p in self.feature_map.parameters()))
+        check_state_memory(b * n, self.n_qubits, complex_dtype_for(x2.dtype), x2.device, argument="x, y",
+                           copies=2 * self.feature_map.circuit.state_copies(grad))
         circuit = self.feature_map.circuit
         ax = self.feature_map.angles(x2).repeat_interleave(n, 0)
         ay = self.feature_map.angles(y2).repeat(b, 1)

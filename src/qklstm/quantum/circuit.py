@@ -195,6 +195,21 @@ class Circuit:
             out.append((tuple(positions), pattern, index))
         return out
 
+    def state_copies(self, grad: bool) -> int:
+        """State-sized tensors alive at the peak of :meth:`run`, for memory checks.
+
+        Without autograd a few working copies; with it, backward keeps the output of
+        every state-sized op (one per wire of each one-qubit stage, one per
+        permutation or phase stage, up to four for the Kronecker build-up, whose steps save
+        both operands).
+        """
+        from .memory import WORKSPACE_FACTOR
+
+        if not grad:
+            return WORKSPACE_FACTOR
+        kept = sum(len(st[1]) if st[0] == "mats" else 1 for st in self.stages) + 4
+        return WORKSPACE_FACTOR + kept
+
     def inverse(self) -> "Circuit":
         """The adjoint template: reversed order, every angle negated."""
         return Circuit(self.n_qubits, [op.inverse() for op in reversed(self.ops)], self.n_params)

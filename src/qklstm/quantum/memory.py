@@ -8,8 +8,9 @@ import torch
 
 __all__ = ["state_bytes", "available_bytes", "check_state_memory", "format_bytes"]
 
-#: Working copies held while simulating (the state, a gate's output, autograd's saved tensors).
-WORKSPACE_FACTOR = 4
+#: State-sized copies alive at the peak of a simulation without autograd (the state, a gate's
+#: output, the overlap's operands). Measured (benchmarks/memory.py): 4.6-5.4 at 16-20 qubits.
+WORKSPACE_FACTOR = 6
 #: Below this estimate no check is made (reading the free memory costs a syscall).
 _CHECK_ABOVE = 256 * 2**20
 
@@ -47,10 +48,16 @@ def available_bytes(device=None) -> int:
         return 2**63
 
 
-def check_state_memory(batch: int, n_qubits: int, dtype, device=None, *, argument: str = "x") -> None:
-    """Raise ``ValueError`` naming ``argument`` when the states would not fit in memory."""
+def check_state_memory(batch: int, n_qubits: int, dtype, device=None, *, argument: str = "x",
+                       copies: int = WORKSPACE_FACTOR) -> None:
+    """Raise ``ValueError`` naming ``argument`` when ``copies`` copies of the states would not fit.
+
+    ``copies`` defaults to :data:`WORKSPACE_FACTOR`; with autograd recording, pass
+    :meth:`Circuit.state_copies(grad=True) <qklstm.quantum.circuit.Circuit.state_copies>`
+    (backward keeps every state-sized intermediate).
+    """
     one = state_bytes(batch, n_qubits, dtype)
-    need = one * WORKSPACE_FACTOR
+    need = one * copies
     if need < _CHECK_ABOVE:
         return
     have = available_bytes(device)
@@ -59,7 +66,8 @@ def check_state_memory(batch: int, n_qubits: int, dtype, device=None, *, argumen
             f"{argument}: simulating {batch} state(s) of {n_qubits} qubits needs about "
             f"{format_bytes(need)} ({batch} x 2**{n_qubits} amplitudes x "
             f"{torch.empty((), dtype=dtype).element_size()} bytes = {format_bytes(one)}, "
-            f"times {WORKSPACE_FACTOR} for working copies), but only {format_bytes(have)} is free "
+            f"times {copies} for working copies{' and what autograd keeps' if copies > WORKSPACE_FACTOR else ''}), "
+            f"but only {format_bytes(have)} is free "
             f"on {torch.device(device if device is not None else 'cpu')}; "
             "use fewer qubits or a smaller batch"
         )
