@@ -13,6 +13,9 @@ and atomic-file helpers live in :mod:`benchmarks.common`. Results go to
 #: name on the command line -> module implementing it
 BENCHMARKS = {
     "kernel": "benchmarks.kernel_throughput",
+    "training": "benchmarks.training",
+    "memory": "benchmarks.memory",
+    "all": "benchmarks.run_all",
 }
 
 __all__ = ["BENCHMARKS"]

@@ -39,12 +39,14 @@ __all__ = [
     "device_sync",
     "format_ms",
     "format_ratio",
+    "git_commit",
     "library_versions",
     "load_average",
     "machine_info",
     "markdown_table",
     "measure",
     "measure_many",
+    "noisy_note",
     "text_table",
     "utc_now",
     "wait_for_quiet",
@@ -254,6 +256,15 @@ def device_sync(device) -> Callable[[], None] | None:
     return None
 
 
+def noisy_note(timing: Timing, factor: float = 1.5) -> str:
+    """``"NOISY: ..."`` when the median repeat is over ``factor`` times the fastest one
+    (other load on a shared machine), else ``""``; benchmarks prefix it to a row's note."""
+    if timing.min_s > 0 and timing.median_s > factor * timing.min_s:
+        return (f"NOISY: median {timing.median_s / timing.min_s:.1f}x the fastest repeat "
+                "(other load on the machine?); ")
+    return ""
+
+
 # --------------------------------------------------------------------------- machine
 def _cpu_model() -> str:
     try:
@@ -311,6 +322,23 @@ def library_versions(distributions: Iterable[str]) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def git_commit(root: str | os.PathLike | None = None) -> str:
+    """Short commit of the repository at ``root`` (default: this repository), plus a mark
+    when ``src/`` has uncommitted changes (the code measured is then not that commit)."""
+    import subprocess
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=False)
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        return commit + (" + uncommitted changes under src/" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def utc_now() -> str:

@@ -147,3 +147,170 @@ def test_common_helpers(tmp_path):
     assert p.read_text() == "a,b\n1,2\n"
     info = common.machine_info()
     assert info["cpu_model"] and info["logical_cores"]
+
+
+# ----------------------------------------------------------------------------- training, memory, all
+from benchmarks import memory as mem  # noqa: E402
+from benchmarks import run_all  # noqa: E402
+from benchmarks import training as tr  # noqa: E402
+
+BROWN_FIXTURE = str(ROOT / "tests" / "data" / "brown")
+TINY_TRAINING = {"data": BROWN_FIXTURE, "subset": 24, "batch_size": 8, "repeats": 1, "warmup": 0, "min_repeat_s": 0.0,
+                 "pennylane_batches": 1, "sweep_qubits": (2, 3), "sweep_references": (2,), "sweep_layers": (1, 2),
+                 "sweep_batches": 1, "sweep_repeats": 1, "verbose": False}
+TINY_MEMORY = {"qubits": (3,), "layers": (2, 1), "dtypes": ("complex64",), "passes": ("forward+backward",),
+               "verbose": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    """Tiny training and memory runs written to one folder (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("bench")
+    return out, tr.run(out_dir=out, **TINY_TRAINING), mem.run(out_dir=out, **TINY_MEMORY)
+
+
+def test_training_tiny_runs_cross_checks_and_times_every_model(tiny_results):
+    out, result, _ = tiny_results
+    assert not result.failures
+    rows = result.rows
+    models = [r for r in rows if r["section"] == "models"]
+    assert {(r["task"], r["model"]) for r in models} == {(t, m) for t in tr.TASKS for m in tr.MODELS}
+    pennylane = _peer_installed("pennylane")
+    for r in models:
+        if r["model"] == "qlstm_pennylane" and not pennylane:
+            assert r["status"] == "skipped" and r["note"].startswith("skipped:")
+            continue
+        assert r["status"] == "ok", r
+        assert r["epoch_s"] > 0 and r["step_ms"] > 0 and r["parameters"] > 0
+        if r["model"] != "qklstm":  # every ratio is against qklstm of the same task, same run
+            assert isinstance(r["ratio_vs_qklstm"], float)
+    # the paper task is 2 unbatched sentences; brown uses the trainer's padded batches
+    paper = [r for r in models if r["task"] == "paper"]
+    assert {r["steps_per_epoch"] for r in paper} == {2} and {r["tokens_per_epoch"] for r in paper} == {9}
+    # the cross-checked models passed; both targets are evaluated on both tasks
+    checked = [r for r in models if r.get("check_passed") not in (None, "")]
+    assert checked and all(r["check_passed"] is True for r in checked)
+    assert {r["model"] for r in models if r.get("target_met") in (True, False)} <= {"lstm_cell_loop",
+                                                                                      "qlstm_pennylane"}
+    assert any("QLSTMCell.expectations" in c for c in result.checks) == pennylane
+    if pennylane:  # the PennyLane epoch on brown is scaled from the timed batch, and says so
+        pl = next(r for r in models if r["task"] == "brown" and r["model"] == "qlstm_pennylane")
+        assert pl["batches_timed"] == 1 and pl["scaled_from_batches"] == 1 and "scaled" in pl["note"]
+    sweep = [r for r in rows if r["section"] == "sweep"]
+    assert {(r["n_qubits"], r["n_references"], r["layers"]) for r in sweep} == set(tr.sweep_points(tr.Config(
+        sweep_qubits=(2, 3), sweep_references=(2,), sweep_layers=(1, 2))))
+    assert {r["form"] for r in sweep if r["layers"] == 1} == {"product closed form"}
+    assert {r["form"] for r in sweep if r["layers"] == 2} == {"full-state"}
+    with open(result.csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == tr.CSV_COLUMNS
+        assert len(list(reader)) == len(rows)
+    md = result.md_path.read_text()
+    assert "Training speed" in md and "Versions:" in md and "Machine:" in md and "## Targets" in md
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_training_batches_are_the_trainers():
+    """Same batches for every model: the trainer's bucketed, padded batches of the slice."""
+    cfg = tr.Config(data=BROWN_FIXTURE, subset=24, batch_size=8)
+    wl = tr.brown_workload(cfg)
+    assert len(wl.batches) == 3 and wl.tokens == sum(int(b.mask.sum()) for b in wl.batches)
+    for b in wl.batches:
+        assert b.tokens.shape == b.mask.shape and int(b.lengths.max()) == b.tokens.shape[1]
+    pick = tr.sample_batches(wl.batches, 2)
+    assert len(pick) == 2 and pick == sorted(pick)
+    assert tr.sample_batches(wl.batches, 0) == [0, 1, 2]
+
+
+@pytest.mark.skipif(not _peer_installed("pennylane"), reason="pennylane not installed")
+def test_training_pennylane_cross_check_failure_is_loud(tmp_path, monkeypatch):
+    real = tr.PennyLaneQLSTMCell.expectations
+    monkeypatch.setattr(tr.PennyLaneQLSTMCell, "expectations", lambda self, y: real(self, y) + 1e-3)
+    with pytest.raises(tr.CrossCheckError, match="qlstm_pennylane"):
+        tr.run(out_dir=tmp_path, tasks=("paper",), models=("qklstm", "qlstm_pennylane"), sweep=False,
+               **{k: v for k, v in TINY_TRAINING.items() if not k.startswith("sweep")})
+    with open(tmp_path / "training.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert any(r["model"] == "qlstm_pennylane" and r["check_passed"] == "False" for r in rows)
+
+
+def test_training_cuda_request_without_gpu_is_a_note():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = tr.run(out_dir=None, devices=("cuda",), tasks=("paper",), models=("qklstm", "lstm_fused"),
+                    sweep=False, repeats=1, warmup=0, min_repeat_s=0.0, verbose=False)
+    assert any("CUDA is not available" in n for n in result.notes)
+    assert {r["device"] for r in result.rows} == {"cpu"}
+
+
+def test_memory_tiny_measures_against_the_formula(tiny_results):
+    from qklstm.quantum import memory as qmem
+
+    _, _, result = tiny_results
+    rows = result.rows
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows), rows
+    from qklstm import FeatureMap
+
+    full = next(r for r in rows if r["layers"] == 2)
+    n, b, m = full["n_qubits"], full["batch"], full["n_ref"]
+    one = qmem.state_bytes(b + m, n, torch.complex64) / 2**20
+    assert full["state_copy_mib"] == pytest.approx(one)
+    circuit = FeatureMap.paper(n, layers=2).circuit  # the library's own count of what x and y need
+    cx, cy = ((circuit.state_copies(True), circuit.state_copies(False)) if hasattr(circuit, "state_copies")
+              else (qmem.WORKSPACE_FACTOR, qmem.WORKSPACE_FACTOR))
+    assert (full["formula_copies_x"], full["formula_copies_y"]) == (cx, cy)
+    expected = (cx * qmem.state_bytes(b, n, torch.complex64) + cy * qmem.state_bytes(m, n, torch.complex64)) / 2**20
+    assert full["formula_mib"] == pytest.approx(expected)
+    assert full["measured_mib"] >= 0 and full["peak_rss_mib"] > full["baseline_rss_mib"] > 0
+    assert full["formula_covers_peak"] in (True, False) and result.findings
+    prod = next(r for r in rows if r["layers"] == 1)
+    assert prod["form"] == "product closed form" and "formula_mib" not in prod
+    with open(result.csv_path, newline="") as fh:
+        assert tuple(csv.DictReader(fh).fieldnames) == mem.CSV_COLUMNS
+
+
+def test_memory_cuda_rows_are_skipped_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = mem.run(out_dir=None, devices=("cuda",), qubits=(3,), layers=(2,), dtypes=("complex64",),
+                     passes=("forward",), verbose=False)
+    assert [r["status"] for r in result.rows] == ["skipped"]
+    assert "CUDA is not available" in result.rows[0]["note"]
+
+
+def test_memory_child_reports_rss():
+    got = mem.child({"n_qubits": 3, "batch": 2, "n_ref": 2, "layers": 2, "dtype": "complex64",
+                     "pass": "forward+backward", "device": "cpu"})
+    assert got["peak_hwm_kib"] >= got["baseline_rss_kib"] > 0 and got["grad_finite"] is True
+    assert got["peak_maxrss_kib"] >= got["baseline_maxrss_kib"] > 0
+    assert got["k_shape"] == [2, 2] and not got["use_product_form"]
+
+
+def test_memory_child_does_not_inherit_the_parents_peak():
+    """A child's ru_maxrss starts at its parent's peak RSS; the benchmark must not read that."""
+    ballast = np.ones(2**26)  # 512 MiB held by this (parent) process while the child runs
+    got = mem.run_child({"n_qubits": 3, "batch": 2, "n_ref": 2, "layers": 1, "dtype": "complex64",
+                         "pass": "forward", "device": "cpu"}, timeout_s=120)
+    assert ballast[-1] == 1.0
+    assert (got["peak_hwm_kib"] - got["baseline_rss_kib"]) / 1024 < 64
+
+
+def test_summary_and_new_entry_points(tiny_results, capsys):
+    out, _, _ = tiny_results
+    assert {"kernel", "training", "memory", "all"} <= set(BENCHMARKS)
+    assert bench_main([]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("training", "memory", "all"))
+    kt.run(out_dir=out, peers=("minimal",), **TINY)  # kernel results beside the others
+    assert bench_main(["all", "--summary-only", "--out-dir", str(out), "--quiet"]) == 0
+    text = (out / "SUMMARY.md").read_text()
+    for needle in ("Machine:", "Versions:", "Gram throughput", "Training speed", "Memory", "Targets"):
+        assert needle in text, needle
+    assert "| brown | qklstm |" in text and "| paper | lstm_cell_loop |" in text
+    # "all" runs the benchmarks it is not told to skip (here: memory at a tiny size), then the summary
+    cli = out / "cli"
+    res = run_all.run(cli, skip=("kernel", "training"), verbose=False,
+                      extra={"memory": ["--qubits", "2", "--layers", "2", "--dtype", "complex64", "--passes",
+                                        "forward", "--quiet"]})
+    assert not res.failed and set(res.seconds) == {"memory"}
+    assert (cli / "memory.csv").exists() and "Memory" in (cli / "SUMMARY.md").read_text()
