@@ -1,4 +1,8 @@
-"""``python -m benchmarks [NAME] [options]``: the single entry point of all benchmarks."""
+"""``python -m benchmarks [NAME] [options]``: the single entry point of all benchmarks.
+
+With no NAME it runs them all (``all``: kernel, training, memory, then ``SUMMARY.md``);
+``list`` or ``--help`` lists them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from benchmarks import BENCHMARKS
 
 
 def _usage() -> str:
-    lines = ["usage: python -m benchmarks NAME [options]   (python -m benchmarks NAME --help)", "", "benchmarks:"]
+    lines = ["usage: python -m benchmarks [NAME] [options]   (no NAME: all; python -m benchmarks NAME --help)",
+             "", "benchmarks:"]
     for name, module in BENCHMARKS.items():
         doc = getattr(importlib.import_module(module), "DESCRIPTION", "")
         lines.append(f"  {name:<12} {doc}")
@@ -18,9 +23,11 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "list"):
+    if argv and argv[0] in ("-h", "--help", "list"):
         print(_usage())
         return 0
+    if not argv or argv[0].startswith("-"):
+        argv = ["all", *argv]
     name, rest = argv[0], argv[1:]
     if name not in BENCHMARKS:
         print(f"unknown benchmark {name!r}\n\n{_usage()}", file=sys.stderr)
