@@ -49,7 +49,6 @@ import argparse
 import io
 import math
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -788,18 +787,6 @@ CONSOLE_HEADERS = ["n", "B", "N", "L", "form", "pass", "implementation", "dtype"
 
 
 # =========================================================================== reports
-def _git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=False)
-        commit = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-        return commit + (" + uncommitted changes under src/" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 VERSION_DISTS = ("qklstm", "torch", "numpy", "pennylane", "pennylane_lightning", "qiskit", "qiskit-aer",
                  "qiskit-machine-learning")
 
@@ -946,7 +933,7 @@ def run(cfg: Config | None = None, argv: list[str] | None = None, **overrides) -
     writing) when implementations disagree. ``overrides`` replace Config fields."""
     cfg = replace(cfg or Config(), **overrides)
     # the code measured is the code imported now: record its commit now, not when writing
-    commit = _git_commit(Path(__file__).resolve().parents[1]) if cfg.out_dir is not None else "unknown"
+    commit = common.git_commit() if cfg.out_dir is not None else "unknown"
     import qklstm  # noqa: F401
     notes: list[str] = []
     devices = []
