@@ -353,6 +353,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def csv_value(v):
+    """A CSV cell: empty for None, 6 significant digits for floats."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
 def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[dict]) -> Path:
     """Atomically write ``rows`` (dicts) as CSV with exactly ``columns``, in that order."""
     buf = io.StringIO()

@@ -1002,7 +1002,7 @@ def run(cfg: Config | None = None, argv: list[str] | None = None, **overrides) -
         out = Path(cfg.out_dir)
         stem = "kernel_throughput" + (f"_{cfg.tag}" if cfg.tag else "")
         result.csv_path = common.write_csv(out / f"{stem}.csv", CSV_COLUMNS,
-                                           ({c: _csv_value(r.get(c)) for c in CSV_COLUMNS} for r in rows))
+                                           ({c: common.csv_value(r.get(c)) for c in CSV_COLUMNS} for r in rows))
         result.md_path = write_markdown(out / f"{stem}.md", rows, cfg, notes, argv, failures, commit)
 
     if cfg.verbose:
@@ -1026,14 +1026,6 @@ def run(cfg: Config | None = None, argv: list[str] | None = None, **overrides) -
     if failures:
         raise CrossCheckError("kernel cross-check failed:\n  " + "\n  ".join(failures))
     return result
-
-
-def _csv_value(v):
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
 
 
 def build_parser(prog: str = "python -m benchmarks kernel") -> argparse.ArgumentParser:

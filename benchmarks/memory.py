@@ -397,14 +397,6 @@ def write_markdown(path: Path, rows: list[dict], cfg: Config, notes: list[str], 
     return common.atomic_write_text(path, "\n".join(md) + "\n")
 
 
-def _csv_value(v):
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
-
-
 @dataclass
 class Result:
     rows: list[dict]
@@ -438,7 +430,7 @@ def run(cfg: Config | None = None, argv: list[str] | None = None, **overrides) -
         out = Path(cfg.out_dir)
         stem = "memory" + (f"_{cfg.tag}" if cfg.tag else "")
         result.csv_path = common.write_csv(out / f"{stem}.csv", CSV_COLUMNS,
-                                           ({c: _csv_value(r.get(c)) for c in CSV_COLUMNS} for r in rows))
+                                           ({c: common.csv_value(r.get(c)) for c in CSV_COLUMNS} for r in rows))
         result.md_path = write_markdown(out / f"{stem}.md", rows, cfg, notes, argv, commit)
     if cfg.verbose:
         print("\n" + common.text_table(CONSOLE_HEADERS, [console_row(r) for r in rows]))

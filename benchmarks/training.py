@@ -953,14 +953,6 @@ def write_markdown(path: Path, rows: list[dict], cfg: Config, notes: list[str], 
     return common.atomic_write_text(path, "\n".join(md) + "\n")
 
 
-def _csv_value(v):
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return v
-
-
 # =========================================================================== entry points
 @dataclass
 class Result:
@@ -1071,7 +1063,7 @@ def run(cfg: Config | None = None, argv: list[str] | None = None, **overrides) -
         out = Path(cfg.out_dir)
         stem = "training" + (f"_{cfg.tag}" if cfg.tag else "")
         result.csv_path = common.write_csv(out / f"{stem}.csv", CSV_COLUMNS,
-                                           ({c: _csv_value(r.get(c)) for c in CSV_COLUMNS} for r in rows))
+                                           ({c: common.csv_value(r.get(c)) for c in CSV_COLUMNS} for r in rows))
         result.md_path = write_markdown(out / f"{stem}.md", rows, cfg, notes, argv, failures, commit, checks,
                                         profile_summary)
         if profile_text:
