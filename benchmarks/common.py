@@ -353,6 +353,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+class CrossCheckError(AssertionError):
+    """Two implementations of the same computation disagree by more than the tolerance."""
+
+
+def cli_main(name: str, argv, prog, build_parser, config_from_args, run) -> int:
+    """The ``main`` of a benchmark: parse, run, and turn a failed cross-check into exit code 1."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog or f"python -m benchmarks {name}").parse_args(argv)
+    try:
+        run(config_from_args(args), argv=argv)
+    except CrossCheckError as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def csv_value(v):
     """A CSV cell: empty for None, 6 significant digits for floats."""
     if v is None:

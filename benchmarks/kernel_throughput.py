@@ -114,8 +114,7 @@ _COMPLEX = {"complex64": torch.complex64, "complex128": torch.complex128}
 _REAL = {"complex64": torch.float32, "complex128": torch.float64}
 
 
-class CrossCheckError(AssertionError):
-    """Two implementations disagree by more than the tolerance."""
+CrossCheckError = common.CrossCheckError
 
 
 class SkipImpl(Exception):
@@ -1082,14 +1081,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(prog or "python -m benchmarks kernel").parse_args(argv)
-    try:
-        run(config_from_args(args), argv=argv)
-    except CrossCheckError as err:
-        print(f"\nERROR: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return common.cli_main(NAME, argv, prog, build_parser, config_from_args, run)
 
 
 if __name__ == "__main__":

@@ -130,8 +130,7 @@ CSV_COLUMNS = (
 )
 
 
-class CrossCheckError(AssertionError):
-    """Two implementations of the same model disagree by more than the tolerance."""
+CrossCheckError = common.CrossCheckError
 
 
 class SkipModel(Exception):
@@ -1160,14 +1159,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(prog or "python -m benchmarks training").parse_args(argv)
-    try:
-        run(config_from_args(args), argv=argv)
-    except CrossCheckError as err:
-        print(f"\nERROR: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return common.cli_main(NAME, argv, prog, build_parser, config_from_args, run)
 
 
 if __name__ == "__main__":
