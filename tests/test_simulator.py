@@ -105,8 +105,12 @@ def test_gates_keep_complex64_for_complex64_states():
     for name, fn in ONE_QUBIT_PARAM:
         out = fn(st, torch.tensor(theta, dtype=torch.float32), 0)
         assert out.dtype == torch.complex64
-        mats = np.stack([ref.gate_full(name, (0,), 2, t) for t in theta])
-        np.testing.assert_allclose(out.numpy(), apply_dense(mats, s), atol=1e-5, rtol=0)
+        # reference at the float32-rounded angles and states; one 2x2 complex64 product per amplitude
+        # (a few operations of eps32 = 1.2e-7 each on values of modulus <= 1) stays far below 1e-5
+        theta32 = np.float32(theta).astype(np.float64)
+        mats = np.stack([ref.gate_full(name, (0,), 2, t) for t in theta32])
+        np.testing.assert_allclose(out.numpy(), apply_dense(mats, st.numpy().astype(np.complex128)), atol=1e-5,
+                                   rtol=0)
     assert gates.rzz(st, torch.tensor(theta, dtype=torch.float32), 0, 1).dtype == torch.complex64
     assert gates.cnot(st, 0, 1).dtype == torch.complex64
 
