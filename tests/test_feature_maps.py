@@ -164,7 +164,6 @@ def test_zz_map_matches_qiskit_zz_feature_map():
 def test_dtype_rules():
     rng = np.random.default_rng(13)
     X = rng.uniform(-3, 3, size=(3, 3))
-    want = ref.states(ref.paper_state, X, layers=2)
     fmap = FeatureMap.paper(3, layers=2)
     s32 = fmap(torch.tensor(X, dtype=torch.float32))
     assert s32.dtype == torch.complex64

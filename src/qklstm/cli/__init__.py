@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
@@ -28,10 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads (default: torch's choice). Small quantum models often run fastest on 1, "
         "and on a machine shared with other jobs extra threads only spin",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: QKLSTM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".{name}", __name__).register(sub)
     return parser
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as the one line a user reads: OSErrors name their file, others their message."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror}" + (f" ({err.filename2})" if err.filename2 else "")
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
 
 
 def main(argv=None) -> int:
@@ -40,22 +52,27 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if args.threads is not None:
-        if args.threads < 1:
-            print(f"qklstm: error: --threads: expected a positive int, got {args.threads}", file=sys.stderr)
-            return 2
-        import torch
-
-        torch.set_num_threads(args.threads)
+    debug = args.debug or os.environ.get("QKLSTM_DEBUG", "") not in ("", "0")
     try:
+        if args.threads is not None:
+            from ..train.config import set_threads
+
+            set_threads(args.threads)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as err:
-        # errors raised on purpose carry a message for the user, not a stack trace
-        print(f"qklstm {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:  # noqa: BLE001 - the one place that turns every error into one line
+        if debug:
+            raise
+        # ValueError, FileNotFoundError, MemoryError: raised on purpose, with a message for the user;
+        # other OSErrors (permissions, a full disk): the file and the reason; anything else is a bug
+        expected = isinstance(err, (ValueError, OSError, MemoryError))
+        text = _one_line(err)
+        if not expected:
+            text = f"internal error ({type(err).__name__}: {text}); run again with --debug for the traceback"
+        print(f"qklstm {args.command}: error: {text}", file=sys.stderr)
+        return 2 if expected else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

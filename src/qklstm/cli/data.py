@@ -64,7 +64,10 @@ def _usage(parser) -> int:
 
 def run_fetch(args) -> int:
     from ..data import FetchError, fetch
+    from ..data.cache import ENV_VAR, data_home
+    from ..io import writable_folder
 
+    writable_folder(data_home(args.cache), "--cache" if args.cache else f"the cache folder (${ENV_VAR} or the default)")
     try:
         fetch(args.name, args.cache, source=args.source, force=args.force)
     except FetchError as err:

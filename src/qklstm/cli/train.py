@@ -64,9 +64,10 @@ def config_from_args(args, exclude=()):
             raise ValueError(f"--config {args.config}: key {bad[0].replace('_', '-')!r} is not used by this "
                              "command (it sets it itself)")
     values.update(given_options(args, exclude))
-    data = values.get("data")
-    if data and data not in DATA_DEFAULTS.values():
-        values["data"] = str(Path(data).expanduser().resolve())  # the run must find it from anywhere
+    for key in ("data", "dev", "test"):  # the run must find its files from anywhere
+        path = values.get(key)
+        if path and path not in DATA_DEFAULTS.values():
+            values[key] = str(Path(path).expanduser().resolve())
     return TrainConfig.from_mapping(values, source=f"--config {args.config}" if getattr(args, "config", None)
                                     else "options")
 

@@ -75,11 +75,11 @@ def split_sentences(sentences: Sequence[Sentence], fractions=(0.8, 0.1, 0.1)) ->
     >>> [len(p) for p in split_sentences([[("a", "X")]] * 10)]
     [8, 1, 1]
     """
-    bounds = _split_bounds(len(sentences), fractions)
+    bounds = split_bounds(len(sentences), fractions)
     return tuple(list(sentences[a:b]) for a, b in bounds)  # type: ignore[return-value]
 
 
-def _split_bounds(n: int, fractions) -> list[tuple[int, int]]:
+def split_bounds(n: int, fractions) -> list[tuple[int, int]]:
     fr = [float(f) for f in fractions]
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
         raise ValueError(

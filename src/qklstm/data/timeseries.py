@@ -27,6 +27,7 @@ The target is also the first input feature (its own history), so
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -94,17 +95,25 @@ def _parse_float(text: str, where: str) -> float:
     if text in _MISSING:
         return float("nan")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(
             f"{where}: {text!r} is not a number (missing values may be written NA or left empty)"
         ) from None
+    if not math.isfinite(value):  # 'inf', or a number beyond float64 such as 1e400
+        raise ValueError(f"{where}: {text!r} is not a finite number (missing values may be written NA or left empty)")
+    return value
 
 
 def _calendar_hours(rows: list[dict], path) -> np.ndarray:
-    stamps = [
-        f"{int(r['year']):04d}-{int(r['month']):02d}-{int(r['day']):02d}T{int(r['hour']):02d}" for r in rows
-    ]
+    stamps = []
+    for i, r in enumerate(rows):
+        try:
+            y, m, d, h = (int((r[c] or "").strip()) for c in _CALENDAR)
+        except ValueError:
+            raise ValueError(f"{path}:{i + 2}: year, month, day and hour must be whole numbers, got "
+                             f"{[r[c] for c in _CALENDAR]}") from None
+        stamps.append(f"{y:04d}-{m:02d}-{d:02d}T{h:02d}")
     try:
         t = np.array(stamps, dtype="datetime64[h]")
     except ValueError as err:
@@ -140,11 +149,16 @@ def read_timeseries_csv(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: {path} does not exist (expected a CSV file with a header row)")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            rows = list(reader)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a readable CSV file ({err})") from None
     wanted = [target, *covariates, *categorical] + ([time_column] if time_column else [])
     absent = [c for c in wanted if c not in header]
     if absent:

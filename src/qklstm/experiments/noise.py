@@ -31,13 +31,12 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
 from ..backends import use_backend
-from ..io import atomic_savefig, atomic_write_text
+from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
 from .paper import SENTENCES, TAGS, build_tagger, vocabulary
 
 __all__ = [
@@ -366,6 +365,7 @@ def run_noise_study(
     seeds, ps, shots = tuple(seeds), tuple(float(p) for p in ps), tuple(shots)
     train_noise, qiskit = tuple(float(p) for p in train_noise), tuple(qiskit)
     _check_args(seeds, ps, shots, repeats, epochs, train_noise, qiskit, qiskit_shots)
+    out = None if out_dir is None else writable_folder(out_dir)  # refuse a bad --out before training
     batch = paper_batch()
     study = NoiseStudy(seeds, ps, shots, train_noise, int((batch[2] >= 0).sum()))
     bar = None
@@ -411,11 +411,11 @@ def run_noise_study(
                 bar.update()
     if bar is not None:
         bar.close()
-    if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(out / "noise.csv", study.csv())
-        atomic_write_text(out / "table.md", study.table() + "\n")
-        plot_noise(study, out / "noise.png")
+    if out is not None:
+        with folder_lock(out):  # one writer at a time: the three files are of one study
+            atomic_write_text(out / "noise.csv", study.csv())
+            atomic_write_text(out / "table.md", study.table() + "\n")
+            plot_noise(study, out / "noise.png")
     return study
 
 

@@ -18,11 +18,10 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from ..io import atomic_savefig, atomic_write_text
+from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
 from ..models import SequenceTagger, count_parameters
 
 __all__ = ["SENTENCES", "PAPER_PARAMETERS", "MODEL_OPTIONS", "build_tagger", "run_paper", "PaperResult",
@@ -189,6 +188,7 @@ def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 1
             raise ValueError(f"models: expected names from {', '.join(MODEL_OPTIONS)}, got {m!r}")
     if epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs}")
+    out = None if out_dir is None else writable_folder(out_dir)  # refuse a bad --out before training
     result = PaperResult(tuple(models), tuple(seeds))
     bar = None
     if progress:
@@ -208,9 +208,9 @@ def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 1
                 bar.update()
     if bar is not None:
         bar.close()
-    if out_dir is not None:
-        out = Path(out_dir)
-        atomic_write_text(out / "metrics.csv", result.metrics_csv())
-        atomic_write_text(out / "table1.md", table_one(result) + "\n")
-        plot_fig3(result, out / "fig3.png")
+    if out is not None:
+        with folder_lock(out):  # one writer at a time: the three files are of one run
+            atomic_write_text(out / "metrics.csv", result.metrics_csv())
+            atomic_write_text(out / "table1.md", table_one(result) + "\n")
+            plot_fig3(result, out / "fig3.png")
     return result

@@ -91,7 +91,7 @@ class _Evaluator:
             sel = torch.arange(c, device=angles.device)
             shifted[sel, :, cols] += _SHIFT
             shifted[sel + c, :, cols] -= _SHIFT
-            k = self.gram(self.rep(shifted.reshape(-1, n_angles)), rep_other).reshape(2, c, m, -1)
+            k = self.gram(self.rep(shifted.reshape(-1, n_angles)), rep_other).reshape(2, c, m, rep_other.shape[0])
             diff = (k[0] - k[1]) / 2  # (c, m, N)
             out[:, start : start + c] = torch.einsum("cmn,mn->mc", diff, grad_k.to(diff.dtype))
         return out
@@ -336,7 +336,7 @@ class FidelityKernel(nn.Module):
         """
         if validate:
             x, _ = self._as_2d(x, argument)
-            self._check_memory(x, argument)
+        self._check_memory(x, argument)  # always: the check must come before any state is allocated
         if self.diff_method == "backprop" and self.use_product_form:
             # the fast path: Bloch vectors straight from the features, no angles needed
             return Prepared(None, self.feature_map.product_bloch(x))
@@ -358,14 +358,12 @@ class FidelityKernel(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x2, x1d = self._as_2d(x, "x")
-        self._check_memory(x2, "x")  # before simulating: the check must prevent the allocation
-        px = self.prepare(x2, validate=False)
+        px = self.prepare(x2, validate=False, argument="x")  # checks memory before simulating
         if y is None:
             py, y1d = px, x1d
         else:
             y2, y1d = self._as_2d(y, "y")
-            self._check_memory(y2.to(x2.dtype), "y")
-            py = self.prepare(y2.to(x2.dtype), validate=False)
+            py = self.prepare(y2.to(x2.dtype), validate=False, argument="y")
         k = self.gram(px, py)
         if y1d:
             k = k.squeeze(-1)

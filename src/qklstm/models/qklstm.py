@@ -186,6 +186,17 @@ class QKLSTMCell(nn.Module):
             raise ValueError(f"method: expected 'subset' or 'kmeans', got {method!r}")
         return self
 
+    def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
+        """``(states, qubits, copies per state)`` one pass over ``steps`` x ``batch`` simulates and keeps:
+        the references once, the cell input once per step and map, every step kept for backward when
+        ``grad``. Product-form kernels and external backends simulate no state vectors here."""
+        full = [k for k in self.kernels if not k.use_product_form and k.backend is None]
+        if not full:
+            return 0, self.n_qubits, 0
+        per_step = batch * len(full)
+        kept = (steps * per_step if grad else per_step) + len(GATES) * self.n_references
+        return kept, self.n_qubits, full[0].feature_map.circuit.state_copies(grad)
+
     # ------------------------------------------------------------------ the step
     def prepare(self):
         """Prepare the reference states once (they do not depend on t)."""

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
+from ..quantum.memory import check_bytes
 from .rnn import RecurrentBase, check_cell_input, lstm_update, project_inputs, project_step
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
@@ -72,6 +73,8 @@ class QLSTMCell(nn.Module):
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.n_qubits, self.n_qlayers, self.rotation = n_qubits, n_qlayers, rotation
+        # the <Z> sign table below holds 2**n x n floats (and its bits 2**n x n integers while built)
+        check_bytes(2**n_qubits * n_qubits * 12, "n_qubits", f"the <Z> table of {n_qubits} qubits")
         self.circuit = vqc_circuit(n_qubits, n_qlayers, rotation)
         self.projection = nn.Linear(hidden_size + input_size, n_qubits)
         self.weights = nn.Parameter(torch.empty(4, n_qlayers, n_qubits))
@@ -87,6 +90,12 @@ class QLSTMCell(nn.Module):
 
     def prepare(self):
         return None
+
+    def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
+        """``(states, qubits, copies per state)`` one pass over ``steps`` x ``batch`` simulates and keeps:
+        four gate circuits per input, all steps kept for backward when ``grad``."""
+        per_step = 4 * batch
+        return (steps * per_step if grad else per_step), self.n_qubits, self.circuit.state_copies(grad)
 
     def expectations(self, z: torch.Tensor) -> torch.Tensor:
         """``<Z_k>`` of the four gate circuits for projected inputs ``z`` (B, n): ``(4, B, n)``."""

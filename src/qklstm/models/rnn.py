@@ -15,6 +15,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ..quantum.gates import complex_dtype_for
+from ..quantum.memory import check_state_memory
+
 __all__ = ["RecurrentBase", "check_cell_input", "project_inputs", "project_step", "lstm_update"]
 
 
@@ -126,6 +129,9 @@ class RecurrentBase(nn.Module):
             raise ValueError(f"input: expected a floating-point tensor, got {input.dtype}")
         if input.numel() and not bool(torch.isfinite(input).all()):
             raise ValueError("input: holds NaN or inf values; features must be finite")
+        if input.shape[-3 if input.dim() == 3 and not self.batch_first else -2] == 0:
+            raise ValueError(f"input: expected sequence length to be larger than 0 (as nn.LSTM does), got shape "
+                             f"{tuple(input.shape)}")
         if input.dim() == 2:
             return input.unsqueeze(1), None, True
         return (input.transpose(0, 1) if self.batch_first else input), None, False
@@ -145,6 +151,20 @@ class RecurrentBase(nn.Module):
                 raise ValueError(f"{arg}: expected shape {shape} (num_layers * num_directions, batch, hidden_size), "
                                  f"got {tuple(t.shape)}")
         return h0, c0
+
+    def _check_memory(self, x: torch.Tensor) -> None:
+        """Refuse, before any step, a sequence whose simulated states would not fit: with autograd
+        recording, every step's states stay until backward, which no per-step check can see."""
+        grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        need = [getattr(cell, "simulated_states", lambda *a: (0, 0, 0))(x.shape[0], x.shape[1], grad)
+                for cell in self.cells]
+        states = sum(n for n, _, _ in need)
+        if states:
+            n_qubits, copies = max(q for _, q, _ in need), max(c for _, _, c in need)
+            dtype = complex_dtype_for(torch.promote_types(x.dtype, next(self.parameters()).dtype))
+            check_state_memory(states, n_qubits, dtype, x.device, argument="input", copies=copies,
+                               what=f" (a sequence of {x.shape[0]} steps x {x.shape[1]} in "
+                               f"{len(self.cells)} cell(s){', kept for backward' if grad else ''})")
 
     # ------------------------------------------------------------------ recurrence
     def _run_direction(self, cell, x, lengths, h, c, reverse):
@@ -169,6 +189,7 @@ class RecurrentBase(nn.Module):
     def forward(self, input, hx=None):
         packed_in = input if isinstance(input, PackedSequence) else None
         x, lengths, unbatched = self._unpack(input)
+        self._check_memory(x)
         B = x.shape[1]
         h0, c0 = self._initial_state(hx, B, x, unbatched)
         hs, cs = [], []

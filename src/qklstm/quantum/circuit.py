@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from . import gates as G
+from .memory import WORKSPACE_FACTOR, check_state_memory
 
 __all__ = ["Op", "Circuit"]
 
@@ -203,8 +204,6 @@ class Circuit:
         permutation or phase stage, up to four for the Kronecker build-up, whose steps save
         both operands).
         """
-        from .memory import WORKSPACE_FACTOR
-
         if not grad:
             return WORKSPACE_FACTOR
         kept = sum(len(st[1]) if st[0] == "mats" else 1 for st in self.stages) + 4
@@ -362,7 +361,7 @@ class Circuit:
         batch, n, _ = factors.shape
         state = factors[:, 0]
         for q in range(1, n):
-            state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, -1)
+            state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, 2 ** (q + 1))
         return state
 
     def run(self, angles: torch.Tensor) -> torch.Tensor:
@@ -371,13 +370,22 @@ class Circuit:
         complex64 for float32 angles, complex128 for float64 angles.
         """
         angles = self._check_angles(angles)
+        self._check_memory(angles)
         trig = self._trig(angles)
         state = self.kron_factors(self.prefix_factors(angles, trig))
         return self._apply_stages(state, angles, trig)
 
+    def _check_memory(self, angles: torch.Tensor) -> None:
+        """The guard under every simulation: refuse a batch whose states would not fit, before allocating.
+        (Public entry points check first with their own argument names; this catches every other path.)"""
+        grad = torch.is_grad_enabled() and angles.requires_grad
+        check_state_memory(angles.shape[0], self.n_qubits, G.complex_dtype_for(angles.dtype), angles.device,
+                           argument="states", copies=self.state_copies(grad))
+
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the whole template (prefix included) to existing ``state``."""
         angles = self._check_angles(angles)
+        self._check_memory(angles)
         trig = self._trig(angles)
         if self._prefix_wires:
             mats = self._group_matrices(self._prefix_groups, len(self._prefix_wires), trig, state.dtype)

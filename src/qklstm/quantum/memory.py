@@ -1,4 +1,12 @@
-"""How much memory a batch of state vectors needs, and a clear error when it won't fit."""
+"""How much memory a batch of state vectors needs, and a clear error when it won't fit.
+
+The memory a process may still take is the least of three limits (Linux): the machine's
+``MemAvailable``, its control group's ``memory.max`` (v2) or ``memory.limit_in_bytes`` (v1) less
+what the group uses, and the address-space limit (``ulimit -v``, ``prlimit --as``) less the
+process's virtual size. Past the first two the kernel's out-of-memory killer ends the process
+without a word; past the third the allocation fails deep inside torch. So every path that
+simulates states checks first (:func:`check_state_memory`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,19 @@ import os
 
 import torch
 
-__all__ = ["state_bytes", "available_bytes", "check_state_memory", "format_bytes"]
+__all__ = ["StateMemoryError", "available_bytes", "check_bytes", "check_state_memory", "format_bytes",
+           "memory_limit", "state_bytes"]
 
 #: State-sized copies alive at the peak of a simulation without autograd (the state, a gate's
 #: output, the overlap's operands). Measured (benchmarks/memory.py): 4.6-5.4 at 16-20 qubits.
 WORKSPACE_FACTOR = 6
-#: Below this estimate no check is made (reading the free memory costs a syscall).
+#: Below this estimate no check is made (reading the limits costs a few system calls).
 _CHECK_ABOVE = 256 * 2**20
+_UNLIMITED = 2**63
+
+
+class StateMemoryError(MemoryError, ValueError):
+    """The states would not fit: a ``MemoryError`` that is also the ``ValueError`` of a bad argument."""
 
 
 def format_bytes(n: float) -> str:
@@ -25,36 +39,110 @@ def format_bytes(n: float) -> str:
 
 def state_bytes(batch: int, n_qubits: int, dtype=torch.complex64) -> int:
     """Bytes of ``batch`` state vectors of ``n_qubits`` qubits (one copy)."""
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    return int(batch) * (2 ** int(n_qubits)) * itemsize
+    return int(batch) * (2 ** int(n_qubits)) * dtype.itemsize
 
 
-def available_bytes(device=None) -> int:
-    """Free memory on ``device``: MemAvailable on CPU, ``mem_get_info`` on CUDA."""
-    device = torch.device(device if device is not None else "cpu")
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            text = fh.read().split()[0]
+    except (OSError, IndexError):
+        return None
+    return None if text == "max" else int(text) if text.isdigit() else None
+
+
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return 2**63
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """The control group's limit less its usage, v2 then v1 (``None``: no limit found)."""
+    try:
+        with open("/proc/self/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        v2 = parts[0] == "0" and parts[1] == ""
+        if not v2 and "memory" not in parts[1].split(","):
+            continue
+        base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/memory"
+        for folder in (base + parts[2], base):  # inside a container the group is often mounted as the root
+            names = ("memory.max", "memory.current") if v2 else ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            limit, used = (_read_int(os.path.join(folder, n)) for n in names)
+            if limit is not None and used is not None and limit < _UNLIMITED // 2:
+                return max(limit - used, 0)
+    return None
+
+
+def _address_space_available() -> int | None:
+    """The address-space limit (``ulimit -v``) less this process's virtual size (``None``: no limit)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        used = 0
+    return max(soft - used, 0)
+
+
+def memory_limit(device=None) -> tuple[int, str]:
+    """``(bytes this process may still allocate on device, what sets that number)``."""
+    device = torch.device(device if device is not None else "cpu")
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), f"memory of {device}"
+    limits = [(_meminfo_available(), "MemAvailable of this machine"),
+              (_cgroup_available(), "this process's control-group memory limit less its usage"),
+              (_address_space_available(), "this process's address-space limit, ulimit -v, less what it maps")]
+    known = [(b, what) for b, what in limits if b is not None]
+    return min(known) if known else (_UNLIMITED, "unknown")
+
+
+def available_bytes(device=None) -> int:
+    """Bytes this process may still allocate on ``device`` (the least of the limits above)."""
+    return memory_limit(device)[0]
+
+
+def check_bytes(need: int, argument: str, what: str, device=None) -> None:
+    """Raise :class:`StateMemoryError` naming ``argument`` when ``need`` bytes (``what`` needs them) won't fit."""
+    if need < _CHECK_ABOVE:
+        return
+    have = available_bytes(device)
+    if need > have:
+        limit, source = memory_limit(device)
+        source = source if limit == have else "free"
+        raise StateMemoryError(f"{argument}: {what} needs {format_bytes(need)}, but only {format_bytes(have)} is "
+                               f"free ({source}); use fewer qubits")
 
 
 def check_state_memory(batch: int, n_qubits: int, dtype, device=None, *, argument: str = "x",
-                       copies: int = WORKSPACE_FACTOR) -> None:
-    """Raise ``ValueError`` naming ``argument`` when ``copies`` copies of the states would not fit.
+                       copies: int = WORKSPACE_FACTOR, what: str = "") -> None:
+    """Raise :class:`StateMemoryError` naming ``argument`` when ``copies`` copies of ``batch`` states would not fit.
 
     ``copies`` defaults to :data:`WORKSPACE_FACTOR`; with autograd recording, pass
     :meth:`Circuit.state_copies(grad=True) <qklstm.quantum.circuit.Circuit.state_copies>`
-    (backward keeps every state-sized intermediate).
+    (backward keeps every state-sized intermediate). ``what`` describes ``batch`` in the message.
+    Call it before allocating: the check must prevent the allocation, not explain it.
     """
     one = state_bytes(batch, n_qubits, dtype)
     need = one * copies
@@ -62,12 +150,12 @@ def check_state_memory(batch: int, n_qubits: int, dtype, device=None, *, argumen
         return
     have = available_bytes(device)
     if need > have:
-        raise ValueError(
-            f"{argument}: simulating {batch} state(s) of {n_qubits} qubits needs about "
-            f"{format_bytes(need)} ({batch} x 2**{n_qubits} amplitudes x "
-            f"{torch.empty((), dtype=dtype).element_size()} bytes = {format_bytes(one)}, "
-            f"times {copies} for working copies{' and what autograd keeps' if copies > WORKSPACE_FACTOR else ''}), "
-            f"but only {format_bytes(have)} is free "
-            f"on {torch.device(device if device is not None else 'cpu')}; "
-            "use fewer qubits or a smaller batch"
+        limit, source = memory_limit(device)
+        source = source if limit == have else "free"
+        raise StateMemoryError(
+            f"{argument}: simulating {batch} state(s) of {n_qubits} qubits{what} needs about "
+            f"{format_bytes(need)} ({batch} x 2**{n_qubits} amplitudes x {dtype.itemsize} bytes = "
+            f"{format_bytes(one)}, times {copies} for working copies"
+            f"{' and what autograd keeps' if copies > WORKSPACE_FACTOR else ''}), but only {format_bytes(have)} "
+            f"is free ({source}); use fewer qubits, a smaller batch or shorter sequences"
         )

@@ -10,7 +10,7 @@ The command line (``qklstm train``, ``qklstm evaluate``, ``qklstm compare``) is 
 over these functions.
 """
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_run_checkpoint, save_checkpoint
 from .compare import parse_models, run_compare
 from .config import MODELS, TASKS, TrainConfig, load_toml, option_names
 from .data import bucket_batches, even_subset, load_task_data
@@ -32,6 +32,7 @@ __all__ = [
     "even_subset",
     "forecast_metrics",
     "load_checkpoint",
+    "load_run_checkpoint",
     "load_task_data",
     "load_toml",
     "make_task",

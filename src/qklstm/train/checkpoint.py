@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import pickle
 import random
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,8 @@ import torch
 
 from ..io import atomic_write
 
-__all__ = ["BEST", "FORMAT", "LAST", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = ["BEST", "FORMAT", "LAST", "load_checkpoint", "load_run_checkpoint", "load_weights", "rng_state",
+           "save_checkpoint", "set_rng_state"]
 
 FORMAT = "qklstm-run"
 VERSION = 1
@@ -37,26 +40,78 @@ def save_checkpoint(path, payload: dict) -> None:
         torch.save(data, fh)
 
 
+#: what every checkpoint holds, and the type each entry must have
+_ENTRIES = {"epoch": int, "model": dict, "optimizer": dict, "config": dict, "history": list, "best": dict,
+            "rng": dict, "n_parameters": int}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; anything else is refused with a ``ValueError``."""
+    """Read a checkpoint with ``weights_only=True``.
+
+    Anything that is not a whole qklstm checkpoint file -- cut at any byte, random bytes, a pickle
+    of other objects -- is a ``ValueError`` naming the file and what is wrong with it; a missing
+    file is a ``FileNotFoundError``. :func:`load_run_checkpoint` also checks a run's entries.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: {path} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive whose directory sits at its end
+        raise ValueError(f"checkpoint: {path} is not a checkpoint: torch.save writes a zip archive and this "
+                         "file is none (cut short, or another kind of file)")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a damaged pickle can make torch warn before it fails
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"checkpoint: {path} was refused: it holds objects other than tensors and plain containers, "
-            f"and checkpoints are loaded with weights_only=True so that a file can never run code ({first})"
-        ) from None
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f"checkpoint: {path} could not be read ({err})") from None
+        if "GLOBAL " in str(err):  # "Unsupported global: GLOBAL m.f", "unsupported GLOBAL m.f whose module..."
+            raise ValueError(
+                f"checkpoint: {path} was refused: it holds objects other than tensors and plain containers, "
+                "and checkpoints are loaded with weights_only=True so that a file can never run code"
+            ) from None
+        raise ValueError(f"checkpoint: {path} is damaged and cannot be read ({_first_line(err)})") from None
+    except Exception as err:  # noqa: BLE001 - torch raises a dozen kinds on damaged archives
+        raise ValueError(f"checkpoint: {path} is damaged and cannot be read ({_first_line(err)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"checkpoint: {path} is not a qklstm run checkpoint (no format {FORMAT!r})")
     if data.get("version") != VERSION:
         raise ValueError(f"checkpoint: {path} has version {data.get('version')!r}; this qklstm reads {VERSION}")
     return data
+
+
+def load_run_checkpoint(path, map_location="cpu") -> dict:
+    """:func:`load_checkpoint`, then check that it holds every entry of a training run with its type."""
+    data = load_checkpoint(path, map_location)
+    for key, kind in _ENTRIES.items():
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"checkpoint: {path} is damaged: its entry {key!r} is "
+                             f"{'missing' if value is None else type(value).__name__}, expected {kind.__name__}")
+    bad = [k for k, v in data["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"checkpoint: {path} is damaged: model entry {bad[0]!r} is not a tensor")
+    return data
+
+
+def load_weights(model: torch.nn.Module, state: dict, source) -> None:
+    """``model.load_state_dict(state)``, with a ``ValueError`` that names the first tensor whose
+    name or shape differs and both shapes (a checkpoint of a model of other sizes)."""
+    own = model.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing or unexpected:
+        what = f"lacks {missing[0]!r}" if missing else f"has {unexpected[0]!r}, which this model has not"
+        raise ValueError(f"checkpoint: {source} does not fit this model: it {what} "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    for name, tensor in own.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"checkpoint: {source} does not fit this model: tensor {name!r} has shape "
+                             f"{tuple(state[name].shape)} in the checkpoint and {tuple(tensor.shape)} in the model "
+                             "(saved from a model of other sizes)")
+    model.load_state_dict(state)
 
 
 def rng_state(data_generator: torch.Generator) -> dict:

@@ -15,10 +15,9 @@ import io
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from ..io import atomic_write_text
-from .checkpoint import LAST, load_checkpoint
+from ..io import atomic_write_text, folder_lock, writable_folder
+from .checkpoint import LAST, load_run_checkpoint
 from .config import MODELS, TrainConfig
 from .evaluate import evaluate_run
 from .metrics import format_table, mean_std
@@ -58,7 +57,7 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool) -> str:
     path = cfg.run_dir / LAST
     if not path.exists():
         return "fresh"
-    ckpt = load_checkpoint(path)
+    ckpt = load_run_checkpoint(path)
     if ckpt["config"] != cfg.to_dict():
         if overwrite:
             return "overwrite"
@@ -74,7 +73,12 @@ def run_compare(base: TrainConfig, models: str, seeds: int, out_dir, *, overwrit
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds: expected a positive integer, got {seeds!r}")
     specs = parse_models(models)
-    out = Path(out_dir)
+    out = writable_folder(out_dir)
+    with folder_lock(out, log=log):
+        return _compare(base, specs, seeds, out, overwrite, progress, log)
+
+
+def _compare(base, specs, seeds, out, overwrite, progress, log) -> dict:
     runs = []
     t_all = time.perf_counter()
     for label, model, hidden in specs:
@@ -89,7 +93,7 @@ def run_compare(base: TrainConfig, models: str, seeds: int, out_dir, *, overwrit
             elif state == "resume":
                 resume(cfg.run_dir, progress=progress, log=log)
             report = evaluate_run(cfg.run_dir, "test", log=log)
-            ckpt = load_checkpoint(cfg.run_dir / LAST)
+            ckpt = load_run_checkpoint(cfg.run_dir / LAST)
             train_rows = [r for r in ckpt["history"] if r["split"] == "train"]
             report["seconds_per_epoch"] = sum(r["seconds"] for r in train_rows) / len(train_rows)
             report["epochs"] = len(train_rows)

@@ -16,11 +16,13 @@ ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["DATA_DEFAULTS", "MODELS", "OPTIMIZERS", "TASKS", "TrainConfig", "check_keys", "load_toml", "option_names"]
+__all__ = ["DATA_DEFAULTS", "MODELS", "OPTIMIZERS", "TASKS", "TrainConfig", "check_keys", "load_toml", "option_names",
+           "set_threads"]
 
 TASKS = ("pos", "forecast")
 MODELS = ("qklstm", "lstm", "qlstm")
@@ -47,6 +49,10 @@ class TrainConfig:
     data: str | None = _opt(None, "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
                             "forecast: beijing-pm25 (the cache) or FILE.csv", group="data", kind=str,
                             metavar="SOURCE")
+    dev: str | None = _opt(None, "pos, CoNLL-U: the dev split as its own FILE.conllu (with --test; default: "
+                           "--data is cut 80/10/10)", group="data", kind=str, metavar="FILE")
+    test: str | None = _opt(None, "pos, CoNLL-U: the test split as its own FILE.conllu (with --dev)", group="data",
+                            kind=str, metavar="FILE")
     target: str | None = _opt(None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)",
                               group="data", kind=str)
     covariates: str | None = _opt(None, "forecast, CSV: comma-separated numeric input columns", group="data",
@@ -131,6 +137,10 @@ class TrainConfig:
         if self.subset is not None and self.max_train_sentences is not None and \
                 self.subset != self.max_train_sentences:
             raise ValueError("--subset, --max-train-sentences: give one of them (they mean the same for pos)")
+        if (self.dev is None) != (self.test is None):
+            raise ValueError("--dev, --test: give both split files or neither (then --data is cut 80/10/10)")
+        if self.dev is not None and (self.task != "pos" or not self.data_source.endswith(".conllu")):
+            raise ValueError("--dev, --test: only for --task pos with a .conllu --data file")
         if self.task == "forecast":
             src = self.data_source
             if src != "beijing-pm25" and not src.endswith(".csv"):
@@ -184,6 +194,22 @@ class TrainConfig:
         return s
 
 
+def set_threads(n: int | None, argument: str = "--threads") -> None:
+    """``torch.set_num_threads(n)`` after checking ``n`` against this machine (``0``/``None``: torch's default).
+
+    Far more threads than CPUs only spin (5,000 hung and 100,000 crashed inside torch), so the count
+    is refused above ``os.cpu_count()``.
+    """
+    if not n:
+        return
+    cpus = os.cpu_count() or 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n > cpus:
+        raise ValueError(f"{argument}: expected an integer from 1 to {cpus} (this machine's CPUs), got {n!r}")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def check_keys(values: dict, source: str = "config") -> dict:
     """``values`` with keys spelled as field names (underscores); an unknown key is a ``ValueError``
     that names it and lists the valid keys."""
@@ -232,8 +258,8 @@ def _coerce(f, value, source: str):
             raise ValueError(f"{flag}: expected an integer, got {value!r} ({source})")
         return value
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{flag}: expected a number, got {value!r} ({source})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{flag}: expected a finite number, got {value!r} ({source})")
         return float(value)
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
@@ -267,6 +293,8 @@ def load_toml(path) -> dict:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"--config: {path} is not valid TOML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--config: {path} is not valid TOML (not UTF-8: {err.reason} at byte {err.start})") from None
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
         raise ValueError(f"--config: {path}: tables such as [{nested[0]}] are not supported; "

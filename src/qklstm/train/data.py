@@ -31,6 +31,7 @@ from ..data import (
     load_timeseries,
     pad_batch,
 )
+from ..data.pos import split_bounds
 from ..data.timeseries import StandardScaler
 from .config import TrainConfig
 
@@ -87,21 +88,42 @@ class PosData:
                 f"{len(self.words):,} words, {len(self.tags) - 1} tags")
 
 
-def _read_tagged(source: str) -> TaggedSplits:
+def _read_tagged(cfg: TrainConfig) -> TaggedSplits:
+    source = cfg.data_source
     if source == "brown":
         return load_brown()
     path = Path(source).expanduser()
     if path.is_dir():
         return load_brown(path)
     if source.endswith(".conllu"):
-        return load_conllu(path)
+        return load_conllu(path, cfg.dev, cfg.test)
     raise ValueError(f"--data: expected brown, a Brown folder (with cats.txt) or a .conllu file, got {source!r}")
+
+
+def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
+    """Every split needs a sentence; say how many the cut needs, or how to give the splits as files."""
+    sizes = {name: len(splits.split(name)) for name in ("train", "dev", "test")}
+    if all(sizes.values()):
+        return
+    src, empty = cfg.data_source, [k for k, v in sizes.items() if not v]
+    if cfg.dev is not None:
+        raise ValueError(f"--data, --dev, --test: the {', '.join(empty)} split has no sentences")
+    total = sum(sizes.values())
+    fractions = splits.meta.get("fractions")
+    if fractions is None:  # Brown folders are cut by documents
+        raise ValueError(f"--data: {src} gives train {sizes['train']}, dev {sizes['dev']} and test {sizes['test']} "
+                         "sentences when cut 80/10/10 by document; every split needs at least one (add documents)")
+    need = next(n for n in range(1, 1000) if all(b > a for a, b in split_bounds(n, fractions)))
+    raise ValueError(f"--data: {src} has {total} sentences; cut 80/10/10 they give train {sizes['train']}, dev "
+                     f"{sizes['dev']}, test {sizes['test']}, and every split needs at least one (at least {need} "
+                     "sentences in all); add sentences, or give the splits as files with --dev FILE --test FILE")
 
 
 def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None) -> PosData:
     """Read, subset and encode the tagging data of ``cfg``; vocabularies are built from the
     training sentences used unless given (from a checkpoint)."""
-    splits = _read_tagged(cfg.data_source)
+    splits = _read_tagged(cfg)
+    _check_splits(splits, cfg)
     total = len(splits.train)
     keep = even_subset(total, cfg.train_limit)
     splits = replace(splits, train=[splits.train[i] for i in keep])

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..data import persistence_forecast
-from ..io import atomic_savefig, atomic_write_text
-from .checkpoint import BEST, LAST, load_checkpoint
+from ..io import atomic_savefig, atomic_write_json, atomic_write_text, folder_lock
+from .checkpoint import BEST, LAST, load_run_checkpoint
 from .data import count_unknown
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, per_class_scores
 from .trainer import build_for_checkpoint
@@ -51,8 +50,16 @@ def evaluate_run(run_dir, split: str = "test", *, checkpoint: str = "best", devi
     """Score the run in ``run_dir`` on ``split``; writes the report files into ``run_dir`` when ``write``."""
     if split not in SPLITS:
         raise ValueError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
+    checkpoint_path(run_dir, checkpoint)  # a missing folder or checkpoint is named before anything else
+    if write:  # the reports go into the run folder: one writer at a time
+        with folder_lock(Path(run_dir), "RUN_DIR", log=log):
+            return _evaluate(run_dir, split, checkpoint, device, batch_size, write, log)
+    return _evaluate(run_dir, split, checkpoint, device, batch_size, write, log)
+
+
+def _evaluate(run_dir, split, checkpoint, device, batch_size, write, log) -> dict:
     path = checkpoint_path(run_dir, checkpoint)
-    ckpt = load_checkpoint(path)
+    ckpt = load_run_checkpoint(path)
     cfg, task, model = build_for_checkpoint(ckpt, device)
     model.eval()
     bs = batch_size or cfg.eval_batch_size
@@ -69,7 +76,7 @@ def evaluate_run(run_dir, split: str = "test", *, checkpoint: str = "best", devi
         report = _evaluate_forecast(task, model, split, bs, Path(run_dir), write, log)
     report = {**head, **report}
     if write:
-        atomic_write_text(Path(run_dir) / f"{split}_metrics.json", json.dumps(report, indent=2) + "\n")
+        atomic_write_json(Path(run_dir) / f"{split}_metrics.json", report)
     return report
 
 

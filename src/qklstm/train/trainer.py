@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -25,15 +26,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_savefig, atomic_write_text
+from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
 from ..models import GATES, count_parameters
-from .checkpoint import BEST, LAST, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig
+from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig, set_threads
 from .data import load_task_data
+from .runfolder import RunFolder, recover
 from .tasks import make_task
 
-__all__ = ["RunSummary", "build_for_checkpoint", "check_layout", "config_toml", "resolve_device", "resume",
-           "train"]
+__all__ = ["RunSummary", "TrainingDiverged", "build_for_checkpoint", "check_layout", "config_toml", "resolve_device",
+           "resume", "train"]
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the gradient became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 RunSummary = dict
 
@@ -88,7 +94,7 @@ def build_for_checkpoint(ckpt: dict, device: str | None = None):
     data = load_task_data(cfg, ckpt)
     task = make_task(cfg, data, dev)
     model = task.build_model(cfg)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], "the checkpoint")
     return cfg, task, model.to(dev)
 
 
@@ -148,41 +154,56 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, progress: bool = True,
 
     ``callback(epoch, batch, model)`` runs after every optimiser step (tests use it to stop a
     run mid-epoch). A run folder that already holds a checkpoint is refused unless
-    ``overwrite`` (use :func:`resume` to continue it).
+    ``overwrite`` (use :func:`resume` to continue it); with ``overwrite`` the old run stays
+    until the new one has written its first checkpoint (:mod:`~qklstm.train.runfolder`).
+    A second process writing to the same folder is refused with a message naming the first.
     """
     cfg.validate()
-    run_dir = cfg.run_dir
-    if (run_dir / LAST).exists() and not overwrite:
-        raise ValueError(f"--out: {run_dir} already holds a run; continue it with --resume {run_dir}, "
-                         "or pass --overwrite, or choose another --out")
-    if overwrite:
-        for name in (LAST, BEST, "metrics.csv", "metrics.png"):
-            (run_dir / name).unlink(missing_ok=True)
-    return _run(cfg, None, progress=progress, callback=callback, log=log)
+    set_threads(cfg.threads)
+    run_dir = writable_folder(cfg.run_dir)
+    created = not run_dir.exists()
+    try:
+        with folder_lock(run_dir, log=log):
+            recover(run_dir, log)
+            if (run_dir / LAST).exists() and not overwrite:
+                raise ValueError(f"--out: {run_dir} already holds a run; continue it with --resume {run_dir}, "
+                                 "or pass --overwrite, or choose another --out")
+            folder = RunFolder(run_dir, fresh=True)
+            try:
+                return _run(cfg, None, folder, progress=progress, callback=callback, log=log)
+            finally:
+                folder.discard()  # nothing to do once the first checkpoint committed the new run
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that failed before its first checkpoint leaves no empty folder behind
+        raise
 
 
 def resume(run_dir, *, epochs: int | None = None, device: str | None = None, progress: bool = True,
            callback: Callable | None = None, log: Callable = print) -> RunSummary:
     """Continue the run in ``run_dir`` from its last checkpoint (optionally to more ``epochs``)."""
     run_dir = Path(run_dir)
-    ckpt = load_checkpoint(run_dir / LAST)
-    cfg = TrainConfig.from_dict(ckpt["config"])
-    changes = {"out": str(run_dir)}
-    if epochs is not None:
-        changes["epochs"] = epochs
-    if device is not None:
-        changes["device"] = device
-    cfg = cfg.merged(changes)
-    return _run(cfg, ckpt, progress=progress, callback=callback, log=log)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--resume: {run_dir} is not a folder (expected the --out folder of qklstm train)")
+    with folder_lock(run_dir, "--resume", log=log):
+        recover(run_dir, log)
+        ckpt = load_run_checkpoint(run_dir / LAST)
+        cfg = TrainConfig.from_dict(ckpt["config"])
+        changes = {"out": str(run_dir)}
+        if epochs is not None:
+            changes["epochs"] = epochs
+        if device is not None:
+            changes["device"] = device
+        cfg = cfg.merged(changes)
+        set_threads(cfg.threads)
+        return _run(cfg, ckpt, RunFolder(run_dir, fresh=False), progress=progress, callback=callback, log=log)
 
 
-def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) -> RunSummary:
+def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bool, callback, log) -> RunSummary:
     from tqdm import tqdm
 
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run_dir = cfg.run_dir
+    run_dir = folder.folder
     _seed_everything(cfg.seed)
     data = load_task_data(cfg, ckpt)
     task = make_task(cfg, data, device)
@@ -200,9 +221,13 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
     bad_epochs, start = 0, 1
     if ckpt is not None:
         check_layout(ckpt)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"], data_gen)
+        load_weights(model, ckpt["model"], run_dir / LAST)
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["rng"], data_gen)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"checkpoint: {run_dir / LAST} is damaged: its optimiser or random state does not "
+                             f"load ({type(err).__name__}: {str(err)[:200]})") from None
         history = list(ckpt["history"])
         best = dict(ckpt["best"])
         bad_epochs = int(ckpt["bad_epochs"])
@@ -212,8 +237,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
                 + (" (early stopping)" if ckpt.get("stopped_early") else ""))
             return _summary(cfg, task, history, best, n_params, n_embed, bool(ckpt.get("stopped_early")))
         log(f"resuming {run_dir} at epoch {start} of {cfg.epochs}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.toml", config_toml(cfg))
+    atomic_write_text(folder.path / "config.toml", config_toml(cfg))
     log(f"{cfg.task}: {data.describe()}")
     log(f"model: {cfg.describe()}; {n_params:,} trainable parameters"
         + (f" ({n_params - n_embed:,} without the embedding)" if n_embed else ""))
@@ -224,6 +248,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
         model.train()
         batches = task.train_batches(cfg.batch_size, data_gen)
         stats = {}
+        last_loss = None
         t0 = time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
                    leave=False, mininterval=1.0, dynamic_ncols=True)
@@ -231,10 +256,16 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
             for b, index in enumerate(bar):
                 optimizer.zero_grad(set_to_none=True)
                 loss, s = task.batch_loss(model, index)
+                value = s["loss_sum"] / max(s["n"], 1)  # a float already: no extra device sync
+                if not math.isfinite(value):
+                    _diverged(folder, epoch, b, "loss", value, last_loss)
                 loss.backward()
                 if cfg.clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
+                    if not math.isfinite(norm):  # stop before a non-finite step poisons the weights
+                        _diverged(folder, epoch, b, "gradient norm", norm, value)
                 optimizer.step()
+                last_loss = value
                 for k, v in s.items():
                     stats[k] = stats.get(k, 0) + v
                 if progress and (b % 10 == 0 or b == len(batches) - 1):
@@ -244,8 +275,12 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
         except KeyboardInterrupt:
             bar.close()
             last = epoch - 1
-            log(f"interrupted in epoch {epoch}; {'last.pt holds epoch ' + str(last) if last else 'no epoch finished'}"
-                + (f"; continue with: qklstm train --resume {run_dir}" if last else ""))
+            if folder.staged:
+                log(f"interrupted in epoch {epoch} before the first checkpoint; {run_dir} is as it was")
+            else:
+                log(f"interrupted in epoch {epoch}; "
+                    + (f"last.pt holds epoch {last}; continue with: qklstm train --resume {run_dir}" if last
+                       else "no epoch finished"))
             raise
         bar.close()
         train_secs = time.perf_counter() - t0
@@ -261,8 +296,8 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
         else:
             bad_epochs += 1
         stopped_early = bool(cfg.patience and bad_epochs >= cfg.patience and epoch < cfg.epochs)
-        atomic_write_text(run_dir / "metrics.csv", _metrics_csv(task, history))
-        _plot(task, history, run_dir / "metrics.png", title)
+        atomic_write_text(folder.path / "metrics.csv", _metrics_csv(task, history))
+        _plot(task, history, folder.path / "metrics.png", title)
         payload = {
             "epoch": epoch,
             "finished": epoch == cfg.epochs or stopped_early,
@@ -280,8 +315,9 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
             "gates": list(GATES),
         }
         if improved:
-            save_checkpoint(run_dir / BEST, payload)
-        save_checkpoint(run_dir / LAST, payload)
+            save_checkpoint(folder.path / BEST, payload)
+        save_checkpoint(folder.path / LAST, payload)
+        folder.commit()  # the first checkpoint of a fresh run: it now replaces the folder's previous run
         tr = history[-2]
         log(f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
             f"({train_secs:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
@@ -290,6 +326,15 @@ def _run(cfg: TrainConfig, ckpt: dict | None, *, progress: bool, callback, log) 
             log(f"early stopping: no better dev {task.metric} for {bad_epochs} epochs (best: epoch {best['epoch']})")
             break
     return _summary(cfg, task, history, best, n_params, n_embed, stopped_early)
+
+
+def _diverged(folder: RunFolder, epoch: int, step: int, what: str, value: float, last: float | None):
+    kept = (f"{folder.folder} is as it was (no checkpoint of this run yet)" if folder.staged else
+            f"last.pt keeps the last good epoch ({epoch - 1})" if epoch > 1 else "no checkpoint was written")
+    raise TrainingDiverged(
+        f"training diverged: the {what} became {value} in epoch {epoch}, step {step + 1}"
+        + (f" (last finite loss {last:.6g})" if last is not None else "")
+        + f"; lower --lr or set --clip (e.g. --clip 1); {kept}")
 
 
 def _summary(cfg, task, history, best, n_params, n_embed, stopped_early) -> RunSummary:
