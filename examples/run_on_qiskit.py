@@ -20,7 +20,8 @@ sampler and the pass manager change::
 
     from qiskit.transpiler import generate_preset_pass_manager
     from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
-    from qklstm.backends import QiskitBackend, use_backend
+    from qklstm import use_backend
+    from qklstm.backends import QiskitBackend
 
     device = QiskitRuntimeService().least_busy(operational=True, simulator=False)
     backend = QiskitBackend(SamplerV2(mode=device), shots=8192,
@@ -39,7 +40,8 @@ import time
 
 import torch
 
-from qklstm.backends import QiskitBackend, use_backend
+from qklstm import use_backend
+from qklstm.backends import QiskitBackend
 from qklstm.experiments.noise import score, train_tagger
 from qklstm.experiments.paper import build_tagger
 from qklstm.io import atomic_write

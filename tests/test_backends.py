@@ -225,7 +225,7 @@ class _TwoKernels(torch.nn.Module):
 
 def test_use_backend_switches_every_kernel_and_back():
     _needs("qiskit", "qiskit_aer")
-    from qklstm.backends import use_backend
+    from qklstm import use_backend
 
     model = _TwoKernels()
     x, y = _data(2)
@@ -249,7 +249,7 @@ def test_use_backend_switches_every_kernel_and_back():
 
 
 def test_use_backend_keeps_product_form_setting_and_needs_kernels():
-    from qklstm.backends import use_backend
+    from qklstm import use_backend
 
     kernel = FidelityKernel(FeatureMap.paper(2))
     assert kernel.use_product_form

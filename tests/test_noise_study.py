@@ -172,7 +172,8 @@ def test_one_shot_on_aer_loses_the_tagger(tagger, reference):
 def test_aer_with_fully_random_readout_leaves_only_the_position(tagger):
     """Readout error 1/2 makes every outcome equally likely: k = 1/16 exactly (density matrix)."""
     pytest.importorskip("qiskit_aer", reason=QK_REASON)
-    from qklstm.backends import NoiseModel, use_backend
+    from qklstm.backends import NoiseModel
+    from qklstm.kernels import use_backend
 
     use_backend(tagger, "qiskit:aer", noise=NoiseModel(readout=0.5))
     try:

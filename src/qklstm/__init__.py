@@ -6,11 +6,11 @@
 torch.Size([5, 3])
 """
 
-from .kernels import FidelityKernel, target_alignment
+from ._version import __version__
+from .kernels import FidelityKernel, target_alignment, use_backend
 from .models import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from .quantum import FeatureMap
 
-__version__ = "0.1.0"
 
 __all__ = [
     "FeatureMap",
@@ -22,5 +22,6 @@ __all__ = [
     "SequenceTagger",
     "count_parameters",
     "target_alignment",
+    "use_backend",
     "__version__",
 ]

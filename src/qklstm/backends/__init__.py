@@ -9,7 +9,6 @@ qklstm[pennylane]`` / ``pip install qklstm[qiskit]``).
 * ``FidelityKernel(fmap, backend=..., shots=..., noise=..., mitigate=...)``:
   backends ``"native"``, ``"pennylane:<device>"``, ``"qiskit:statevector"``,
   ``"qiskit:aer"``, or a Qiskit ``BaseSamplerV2`` (hardware).
-* :func:`use_backend`: switch every kernel of a model in one call.
 * :class:`NoiseModel`: depolarizing gate noise plus readout error.
 
 Example:
@@ -20,7 +19,7 @@ Example:
     torch.Size([3, 2])
 """
 
-from .api import resolve_backend, use_backend
+from .api import resolve_backend
 from .base import KernelBackend
 from .export import (
     to_pennylane,
@@ -42,5 +41,4 @@ __all__ = [
     "to_pennylane_compute_uncompute",
     "to_qiskit",
     "to_qiskit_compute_uncompute",
-    "use_backend",
 ]

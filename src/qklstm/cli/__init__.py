@@ -17,7 +17,7 @@ COMMANDS = ["demo", "paper", "data", "train", "evaluate", "compare", "noise"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="qklstm",

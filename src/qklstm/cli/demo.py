@@ -14,7 +14,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from .. import FeatureMap, FidelityKernel
+    from ..kernels import FidelityKernel
+    from ..quantum import FeatureMap
 
     torch.manual_seed(args.seed)
     kernel = FidelityKernel(FeatureMap.paper(args.qubits, layers=args.layers)).double()

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..backends import use_backend
+from ..kernels import use_backend
 from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
 from .paper import SENTENCES, TAGS, build_tagger, vocabulary
 

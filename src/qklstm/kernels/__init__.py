@@ -12,6 +12,7 @@ from .functional import (
     sample_probabilities,
     target_alignment,
 )
+from .switch import use_backend
 
 __all__ = [
     "FidelityKernel",
@@ -22,4 +23,5 @@ __all__ = [
     "depolarize",
     "mitigate_depolarizing",
     "target_alignment",
+    "use_backend",
 ]
