@@ -19,30 +19,29 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import qsim_reference as ref
 from qklstm import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from qklstm.models import GATES, RecurrentBase, parameter_table
+from qklstm.models.rnn import RecurrentCell
 
 COMBOS = list(itertools.product([False, True], [1, 2], [False, True]))  # batch_first, num_layers, bidirectional
 
 
 # ---------------------------------------------------------------------------- layer machinery
-class _TorchCell(nn.Module):
-    """nn.LSTMCell behind the prepare/step protocol, so RecurrentBase can be checked against nn.LSTM."""
+class _TorchCell(RecurrentCell):
+    """nn.LSTMCell behind the cell protocol, so RecurrentBase can be checked against nn.LSTM."""
 
     def __init__(self, input_size, hidden_size):
-        super().__init__()
+        super().__init__(input_size, hidden_size)
         self.cell = nn.LSTMCell(input_size, hidden_size)
-
-    def prepare(self):
-        return None
 
     def step(self, x, hx, context):
         return self.cell(x, hx)
 
 
 class _ReferenceLayer(RecurrentBase):
+    cell_class = _TorchCell
+
     def __init__(self, lstm: nn.LSTM):
-        super().__init__(lstm.input_size, lstm.hidden_size, lambda d: _TorchCell(d, lstm.hidden_size),
-                         num_layers=lstm.num_layers, batch_first=lstm.batch_first,
-                         bidirectional=lstm.bidirectional)
+        super().__init__(lstm.input_size, lstm.hidden_size, num_layers=lstm.num_layers,
+                         batch_first=lstm.batch_first, bidirectional=lstm.bidirectional)
         for layer in range(lstm.num_layers):
             for d in range(self.num_directions):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
@@ -209,7 +208,7 @@ def test_paper_preset_gate_is_a_fidelity_kernel_against_references():
     v = np.concatenate([h, x], 1)
     z = v @ cell.projection.weight.detach().numpy().T + cell.projection.bias.detach().numpy()
     Wr, br = cell.readout.weight.detach().numpy(), cell.readout.bias.detach().numpy()
-    pre = cell.preactivations(torch.tensor(v), cell.prepare()).detach().numpy()
+    pre = cell.readout(cell.kernel_values(torch.tensor(v), cell.prepare())).detach().numpy()
     for g in range(4):
         K = ref.fidelity_gram(ref.states(ref.paper_state, z), ref.states(ref.paper_state, refs[g]))
         np.testing.assert_allclose(pre[g], K @ Wr.T + br, atol=1e-10)

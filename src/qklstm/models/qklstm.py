@@ -26,7 +26,7 @@ from torch import nn
 
 from ..kernels import FidelityKernel
 from ..quantum import FeatureMap
-from .rnn import RecurrentBase, check_cell_input, lstm_update, project_inputs, project_step
+from .rnn import RecurrentBase, RecurrentCell, lstm_update, project_step
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
 
@@ -50,7 +50,7 @@ def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> Featu
     )
 
 
-class QKLSTMCell(nn.Module):
+class QKLSTMCell(RecurrentCell):
     r"""One QK-LSTM step, shaped like ``torch.nn.LSTMCell``.
 
     Args:
@@ -88,14 +88,13 @@ class QKLSTMCell(nn.Module):
                  feature_map="paper", layers: int = 1, entangler: str = "chain", share_feature_map: bool = True,
                  projection: bool | None = None, references: str = "learned", shared_readout: bool = False,
                  diff_method: str | None = None, shots: int | None = None, seed: int | None = None):
-        super().__init__()
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                        ("n_qubits", n_qubits), ("n_references", n_references)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_references=n_references)
         if references not in ("learned", "fixed"):
             raise ValueError(f"references: expected 'learned' or 'fixed', got {references!r}")
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.options = dict(n_qubits=n_qubits, n_references=n_references, feature_map=feature_map, layers=layers,
+                            entangler=entangler, share_feature_map=share_feature_map, projection=projection,
+                            references=references, shared_readout=shared_readout, diff_method=diff_method,
+                            shots=shots, seed=seed)
         self.n_qubits, self.n_references = n_qubits, n_references
         self.references_mode, self.shared_readout = references, bool(shared_readout)
         self.share_feature_map = bool(share_feature_map) or isinstance(feature_map, FeatureMap)
@@ -223,34 +222,12 @@ class QKLSTMCell(nn.Module):
             return self.readout(k)
         return torch.baddbmm(self.bias.unsqueeze(1), k.to(self.alpha.dtype), self.alpha.transpose(1, 2))
 
-    def preactivations(self, v: torch.Tensor, context) -> torch.Tensor:
-        """``alpha_g k_g(v, X_g) + b_g`` for the four gates: ``(4, B, hidden)``."""
-        return self._readout(self.kernel_values(v, context))
-
-    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The input half of the projection, for a whole sequence ``(T, B, D)`` at once."""
-        return project_inputs(self.projection, self.hidden_size, x)
-
     def step(self, u: torch.Tensor, hx, context):
         """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx
         z = project_step(self.projection, self.hidden_size, u, h)
         pre = self._readout(self._kernel_values(z, context))
         return lstm_update(pre, c)
-
-    def forward(self, input: torch.Tensor, hx=None):
-        x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QKLSTMCell")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("input: holds NaN or inf values; features must be finite")
-        h, c = self.step(self.embed_inputs(x), hx, self.prepare())
-        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.input_size}, {self.hidden_size}, n_qubits={self.n_qubits}, n_references={self.n_references}, "
-            f"references={self.references_mode!r}, shared_readout={self.shared_readout}, "
-            f"share_feature_map={self.share_feature_map}"
-        )
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None, iters: int = 50) -> torch.Tensor:
@@ -293,13 +270,7 @@ class QKLSTM(RecurrentBase):
     once per time step.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
-                 bidirectional: bool = False, dropout: float = 0.0, **cell_options):
-        self.cell_options = dict(cell_options)
-        super().__init__(
-            input_size, hidden_size, lambda d: QKLSTMCell(d, hidden_size, **cell_options),
-            num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
-        )
+    cell_class = QKLSTMCell
 
     @classmethod
     def paper(cls, input_size: int, hidden_size: int, **kwargs) -> "QKLSTM":
@@ -318,7 +289,3 @@ class QKLSTM(RecurrentBase):
         for d in range(self.num_directions):
             self.cells[d].init_references(data, method, generator)
         return self
-
-    def extra_repr(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.cell_options.items())
-        return super().extra_repr() + (", " + opts if opts else "")

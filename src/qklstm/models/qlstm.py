@@ -28,7 +28,7 @@ from torch import nn
 from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
 from ..quantum.memory import check_bytes
-from .rnn import RecurrentBase, check_cell_input, lstm_update, project_inputs, project_step
+from .rnn import RecurrentBase, RecurrentCell, lstm_update, project_step
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
 
@@ -51,7 +51,7 @@ def vqc_circuit(n_qubits: int, n_qlayers: int = 1, rotation: str = "RX") -> Circ
     return Circuit(n, ops, 2 * n + n_qlayers * n)
 
 
-class QLSTMCell(nn.Module):
+class QLSTMCell(RecurrentCell):
     """One QLSTM step, shaped like ``torch.nn.LSTMCell``.
 
     Args:
@@ -66,12 +66,8 @@ class QLSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_qlayers: int = 1,
                  rotation: str = "RX"):
-        super().__init__()
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size),
-                        ("n_qubits", n_qubits), ("n_qlayers", n_qlayers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
-        self.input_size, self.hidden_size = input_size, hidden_size
+        super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_qlayers=n_qlayers)
+        self.options = dict(n_qubits=n_qubits, n_qlayers=n_qlayers, rotation=rotation)
         self.n_qubits, self.n_qlayers, self.rotation = n_qubits, n_qlayers, rotation
         # the <Z> sign table below holds 2**n x n floats (and its bits 2**n x n integers while built)
         check_bytes(2**n_qubits * n_qubits * 12, "n_qubits", f"the <Z> table of {n_qubits} qubits")
@@ -87,9 +83,6 @@ class QLSTMCell(nn.Module):
         nn.init.uniform_(self.weights, 0, 2 * math.pi)
         self.projection.reset_parameters()
         self.readout.reset_parameters()
-
-    def prepare(self):
-        return None
 
     def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
         """``(states, qubits, copies per state)`` one pass over ``steps`` x ``batch`` simulates and keeps:
@@ -107,24 +100,11 @@ class QLSTMCell(nn.Module):
         probs = state.real.square() + state.imag.square()
         return (probs @ self.z_signs.to(probs.dtype)).reshape(4, b, n)
 
-    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The input half of the projection, for a whole sequence ``(T, B, D)`` at once."""
-        return project_inputs(self.projection, self.hidden_size, x)
-
     def step(self, u, hx, context=None):
         """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx
         pre = self.readout(self.expectations(project_step(self.projection, self.hidden_size, u, h)))
         return lstm_update(pre, c)
-
-    def forward(self, input, hx=None):
-        x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, "QLSTMCell")
-        h, c = self.step(self.embed_inputs(x), hx)
-        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
-
-    def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, n_qubits={self.n_qubits}, "
-                f"n_qlayers={self.n_qlayers}, rotation={self.rotation!r}")
 
 
 class QLSTM(RecurrentBase):
@@ -133,14 +113,4 @@ class QLSTM(RecurrentBase):
     ``**cell_options`` go to :class:`QLSTMCell` (``n_qubits``, ``n_qlayers``, ``rotation``).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
-                 bidirectional: bool = False, dropout: float = 0.0, **cell_options):
-        self.cell_options = dict(cell_options)
-        super().__init__(
-            input_size, hidden_size, lambda d: QLSTMCell(d, hidden_size, **cell_options),
-            num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout,
-        )
-
-    def extra_repr(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.cell_options.items())
-        return super().extra_repr() + (", " + opts if opts else "")
+    cell_class = QLSTMCell

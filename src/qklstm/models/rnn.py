@@ -1,8 +1,9 @@
-"""What every LSTM-shaped layer here shares: layout, packing, stacking, directions.
+"""What every LSTM-shaped cell and layer here shares: checks, layout, packing, stacking, directions.
 
-:class:`RecurrentBase` turns a *cell* (anything with ``prepare()`` and
-``step(x_t, (h, c), context)``) into a layer with the interface of
-``torch.nn.LSTM``: ``(T, B, D)`` / ``(B, T, D)`` / unbatched ``(T, D)`` /
+:class:`RecurrentCell` is the cells' base, as torch's ``RNNCellBase`` is ``LSTMCell``'s: argument
+checks, the ``nn.LSTMCell`` call, and the step protocol a layer drives (``prepare()`` once per
+forward, ``embed_inputs(x)`` once per sequence, ``step(u_t, (h, c), context)`` per time step).
+:class:`RecurrentBase` turns a cell class into a layer with the interface of ``torch.nn.LSTM``: ``(T, B, D)`` / ``(B, T, D)`` / unbatched ``(T, D)`` /
 ``PackedSequence`` input, optional ``(h_0, c_0)``, ``num_layers``,
 ``bidirectional`` and ``dropout``. Variable lengths are masked step by step,
 so padding never reaches the state of a shorter sequence, and padded outputs
@@ -11,6 +12,8 @@ are zeros, as in ``nn.LSTM``.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -18,7 +21,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
 
-__all__ = ["RecurrentBase", "check_cell_input", "project_inputs", "project_step", "lstm_update"]
+__all__ = ["RecurrentBase", "RecurrentCell", "check_cell_input", "project_inputs", "project_step", "lstm_update"]
 
 
 def project_inputs(linear: nn.Linear | None, hidden_size: int, x: torch.Tensor) -> torch.Tensor:
@@ -78,11 +81,76 @@ def check_cell_input(x, hx, input_size: int, hidden_size: int, name: str):
     return x, (h, c), unbatched
 
 
+def _check_sizes(**sizes) -> None:
+    for name, v in sizes.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+
+
+def _non_defaults(obj, options: dict) -> str:
+    """``, name=value`` for every option that differs from ``type(obj).__init__``'s default (as torch prints)."""
+    params = inspect.signature(type(obj).__init__).parameters
+    return "".join(f", {k}={v!r}" for k, v in options.items() if k not in params or params[k].default != v)
+
+
+class RecurrentCell(nn.Module):
+    """Base of the LSTM-shaped cells, shaped like ``torch.nn.LSTMCell``.
+
+    A subclass builds its weights, records its constructor options in ``self.options`` (for
+    :meth:`extra_repr`) and defines :meth:`step`; it may override :meth:`prepare` (per-forward
+    context, e.g. reference states) and :meth:`simulated_states` (for the memory check). A cell
+    with a ``projection`` ``Linear(hidden + input -> n)`` gets its input half computed once per
+    sequence by :meth:`embed_inputs`.
+
+    Shape:
+        - input: ``(B, input_size)`` or ``(input_size,)``; hx: ``(h, c)`` each ``(B, hidden_size)``.
+        - output: ``(h', c')``, each ``(B, hidden_size)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, **sizes: int):
+        super().__init__()
+        _check_sizes(input_size=input_size, hidden_size=hidden_size, **sizes)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.options: dict = {}
+        self.projection: nn.Linear | None = None  # a subclass may set a Linear(hidden + input -> n)
+
+    def prepare(self):
+        """What every step of one forward pass shares (``None`` here)."""
+        return None
+
+    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The input half of the projection for a whole sequence ``(T, B, D)`` at once."""
+        return project_inputs(self.projection, self.hidden_size, x)
+
+    def step(self, u: torch.Tensor, hx, context):
+        """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
+        raise NotImplementedError
+
+    def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
+        """``(states, qubits, copies per state)`` a pass over ``steps`` x ``batch`` simulates (none here)."""
+        return 0, 0, 0
+
+    def forward(self, input: torch.Tensor, hx=None):
+        x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, type(self).__name__)
+        if x.numel() and not bool(torch.isfinite(x).all()):  # once, at the public entry (a sync on a GPU)
+            raise ValueError("input: holds NaN or inf values; features must be finite")
+        h, c = self.step(self.embed_inputs(x), hx, self.prepare())
+        return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + _non_defaults(self, self.options)
+
+
+def _default(cls, name: str):
+    param = inspect.signature(cls.__init__).parameters.get(name)
+    return inspect.Parameter.empty if param is None else param.default
+
+
 class RecurrentBase(nn.Module):
     """Stack of cells shaped like ``torch.nn.LSTM``.
 
-    Subclasses call ``super().__init__(...)`` with a ``make_cell(input_size)``
-    callable; one cell is built per layer and direction.
+    A subclass names its :class:`RecurrentCell` in ``cell_class``; one cell is built per layer and
+    direction, with ``**cell_options``.
 
     Shape:
         - input: ``(T, B, input_size)``, ``(B, T, input_size)`` with
@@ -92,12 +160,13 @@ class RecurrentBase(nn.Module):
           and ``(h_n, c_n)`` shaped like ``hx``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, make_cell, num_layers: int = 1,
-                 batch_first: bool = False, bidirectional: bool = False, dropout: float = 0.0):
+    cell_class: type[RecurrentCell]
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
+                 bidirectional: bool = False, dropout: float = 0.0, **cell_options):
         super().__init__()
-        for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        _check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        self.cell_options = dict(cell_options)
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -106,7 +175,7 @@ class RecurrentBase(nn.Module):
         cells = []
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else hidden_size * self.num_directions
-            cells += [make_cell(layer_in) for _ in range(self.num_directions)]
+            cells += [self.cell_class(layer_in, hidden_size, **cell_options) for _ in range(self.num_directions)]
         self.cells = nn.ModuleList(cells)
 
     # ------------------------------------------------------------------ input handling
@@ -156,8 +225,7 @@ class RecurrentBase(nn.Module):
         """Refuse, before any step, a sequence whose simulated states would not fit: with autograd
         recording, every step's states stay until backward, which no per-step check can see."""
         grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        need = [getattr(cell, "simulated_states", lambda *a: (0, 0, 0))(x.shape[0], x.shape[1], grad)
-                for cell in self.cells]
+        need = [cell.simulated_states(x.shape[0], x.shape[1], grad) for cell in self.cells]
         states = sum(n for n, _, _ in need)
         if states:
             n_qubits, copies = max(q for _, q, _ in need), max(c for _, _, c in need)
@@ -171,7 +239,7 @@ class RecurrentBase(nn.Module):
         """Run one cell over ``x`` (T, B, D); masked steps keep the state and output zeros."""
         T = x.shape[0]
         context = cell.prepare()
-        inputs = cell.embed_inputs(x) if hasattr(cell, "embed_inputs") else x
+        inputs = cell.embed_inputs(x)
         steps = range(T - 1, -1, -1) if reverse else range(T)
         outputs = [None] * T
         for t in steps:
@@ -229,4 +297,4 @@ class RecurrentBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
-        return s
+        return s + "".join(f", {k}={v!r}" for k, v in self.cell_options.items() if v != _default(self.cell_class, k))
