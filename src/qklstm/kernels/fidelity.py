@@ -13,9 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import numpy as np
 import torch
 from torch import nn
@@ -24,135 +21,10 @@ from ..quantum.circuit import Circuit
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
-from .functional import (
-    bloch_product_gram,
-    depolarize,
-    mitigate_depolarizing,
-    overlap_gram,
-    sample_probabilities,
-)
+from .evaluator import BackendEvaluator, Evaluator, ParameterShiftGram, Prepared
+from .functional import sample_probabilities
 
 __all__ = ["FidelityKernel", "Prepared"]
-
-_SHIFT = math.pi / 2
-_CHUNK_BYTES = 256 * 2**20
-
-
-class Prepared(NamedTuple):
-    """Features turned into what the Gram computation needs.
-
-    ``angles``: ``(B, n_angles)``, differentiable (``None`` on the backprop
-    product-form path, which needs none). ``rep``: the states
-    ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` (real) when the
-    map's kernel factorises.
-    """
-
-    angles: torch.Tensor
-    rep: torch.Tensor
-
-
-class _Evaluator:
-    """Turns angles into representations and pairs of representations into Gram matrices."""
-
-    def __init__(self, circuit: Circuit, product: bool, shots: int | None, generator):
-        self.circuit, self.product, self.shots, self.generator = circuit, product, shots, generator
-
-    def rep(self, angles: torch.Tensor) -> torch.Tensor:
-        """States ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` in product form."""
-        if self.product:
-            return self.circuit.prefix_bloch(angles)
-        return self.circuit.run(angles)
-
-    def exact(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
-        """Noise-free Gram matrix of two representations."""
-        return bloch_product_gram(rep_x, rep_y) if self.product else overlap_gram(rep_x, rep_y)
-
-    def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
-        k = self.exact(rep_x, rep_y)
-        if self.shots is not None:
-            k = sample_probabilities(k, self.shots, self.generator)
-        return k
-
-    def shift_grad(self, angles: torch.Tensor, rep_other: torch.Tensor, grad_k: torch.Tensor) -> torch.Tensor:
-        """Parameter-shift gradient of ``sum(grad_k * K(angles, other))`` w.r.t. ``angles``.
-
-        Every column is one angle occurrence of one gate ``exp(-i a P / 2)``:
-        ``dK/da = (K(a + pi/2) - K(a - pi/2)) / 2``.
-        """
-        m, n_angles = angles.shape
-        width = rep_other.shape[-1] * (rep_other.shape[-2] if self.product else 1)
-        per_col = 2 * m * (width + rep_other.shape[0]) * 16
-        chunk = max(1, min(n_angles, _CHUNK_BYTES // max(per_col, 1)))
-        out = torch.zeros_like(angles)
-        for start in range(0, n_angles, chunk):
-            cols = torch.arange(start, min(start + chunk, n_angles), device=angles.device)
-            c = len(cols)
-            shifted = angles.detach().unsqueeze(0).repeat(2 * c, 1, 1)
-            sel = torch.arange(c, device=angles.device)
-            shifted[sel, :, cols] += _SHIFT
-            shifted[sel + c, :, cols] -= _SHIFT
-            k = self.gram(self.rep(shifted.reshape(-1, n_angles)), rep_other).reshape(2, c, m, rep_other.shape[0])
-            diff = (k[0] - k[1]) / 2  # (c, m, N)
-            out[:, start : start + c] = torch.einsum("cmn,mn->mc", diff, grad_k.to(diff.dtype))
-        return out
-
-
-class _ParameterShiftGram(torch.autograd.Function):
-    """Gram matrix whose backward pass uses the two-term parameter-shift rule."""
-
-    @staticmethod
-    def forward(ctx, angles_x, angles_y, ev: _Evaluator, rep_x, rep_y):
-        ctx.ev = ev
-        ctx.save_for_backward(angles_x, angles_y, rep_x, rep_y)
-        return ev.gram(rep_x, rep_y)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_k):
-        ax, ay, rep_x, rep_y = ctx.saved_tensors
-        ev = ctx.ev
-        gx = ev.shift_grad(ax, rep_y, grad_k) if ctx.needs_input_grad[0] else None
-        gy = ev.shift_grad(ay, rep_x, grad_k.transpose(0, 1)) if ctx.needs_input_grad[1] else None
-        return gx, gy, None, None, None
-
-
-class _NoisyEvaluator(_Evaluator):
-    """Native simulation under the global depolarizing approximation
-    ``(1 - p) k + p / 2**n``, then shots, then (optionally) its inversion."""
-
-    def __init__(self, circuit, product, shots, generator, p: float, mitigate_p: float | None):
-        super().__init__(circuit, product, shots, generator)
-        self.p, self.mitigate_p = p, mitigate_p
-
-    def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
-        n = self.circuit.n_qubits
-        k = depolarize(self.exact(rep_x, rep_y), self.p, n)
-        if self.shots is not None:
-            k = sample_probabilities(k, self.shots, self.generator)
-        if self.mitigate_p is not None:
-            k = mitigate_depolarizing(k, self.mitigate_p, n)
-        return k
-
-
-class _BackendEvaluator(_Evaluator):
-    """An external backend (:mod:`qklstm.backends`): the representation of a batch
-    is its detached angles, and every Gram matrix (shifted ones included) is
-    one call of ``backend.gram``."""
-
-    def __init__(self, circuit, backend, mitigate_p: float | None):
-        super().__init__(circuit, False, backend.shots, None)
-        self.backend, self.mitigate_p = backend, mitigate_p
-
-    def rep(self, angles: torch.Tensor) -> torch.Tensor:
-        return angles.detach()
-
-    def gram(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
-        ax = rep_x.detach().cpu().double().numpy()
-        ay = ax if rep_y is rep_x else rep_y.detach().cpu().double().numpy()
-        k = torch.as_tensor(self.backend.gram(self.circuit, ax, ay), dtype=rep_x.dtype, device=rep_x.device)
-        if self.mitigate_p is not None:
-            k = mitigate_depolarizing(k, self.mitigate_p, self.circuit.n_qubits)
-        return k
 
 
 class FidelityKernel(nn.Module):
@@ -247,7 +119,10 @@ class FidelityKernel(nn.Module):
         self.use_product_form = product_form == "auto" and feature_map.product_form and native
         self._generators: dict[str, torch.Generator] = {}
         self.backend = ext
-        self.noise, self._noise_p, self._mitigate_p = noise, noise_p, mitigate_p
+        self.noise, self.mitigate = noise, mitigate_p
+        circuit = feature_map.circuit
+        self._ev = (BackendEvaluator(circuit, ext, mitigate_p) if ext is not None else
+                    Evaluator(circuit, self.use_product_form, shots, self._generator, noise_p, mitigate_p))
 
     def _check_noise(self, noise, mitigate, native: bool):
         """``(noise, p applied natively or None, p to invert or None)``."""
@@ -301,14 +176,6 @@ class FidelityKernel(nn.Module):
             self._generators[key] = torch.Generator(device=device).manual_seed(self.seed)
         return self._generators[key]
 
-    def _evaluator(self, device) -> _Evaluator:
-        if self.backend is not None:
-            return _BackendEvaluator(self.feature_map.circuit, self.backend, self._mitigate_p)
-        if self._noise_p is not None or self._mitigate_p is not None:
-            return _NoisyEvaluator(self.feature_map.circuit, self.use_product_form, self.shots,
-                                   self._generator(device), self._noise_p or 0.0, self._mitigate_p)
-        return _Evaluator(self.feature_map.circuit, self.use_product_form, self.shots, self._generator(device))
-
     def _as_2d(self, x, argument):
         x = self.feature_map.validate(x, argument)
         if x.dim() == 1:
@@ -341,20 +208,18 @@ class FidelityKernel(nn.Module):
             # the fast path: Bloch vectors straight from the features, no angles needed
             return Prepared(None, self.feature_map.product_bloch(x))
         angles = self.feature_map.angles(x)
-        ev = self._evaluator(x.device)
         if self.diff_method == "backprop":
-            return Prepared(angles, ev.rep(angles))
+            return Prepared(angles, self._ev.rep(angles))
         with torch.no_grad():
-            return Prepared(angles, ev.rep(angles.detach()))
+            return Prepared(angles, self._ev.rep(angles.detach()))
 
     def gram(self, px: Prepared, py: Prepared) -> torch.Tensor:
         """Gram matrix ``(B, N)`` of two prepared batches."""
-        ev = self._evaluator(px.rep.device)
         if self.diff_method == "backprop":
-            return ev.gram(px.rep, py.rep)
+            return self._ev.gram(px.rep, py.rep)
         if torch.is_grad_enabled() and (px.angles.requires_grad or py.angles.requires_grad):
-            return _ParameterShiftGram.apply(px.angles, py.angles, ev, px.rep, py.rep)
-        return ev.gram(px.rep, py.rep)
+            return ParameterShiftGram.apply(px.angles, py.angles, self._ev, px.rep, py.rep)
+        return self._ev.gram(px.rep, py.rep)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x2, x1d = self._as_2d(x, "x")
@@ -409,7 +274,7 @@ class FidelityKernel(nn.Module):
             >>> K.shape, K.dtype
             ((3, 3), dtype('float64'))
         """
-        dev = self.feature_map._dtype_anchor.device
+        dev = self.feature_map.device
         X = torch.as_tensor(np.asarray(X), dtype=torch.float64, device=dev)
         Y = None if Y is None else torch.as_tensor(np.asarray(Y), dtype=torch.float64, device=dev)
         return self(X, Y).cpu().numpy().astype(np.float64)
@@ -418,8 +283,8 @@ class FidelityKernel(nn.Module):
         extra = "" if self.backend is None else f", backend={self.backend.name!r}"
         if self.noise is not None:
             extra += f", noise={self.noise}"
-        if self._mitigate_p is not None:
-            extra += f", mitigate={self._mitigate_p:.4g}"
+        if self.mitigate is not None:
+            extra += f", mitigate={self.mitigate:.4g}"
         return (
             f"diff_method={self.diff_method!r}, shots={self.shots}, "
             f"product_form={self.use_product_form}{extra}"

@@ -124,6 +124,11 @@ class FeatureMap(nn.Module):
         """
         return self.circuit.prefix_bloch(self.angles(x))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the map computes (follows ``.to()``)."""
+        return self._dtype_anchor.device
+
     def compute_dtype(self, x: torch.Tensor) -> torch.dtype:
         """Real dtype the map computes in: the promotion of the input and the map."""
         return torch.promote_types(x.dtype, self._dtype_anchor.dtype)
