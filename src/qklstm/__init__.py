@@ -11,7 +11,6 @@ from .kernels import FidelityKernel, target_alignment, use_backend
 from .models import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from .quantum import FeatureMap
 
-
 __all__ = [
     "FeatureMap",
     "FidelityKernel",

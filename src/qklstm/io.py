@@ -31,6 +31,7 @@ __all__ = [
     "file_mode",
     "folder_lock",
     "remove_temporary_files",
+    "subplots",
     "writable_folder",
 ]
 
@@ -118,6 +119,21 @@ def atomic_write_json(path, obj) -> None:
         '{\\n  "mape": null,\\n  "n": 3\\n}\\n'
     """
     atomic_write_text(path, json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n")
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **figure_kw):
+    """``(figure, axes)`` from ``matplotlib.figure.Figure``: no pyplot, so the user's backend and
+    pyplot's list of open figures stay untouched (a library must not call ``matplotlib.use``).
+
+    Example:
+        >>> fig, ax = subplots(figsize=(3, 2))
+        >>> type(fig).__name__, ax.get_figure() is fig
+        ('Figure', True)
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(**figure_kw)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def atomic_savefig(fig, path, **kwargs) -> None:

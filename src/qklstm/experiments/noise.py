@@ -35,8 +35,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
 from ..kernels import use_backend
-from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
 from .paper import SENTENCES, TAGS, build_tagger, vocabulary
 
 __all__ = [
@@ -435,10 +435,7 @@ def plot_noise(study: NoiseStudy, path) -> None:
     """Accuracy and loss against ``p`` (top) and against shots (bottom); mean over seeds, min-max band."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = subplots(2, 2, figsize=(11, 8))
     n = study.n_tokens
     sampled = [s for s in study.shots if s is not None]
     p_shots = (
@@ -448,7 +445,7 @@ def plot_noise(study: NoiseStudy, path) -> None:
     )
     p_shots = [s for s in dict.fromkeys(p_shots) if s in study.shots]
     styles = {False: "-", True: "--"}
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, tn in enumerate(study.train_noise):
         for i, s in enumerate(p_shots):
             for mit in (False, True) if j == 0 else (False,):
@@ -572,4 +569,3 @@ def plot_noise(study: NoiseStudy, path) -> None:
     )
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
 from ..models import SequenceTagger, count_parameters
 
 __all__ = ["SENTENCES", "PAPER_PARAMETERS", "MODEL_OPTIONS", "build_tagger", "run_paper", "PaperResult",
@@ -152,12 +152,7 @@ def table_one(result: PaperResult, n_words: int = 9) -> str:
 
 def plot_fig3(result: PaperResult, path) -> None:
     """Fig. 3: accuracy and loss against epoch, one line per model (mean, min-max band over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, figsize=(10, 4))
     for m in result.models:
         hists = [result.history[(m, s)] for s in result.seeds]
         epochs = [r["epoch"] for r in hists[0]]
@@ -177,7 +172,6 @@ def plot_fig3(result: PaperResult, path) -> None:
     fig.suptitle("POS tagging, two sentences" + (f" (mean and min-max over {n} seeds)" if n > 1 else ""))
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
 
 
 def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 100, lr: float = 0.1,

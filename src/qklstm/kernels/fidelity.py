@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..quantum.circuit import Circuit
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import persistence_forecast
-from ..io import atomic_savefig, atomic_write_json, atomic_write_text, folder_lock
+from ..io import atomic_savefig, atomic_write_json, atomic_write_text, folder_lock, subplots
 from .checkpoint import BEST, LAST, load_run_checkpoint
 from .data import count_unknown
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, per_class_scores
@@ -125,14 +125,9 @@ def _evaluate_pos(task, model, split, bs, run_dir: Path, write: bool, log) -> di
 
 
 def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
+    fig, ax = subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(n), names, rotation=60, ha="right")
     ax.set_yticks(range(n), names)
@@ -145,7 +140,6 @@ def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,14 +175,9 @@ def _evaluate_forecast(task, model, split, bs, run_dir: Path, write: bool, log, 
 
 
 def _plot_forecast(true, pred, base, path: Path, hours: int, units: str, split: str, horizon: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = min(hours, len(true))
     t = np.arange(n)
-    fig, ax = plt.subplots(figsize=(12, 4))
+    fig, ax = subplots(figsize=(12, 4))
     ax.plot(t, true[:n], color="black", lw=1.2, label="true")
     ax.plot(t, pred[:n], color="tab:red", lw=1.0, label="model")
     ax.plot(t, base[:n], color="tab:gray", lw=0.8, ls=":", label="persistence")
@@ -198,4 +187,3 @@ def _plot_forecast(true, pred, base, path: Path, hours: int, units: str, split: 
     ax.legend()
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
-    plt.close(fig)

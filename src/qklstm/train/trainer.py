@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, writable_folder
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
 from ..models import GATES, count_parameters
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
@@ -113,12 +113,7 @@ def _metrics_csv(task, history: list[dict]) -> str:
 
 
 def _plot(task, history: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-o"), ("dev", "--s")):
         rows = [r for r in history if r["split"] == split]
         ep = [r["epoch"] for r in rows]
@@ -136,7 +131,6 @@ def _plot(task, history: list[dict], path: Path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
-    plt.close(fig)
 
 
 def _better(task, value: float, best: float | None) -> bool:
