@@ -261,3 +261,21 @@ def test_forecast_metrics_mape_leaves_out_near_zero_targets():
     m = forecast_metrics([0.0, 0.5, 10.0, -20.0], [1.0, 0.5, 12.0, -10.0], epsilon=1.0)
     assert m["mape_n"] == 2 and m["mape"] == pytest.approx((0.2 + 0.5) / 2)
     assert m["mae"] == pytest.approx((1 + 0 + 2 + 10) / 4)
+
+
+def test_tensorboard_scalars_are_the_runs_metrics(tmp_path):
+    pytest.importorskip("tensorboard", reason="needs the tensorboard extra: pip install 'qklstm[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(TINY_FC, tmp_path, "tb", model="lstm", epochs=2, tensorboard=str(tmp_path / "tb-logs"))
+    train(cfg, progress=False, log=quiet)
+    events = EventAccumulator(str(tmp_path / "tb-logs"))
+    events.Reload()
+    history = load_checkpoint(cfg.run_dir / "last.pt")["history"]
+    for split in ("train", "dev"):
+        rows = [r for r in history if r["split"] == split]
+        for key in ("loss", "rmse"):
+            got = [(e.step, e.value) for e in events.Scalars(f"{split}/{key}")]
+            assert got == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]  # stored as float32
+    steps = events.Scalars("train/step_loss")
+    assert [e.step for e in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 2

@@ -37,7 +37,8 @@ import torch
 
 from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
 from ..kernels import use_backend
-from .paper import SENTENCES, TAGS, build_tagger, vocabulary
+from ..train.loop import fit
+from .paper import SENTENCES, TAGS, build_tagger, sentence_loss, vocabulary
 
 __all__ = [
     "DEFAULT_PS",
@@ -161,13 +162,8 @@ def train_tagger(seed: int, *, epochs: int = 100, lr: float = 0.1, train_noise: 
     torch.manual_seed(seed)
     tagger = build_tagger("qklstm")
     set_kernels(tagger, p=train_noise)
-    opt = torch.optim.Adam(tagger.parameters(), lr=lr)
     data = _encode()
-    for _ in range(epochs):
-        for x, y in data:
-            opt.zero_grad()
-            torch.nn.functional.nll_loss(tagger(x), y).backward()
-            opt.step()
+    fit(tagger, torch.optim.Adam(tagger.parameters(), lr=lr), epochs, lambda epoch: data, sentence_loss)
     set_kernels(tagger)
     return tagger
 

@@ -23,6 +23,7 @@ import torch
 
 from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
 from ..models import SequenceTagger, count_parameters
+from ..train.loop import Callback, fit
 
 __all__ = ["SENTENCES", "PAPER_PARAMETERS", "MODEL_OPTIONS", "build_tagger", "run_paper", "PaperResult",
            "table_one", "plot_fig3"]
@@ -77,27 +78,40 @@ def evaluate(tagger, data):
     return loss / len(data), correct / total
 
 
+def sentence_loss(tagger, pair):
+    """One sentence per step, as in the paper and the tutorial: ``(loss, stats)`` for :func:`~qklstm.train.fit`."""
+    x, y = pair
+    loss = torch.nn.functional.nll_loss(tagger(x), y)
+    return loss, {"n": 1, "loss_sum": float(loss)}
+
+
+class _Scores(Callback):
+    """Loss and accuracy on the two sentences after every epoch."""
+
+    def __init__(self, tagger, data, history: list):
+        self.tagger, self.data, self.history = tagger, data, history
+
+    def on_epoch_end(self, epoch, stats, seconds):
+        loss, acc = evaluate(self.tagger, self.data)
+        self.history.append(dict(epoch=epoch, loss=loss, accuracy=acc))
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name not in ("adam", "sgd"):
+        raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {name!r}")
+    return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
+
+
 def train_one(model: str, seed: int, *, epochs: int = 100, lr: float = 0.1, optimizer: str = "adam",
               embedding_dim: int = 8, hidden_size: int = 6):
     """Train one tagger; returns ``(tagger, history)`` with one dict per epoch."""
     torch.manual_seed(seed)
     tagger = build_tagger(model, embedding_dim, hidden_size)
-    if optimizer == "adam":
-        opt = torch.optim.Adam(tagger.parameters(), lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(tagger.parameters(), lr=lr)
-    else:
-        raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {optimizer!r}")
+    opt = make_optimizer(optimizer, tagger.parameters(), lr)
     data = _encode()
     loss, acc = evaluate(tagger, data)
     history = [dict(epoch=0, loss=loss, accuracy=acc)]
-    for epoch in range(1, epochs + 1):
-        for x, y in data:  # one sentence per step, as in the paper and the tutorial
-            opt.zero_grad()
-            torch.nn.functional.nll_loss(tagger(x), y).backward()
-            opt.step()
-        loss, acc = evaluate(tagger, data)
-        history.append(dict(epoch=epoch, loss=loss, accuracy=acc))
+    fit(tagger, opt, epochs, lambda epoch: data, sentence_loss, callbacks=[_Scores(tagger, data, history)])
     return tagger, history
 
 

@@ -92,6 +92,8 @@ class TrainConfig:
     out: str | None = _opt(None, "run folder (default runs/<task>-<model>-seed<seed>)", kind=str,
                            metavar="RUN_DIR")
     device: str = _opt("cpu", "cpu or cuda", choices=DEVICES)
+    tensorboard: str | None = _opt(None, "also write TensorBoard scalars (step loss, train and dev scores) to DIR "
+                                   "(needs pip install 'qklstm[tensorboard]')", kind=str, metavar="DIR")
     threads: int = _opt(1, "CPU threads for torch (0: torch's default). One is the default: these small "
                         "step-by-step recurrences gain little from more, and lose badly on a busy machine. "
                         "Part of the run's settings, since it can change float results in the last bits",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import random
 import time
 from collections.abc import Callable
@@ -31,15 +30,13 @@ from ..models import GATES, count_parameters
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
 from .data import load_task_data
+from .loop import Callback, TrainingDiverged, fit
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
 __all__ = ["RunSummary", "TrainingDiverged", "build_for_checkpoint", "check_layout", "config_toml", "resolve_device",
            "resume", "train"]
 
-
-class TrainingDiverged(ValueError):
-    """The loss or the gradient became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 RunSummary = dict
 
@@ -194,141 +191,158 @@ def resume(run_dir, *, epochs: int | None = None, device: str | None = None, pro
 
 
 def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bool, callback, log) -> RunSummary:
-    from tqdm import tqdm
-
+    """Set up (data, task, model, optimiser), restore a checkpoint, then :func:`~qklstm.train.loop.fit`."""
     device = resolve_device(cfg.device)
-    run_dir = folder.folder
     _seed_everything(cfg.seed)
     data = load_task_data(cfg, ckpt)
     task = make_task(cfg, data, device)
     model = task.build_model(cfg).to(device)
-    n_params = count_parameters(model)
-    n_embed = task.embedding_parameters(model)
-    data_gen = torch.Generator().manual_seed(cfg.seed)
     if ckpt is None and cfg.model == "qklstm":
         # reference vectors: real first-layer inputs (embedded training tokens or window rows)
         ref_gen = torch.Generator().manual_seed(cfg.seed + 1)
         model.rnn.init_references(task.reference_inputs(model, ref_gen), generator=ref_gen)
-    optimizer = _make_optimizer(cfg, model)
-    history: list[dict] = []
-    best = {"epoch": 0, "metric": None}
-    bad_epochs, start = 0, 1
+    run = _Run(cfg, task, model, _make_optimizer(cfg, model), folder, log)
     if ckpt is not None:
-        check_layout(ckpt)
-        load_weights(model, ckpt["model"], run_dir / LAST)
-        try:
-            optimizer.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["rng"], data_gen)
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
-            raise ValueError(f"checkpoint: {run_dir / LAST} is damaged: its optimiser or random state does not "
-                             f"load ({type(err).__name__}: {str(err)[:200]})") from None
-        history = list(ckpt["history"])
-        best = dict(ckpt["best"])
-        bad_epochs = int(ckpt["bad_epochs"])
-        start = int(ckpt["epoch"]) + 1
-        if ckpt.get("stopped_early") or start > cfg.epochs:
-            log(f"{run_dir}: already finished after epoch {ckpt['epoch']}"
-                + (" (early stopping)" if ckpt.get("stopped_early") else ""))
-            return _summary(cfg, task, history, best, n_params, n_embed, bool(ckpt.get("stopped_early")))
-        log(f"resuming {run_dir} at epoch {start} of {cfg.epochs}")
+        run.restore(ckpt)
+        if run.finished:
+            log(f"{folder.folder}: already finished after epoch {run.epoch}"
+                + (" (early stopping)" if run.stopped_early else ""))
+            return run.summary()
+        log(f"resuming {folder.folder} at epoch {run.epoch + 1} of {cfg.epochs}")
     atomic_write_text(folder.path / "config.toml", config_toml(cfg))
     log(f"{cfg.task}: {data.describe()}")
-    log(f"model: {cfg.describe()}; {n_params:,} trainable parameters"
-        + (f" ({n_params - n_embed:,} without the embedding)" if n_embed else ""))
+    log(f"model: {cfg.describe()}; {run.n_params:,} trainable parameters"
+        + (f" ({run.n_params - run.n_embed:,} without the embedding)" if run.n_embed else ""))
+    callbacks = [run, *([_TensorBoard(cfg.tensorboard, run)] if cfg.tensorboard else []),
+                 *([_StepHook(callback)] if callback is not None else [])]
+    try:
+        fit(model, run.optimizer, cfg.epochs, lambda epoch: task.train_batches(cfg.batch_size, run.data_gen),
+            task.batch_loss, start=run.epoch + 1, clip=cfg.clip, callbacks=callbacks, progress=progress,
+            postfix=lambda stats: task.postfix(task.summarize(stats)))
+    except TrainingDiverged as err:
+        kept = (f"{folder.folder} is as it was (no checkpoint of this run yet)" if folder.staged else
+                f"last.pt keeps the last good epoch ({run.epoch})")
+        raise TrainingDiverged(f"{err}; {kept}") from None
+    except KeyboardInterrupt:
+        where = f"interrupted in epoch {run.epoch + 1}"
+        log(f"{where} before the first checkpoint; {folder.folder} is as it was" if folder.staged else
+            f"{where}; last.pt holds epoch {run.epoch}; continue with: qklstm train --resume {folder.folder}")
+        raise
+    finally:
+        for cb in callbacks:
+            cb.close()
+    return run.summary()
 
-    title = f"{cfg.task} {cfg.describe()}, seed {cfg.seed}"
-    stopped_early = False
-    for epoch in range(start, cfg.epochs + 1):
-        model.train()
-        batches = task.train_batches(cfg.batch_size, data_gen)
-        stats = {}
-        last_loss = None
-        t0 = time.perf_counter()
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
-                   leave=False, mininterval=1.0, dynamic_ncols=True)
+
+class _Run(Callback):
+    """A run's state and what it does after every epoch: score dev, write metrics and plot, save
+    checkpoints (the first commits a fresh run to its folder), stop early."""
+
+    def __init__(self, cfg: TrainConfig, task, model, optimizer, folder: RunFolder, log):
+        self.cfg, self.task, self.model, self.optimizer, self.folder, self.log = cfg, task, model, optimizer, folder, log
+        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        self.n_params, self.n_embed = count_parameters(model), task.embedding_parameters(model)
+        self.history: list[dict] = []
+        self.best = {"epoch": 0, "metric": None}
+        self.bad_epochs, self.epoch, self.stopped_early = 0, 0, False
+
+    @property
+    def finished(self) -> bool:
+        return self.stopped_early or self.epoch >= self.cfg.epochs
+
+    def restore(self, ckpt: dict) -> None:
+        check_layout(ckpt)
+        source = self.folder.folder / LAST
+        load_weights(self.model, ckpt["model"], source)
         try:
-            for b, index in enumerate(bar):
-                optimizer.zero_grad(set_to_none=True)
-                loss, s = task.batch_loss(model, index)
-                value = s["loss_sum"] / max(s["n"], 1)  # a float already: no extra device sync
-                if not math.isfinite(value):
-                    _diverged(folder, epoch, b, "loss", value, last_loss)
-                loss.backward()
-                if cfg.clip > 0:
-                    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
-                    if not math.isfinite(norm):  # stop before a non-finite step poisons the weights
-                        _diverged(folder, epoch, b, "gradient norm", norm, value)
-                optimizer.step()
-                last_loss = value
-                for k, v in s.items():
-                    stats[k] = stats.get(k, 0) + v
-                if progress and (b % 10 == 0 or b == len(batches) - 1):
-                    bar.set_postfix(task.postfix(task.summarize(stats)), refresh=False)
-                if callback is not None:
-                    callback(epoch, b, model)
-        except KeyboardInterrupt:
-            bar.close()
-            last = epoch - 1
-            if folder.staged:
-                log(f"interrupted in epoch {epoch} before the first checkpoint; {run_dir} is as it was")
-            else:
-                log(f"interrupted in epoch {epoch}; "
-                    + (f"last.pt holds epoch {last}; continue with: qklstm train --resume {run_dir}" if last
-                       else "no epoch finished"))
-            raise
-        bar.close()
-        train_secs = time.perf_counter() - t0
-        history.append({"epoch": epoch, "split": "train", **task.summarize(stats), "seconds": train_secs})
-        t1 = time.perf_counter()
-        model.eval()
-        dev = task.evaluate(model, "dev", cfg.eval_batch_size)
-        history.append({"epoch": epoch, "split": "dev", **dev, "seconds": time.perf_counter() - t1})
-        improved = _better(task, dev[task.metric], best["metric"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["rng"], self.data_gen)
+            self.history, self.best = list(ckpt["history"]), dict(ckpt["best"])
+            self.bad_epochs, self.epoch = int(ckpt["bad_epochs"]), int(ckpt["epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"checkpoint: {source} is damaged: its optimiser or random state does not load "
+                             f"({type(err).__name__}: {str(err)[:200]})") from None
+        self.stopped_early = bool(ckpt.get("stopped_early"))
+
+    def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
+        cfg, task = self.cfg, self.task
+        self.history.append({"epoch": epoch, "split": "train", **task.summarize(stats), "seconds": seconds})
+        t0 = time.perf_counter()
+        self.model.eval()
+        dev = task.evaluate(self.model, "dev", cfg.eval_batch_size)
+        self.history.append({"epoch": epoch, "split": "dev", **dev, "seconds": time.perf_counter() - t0})
+        improved = _better(task, dev[task.metric], self.best["metric"])
         if improved:
-            best = {"epoch": epoch, "metric": float(dev[task.metric])}
-            bad_epochs = 0
+            self.best, self.bad_epochs = {"epoch": epoch, "metric": float(dev[task.metric])}, 0
         else:
-            bad_epochs += 1
-        stopped_early = bool(cfg.patience and bad_epochs >= cfg.patience and epoch < cfg.epochs)
-        atomic_write_text(folder.path / "metrics.csv", _metrics_csv(task, history))
-        _plot(task, history, folder.path / "metrics.png", title)
+            self.bad_epochs += 1
+        self.epoch = epoch
+        self.stopped_early = bool(cfg.patience and self.bad_epochs >= cfg.patience and epoch < cfg.epochs)
+        self._write(improved)
+        tr = self.history[-2]
+        self.log(f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
+                 f"({seconds:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
+                 + (" *" if improved else ""))
+        if self.stopped_early:
+            self.log(f"early stopping: no better dev {task.metric} for {self.bad_epochs} epochs "
+                     f"(best: epoch {self.best['epoch']})")
+        return self.stopped_early
+
+    def _write(self, improved: bool) -> None:
+        cfg, path = self.cfg, self.folder.path
+        atomic_write_text(path / "metrics.csv", _metrics_csv(self.task, self.history))
+        _plot(self.task, self.history, path / "metrics.png", f"{cfg.task} {cfg.describe()}, seed {cfg.seed}")
         payload = {
-            "epoch": epoch,
-            "finished": epoch == cfg.epochs or stopped_early,
-            "stopped_early": stopped_early,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": rng_state(data_gen),
-            "config": cfg.to_dict(),
-            **task.saved_data(),
-            "history": history,
-            "best": best,
-            "bad_epochs": bad_epochs,
-            "n_parameters": n_params,
-            "n_embedding_parameters": n_embed,
-            "gates": list(GATES),
+            "epoch": self.epoch, "finished": self.finished, "stopped_early": self.stopped_early,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(self.data_gen), "config": cfg.to_dict(), **self.task.saved_data(),
+            "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
+            "n_parameters": self.n_params, "n_embedding_parameters": self.n_embed, "gates": list(GATES),
         }
         if improved:
-            save_checkpoint(folder.path / BEST, payload)
-        save_checkpoint(folder.path / LAST, payload)
-        folder.commit()  # the first checkpoint of a fresh run: it now replaces the folder's previous run
-        tr = history[-2]
-        log(f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
-            f"({train_secs:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
-            + (" *" if improved else ""))
-        if stopped_early:
-            log(f"early stopping: no better dev {task.metric} for {bad_epochs} epochs (best: epoch {best['epoch']})")
-            break
-    return _summary(cfg, task, history, best, n_params, n_embed, stopped_early)
+            save_checkpoint(path / BEST, payload)
+        save_checkpoint(path / LAST, payload)
+        self.folder.commit()  # the first checkpoint of a fresh run: it now replaces the folder's previous run
+
+    def summary(self) -> RunSummary:
+        return _summary(self.cfg, self.task, self.history, self.best, self.n_params, self.n_embed,
+                        self.stopped_early)
 
 
-def _diverged(folder: RunFolder, epoch: int, step: int, what: str, value: float, last: float | None):
-    kept = (f"{folder.folder} is as it was (no checkpoint of this run yet)" if folder.staged else
-            f"last.pt keeps the last good epoch ({epoch - 1})" if epoch > 1 else "no checkpoint was written")
-    raise TrainingDiverged(
-        f"training diverged: the {what} became {value} in epoch {epoch}, step {step + 1}"
-        + (f" (last finite loss {last:.6g})" if last is not None else "")
-        + f"; lower --lr or set --clip (e.g. --clip 1); {kept}")
+class _StepHook(Callback):
+    """``train(callback=...)``: ``callback(epoch, batch, model)`` after every step (tests stop runs with it)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_step(self, epoch, step, loss, model):
+        self.fn(epoch, step, model)
+
+
+class _TensorBoard(Callback):
+    """``--tensorboard DIR``: every step's loss and every epoch's train and dev scores as TensorBoard scalars."""
+
+    def __init__(self, log_dir: str, run: _Run):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError("--tensorboard: needs the tensorboard package (pip install 'qklstm[tensorboard]')") from None
+        self.run, self.steps = run, 0
+        self.writer = SummaryWriter(log_dir=str(writable_folder(log_dir, "--tensorboard")))
+
+    def on_step(self, epoch, step, loss, model):
+        self.steps += 1
+        self.writer.add_scalar("train/step_loss", loss, self.steps)
+
+    def on_epoch_end(self, epoch, stats, seconds):
+        for row in self.run.history[-2:]:
+            for key, value in row.items():
+                if key not in ("epoch", "split"):
+                    self.writer.add_scalar(f"{row['split']}/{key}", value, epoch)
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
 
 
 def _summary(cfg, task, history, best, n_params, n_embed, stopped_early) -> RunSummary:

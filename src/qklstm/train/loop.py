@@ -1,0 +1,102 @@
+"""The training loop, written once: ``qklstm train`` and the paper and noise experiments all step
+through :func:`fit`; what differs between them (dev scores, checkpoints, early stopping, logging,
+TensorBoard) are :class:`Callback` objects.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> data = [(torch.ones(4, 2), torch.zeros(4, 1))]
+    >>> def loss(model, batch):
+    ...     x, y = batch
+    ...     value = torch.nn.functional.mse_loss(model(x), y)
+    ...     return value, {"n": len(x), "loss_sum": float(value) * len(x)}
+    >>> stats = fit(model, opt, 3, lambda epoch: data, loss)
+    >>> sorted(stats)
+    ['loss_sum', 'n']
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+
+__all__ = ["Callback", "TrainingDiverged", "fit"]
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the gradient norm became NaN or infinite; no step was taken with it."""
+
+
+class Callback:
+    """Hooks of :func:`fit`; a subclass overrides what it needs."""
+
+    def on_step(self, epoch: int, step: int, loss: float, model) -> None:
+        """After every optimiser step, with the step's loss."""
+
+    def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool | None:
+        """After every epoch with the summed step statistics; return ``True`` to stop training."""
+
+    def close(self) -> None:
+        """When training ends, however it ends."""
+
+
+def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
+        batches: Callable[[int], Iterable], step_loss: Callable, *, start: int = 1, clip: float = 0.0,
+        callbacks: Iterable[Callback] = (), progress: bool = False, postfix: Callable | None = None) -> dict:
+    """Train ``model`` for epochs ``start .. epochs``; returns the last epoch's summed statistics.
+
+    Per epoch: ``batches(epoch)`` gives the batches (called at the epoch's start, so a seeded
+    order is drawn then); per batch: ``step_loss(model, batch)`` returns ``(loss, stats)`` with
+    ``stats["loss_sum"]`` and ``stats["n"]`` as floats (so checking the loss costs no extra device
+    sync), then backward, gradient-norm clipping when ``clip > 0``, and the step. A non-finite
+    loss or gradient norm raises :class:`TrainingDiverged` before the step, so the weights stay
+    those of the last good step. ``postfix(stats)`` feeds the progress bar.
+    """
+    from tqdm import tqdm
+
+    callbacks = list(callbacks)
+    stats: dict = {}
+    for epoch in range(start, epochs + 1):
+        model.train()
+        items = list(batches(epoch))
+        stats, last = {}, None
+        t0 = time.perf_counter()
+        bar = tqdm(items, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress, leave=False,
+                   mininterval=1.0, dynamic_ncols=True)
+        try:
+            for step, batch in enumerate(bar):
+                optimizer.zero_grad(set_to_none=True)
+                loss, s = step_loss(model, batch)
+                value = s["loss_sum"] / max(s["n"], 1)
+                if not math.isfinite(value):
+                    _diverged(epoch, step, "loss", value, last)
+                loss.backward()
+                if clip > 0:
+                    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
+                    if not math.isfinite(norm):  # stop before a non-finite step poisons the weights
+                        _diverged(epoch, step, "gradient norm", norm, value)
+                optimizer.step()
+                last = value
+                for k, v in s.items():
+                    stats[k] = stats.get(k, 0) + v
+                if postfix is not None and progress and (step % 10 == 0 or step == len(items) - 1):
+                    bar.set_postfix(postfix(stats), refresh=False)
+                for cb in callbacks:
+                    cb.on_step(epoch, step, value, model)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        stop = [cb.on_epoch_end(epoch, stats, seconds) for cb in callbacks]
+        if any(stop):
+            break
+    return stats
+
+
+def _diverged(epoch: int, step: int, what: str, value: float, last: float | None):
+    raise TrainingDiverged(
+        f"training diverged: the {what} became {value} in epoch {epoch}, step {step + 1}"
+        + (f" (last finite loss {last:.6g})" if last is not None else "") + "; lower --lr or set --clip (e.g. --clip 1)")
