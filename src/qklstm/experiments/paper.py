@@ -82,7 +82,7 @@ def sentence_loss(tagger, pair):
     """One sentence per step, as in the paper and the tutorial: ``(loss, stats)`` for :func:`~qklstm.train.fit`."""
     x, y = pair
     loss = torch.nn.functional.nll_loss(tagger(x), y)
-    return loss, {"n": 1, "loss_sum": float(loss)}
+    return loss, {"n": 1, "loss_sum": float(loss.detach())}
 
 
 class _Scores(Callback):
