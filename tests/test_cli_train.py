@@ -39,7 +39,6 @@ def run_cli(capsys, *argv):
     (["train", "--optimizer", "rmsprop"], "--optimizer"),
     (["train", "--lr", "-0.1"], "--lr"),
     (["train", "--task", "forecast", "--data", "x.csv"], "--target: required"),
-    (["train", "--task", "forecast", "--max-train-sentences", "5"], "--max-train-sentences"),
     (["train", "--resume", "somewhere", "--lr", "0.1"], "only --epochs and --device"),
     (["evaluate", "/nonexistent/run"], "is not a folder"),
     (["evaluate", str(DATA), "--split", "valid"], "--split"),

@@ -19,7 +19,6 @@ from qklstm.train import (
     load_task_data,
     resume,
     save_checkpoint,
-    sentence_losses,
     train,
 )
 from qklstm.train.config import check_keys, load_toml, option_names
@@ -37,6 +36,13 @@ TINY_FC = dict(task="forecast", data=str(SLICE), target="pm2.5", covariates="DEW
 
 def quiet(*_):
     pass
+
+
+def sentence_losses(model, tokens, tags, lengths) -> torch.Tensor:
+    """Mean NLL of each sentence of a padded batch (padding, tag id 0, left out): ``(B,)``."""
+    logp = model(tokens, lengths)
+    nll = torch.nn.functional.nll_loss(logp.transpose(1, 2), tags, ignore_index=0, reduction="none")
+    return nll.sum(1) / lengths.to(nll.dtype)
 
 
 def _cfg(base, tmp_path, name, **kw):

@@ -8,6 +8,8 @@ writes is refused to a second one with a message naming the first.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
@@ -33,6 +35,7 @@ __all__ = [
     "remove_temporary_files",
     "subplots",
     "writable_folder",
+    "write_csv",
 ]
 
 _TMP_SUFFIX = ".tmp"
@@ -95,6 +98,25 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
 def atomic_write_text(path, text: str) -> None:
     with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
+
+
+def write_csv(path, header, rows) -> None:
+    """Write a CSV file atomically: ``header`` (column names), then ``rows`` (sequences of cells,
+    or dicts keyed by the header's names).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
+        >>> write_csv(p, ["a", "b"], [[1, "x"], {"a": 2, "b": "y"}])
+        >>> open(p).read()
+        'a,b\n1,x\n2,y\n'
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([row.get(k, "") for k in header] if isinstance(row, dict) else row)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _finite(obj):

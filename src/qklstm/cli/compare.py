@@ -9,6 +9,7 @@ ones); the table goes to OUT/compare.md and OUT/compare.csv, one row per run to 
 
 from __future__ import annotations
 
+from .common import positive_int
 from .train import add_train_options, config_from_args
 
 
@@ -29,8 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..train import run_compare
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds: expected a positive integer, got {args.seeds}")
+    positive_int(args.seeds, "--seeds")
     cfg = config_from_args(args, exclude=("model", "out"))
     out = args.out or f"runs/compare-{cfg.task}"
     run_compare(cfg, args.models, args.seeds, out, overwrite=args.overwrite, progress=not args.no_progress)

@@ -8,6 +8,8 @@ and RUN_DIR/<split>_forecast.png. All numbers: RUN_DIR/<split>_metrics.json.
 
 from __future__ import annotations
 
+from .common import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score a trained run on a split (tables, confusion matrix, plots)")
@@ -22,8 +24,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..train import evaluate_run
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    if args.batch_size is not None:
+        positive_int(args.batch_size, "--batch-size")
     if args.device is not None and args.device not in ("cpu", "cuda"):
         raise ValueError(f"--device: expected cpu or cuda, got {args.device!r}")
     evaluate_run(args.run_dir, args.split, checkpoint=args.checkpoint, device=args.device,

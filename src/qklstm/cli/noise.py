@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -91,8 +93,7 @@ def _samplers(text: str) -> tuple[tuple, str | None]:
 def run(args) -> int:
     from ..experiments.noise import run_noise_study
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds: expected a positive int, got {args.seeds}")
+    positive_int(args.seeds, "--seeds")
     qiskit, note = _samplers(args.qiskit)
     study = run_noise_study(
         tuple(range(args.seeds)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .common import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("paper", help="reproduce the paper's experiment (Table I, Fig. 3) on its two sentences")
@@ -19,8 +21,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..experiments.paper import run_paper, table_one
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds: expected a positive int, got {args.seeds}")
+    positive_int(args.seeds, "--seeds")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     result = run_paper(models, tuple(range(args.seeds)), epochs=args.epochs, lr=args.lr,
                        optimizer=args.optimizer, out_dir=args.out, progress=not args.no_progress)

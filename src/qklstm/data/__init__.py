@@ -21,6 +21,8 @@ Forecasting::
 ('NOUN', [2, 1])
 """
 
+from pathlib import Path
+
 from .brown import BrownDocument, load_brown, read_brown, split_fileids
 from .cache import DATASETS, DataNotFoundError, data_home, dataset_dir, is_cached, require_dataset
 from .conll import load_conllu, read_conllu
@@ -33,6 +35,7 @@ from .timeseries import (
     TimeSeriesTable,
     WindowSet,
     chronological_bounds,
+    forecast_metrics,
     interpolate_missing,
     load_timeseries,
     make_windows,
@@ -41,7 +44,6 @@ from .timeseries import (
     prepare_timeseries,
     read_beijing_pm25,
     read_timeseries_csv,
-    regression_metrics,
 )
 from .vocab import Vocabulary
 
@@ -83,20 +85,24 @@ __all__ = [
     "read_brown",
     "read_conllu",
     "read_timeseries_csv",
-    "regression_metrics",
+    "forecast_metrics",
     "require_dataset",
     "split_fileids",
     "split_sentences",
 ]
 
 
-def load_pos_dataset(source: str = "brown", **kwargs) -> TaggedSplits:
-    """``"brown"`` (the cache, or ``root=`` a Brown folder) or a ``.conllu`` path -> :class:`TaggedSplits`.
+def load_pos_dataset(source: str = "brown", *, argument: str = "source", **kwargs) -> TaggedSplits:
+    """``"brown"`` (the cache, or ``root=`` a Brown folder), a Brown folder, or a ``.conllu`` path ->
+    :class:`TaggedSplits`; ``argument`` names ``source`` in errors.
 
-    Keyword arguments go to :func:`load_brown` or :func:`load_conllu`.
+    Keyword arguments go to :func:`load_brown` or :func:`load_conllu` (``dev``, ``test``).
     """
     if source == "brown":
         return load_brown(**kwargs)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_brown(path, **kwargs)
     if str(source).endswith(".conllu"):
-        return load_conllu(source, **kwargs)
-    raise ValueError(f"source: expected 'brown' or a path to a .conllu file, got {source!r}")
+        return load_conllu(path, **kwargs)
+    raise ValueError(f"{argument}: expected brown, a Brown folder (with cats.txt) or a .conllu file, got {source!r}")

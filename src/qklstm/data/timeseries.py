@@ -55,7 +55,8 @@ __all__ = [
     "prepare_timeseries",
     "read_beijing_pm25",
     "read_timeseries_csv",
-    "regression_metrics",
+    "forecast_metrics",
+    "MAPE_EPSILON",
 ]
 
 BEIJING_TARGET = "pm2.5"
@@ -367,14 +368,22 @@ def persistence_forecast(x: np.ndarray, target_index: int = 0) -> np.ndarray:
     return np.asarray(x)[:, -1, target_index]
 
 
-def regression_metrics(y_true, y_pred) -> dict[str, float]:
-    """MAE and RMSE (in the units given).
+#: MAPE leaves out targets with ``|y| <= MAPE_EPSILON`` (in the target's units), where it is undefined or huge
+MAPE_EPSILON = 1.0
 
-    >>> regression_metrics([1.0, 2.0], [1.0, 4.0])
-    {'mae': 1.0, 'rmse': 1.4142135623730951}
+
+def forecast_metrics(y_true, y_pred, *, epsilon: float = MAPE_EPSILON) -> dict:
+    """RMSE, MAE and MAPE (a fraction, over targets with ``|y| > epsilon``), in the units given.
+
+    >>> forecast_metrics([10.0, 0.0, 20.0], [11.0, 1.0, 18.0], epsilon=1.0)["mape"]
+    0.1
     """
-    err = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
-    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean()))}
+    y_true = np.asarray(y_true, dtype=float)
+    err = np.asarray(y_pred, dtype=float) - y_true
+    ok = np.abs(y_true) > epsilon
+    mape = float(np.mean(np.abs(err[ok]) / np.abs(y_true[ok]))) if ok.any() else float("nan")
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "mape": mape,
+            "n": len(y_true), "mape_n": int(ok.sum()), "mape_epsilon": float(epsilon)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +438,8 @@ class TimeSeriesSplits:
         true = self.scaler.inverse_target(ws.y)
         if observed_only and ws.observed is not None:
             pred, true = pred[ws.observed], true[ws.observed]
-        return regression_metrics(true, pred)
+        scores = forecast_metrics(true, pred)
+        return {"mae": scores["mae"], "rmse": scores["rmse"]}
 
     def total_filled(self) -> int:
         return sum(n for per in self.filled.values() for n in per.values())

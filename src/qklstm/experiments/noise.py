@@ -26,16 +26,15 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
+from tqdm import tqdm
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
 from ..kernels import use_backend
 from ..train.loop import fit
 from .paper import SENTENCES, TAGS, build_tagger, sentence_loss, vocabulary
@@ -246,17 +245,14 @@ class NoiseStudy:
     def select(self, **where) -> list:
         return [r for r in self.rows if all(r[k] == v for k, v in where.items())]
 
-    def csv(self) -> str:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-        w.writeheader()
+    def csv_rows(self):
+        """The rows of ``noise.csv`` (columns :data:`COLUMNS`)."""
         for r in self.rows:
             out = dict(r)
             out["shots"] = "exact" if r["shots"] is None else r["shots"]
             for k in ("accuracy", "accuracy_min", "accuracy_max", "loss", "changed", "seconds"):
                 out[k] = f"{r[k]:.6g}"
-            w.writerow(out)
-        return buf.getvalue()
+            yield out
 
     def _cell(self, rows, key):
         vals = [r[key] for r in rows]
@@ -364,11 +360,7 @@ def run_noise_study(
     out = None if out_dir is None else writable_folder(out_dir)  # refuse a bad --out before training
     batch = paper_batch()
     study = NoiseStudy(seeds, ps, shots, train_noise, int((batch[2] >= 0).sum()))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(train_noise) * len(seeds), desc="noise", unit="model")
+    bar = tqdm(total=len(train_noise) * len(seeds), desc="noise", unit="model", disable=not progress)
     for tn in train_noise:
         for seed in seeds:
             t0 = time.perf_counter()
@@ -402,14 +394,12 @@ def run_noise_study(
                         res["seconds"],
                     )
                 )
-            if bar is not None:
-                bar.set_postfix(train_noise=tn, seed=seed)
-                bar.update()
-    if bar is not None:
-        bar.close()
+            bar.set_postfix(train_noise=tn, seed=seed)
+            bar.update()
+    bar.close()
     if out is not None:
         with folder_lock(out):  # one writer at a time: the three files are of one study
-            atomic_write_text(out / "noise.csv", study.csv())
+            write_csv(out / "noise.csv", COLUMNS, study.csv_rows())
             atomic_write_text(out / "table.md", study.table() + "\n")
             plot_noise(study, out / "noise.png")
     return study

@@ -13,17 +13,17 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
+from tqdm import tqdm
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
 from ..models import SequenceTagger, count_parameters
+from ..train.config import LABELS
 from ..train.loop import Callback, fit
+from ..train.metrics import mean_std
 
 __all__ = ["SENTENCES", "PAPER_PARAMETERS", "MODEL_OPTIONS", "build_tagger", "run_paper", "PaperResult",
            "table_one", "plot_fig3"]
@@ -36,7 +36,6 @@ SENTENCES = [
 TAGS = ["DET", "NN", "V"]
 #: Table I's trainable-parameter counts (the paper reports no QLSTM count)
 PAPER_PARAMETERS = {"qklstm": 183, "lstm": 477, "qlstm": None}
-LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
 MODEL_OPTIONS = {
     "qklstm": dict(recurrent="qklstm", preset="paper"),
     "lstm": dict(recurrent="lstm"),
@@ -126,20 +125,11 @@ class PaperResult:
     def final(self, model):
         return [self.history[(model, s)][-1] for s in self.seeds]
 
-    def metrics_csv(self) -> str:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["epoch", "model", "seed", "loss", "accuracy"])
+    def metrics_rows(self):
+        """``(epoch, model, seed, loss, accuracy)`` of every epoch of every run (``metrics.csv``)."""
         for (model, seed), hist in self.history.items():
             for row in hist:
-                w.writerow([row["epoch"], model, seed, f"{row['loss']:.6f}", f"{row['accuracy']:.6f}"])
-        return buf.getvalue()
-
-
-def _mean_std(values):
-    m = sum(values) / len(values)
-    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return m, s
+                yield [row["epoch"], model, seed, f"{row['loss']:.6f}", f"{row['accuracy']:.6f}"]
 
 
 def table_one(result: PaperResult, n_words: int = 9) -> str:
@@ -151,11 +141,11 @@ def table_one(result: PaperResult, n_words: int = 9) -> str:
     ]
     for m in result.models:
         fin = result.final(m)
-        am, asd = _mean_std([r["accuracy"] for r in fin])
-        lm, lsd = _mean_std([r["loss"] for r in fin])
+        am, asd = mean_std([r["accuracy"] for r in fin])
+        lm, lsd = mean_std([r["loss"] for r in fin])
         full = sum(r["accuracy"] >= 1.0 - 1e-9 for r in fin)
         paper = PAPER_PARAMETERS[m]
-        secs = _mean_std(result.seconds[m])[0]
+        secs = mean_std(result.seconds[m])[0]
         lines.append(
             f"| {LABELS[m]} | {paper if paper is not None else '-'} | {result.parameters[m]} | "
             f"{am * n_words:.2f}/{n_words} ({am:.1%} +- {asd:.1%}) | {lm:.4f} +- {lsd:.4f} | "
@@ -198,11 +188,7 @@ def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 1
         raise ValueError(f"epochs: expected a positive int, got {epochs}")
     out = None if out_dir is None else writable_folder(out_dir)  # refuse a bad --out before training
     result = PaperResult(tuple(models), tuple(seeds))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(models) * len(seeds), desc="paper", unit="run")
+    bar = tqdm(total=len(models) * len(seeds), desc="paper", unit="run", disable=not progress)
     for m in models:
         result.seconds[m] = []
         for s in seeds:
@@ -211,14 +197,12 @@ def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 1
             result.seconds[m].append(time.perf_counter() - t0)
             result.history[(m, s)] = hist
             result.parameters[m] = count_parameters(tagger)
-            if bar is not None:
-                bar.set_postfix(model=m, seed=s, acc=f"{hist[-1]['accuracy']:.2f}")
-                bar.update()
-    if bar is not None:
-        bar.close()
+            bar.set_postfix(model=m, seed=s, acc=f"{hist[-1]['accuracy']:.2f}")
+            bar.update()
+    bar.close()
     if out is not None:
         with folder_lock(out):  # one writer at a time: the three files are of one run
-            atomic_write_text(out / "metrics.csv", result.metrics_csv())
+            write_csv(out / "metrics.csv", ["epoch", "model", "seed", "loss", "accuracy"], result.metrics_rows())
             atomic_write_text(out / "table1.md", table_one(result) + "\n")
             plot_fig3(result, out / "fig3.png")
     return result

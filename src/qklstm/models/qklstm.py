@@ -41,7 +41,7 @@ def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> Featu
         return spec
     if spec == "paper":
         return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler)
-    if spec in ("paper-trainable", "trainable"):
+    if spec == "paper-trainable":
         return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler, trainable=True)
     if spec == "zz":
         return FeatureMap.zz(n_qubits, reps=layers)
@@ -230,24 +230,17 @@ class QKLSTMCell(RecurrentCell):
         return lstm_update(pre, c)
 
 
-def _kmeans(data: torch.Tensor, k: int, generator=None, iters: int = 50) -> torch.Tensor:
-    """Plain Lloyd's k-means with k-means++ seeding; returns ``(k, F)`` centres."""
-    n = data.shape[0]
-    if n < k:
-        raise ValueError(f"data: k-means needs at least {k} rows, got {n}")
-    centres = [data[torch.randint(n, (1,), generator=generator).item()]]
-    for _ in range(1, k):
-        d2 = torch.cdist(data, torch.stack(centres)).min(1).values.square()
-        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1 / n)
-        centres.append(data[torch.multinomial(probs.cpu(), 1, generator=generator).item()])
-    c = torch.stack(centres)
-    for _ in range(iters):
-        assign = torch.cdist(data, c).argmin(1)
-        new = torch.stack([data[assign == j].mean(0) if (assign == j).any() else c[j] for j in range(k)])
-        if torch.allclose(new, c):
-            break
-        c = new
-    return c
+def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:
+    """``k`` centres of scikit-learn's k-means (k-means++ seeding, seeded from ``generator``)."""
+    try:
+        from sklearn.cluster import KMeans
+    except ImportError:
+        raise ValueError("method: 'kmeans' needs scikit-learn (pip install scikit-learn); 'subset' needs nothing") from None
+    if data.shape[0] < k:
+        raise ValueError(f"data: k-means needs at least {k} rows, got {data.shape[0]}")
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    fit = KMeans(k, n_init=4, random_state=seed).fit(data.detach().cpu().double().numpy())
+    return torch.as_tensor(fit.cluster_centers_, dtype=data.dtype, device=data.device)
 
 
 class QKLSTM(RecurrentBase):

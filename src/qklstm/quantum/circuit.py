@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -36,9 +35,6 @@ from . import gates as G
 from .memory import WORKSPACE_FACTOR, check_state_memory
 
 __all__ = ["Op", "Circuit"]
-
-_R2 = 1 / math.sqrt(2)
-
 
 def _mul(a, b):
     """Product where Python floats 0 and 1 are exact structural values (no tensor op)."""
@@ -55,25 +51,6 @@ def _add(a, b):
     if type(b) is float and b == 0.0:
         return a
     return a + b
-
-
-def _entries(name, c, s):
-    """``(m00, m01, m10, m11)`` of a one-qubit gate from ``c = cos(t/2)``, ``s = sin(t/2)``
-    (real tensors, or None for the fixed gates)."""
-    if name == "H":
-        return _R2, _R2, _R2, -_R2
-    if name == "X":
-        return 0.0, 1.0, 1.0, 0.0
-    if name == "RY":
-        return c, -s, s, c
-    if name == "RZ":
-        return torch.complex(c, -s), 0.0, 0.0, torch.complex(c, s)
-    if name == "P":  # e^{i t} = (cos(t/2) + i sin(t/2))^2
-        return 1.0, 0.0, 0.0, torch.complex(c, s).square()
-    if name == "RX":
-        ms = torch.complex(torch.zeros_like(s), -s)
-        return c, ms, ms, c
-    raise ValueError(f"name: unknown one-qubit gate {name!r}")
 
 
 @dataclass(frozen=True)
@@ -259,7 +236,7 @@ class Circuit:
                     if sign != 1:  # only +-1 occurs: inverses negate angles
                         s = -s
                     j += 1
-                a, b, cc, d = _entries(name, c, s)
+                a, b, cc, d = G.gate_entries(name, c, s)
                 if first_column:
                     m = (_add(_mul(a, m[0]), _mul(b, m[1])), _add(_mul(cc, m[0]), _mul(d, m[1])))
                 else:

@@ -38,6 +38,7 @@ __all__ = [
     "n_qubits_of",
     "complex_dtype_for",
     "real_dtype_for",
+    "gate_entries",
     "matrix_1q",
     "apply_matrix",
     "apply_permutation",
@@ -98,41 +99,44 @@ def _angles(theta, batch: int, state: torch.Tensor) -> torch.Tensor:
     return theta
 
 
+def gate_entries(name: str, c, s):
+    """``(m00, m01, m10, m11)`` of a one-qubit gate from ``c = cos(t/2)``, ``s = sin(t/2)``
+    (real tensors, or None for the fixed gates). Structural zeros and ones are Python floats, so
+    the circuit compiler multiplies them away; :func:`matrix_1q` builds tensors from the same entries.
+
+    >>> gate_entries("X", None, None)
+    (0.0, 1.0, 1.0, 0.0)
+    """
+    if name == "H":
+        r = 1 / math.sqrt(2)
+        return r, r, r, -r
+    if name == "X":
+        return 0.0, 1.0, 1.0, 0.0
+    if name == "RY":
+        return c, -s, s, c
+    if name == "RZ":
+        return torch.complex(c, -s), 0.0, 0.0, torch.complex(c, s)
+    if name == "P":  # e^{i t} = (cos(t/2) + i sin(t/2))^2
+        return 1.0, 0.0, 0.0, torch.complex(c, s).square()
+    if name == "RX":
+        ms = torch.complex(torch.zeros_like(s), -s)
+        return c, ms, ms, c
+    raise ValueError(f"name: unknown one-qubit gate {name!r}; expected one of {sorted(ONE_QUBIT_GATES)}")
+
+
 def matrix_1q(name: str, theta: torch.Tensor | None, *, dtype, device=None, batch: int = 1) -> torch.Tensor:
-    """The ``(batch, 2, 2)`` matrices of a one-qubit gate.
+    """The ``(batch, 2, 2)`` matrices of a one-qubit gate, from :func:`gate_entries`.
 
     ``theta`` has shape ``(batch,)`` for the parametric gates and is ignored
     for ``H`` and ``X``.
     """
-    if name == "H":
-        r = 1 / math.sqrt(2)
-        m = torch.tensor([[r, r], [r, -r]], dtype=dtype, device=device)
-        return m.expand(batch, 2, 2)
-    if name == "X":
-        m = torch.tensor([[0, 1], [1, 0]], dtype=dtype, device=device)
-        return m.expand(batch, 2, 2)
-    half = theta.to(real_dtype_for(dtype)) / 2
-    zero = torch.zeros_like(half)
-    if name == "RY":
+    c = s = None
+    if name in PARAMETRIC_GATES and theta is not None:
+        half = theta.to(real_dtype_for(dtype)) / 2
         c, s = torch.cos(half), torch.sin(half)
-        m = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
-        return m.to(dtype)
-    if name == "RX":
-        c, s = torch.cos(half), torch.sin(half)
-        cc = torch.complex(c, zero)
-        ms = torch.complex(zero, -s)
-        return torch.stack([torch.stack([cc, ms], -1), torch.stack([ms, cc], -1)], -2)
-    if name == "RZ":
-        e_minus = torch.polar(torch.ones_like(half), -half)
-        e_plus = torch.polar(torch.ones_like(half), half)
-        z = torch.zeros_like(e_minus)
-        return torch.stack([torch.stack([e_minus, z], -1), torch.stack([z, e_plus], -1)], -2)
-    if name == "P":
-        one = torch.complex(torch.ones_like(half), zero)
-        e = torch.polar(torch.ones_like(half), 2 * half)
-        z = torch.zeros_like(e)
-        return torch.stack([torch.stack([one, z], -1), torch.stack([z, e], -1)], -2)
-    raise ValueError(f"name: unknown one-qubit gate {name!r}; expected one of {sorted(ONE_QUBIT_GATES)}")
+    m = [e.to(dtype).expand(batch) if torch.is_tensor(e) else torch.full((batch,), e, dtype=dtype, device=device)
+         for e in gate_entries(name, c, s)]
+    return torch.stack([torch.stack(m[:2], -1), torch.stack(m[2:], -1)], -2)
 
 
 def apply_matrix(state: torch.Tensor, matrix: torch.Tensor, wire: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from .config import MODELS, TASKS, TrainConfig, load_toml, option_names
 from .data import bucket_batches, even_subset, load_task_data
 from .evaluate import evaluate_run
 from .metrics import confusion_matrix, forecast_metrics, per_class_scores
-from .tasks import ForecastTask, PosTask, make_task, sentence_losses
+from .tasks import ForecastTask, PosTask, make_task
 from .trainer import build_for_checkpoint, resume, train
 
 __all__ = [
@@ -42,6 +42,5 @@ __all__ = [
     "resume",
     "run_compare",
     "save_checkpoint",
-    "sentence_losses",
     "train",
 ]

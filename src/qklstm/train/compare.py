@@ -10,15 +10,14 @@ own hidden size (e.g. an LSTM sized to the QK-LSTM's parameter count).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from ..io import atomic_write_text, folder_lock, writable_folder
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
 from .checkpoint import LAST, load_run_checkpoint
-from .config import MODELS, TrainConfig
+from .config import LABELS, MODELS, TrainConfig
 from .evaluate import evaluate_run
 from .metrics import format_table, mean_std
 from .trainer import resume, train
@@ -26,7 +25,6 @@ from .trainer import resume, train
 __all__ = ["parse_models", "run_compare"]
 
 _SPEC = re.compile(r"^(qklstm|lstm|qlstm)(?:-h([1-9]\d*))?$")
-LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
 
 
 def parse_models(text: str) -> list[tuple[str, str, int | None]]:
@@ -102,13 +100,40 @@ def _compare(base, specs, seeds, out, overwrite, progress, log) -> dict:
             runs.append(report)
     result = {"task": base.task, "runs": runs, "specs": specs, "seeds": seeds, "config": base.to_dict(),
               "seconds": time.perf_counter() - t_all}
-    md, table_csv, runs_csv = _tables(result, base)
+    md, agg_rows, run_keys = _tables(result, base)
     atomic_write_text(out / "compare.md", md)
-    atomic_write_text(out / "compare.csv", table_csv)
-    atomic_write_text(out / "runs.csv", runs_csv)
+    write_csv(out / "compare.csv", list(agg_rows[0]), agg_rows)
+    write_csv(out / "runs.csv", run_keys, runs)
+    _plot(result, out / "compare.png")
     log("\n" + md)
-    log(f"wrote {out / 'compare.md'}, {out / 'compare.csv'} and {out / 'runs.csv'}")
+    log(f"wrote {out / 'compare.md'}, compare.csv, runs.csv and compare.png")
     return result
+
+
+def _plot(result: dict, path: Path) -> None:
+    """Each model's test score per seed (dots) with the mean and sample std over seeds (bar, whisker)."""
+    pos = result["task"] == "pos"
+    groups: dict = {}
+    for r in result["runs"]:
+        groups.setdefault(r["label"], []).append(100 * r["accuracy"] if pos else r["rmse"])
+    fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
+    for i, (label, values) in enumerate(groups.items()):
+        m, sd = mean_std(values)
+        ax.bar(i, m, color="tab:blue" if label.startswith("qklstm") else "tab:gray", alpha=0.5, width=0.6)
+        ax.errorbar(i, m, yerr=sd, color="black", capsize=6, lw=1.2)
+        ax.plot([i] * len(values), values, "o", color="black", ms=4)
+        ax.annotate(f"{m:.2f}", (i + 0.32, m), xytext=(2, 0), textcoords="offset points", ha="left", va="center",
+                    fontsize=8)
+    n_params = {r["label"]: r["n_parameters"] - r["n_embedding_parameters"] for r in result["runs"]}
+    ax.set_xticks(range(len(groups)), [f"{k}\n{n_params[k]:,} params" for k in groups])
+    values = [v for vs in groups.values() for v in vs]
+    lo, hi = min(values), max(values)
+    ax.set_ylim(lo - 0.5 * (hi - lo + 1e-9) - (0.5 if pos else 0.05 * hi), hi + 0.5 * (hi - lo + 1e-9) + 0.1)
+    ax.set(ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
+           title=f"{result['task']}: mean +- std over {result['seeds']} seed(s); dots are seeds")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
 
 
 def _pm(values, fmt: str, scale: float = 1.0) -> str:
@@ -116,7 +141,7 @@ def _pm(values, fmt: str, scale: float = 1.0) -> str:
     return f"{m:{fmt}} +- {s:{fmt}}"
 
 
-def _tables(result: dict, base: TrainConfig) -> tuple[str, str, str]:
+def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     runs, task = result["runs"], result["task"]
     groups = {}
     for r in runs:
@@ -170,16 +195,7 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, str, str]:
                       f"|y| > {runs[0]['scores']['mape_epsilon']:g}")
     models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
     md = "\n".join([f"# compare: {task}", "", data_line, "", models_line, "", format_table(header, md_rows), ""])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(agg_rows[0]), lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(agg_rows)
     keys = ["label", "model", "hidden", "seed", "n_parameters", "n_embedding_parameters", "epochs", "best_dev",
             "seconds_per_epoch"] + (["accuracy", "macro_f1", "unknown_tokens", "tokens"] if task == "pos"
                                      else ["rmse", "mae", "mape"])
-    buf2 = io.StringIO()
-    w2 = csv.writer(buf2, lineterminator="\n")
-    w2.writerow(keys)
-    for r in runs:
-        w2.writerow([r[k] for k in keys])
-    return md, buf.getvalue(), buf2.getvalue()
+    return md, agg_rows, keys

@@ -21,11 +21,13 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["DATA_DEFAULTS", "MODELS", "OPTIMIZERS", "TASKS", "TrainConfig", "check_keys", "load_toml", "option_names",
+__all__ = ["DATA_DEFAULTS", "LABELS", "MODELS", "OPTIMIZERS", "TASKS", "TrainConfig", "check_keys", "load_toml", "option_names",
            "set_threads"]
 
 TASKS = ("pos", "forecast")
 MODELS = ("qklstm", "lstm", "qlstm")
+#: how tables and plots name the models
+LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
 OPTIMIZERS = ("adam", "sgd")
 FEATURE_MAPS = ("paper", "paper-trainable", "zz")
 DEVICES = ("cpu", "cuda")
@@ -65,8 +67,6 @@ class TrainConfig:
     subset: int | None = _opt(None, "train on a deterministic, evenly spaced subset of N training examples "
                               "(sentences or windows); dev and test stay whole", group="data", minimum=1,
                               kind=int, metavar="N")
-    max_train_sentences: int | None = _opt(None, "pos: same as --subset N (sentences)", group="data",
-                                           minimum=1, kind=int, metavar="N")
     min_freq: int = _opt(2, "pos: words seen fewer times in training become <unk>", group="data", minimum=1)
     lowercase: bool = _opt(False, "pos: fold case in the word vocabulary", group="data")
     # model
@@ -134,11 +134,6 @@ class TrainConfig:
             _check_value(f, getattr(self, f.name), "--" + f.name.replace("_", "-"))
         if self.dropout > 1:
             raise ValueError(f"--dropout: expected a probability in [0, 1], got {self.dropout}")
-        if self.task == "forecast" and self.max_train_sentences is not None:
-            raise ValueError("--max-train-sentences: only for --task pos; use --subset N (windows) for forecast")
-        if self.subset is not None and self.max_train_sentences is not None and \
-                self.subset != self.max_train_sentences:
-            raise ValueError("--subset, --max-train-sentences: give one of them (they mean the same for pos)")
         if (self.dev is None) != (self.test is None):
             raise ValueError("--dev, --test: give both split files or neither (then --data is cut 80/10/10)")
         if self.dev is not None and (self.task != "pos" or not self.data_source.endswith(".conllu")):
@@ -162,7 +157,7 @@ class TrainConfig:
 
     @property
     def train_limit(self) -> int | None:
-        return self.subset if self.subset is not None else self.max_train_sentences
+        return self.subset
 
     @property
     def run_dir(self) -> Path:

@@ -26,8 +26,7 @@ from ..data import (
     Vocabulary,
     WindowSet,
     encode_tagged,
-    load_brown,
-    load_conllu,
+    load_pos_dataset,
     load_timeseries,
     pad_batch,
 )
@@ -88,18 +87,6 @@ class PosData:
                 f"{len(self.words):,} words, {len(self.tags) - 1} tags")
 
 
-def _read_tagged(cfg: TrainConfig) -> TaggedSplits:
-    source = cfg.data_source
-    if source == "brown":
-        return load_brown()
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return load_brown(path)
-    if source.endswith(".conllu"):
-        return load_conllu(path, cfg.dev, cfg.test)
-    raise ValueError(f"--data: expected brown, a Brown folder (with cats.txt) or a .conllu file, got {source!r}")
-
-
 def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
     """Every split needs a sentence; say how many the cut needs, or how to give the splits as files."""
     sizes = {name: len(splits.split(name)) for name in ("train", "dev", "test")}
@@ -122,7 +109,8 @@ def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
 def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None) -> PosData:
     """Read, subset and encode the tagging data of ``cfg``; vocabularies are built from the
     training sentences used unless given (from a checkpoint)."""
-    splits = _read_tagged(cfg)
+    splits_files = {"dev": cfg.dev, "test": cfg.test} if cfg.data_source.endswith(".conllu") else {}
+    splits = load_pos_dataset(cfg.data_source, argument="--data", **splits_files)
     _check_splits(splits, cfg)
     total = len(splits.train)
     keep = even_subset(total, cfg.train_limit)

@@ -10,15 +10,13 @@ Every number also goes to ``<split>_metrics.json``.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..data import persistence_forecast
-from ..io import atomic_savefig, atomic_write_json, atomic_write_text, folder_lock, subplots
+from ..io import atomic_savefig, atomic_write_json, atomic_write_text, folder_lock, subplots, write_csv
 from .checkpoint import BEST, LAST, load_run_checkpoint
 from .data import count_unknown
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, per_class_scores
@@ -106,13 +104,9 @@ def _evaluate_pos(task, model, split, bs, run_dir: Path, write: bool, log) -> di
     log(f"unknown tokens: {unk:,} of {total:,} ({unk / max(total, 1):.2%}) were not in the training vocabulary "
         f"and were mapped to <unk>; accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}")
     if write:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["tag", "precision", "recall", "f1", "support", "predicted"])
-        for r in rows:
-            w.writerow([r["tag"], f"{r['precision']:.6f}", f"{r['recall']:.6f}", f"{r['f1']:.6f}", r["support"],
-                        r["predicted"]])
-        atomic_write_text(run_dir / f"{split}_per_tag.csv", buf.getvalue())
+        write_csv(run_dir / f"{split}_per_tag.csv", ["tag", "precision", "recall", "f1", "support", "predicted"],
+                  ([r["tag"], f"{r['precision']:.6f}", f"{r['recall']:.6f}", f"{r['f1']:.6f}", r["support"],
+                    r["predicted"]] for r in rows))
         md = [f"# Tagging, {split} split", "",
               f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro_f1:.4f}; "
               f"{unk:,} tokens ({unk / max(total, 1):.2%}) mapped to <unk> (accuracy on them {unk_acc:.4f})",

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from ..data.timeseries import MAPE_EPSILON, forecast_metrics
+
 __all__ = [
     "MAPE_EPSILON",
     "confusion_matrix",
@@ -23,10 +25,6 @@ __all__ = [
     "mean_std",
     "per_class_scores",
 ]
-
-#: MAPE leaves out targets with ``|y| <= MAPE_EPSILON`` (in the target's units), where it is undefined or huge
-MAPE_EPSILON = 1.0
-
 
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     """``cm[t, p]``: how often class ``t`` was predicted as ``p``."""
@@ -47,16 +45,6 @@ def per_class_scores(cm: np.ndarray, names) -> list[dict]:
         rows.append({"tag": name, "precision": precision, "recall": recall, "f1": f1, "support": int(support),
                      "predicted": int(pred)})
     return rows
-
-
-def forecast_metrics(y_true, y_pred, *, epsilon: float = MAPE_EPSILON) -> dict:
-    """RMSE, MAE and MAPE (a fraction, over targets with ``|y| > epsilon``), in the units given."""
-    y_true = np.asarray(y_true, dtype=float)
-    err = np.asarray(y_pred, dtype=float) - y_true
-    ok = np.abs(y_true) > epsilon
-    mape = float(np.mean(np.abs(err[ok]) / np.abs(y_true[ok]))) if ok.any() else float("nan")
-    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "mape": mape,
-            "n": len(y_true), "mape_n": int(ok.sum()), "mape_epsilon": float(epsilon)}
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -20,14 +20,7 @@ from .data import (
     sequential_batches,
 )
 
-__all__ = ["ForecastTask", "PosTask", "make_task", "sentence_losses"]
-
-
-def sentence_losses(model, tokens, tags, lengths) -> torch.Tensor:
-    """Mean NLL of each sentence of a padded batch (padding, tag id 0, left out): ``(B,)``."""
-    logp = model(tokens, lengths)
-    nll = F.nll_loss(logp.transpose(1, 2), tags, ignore_index=0, reduction="none")  # (B, T)
-    return nll.sum(1) / lengths.to(nll.dtype)
+__all__ = ["ForecastTask", "PosTask", "make_task"]
 
 
 class PosTask:

@@ -14,8 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import random
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder
+from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
 from ..models import GATES, count_parameters
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
@@ -98,15 +96,10 @@ def build_for_checkpoint(ckpt: dict, device: str | None = None):
 # ---------------------------------------------------------------------------------------------
 
 
-def _metrics_csv(task, history: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+def _write_metrics(task, history: list[dict], path: Path) -> None:
     cols = ["epoch", "split", "loss", *task.metric_columns, "seconds"]
-    w.writerow(cols)
-    for row in history:
-        w.writerow([row["epoch"], row["split"], f"{row['loss']:.6f}",
-                    *(f"{row[c]:.6f}" for c in task.metric_columns), f"{row['seconds']:.3f}"])
-    return buf.getvalue()
+    write_csv(path, cols, ([r["epoch"], r["split"], f"{r['loss']:.6f}", *(f"{r[c]:.6f}" for c in task.metric_columns),
+                            f"{r['seconds']:.3f}"] for r in history))
 
 
 def _plot(task, history: list[dict], path: Path, title: str) -> None:
@@ -290,7 +283,7 @@ class _Run(Callback):
 
     def _write(self, improved: bool) -> None:
         cfg, path = self.cfg, self.folder.path
-        atomic_write_text(path / "metrics.csv", _metrics_csv(self.task, self.history))
+        _write_metrics(self.task, self.history, path / "metrics.csv")
         _plot(self.task, self.history, path / "metrics.png", f"{cfg.task} {cfg.describe()}, seed {cfg.seed}")
         payload = {
             "epoch": self.epoch, "finished": self.finished, "stopped_early": self.stopped_early,
