@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from benchmarks import common, peers
-from qklstm import QKLSTM, QLSTM, SequenceTagger
+from qklstm import QKLSTM, SequenceTagger
 
 
 class CellLoop(nn.Module):

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from benchmarks import kernel, memory, peers, training
 from torch import nn
 
-from benchmarks import kernel, memory, peers, training
 from qklstm import FeatureMap, FidelityKernel, QLSTMCell, SequenceTagger
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)

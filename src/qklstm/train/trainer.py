@@ -109,8 +109,8 @@ def _plot(task, history: list[dict], path: Path, title: str) -> None:
         ep = [r["epoch"] for r in rows]
         axes[0].plot(ep, [r["loss"] for r in rows], style, label=split)
         axes[1].plot(ep, [r[task.metric] for r in rows], style, label=split)
-    axes[0].set(xlabel="epoch", ylabel="loss (NLL)" if task.name == "pos" else "loss (MSE, scaled)", title="Loss")
-    metric = "accuracy" if task.name == "pos" else f"RMSE ({task.data.series.target} units)"
+    axes[0].set(xlabel="epoch", ylabel=task.loss_label, title="Loss")
+    metric = task.metric_label
     axes[1].set(xlabel="epoch", ylabel=metric, title=metric.split(" (")[0])
     from matplotlib.ticker import MaxNLocator
 
