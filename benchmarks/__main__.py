@@ -12,8 +12,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     names = [argv.pop(0)] if argv and argv[0] in NAMES else list(NAMES)
     if argv[:1] in (["list"], ["-h"], ["--help"]) and len(names) > 1:
-        print(__doc__ + "\n" + "\n".join(f"  {n}: {importlib.import_module(f'benchmarks.{n}').__doc__.splitlines()[0]}"
-                                          for n in NAMES))
+        print(
+            __doc__
+            + "\n"
+            + "\n".join(f"  {n}: {importlib.import_module(f'benchmarks.{n}').__doc__.splitlines()[0]}" for n in NAMES)
+        )
         return 0
     return max(importlib.import_module(f"benchmarks.{name}").main(argv) for name in names)
 

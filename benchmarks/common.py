@@ -22,15 +22,17 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def interleaved(tasks: dict, *, label: str, sub_label: str, rounds: int = 5, min_run_time: float = 0.2,
-                threads: int = 1) -> dict:
+def interleaved(
+    tasks: dict, *, label: str, sub_label: str, rounds: int = 5, min_run_time: float = 0.2, threads: int = 1
+) -> dict:
     """Time every ``tasks[name]()`` in ``rounds`` alternating rounds (so a load change on a shared
     machine hits every implementation alike); the blocks of all rounds merge into one Measurement."""
     found: dict = {name: [] for name in tasks}
     for _ in range(rounds):
         for name, fn in tasks.items():
-            timer = tb.Timer("fn()", globals={"fn": fn}, label=label, sub_label=sub_label, description=name,
-                             num_threads=threads)
+            timer = tb.Timer(
+                "fn()", globals={"fn": fn}, label=label, sub_label=sub_label, description=name, num_threads=threads
+            )
             found[name].append(timer.blocked_autorange(min_run_time=min_run_time))
     return {name: tb.Measurement.merge(ms)[0] for name, ms in found.items()}
 
@@ -67,6 +69,14 @@ def rows_from(case: str, ms: dict, against: dict) -> list[dict]:
     for impl, m in ms.items():
         base = against.get(impl)
         ratio = m.median / ms[base].median if base in ms else None
-        rows.append({"case": case, "implementation": impl, "median_ms": f"{1e3 * m.median:.4g}",
-                     "iqr_ms": f"{1e3 * m.iqr:.3g}", "baseline": base if ratio else "", "ratio": ratio})
+        rows.append(
+            {
+                "case": case,
+                "implementation": impl,
+                "median_ms": f"{1e3 * m.median:.4g}",
+                "iqr_ms": f"{1e3 * m.iqr:.3g}",
+                "baseline": base if ratio else "",
+                "ratio": ratio,
+            }
+        )
     return rows

@@ -18,8 +18,10 @@ from qklstm import FeatureMap, FidelityKernel
 def _gram_tasks(n: int, layers: int, batch: int, n_ref: int, backward: bool) -> tuple[dict, dict]:
     """``{implementation: callable}`` and which baseline each is divided by."""
     g = torch.Generator().manual_seed(0)
-    x64, y64 = torch.rand(batch, n, generator=g, dtype=torch.float64) * 3, torch.rand(n_ref, n, generator=g,
-                                                                                      dtype=torch.float64) * 3
+    x64, y64 = (
+        torch.rand(batch, n, generator=g, dtype=torch.float64) * 3,
+        torch.rand(n_ref, n, generator=g, dtype=torch.float64) * 3,
+    )
     tasks, against = {}, {}
 
     def timed(fn, x, y):
@@ -74,8 +76,14 @@ def main(argv=None) -> int:
         for backward in (False, True):
             case = f"{n} qubits, {layers} layer(s), {batch}x{n_ref}, {'fwd+bwd' if backward else 'forward'}"
             tasks, against = _gram_tasks(n, layers, batch, n_ref, backward)
-            ms = common.interleaved(tasks, label="Gram matrix", sub_label=case, rounds=2 if args.quick else 5,
-                                    min_run_time=0.01 if args.quick else 0.2, threads=args.threads)
+            ms = common.interleaved(
+                tasks,
+                label="Gram matrix",
+                sub_label=case,
+                rounds=2 if args.quick else 5,
+                min_run_time=0.01 if args.quick else 0.2,
+                threads=args.threads,
+            )
             measurements += ms.values()
             rows += common.rows_from(case, ms, against)
     common.report("kernel", rows, measurements, args.out)

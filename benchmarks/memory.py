@@ -39,8 +39,9 @@ def formula(n: int, b: int, m: int, dtype: torch.dtype, backward: bool) -> int:
 
     copies = FeatureMap.paper(n, layers=2).circuit.state_copies(backward)
     cdt = complex_dtype_for(dtype)
-    return copies * state_bytes(b, n, cdt) + FeatureMap.paper(n, layers=2).circuit.state_copies(False) * \
-        state_bytes(m, n, cdt)
+    return copies * state_bytes(b, n, cdt) + FeatureMap.paper(n, layers=2).circuit.state_copies(False) * state_bytes(
+        m, n, cdt
+    )
 
 
 def main(argv=None) -> int:
@@ -50,7 +51,9 @@ def main(argv=None) -> int:
     for n, b, m in cases:
         for dtype in (torch.float32, torch.float64):
             for backward in (False, True):
-                case = f"{n} qubits, {b}x{m}, {str(complex_dtype_for(dtype))[6:]}, {'fwd+bwd' if backward else 'forward'}"
+                case = (
+                    f"{n} qubits, {b}x{m}, {str(complex_dtype_for(dtype))[6:]}, {'fwd+bwd' if backward else 'forward'}"
+                )
                 need = formula(n, b, m, dtype, backward)
                 row = {"case": case, "implementation": "qklstm", "formula_mib": f"{need / 2**20:.1f}"}
                 if need > 0.8 * available_bytes():
@@ -61,8 +64,10 @@ def main(argv=None) -> int:
                 out = subprocess.run([sys.executable, "-c", CHILD, spec], capture_output=True, text=True, check=True)
                 peak = int(out.stdout.strip().splitlines()[-1])
                 rows.append({**row, "measured_mib": f"{peak / 2**20:.1f}", "ratio": peak / need})
-                print(f"{case}: measured {peak / 2**20:.1f} MiB, formula {need / 2**20:.1f} MiB, "
-                      f"measured / formula = {peak / need:.2f}")
+                print(
+                    f"{case}: measured {peak / 2**20:.1f} MiB, formula {need / 2**20:.1f} MiB, "
+                    f"measured / formula = {peak / need:.2f}"
+                )
     print(common.machine())
     path = args.out or common.RESULTS / "memory.csv"
     common.write_csv(path, ["case", "implementation", "measured_mib", "formula_mib", "ratio"], rows)

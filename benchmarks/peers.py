@@ -134,8 +134,9 @@ class PennyLaneQLSTMCell(nn.Module):
         layers = {}
         for gate in self.GATES:
             wires = [f"{gate}_{k}" for k in range(n_qubits)]
-            qnode = qml.QNode(_vqc(qml, wires), qml.device("default.qubit", wires=wires), interface="torch",
-                              diff_method="backprop")
+            qnode = qml.QNode(
+                _vqc(qml, wires), qml.device("default.qubit", wires=wires), interface="torch", diff_method="backprop"
+            )
             layers[gate] = qml.qnn.TorchLayer(qnode, {"weights": (n_qlayers, n_qubits)})
         self.vqc = nn.ModuleDict(layers)
         self.clayer_out = nn.Linear(n_qubits, hidden_size)

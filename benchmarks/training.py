@@ -34,8 +34,11 @@ class CellLoop(nn.Module):
 
 def layer_tasks(e: int, h: int, batch: int, steps: int, inference: bool) -> dict:
     torch.manual_seed(0)
-    layers = {"qklstm": QKLSTM(e, h, n_qubits=4, n_references=8), "lstm_fused": nn.LSTM(e, h),
-              "lstm_cell_loop": CellLoop(e, h)}
+    layers = {
+        "qklstm": QKLSTM(e, h, n_qubits=4, n_references=8),
+        "lstm_fused": nn.LSTM(e, h),
+        "lstm_cell_loop": CellLoop(e, h),
+    }
     x = torch.randn(steps, batch, e)
 
     def task(layer):
@@ -53,10 +56,14 @@ def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_
     tokens = torch.randint(1, vocab, (batch, max_len), generator=g) * (torch.arange(max_len) < lengths[:, None])
     tags = torch.randint(1, n_tags, (batch, max_len), generator=g) * (tokens > 0)
     torch.manual_seed(0)
-    models = {name: SequenceTagger(vocab, n_tags, embedding_dim=e, hidden_size=h, recurrent=kind, padding_idx=0,
-                                   **opts)
-              for name, kind, opts in (("qklstm", "qklstm", {"n_qubits": 4, "n_references": 4}),
-                                       ("lstm_fused", "lstm", {}), ("qlstm", "qlstm", {"n_qubits": 4}))}
+    models = {
+        name: SequenceTagger(vocab, n_tags, embedding_dim=e, hidden_size=h, recurrent=kind, padding_idx=0, **opts)
+        for name, kind, opts in (
+            ("qklstm", "qklstm", {"n_qubits": 4, "n_references": 4}),
+            ("lstm_fused", "lstm", {}),
+            ("qlstm", "qlstm", {"n_qubits": 4}),
+        )
+    }
     models["lstm_cell_loop"] = peers.LoopTagger(vocab, n_tags, nn.LSTMCell(e, h), e, h)
     try:
         with warnings.catch_warnings():
@@ -86,18 +93,23 @@ def main(argv=None) -> int:
     timing = dict(rounds=2, min_run_time=0.01) if args.quick else dict(rounds=5, min_run_time=0.5)
     vs_lstm = {"qklstm": "lstm_fused", "lstm_cell_loop": "lstm_fused"}
     rows, measurements = [], []
-    layer_cases = [(4, 4, 4, 5, False), (4, 4, 1, 5, True)] if args.quick else [
-        (e, e, b, t, False) for e in (8, 32, 128) for b in (1, 64) for t in (30, 200)] + [(32, 32, 1, 50, True)]
+    layer_cases = (
+        [(4, 4, 4, 5, False), (4, 4, 1, 5, True)]
+        if args.quick
+        else [(e, e, b, t, False) for e in (8, 32, 128) for b in (1, 64) for t in (30, 200)] + [(32, 32, 1, 50, True)]
+    )
     for e, h, b, t, inference in layer_cases:
         case = f"layer E=H={e}, B={b}, T={t}, {'inference' if inference else 'fwd+bwd'}"
-        ms = common.interleaved(layer_tasks(e, h, b, t, inference), label="recurrent layer", sub_label=case,
-                                threads=args.threads, **timing)
+        ms = common.interleaved(
+            layer_tasks(e, h, b, t, inference), label="recurrent layer", sub_label=case, threads=args.threads, **timing
+        )
         measurements += ms.values()
         rows += common.rows_from(case, ms, vs_lstm)
     for e, h, b, t in [(4, 3, 4, 6)] if args.quick else [(8, 6, 32, 30), (32, 32, 64, 30)]:
         case = f"tagger step E={e}, H={h}, B={b}, T<={t}"
-        ms = common.interleaved(tagger_tasks(e, h, b, t), label="tagger Adam step", sub_label=case,
-                                threads=args.threads, **timing)
+        ms = common.interleaved(
+            tagger_tasks(e, h, b, t), label="tagger Adam step", sub_label=case, threads=args.threads, **timing
+        )
         measurements += ms.values()
         rows += common.rows_from(case, ms, {**vs_lstm, "qlstm": "qklstm", "qlstm_pennylane": "qklstm"})
     common.report("training", rows, measurements, args.out)

@@ -63,9 +63,7 @@ def make_sampler(name: str, shots: int, seed: int):
         from qiskit.transpiler import generate_preset_pass_manager
 
         device = GenericBackendV2(num_qubits=4, seed=seed)
-        pass_manager = generate_preset_pass_manager(
-            optimization_level=1, backend=device, seed_transpiler=seed
-        )
+        pass_manager = generate_preset_pass_manager(optimization_level=1, backend=device, seed_transpiler=seed)
         return QiskitBackend(
             BackendSamplerV2(backend=device, options={"seed_simulator": seed}),
             shots=shots,
@@ -80,9 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--shots", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=int(os.environ.get("QKLSTM_EXAMPLE_EPOCHS", "100")))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--checkpoint", help="load the tagger's state_dict from this file instead of training"
-    )
+    parser.add_argument("--checkpoint", help="load the tagger's state_dict from this file instead of training")
     parser.add_argument("--save", help="save the trained tagger's state_dict to this file")
     args = parser.parse_args(argv)
     if args.shots < 1:

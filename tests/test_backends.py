@@ -158,7 +158,7 @@ def test_user_sampler_with_pass_manager_runs_isa_circuits():
     fmap = FeatureMap.zz(3, reps=1)
     x, y = _data(3)
     got = FidelityKernel(fmap, backend=backend)(x, y)
-    (qc, _), = backend._cache.values()
+    ((qc, _),) = backend._cache.values()
     assert set(qc.count_ops()) <= {"cx", "rz", "sx", "x", "measure", "barrier"}
     assert _within_4_se(got, FidelityKernel(fmap)(x, y), 4000)
 
@@ -285,8 +285,12 @@ def test_bad_pennylane_device_names_the_argument():
 
 @pytest.mark.parametrize(
     "spec,blocked,extra",
-    [("qiskit:aer", "qiskit", "qiskit"), ("qiskit:aer", "qiskit_aer", "qiskit"),
-     ("qiskit:statevector", "qiskit", "qiskit"), ("pennylane:default.qubit", "pennylane", "pennylane")],
+    [
+        ("qiskit:aer", "qiskit", "qiskit"),
+        ("qiskit:aer", "qiskit_aer", "qiskit"),
+        ("qiskit:statevector", "qiskit", "qiskit"),
+        ("pennylane:default.qubit", "pennylane", "pennylane"),
+    ],
 )
 def test_missing_package_says_which_extra(monkeypatch, spec, blocked, extra):
     monkeypatch.setitem(sys.modules, blocked, None)  # import of it now fails

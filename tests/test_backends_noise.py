@@ -19,8 +19,10 @@ NOISE = NoiseModel(p1=0.01, p2=0.03, readout=0.02)
 
 def _data(n, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(3, n, generator=g, dtype=torch.float64) * 3,
-            torch.rand(2, n, generator=g, dtype=torch.float64) * 3)
+    return (
+        torch.rand(3, n, generator=g, dtype=torch.float64) * 3,
+        torch.rand(2, n, generator=g, dtype=torch.float64) * 3,
+    )
 
 
 def _aer():
@@ -33,8 +35,11 @@ def _pennylane():
 
 
 # --------------------------------------------------------------------- native
-@pytest.mark.parametrize("fmap", [FeatureMap.paper(3), FeatureMap.paper(3, layers=2), FeatureMap.zz(3)],
-                         ids=["paper-1-product", "paper-2", "zz"])
+@pytest.mark.parametrize(
+    "fmap",
+    [FeatureMap.paper(3), FeatureMap.paper(3, layers=2), FeatureMap.zz(3)],
+    ids=["paper-1-product", "paper-2", "zz"],
+)
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5])
 def test_native_global_depolarizing_formula(fmap, p):
     x, y = _data(3)
@@ -50,8 +55,11 @@ def test_native_noise_gradients_scale_by_one_minus_p():
     fmap = FeatureMap.paper(2, layers=2, trainable=True).double()
     x, y = _data(2)
     grads = []
-    for kernel in (FidelityKernel(fmap), FidelityKernel(fmap, noise=0.2),
-                   FidelityKernel(fmap, noise=0.2, diff_method="parameter-shift")):
+    for kernel in (
+        FidelityKernel(fmap),
+        FidelityKernel(fmap, noise=0.2),
+        FidelityKernel(fmap, noise=0.2, diff_method="parameter-shift"),
+    ):
         fmap.zero_grad()
         kernel(x, y).sum().backward()
         grads.append(fmap.weight.grad.clone())
@@ -71,8 +79,10 @@ def test_native_noise_with_shots_and_clipped_mitigation():
     mitigated = FidelityKernel(fmap, noise=p, shots=shots, seed=0, mitigate=True)(x, y)
     assert torch.allclose(mitigated, mitigate_depolarizing(noisy, p, 2))
     assert ((mitigated >= 0) & (mitigated <= 1)).all()
-    assert torch.equal(FidelityKernel(fmap, noise=p, shots=shots, seed=0, mitigate=True)(x, x).diagonal() <= 1,
-                       torch.ones(3, dtype=torch.bool))
+    assert torch.equal(
+        FidelityKernel(fmap, noise=p, shots=shots, seed=0, mitigate=True)(x, x).diagonal() <= 1,
+        torch.ones(3, dtype=torch.bool),
+    )
 
 
 def test_native_noise_model_uses_its_global_approximation():
@@ -95,8 +105,13 @@ def test_mitigate_with_an_explicit_probability():
 
 @pytest.mark.parametrize(
     "kwargs,argument",
-    [({"noise": 1.0}, "noise"), ({"noise": -0.1}, "noise"), ({"noise": "high"}, "noise"),
-     ({"mitigate": True}, "mitigate"), ({"noise": 0.1, "mitigate": 1.5}, "mitigate")],
+    [
+        ({"noise": 1.0}, "noise"),
+        ({"noise": -0.1}, "noise"),
+        ({"noise": "high"}, "noise"),
+        ({"mitigate": True}, "mitigate"),
+        ({"noise": 0.1, "mitigate": 1.5}, "mitigate"),
+    ],
 )
 def test_noise_option_errors(kwargs, argument):
     with pytest.raises(ValueError, match=f"^{argument}:"):

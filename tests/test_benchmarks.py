@@ -17,8 +17,10 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 def _data(n, b=5, m=3, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(b, n, generator=g, dtype=torch.float64) * 3,
-            torch.rand(m, n, generator=g, dtype=torch.float64) * 3)
+    return (
+        torch.rand(b, n, generator=g, dtype=torch.float64) * 3,
+        torch.rand(m, n, generator=g, dtype=torch.float64) * 3,
+    )
 
 
 @pytest.mark.parametrize("n,layers", [(1, 1), (3, 1), (5, 1), (2, 2), (4, 2), (3, 3)])

@@ -18,10 +18,38 @@ from qklstm.train import load_checkpoint
 DATA = Path(__file__).parent / "data"
 BROWN = DATA / "brown"
 SLICE = DATA / "beijing_pm25_slice.csv"
-TINY_POS = ["--task", "pos", "--data", str(BROWN), "--hidden", "4", "--embedding-dim", "4", "--n-references", "4",
-            "--no-progress"]
-TINY_FC = ["--task", "forecast", "--data", str(SLICE), "--target", "pm2.5", "--covariates", "DEWP,TEMP",
-           "--categorical", "cbwd", "--window", "6", "--hidden", "3", "--n-references", "4", "--no-progress"]
+TINY_POS = [
+    "--task",
+    "pos",
+    "--data",
+    str(BROWN),
+    "--hidden",
+    "4",
+    "--embedding-dim",
+    "4",
+    "--n-references",
+    "4",
+    "--no-progress",
+]
+TINY_FC = [
+    "--task",
+    "forecast",
+    "--data",
+    str(SLICE),
+    "--target",
+    "pm2.5",
+    "--covariates",
+    "DEWP,TEMP",
+    "--categorical",
+    "cbwd",
+    "--window",
+    "6",
+    "--hidden",
+    "3",
+    "--n-references",
+    "4",
+    "--no-progress",
+]
 
 
 def run_cli(capsys, *argv):
@@ -33,18 +61,21 @@ def run_cli(capsys, *argv):
 # ------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["train", "--epochs", "-1"], "--epochs: expected an integer >= 1, got -1"),
-    (["train", "--model", "gru"], "--model: expected one of qklstm, lstm, qlstm, got 'gru'"),
-    (["train", "--optimizer", "rmsprop"], "--optimizer"),
-    (["train", "--lr", "-0.1"], "--lr"),
-    (["train", "--task", "forecast", "--data", "x.csv"], "--target: required"),
-    (["train", "--resume", "somewhere", "--lr", "0.1"], "only --epochs and --device"),
-    (["evaluate", "/nonexistent/run"], "is not a folder"),
-    (["evaluate", str(DATA), "--split", "valid"], "--split"),
-    (["compare", "--models", "qklstm,gru"], "--models: 'gru'"),
-    (["compare", "--seeds", "0"], "--seeds"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--epochs", "-1"], "--epochs: expected an integer >= 1, got -1"),
+        (["train", "--model", "gru"], "--model: expected one of qklstm, lstm, qlstm, got 'gru'"),
+        (["train", "--optimizer", "rmsprop"], "--optimizer"),
+        (["train", "--lr", "-0.1"], "--lr"),
+        (["train", "--task", "forecast", "--data", "x.csv"], "--target: required"),
+        (["train", "--resume", "somewhere", "--lr", "0.1"], "only --epochs and --device"),
+        (["evaluate", "/nonexistent/run"], "is not a folder"),
+        (["evaluate", str(DATA), "--split", "valid"], "--split"),
+        (["compare", "--models", "qklstm,gru"], "--models: 'gru'"),
+        (["compare", "--seeds", "0"], "--seeds"),
+    ],
+)
 def test_bad_options_are_clear_errors_naming_the_option(capsys, argv, needle):
     rc, out, err = run_cli(capsys, *argv)
     assert rc == 2
@@ -81,8 +112,10 @@ def test_evaluate_refuses_a_checkpoint_that_pickles_code(tmp_path, capsys):
 
 def test_train_with_config_then_evaluate_tagging(tmp_path, capsys):
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'task = "pos"\nmodel = "qklstm"\ndata = "{BROWN}"\nepochs = 2\nbatch-size = 16\n'
-                   "hidden = 8\nembedding_dim = 4\nn-references = 4\n")
+    cfg.write_text(
+        f'task = "pos"\nmodel = "qklstm"\ndata = "{BROWN}"\nepochs = 2\nbatch-size = 16\n'
+        "hidden = 8\nembedding_dim = 4\nn-references = 4\n"
+    )
     run = tmp_path / "run"
     rc, out, err = run_cli(capsys, "train", "--config", cfg, "--hidden", "4", "--out", run, "--no-progress")
     assert rc == 0, err
@@ -119,8 +152,20 @@ def test_evaluate_forecast_reports_persistence_and_mape(tmp_path, capsys):
 
 def test_compare_writes_mean_std_table_with_persistence(tmp_path, capsys):
     out_dir = tmp_path / "cmp"
-    argv = ["compare", *TINY_FC, "--models", "lstm,qklstm", "--seeds", "2", "--epochs", "1", "--subset", "120",
-            "--out", out_dir]
+    argv = [
+        "compare",
+        *TINY_FC,
+        "--models",
+        "lstm,qklstm",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--subset",
+        "120",
+        "--out",
+        out_dir,
+    ]
     rc, out, err = run_cli(capsys, *argv)
     assert rc == 0, err
     md = (out_dir / "compare.md").read_text()
@@ -146,8 +191,12 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path, capsys):
     common = [*TINY_POS, "--model", "qklstm", "--epochs", "3", "--batch-size", "32"]
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "qklstm.cli", "train", *common, "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qklstm.cli", "train", *common, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (killed / "last.pt").exists():

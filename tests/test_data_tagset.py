@@ -128,11 +128,7 @@ def test_bad_foreign_option():
 
 
 def _real_tag_counts():
-    rows = [
-        line.split("\t")
-        for line in (DATA / "brown_tags.tsv").read_text().splitlines()
-        if not line.startswith("#")
-    ]
+    rows = [line.split("\t") for line in (DATA / "brown_tags.tsv").read_text().splitlines() if not line.startswith("#")]
     return {tag: int(n) for tag, n in rows}
 
 

@@ -104,9 +104,7 @@ MAPS = {
 def test_gram_properties(which, n, data):
     batch = data.draw(st.integers(1, 6))
     X = np.array(
-        data.draw(
-            st.lists(st.lists(st.floats(-10, 10), min_size=n, max_size=n), min_size=batch, max_size=batch)
-        )
+        data.draw(st.lists(st.lists(st.floats(-10, 10), min_size=n, max_size=n), min_size=batch, max_size=batch))
     )
     K = FidelityKernel(MAPS[which](n).double())(torch.tensor(X)).numpy()
     assert K.shape == (batch, batch)
@@ -214,9 +212,7 @@ def kernel_fn(kernel, with_params):
     """f(x, y[, weight, bias]) -> kernel(x, y), with the map's parameters as inputs."""
     if not with_params:
         return lambda x, y: kernel(x, y)
-    return lambda x, y, w, b: functional_call(
-        kernel, {"feature_map.weight": w, "feature_map.bias": b}, (x, y)
-    )
+    return lambda x, y, w, b: functional_call(kernel, {"feature_map.weight": w, "feature_map.bias": b}, (x, y))
 
 
 @pytest.mark.parametrize("diff_method", ["backprop", "parameter-shift"])
@@ -468,9 +464,7 @@ def test_compute_uncompute_memory_check(no_memory):
     kernel = FidelityKernel(FeatureMap.paper(20, layers=2))
     # 8 pair circuits, U(x) then U(y)^dagger: 2 x 6 copies of 128 MiB = 1.5 GiB
     with pytest.raises(ValueError, match=r"^x, y: .*needs about 1\.5 GiB"):
-        kernel.compute_uncompute(
-            torch.zeros(4, 20, dtype=torch.float64), torch.zeros(2, 20, dtype=torch.float64)
-        )
+        kernel.compute_uncompute(torch.zeros(4, 20, dtype=torch.float64), torch.zeros(2, 20, dtype=torch.float64))
 
 
 # ---------------------------------------------------------------------------- helpers

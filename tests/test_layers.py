@@ -10,8 +10,20 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "qklstm"
 #: rank of each top-level part; a module may import parts of its own rank or lower
-RANK = {"_version": -1, "io": -1, "quantum": 0, "backends": 1, "kernels": 2, "models": 3, "data": 3, "train": 4,
-        "experiments": 5, "cli": 6, "__init__": 7, "__main__": 8}
+RANK = {
+    "_version": -1,
+    "io": -1,
+    "quantum": 0,
+    "backends": 1,
+    "kernels": 2,
+    "models": 3,
+    "data": 3,
+    "train": 4,
+    "experiments": 5,
+    "cli": 6,
+    "__init__": 7,
+    "__main__": 8,
+}
 SIDE_BY_SIDE = {("models", "data"), ("data", "models")}
 
 
@@ -85,5 +97,7 @@ def test_the_check_finds_an_upward_import(tmp_path):
     (fake / "models" / "tagger.py").write_text("from qklstm.data import brown\n")
     (fake / "kernels" / "k.py").write_text("from .. import quantum\nfrom ..quantum import circuit\n")
     found = violations(fake)
-    assert found == ["qklstm/models/tagger.py:1: models imports qklstm.data (data)",
-                     "qklstm/quantum/circuit.py:2: quantum imports qklstm.models (models)"]
+    assert found == [
+        "qklstm/models/tagger.py:1: models imports qklstm.data (data)",
+        "qklstm/quantum/circuit.py:2: quantum imports qklstm.models (models)",
+    ]

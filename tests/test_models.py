@@ -40,8 +40,13 @@ class _ReferenceLayer(RecurrentBase):
     cell_class = _TorchCell
 
     def __init__(self, lstm: nn.LSTM):
-        super().__init__(lstm.input_size, lstm.hidden_size, num_layers=lstm.num_layers,
-                         batch_first=lstm.batch_first, bidirectional=lstm.bidirectional)
+        super().__init__(
+            lstm.input_size,
+            lstm.hidden_size,
+            num_layers=lstm.num_layers,
+            batch_first=lstm.batch_first,
+            bidirectional=lstm.bidirectional,
+        )
         for layer in range(lstm.num_layers):
             for d in range(self.num_directions):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
@@ -416,15 +421,15 @@ def test_qklstm_learns_a_tag_decided_by_the_previous_token():
     ceiling = _per_token_ceiling(Xt, Yt)
     assert ceiling < 0.6  # about 0.53 here: a token alone says little about its tag
     torch.manual_seed(0)
-    tagger = _train(SequenceTagger(5, 2, embedding_dim=4, hidden_size=6, recurrent="qklstm",
-                                   n_qubits=4, n_references=4), X, Y)
+    tagger = _train(
+        SequenceTagger(5, 2, embedding_dim=4, hidden_size=6, recurrent="qklstm", n_qubits=4, n_references=4), X, Y
+    )
     with torch.no_grad():
         acc = (tagger(Xt).argmax(-1) == Yt).float().mean().item()
     assert acc >= 0.95
     # the reference tagger's mistake: every word its own batch item with a zero state
     torch.manual_seed(0)
-    words_alone = SequenceTagger(5, 2, embedding_dim=4, hidden_size=6, recurrent="qklstm",
-                                 n_qubits=4, n_references=4)
+    words_alone = SequenceTagger(5, 2, embedding_dim=4, hidden_size=6, recurrent="qklstm", n_qubits=4, n_references=4)
     _train(words_alone, X.reshape(-1, 1), Y.reshape(-1, 1))
     with torch.no_grad():
         acc_alone = (words_alone(Xt.reshape(-1, 1)).argmax(-1).reshape(Yt.shape) == Yt).float().mean().item()

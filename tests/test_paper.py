@@ -48,10 +48,12 @@ def test_figures_leave_the_users_matplotlib_state_alone(tmp_path):
     import subprocess
     import sys
 
-    code = ("import matplotlib\nmatplotlib.use('svg')\nimport matplotlib.pyplot as plt\n"
-            "from qklstm.experiments.paper import run_paper\n"
-            f"run_paper(('lstm',), (0,), epochs=2, out_dir={str(tmp_path)!r}, progress=False)\n"
-            "print(matplotlib.get_backend(), len(plt.get_fignums()))\n")
+    code = (
+        "import matplotlib\nmatplotlib.use('svg')\nimport matplotlib.pyplot as plt\n"
+        "from qklstm.experiments.paper import run_paper\n"
+        f"run_paper(('lstm',), (0,), epochs=2, out_dir={str(tmp_path)!r}, progress=False)\n"
+        "print(matplotlib.get_backend(), len(plt.get_fignums()))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["svg", "0"], out.stderr
     assert (tmp_path / "fig3.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

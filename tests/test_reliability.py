@@ -27,10 +27,22 @@ from qklstm.train.runfolder import RunFolder, recover
 DATA = Path(__file__).parent / "data"
 BROWN = DATA / "brown"
 SLICE = DATA / "beijing_pm25_slice.csv"
-TINY_POS = dict(task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=1,
-                model="lstm")
-CLI_POS = ["--task", "pos", "--data", str(BROWN), "--hidden", "4", "--embedding-dim", "4", "--model", "lstm",
-           "--no-progress"]
+TINY_POS = dict(
+    task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=1, model="lstm"
+)
+CLI_POS = [
+    "--task",
+    "pos",
+    "--data",
+    str(BROWN),
+    "--hidden",
+    "4",
+    "--embedding-dim",
+    "4",
+    "--model",
+    "lstm",
+    "--no-progress",
+]
 
 
 def quiet(*_):
@@ -130,8 +142,10 @@ def test_an_unfinished_new_run_is_removed_and_the_old_one_kept(tmp_path, old_run
 
 def _hold_lock(folder: Path):
     """A second process that holds ``folder`` (as a second `qklstm train` would) until killed."""
-    code = f"from qklstm.io import folder_lock\nimport time\nwith folder_lock({str(folder)!r}):\n" \
-           "    print('locked', flush=True)\n    time.sleep(120)\n"
+    code = (
+        f"from qklstm.io import folder_lock\nimport time\nwith folder_lock({str(folder)!r}):\n"
+        "    print('locked', flush=True)\n    time.sleep(120)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -143,8 +157,9 @@ def test_a_second_writer_is_refused_naming_the_first_and_a_stale_lock_is_taken_o
     try:
         with pytest.raises(FolderBusy, match=rf"--out: .*run is in use by process {holder.pid} on "):
             train(_cfg(tmp_path), progress=False, log=quiet)
-        rc, _, err = run_cli(capsys, "compare", *CLI_POS, "--models", "lstm", "--seeds", "1", "--epochs", "1",
-                             "--out", run_dir)
+        rc, _, err = run_cli(
+            capsys, "compare", *CLI_POS, "--models", "lstm", "--seeds", "1", "--epochs", "1", "--out", run_dir
+        )
         assert rc == 2 and f"in use by process {holder.pid}" in err and len(err.strip().splitlines()) == 1
     finally:
         holder.send_signal(signal.SIGKILL)
@@ -183,9 +198,12 @@ def test_a_diverging_run_stops_at_the_first_nonfinite_loss_and_keeps_its_last_go
             with torch.no_grad():
                 model.head.weight.fill_(float("inf"))
 
-    with pytest.raises(ValueError, match=r"training diverged: the loss became nan in epoch 2, step 2 "
-                                         r"\(last finite loss [\d.]+\); lower --lr or set --clip .*last\.pt keeps "
-                                         r"the last good epoch \(1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"training diverged: the loss became nan in epoch 2, step 2 "
+        r"\(last finite loss [\d.]+\); lower --lr or set --clip .*last\.pt keeps "
+        r"the last good epoch \(1\)",
+    ):
         train(cfg, progress=False, callback=poison, log=quiet)
     ck = load_checkpoint(cfg.run_dir / "last.pt")
     assert ck["epoch"] == 1 and all(torch.isfinite(t).all() for t in ck["model"].values())
@@ -193,9 +211,31 @@ def test_a_diverging_run_stops_at_the_first_nonfinite_loss_and_keeps_its_last_go
 
 def test_a_diverging_run_from_the_command_line_exits_nonzero_with_one_line(tmp_path, capsys):
     # a forecaster's squared error leaves float32's range within two steps at this learning rate
-    rc, _, err = run_cli(capsys, "train", "--task", "forecast", "--data", SLICE, "--target", "pm2.5", "--window", "6",
-                         "--hidden", "3", "--model", "lstm", "--lr", "1e20", "--clip", "0", "--epochs", "2",
-                         "--no-progress", "--out", tmp_path / "r")
+    rc, _, err = run_cli(
+        capsys,
+        "train",
+        "--task",
+        "forecast",
+        "--data",
+        SLICE,
+        "--target",
+        "pm2.5",
+        "--window",
+        "6",
+        "--hidden",
+        "3",
+        "--model",
+        "lstm",
+        "--lr",
+        "1e20",
+        "--clip",
+        "0",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--out",
+        tmp_path / "r",
+    )
     assert rc == 2 and "training diverged: the loss became inf in epoch 1" in err and "lower --lr" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()  # no checkpoint was ever written, and nothing is left behind
@@ -204,8 +244,11 @@ def test_a_diverging_run_from_the_command_line_exits_nonzero_with_one_line(tmp_p
 def test_json_reports_stay_valid_json(tmp_path):
     atomic_write_json(tmp_path / "m.json", {"a": float("nan"), "b": [float("inf"), 1.5], "c": {"d": -float("inf")}})
     text = (tmp_path / "m.json").read_text()
-    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == \
-        {"a": None, "b": [None, 1.5], "c": {"d": None}}
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        "a": None,
+        "b": [None, 1.5],
+        "c": {"d": None},
+    }
 
 
 # ------------------------------------------------------------------------------ 3. a clear message
@@ -218,13 +261,16 @@ def _one_line_error(rc, err, *needles):
         assert needle in err, err
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", *CLI_POS, "--epochs", "1"],
-    ["compare", *CLI_POS, "--models", "lstm", "--seeds", "1", "--epochs", "1"],
-    ["paper", "--models", "lstm", "--epochs", "1", "--no-progress"],
-    ["noise", "--seeds", "1", "--epochs", "1", "--no-progress"],
-    ["data", "fetch", "brown", "--cache"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", *CLI_POS, "--epochs", "1"],
+        ["compare", *CLI_POS, "--models", "lstm", "--seeds", "1", "--epochs", "1"],
+        ["paper", "--models", "lstm", "--epochs", "1", "--no-progress"],
+        ["noise", "--seeds", "1", "--epochs", "1", "--no-progress"],
+        ["data", "fetch", "brown", "--cache"],
+    ],
+)
 def test_an_out_folder_that_is_a_file_or_under_one_is_named(tmp_path, capsys, argv):
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
@@ -253,15 +299,22 @@ def _without_write_permission(tmp_path):
 
 
 def _cli(prefix, *argv, env=None):
-    return subprocess.run([*prefix, sys.executable, "-m", "qklstm.cli", *map(str, argv)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "qklstm.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_an_out_folder_the_user_cannot_write_is_named(tmp_path):
     locked, prefix = _without_write_permission(tmp_path)
-    for argv, flag in ((["train", *CLI_POS, "--epochs", "1", "--out", locked / "run"], "--out"),
-                       (["train", *CLI_POS, "--epochs", "1", "--out", locked], "--out"),
-                       (["data", "fetch", "brown", "--cache", locked / "cache"], "--cache")):
+    for argv, flag in (
+        (["train", *CLI_POS, "--epochs", "1", "--out", locked / "run"], "--out"),
+        (["train", *CLI_POS, "--epochs", "1", "--out", locked], "--out"),
+        (["data", "fetch", "brown", "--cache", locked / "cache"], "--cache"),
+    ):
         proc = _cli(prefix, *argv)
         _one_line_error(proc.returncode, proc.stderr, f"{flag}: {locked}", "is not writable")
 
@@ -275,8 +328,12 @@ def checkpoint_bytes(tmp_path_factory):
 
 def test_a_checkpoint_cut_at_any_byte_is_named_as_damaged(tmp_path, checkpoint_bytes):
     path = tmp_path / "last.pt"
-    cuts = sorted({*range(0, len(checkpoint_bytes), max(1, len(checkpoint_bytes) // 400)),
-                   *range(len(checkpoint_bytes) - 64, len(checkpoint_bytes))})
+    cuts = sorted(
+        {
+            *range(0, len(checkpoint_bytes), max(1, len(checkpoint_bytes) // 400)),
+            *range(len(checkpoint_bytes) - 64, len(checkpoint_bytes)),
+        }
+    )
     for cut in cuts:
         path.write_bytes(checkpoint_bytes[:cut])
         with pytest.raises(ValueError, match=rf"^checkpoint: {path} is (not a checkpoint|damaged)"):
@@ -329,9 +386,31 @@ def test_a_conllu_file_too_small_to_split_says_what_each_split_needs(tmp_path, c
     _one_line_error(rc, err, "has 3 sentences", "train 2, dev 0, test 1", "at least 8 sentences", "--dev FILE")
     assert not (tmp_path / "r").exists()
     # with the splits given as files the same file trains
-    rc, out, err = run_cli(capsys, "train", "--task", "pos", "--data", sample, "--dev", sample, "--test", sample,
-                           "--model", "lstm", "--hidden", "4", "--embedding-dim", "4", "--min-freq", "1",
-                           "--epochs", "1", "--out", tmp_path / "r", "--no-progress")
+    rc, out, err = run_cli(
+        capsys,
+        "train",
+        "--task",
+        "pos",
+        "--data",
+        sample,
+        "--dev",
+        sample,
+        "--test",
+        sample,
+        "--model",
+        "lstm",
+        "--hidden",
+        "4",
+        "--embedding-dim",
+        "4",
+        "--min-freq",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+        "--no-progress",
+    )
     assert rc == 0, err
     assert "train 3 sentences" in out and "dev 3, test 3 sentences" in out
 
@@ -371,8 +450,19 @@ def test_operating_system_errors_are_one_line_and_debug_shows_the_traceback(tmp_
     proc = _cli(prefix, "paper", "--models", "lstm", "--epochs", "1", "--no-progress", "--out", out)
     _one_line_error(proc.returncode, proc.stderr, f"{out / 'table1.md'}: Is a directory")
     for env, flag in (({}, ["--debug"]), ({"QKLSTM_DEBUG": "1"}, [])):
-        proc = _cli(prefix, *flag, "paper", "--models", "lstm", "--epochs", "1", "--no-progress", "--out", out,
-                    env={**os.environ, **env})
+        proc = _cli(
+            prefix,
+            *flag,
+            "paper",
+            "--models",
+            "lstm",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--out",
+            out,
+            env={**os.environ, **env},
+        )
         assert proc.returncode != 0 and "Traceback (most recent call last)" in proc.stderr
         assert "IsADirectoryError" in proc.stderr
 
@@ -402,8 +492,27 @@ def test_the_sequence_check_counts_every_step_autograd_keeps(monkeypatch):
 
 
 def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys):
-    rc, _, err = run_cli(capsys, "train", "--task", "forecast", "--data", SLICE, "--target", "pm2.5", "--window", "4",
-                         "--n-qubits", "28", "--layers", "2", "--epochs", "1", "--no-progress", "--out", tmp_path / "r")
+    rc, _, err = run_cli(
+        capsys,
+        "train",
+        "--task",
+        "forecast",
+        "--data",
+        SLICE,
+        "--target",
+        "pm2.5",
+        "--window",
+        "4",
+        "--n-qubits",
+        "28",
+        "--layers",
+        "2",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        tmp_path / "r",
+    )
     _one_line_error(rc, err, "28 qubits", "is free")
 
 
@@ -451,8 +560,7 @@ from qklstm.train.config import load_toml  # noqa: E402
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: one edit: (where, what, how): replace a byte, insert one, delete one, or cut the file there
-EDITS = st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255), st.sampled_from("ridc")), min_size=1,
-                 max_size=6)
+EDITS = st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255), st.sampled_from("ridc")), min_size=1, max_size=6)
 CLEAR = r"^(/|--[a-z-]+[: ]|config:|checkpoint:|columns \[)"  # the file or the option comes first
 
 

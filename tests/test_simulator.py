@@ -80,9 +80,7 @@ def test_two_qubit_gates_match_dense_on_every_wire_pair(n):
         np.testing.assert_allclose(
             gates.cnot(st, a, b).numpy(), apply_one(ref.cnot_full(a, b, n), s), atol=ATOL, rtol=0
         )
-        np.testing.assert_allclose(
-            gates.cz(st, a, b).numpy(), apply_one(ref.cz_full(a, b, n), s), atol=ATOL, rtol=0
-        )
+        np.testing.assert_allclose(gates.cz(st, a, b).numpy(), apply_one(ref.cz_full(a, b, n), s), atol=ATOL, rtol=0)
         theta = rng.uniform(-2 * np.pi, 2 * np.pi, size=batch)
         mats = np.stack([ref.rzz_full(t, a, b, n) for t in theta])
         np.testing.assert_allclose(
@@ -109,8 +107,7 @@ def test_gates_keep_complex64_for_complex64_states():
         # (a few operations of eps32 = 1.2e-7 each on values of modulus <= 1) stays far below 1e-5
         theta32 = np.float32(theta).astype(np.float64)
         mats = np.stack([ref.gate_full(name, (0,), 2, t) for t in theta32])
-        np.testing.assert_allclose(out.numpy(), apply_dense(mats, st.numpy().astype(np.complex128)), atol=1e-5,
-                                   rtol=0)
+        np.testing.assert_allclose(out.numpy(), apply_dense(mats, st.numpy().astype(np.complex128)), atol=1e-5, rtol=0)
     assert gates.rzz(st, torch.tensor(theta, dtype=torch.float32), 0, 1).dtype == torch.complex64
     assert gates.cnot(st, 0, 1).dtype == torch.complex64
 
@@ -120,10 +117,10 @@ def test_gate_gradients_gradcheck(name, fn):
     rng = np.random.default_rng(5)
     s = torch.tensor(random_states(rng, 2, 2), requires_grad=True)
     theta = torch.tensor(rng.uniform(-3, 3, size=2), requires_grad=True)
-    if fn is None:
-        f = lambda st, th: gates.rzz(st, th, 0, 1)
-    else:
-        f = lambda st, th: fn(st, th, 1)
+
+    def f(st, th):
+        return gates.rzz(st, th, 0, 1) if fn is None else fn(st, th, 1)
+
     assert torch.autograd.gradcheck(f, (s, theta))
 
 
@@ -239,13 +236,29 @@ def test_circuit_rejects_bad_angle_shapes():
 def test_prefix_bloch_vectors_match_numpy_one_qubit_states():
     """Bloch vectors from the real rotation path equal those of the numpy one-qubit states."""
     rng = np.random.default_rng(7)
-    ops = [Op("H", (0,)), Op("RX", (0,), 0), Op("P", (1,), 1), Op("RY", (1,), 2), Op("X", (2,)),
-           Op("RZ", (2,), 3), Op("H", (2,)), Op("RY", (0,), 4), Op("CNOT", (0, 1)), Op("RZ", (3,), 5)]
+    ops = [
+        Op("H", (0,)),
+        Op("RX", (0,), 0),
+        Op("P", (1,), 1),
+        Op("RY", (1,), 2),
+        Op("X", (2,)),
+        Op("RZ", (2,), 3),
+        Op("H", (2,)),
+        Op("RY", (0,), 4),
+        Op("CNOT", (0, 1)),
+        Op("RZ", (3,), 5),
+    ]
     circuit = Circuit(4, ops)
     angles = rng.uniform(-np.pi, np.pi, size=(6, 6))
     got = circuit.prefix_bloch(torch.tensor(angles)).numpy()
-    mats = {"H": lambda t: np.array([[1, 1], [1, -1]]) / np.sqrt(2), "X": lambda t: np.array([[0, 1], [1, 0]]),
-            "RX": ref.rx, "RY": ref.ry, "RZ": ref.rz, "P": ref.phase}
+    mats = {
+        "H": lambda t: np.array([[1, 1], [1, -1]]) / np.sqrt(2),
+        "X": lambda t: np.array([[0, 1], [1, 0]]),
+        "RX": ref.rx,
+        "RY": ref.ry,
+        "RZ": ref.rz,
+        "P": ref.phase,
+    }
     for b in range(6):
         for q in range(4):
             psi = np.array([1, 0], dtype=complex)

@@ -30,8 +30,18 @@ SLICE = DATA / "beijing_pm25_slice.csv"
 
 #: a tiny tagging run on the 10-document Brown fixture (91 training sentences)
 TINY_POS = dict(task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=3)
-TINY_FC = dict(task="forecast", data=str(SLICE), target="pm2.5", covariates="DEWP,TEMP", categorical="cbwd",
-               window=6, hidden=3, n_references=4, batch_size=64, epochs=3)
+TINY_FC = dict(
+    task="forecast",
+    data=str(SLICE),
+    target="pm2.5",
+    covariates="DEWP,TEMP",
+    categorical="cbwd",
+    window=6,
+    hidden=3,
+    n_references=4,
+    batch_size=64,
+    epochs=3,
+)
 
 
 def quiet(*_):
@@ -61,7 +71,7 @@ def test_bucket_batches_cover_everything_once_and_keep_padding_low():
     assert sorted(flat.tolist()) == list(range(1000))
     pad = sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
     perm = np.random.default_rng(1).permutation(1000)
-    pad_random = sum(16 * lengths[perm[i:i + 16]].max() - lengths[perm[i:i + 16]].sum() for i in range(0, 1000, 16))
+    pad_random = sum(16 * lengths[perm[i : i + 16]].max() - lengths[perm[i : i + 16]].sum() for i in range(0, 1000, 16))
     assert pad < 0.2 * pad_random
     # the same seed gives the same order, the next epoch another one
     again = bucket_batches(lengths, 16, torch.Generator().manual_seed(3), pool=20)
@@ -70,14 +80,16 @@ def test_bucket_batches_cover_everything_once_and_keep_padding_low():
     assert not all(np.array_equal(a, b) for a, b in zip(batches, nxt))
 
 
-@pytest.mark.parametrize("recurrent,opts", [("lstm", {}), ("qklstm", dict(n_qubits=4, n_references=4)),
-                                            ("qlstm", dict(n_qubits=3))])
+@pytest.mark.parametrize(
+    "recurrent,opts", [("lstm", {}), ("qklstm", dict(n_qubits=4, n_references=4)), ("qlstm", dict(n_qubits=3))]
+)
 def test_padded_packed_batch_gives_per_sentence_losses_of_single_sentences(recurrent, opts):
     torch.manual_seed(0)
     # float64: a padded batch and single sentences run through other matrix shapes (another summation
     # order in the BLAS kernels); float64 bounds that by ~1e-15 relative, far inside the tolerance below
-    tagger = SequenceTagger(30, 5, embedding_dim=6, hidden_size=5, recurrent=recurrent, padding_idx=0,
-                            bidirectional=True, **opts).double()
+    tagger = SequenceTagger(
+        30, 5, embedding_dim=6, hidden_size=5, recurrent=recurrent, padding_idx=0, bidirectional=True, **opts
+    ).double()
     tagger.eval()
     pairs = []
     for n in (7, 2, 5, 1, 4):
@@ -117,10 +129,17 @@ def test_config_unknown_key_names_it_and_lists_valid_keys(tmp_path):
     assert "resume" not in option_names() and "epochs" in option_names()
 
 
-@pytest.mark.parametrize("values,flag", [({"epochs": -1}, "--epochs"), ({"model": "gru"}, "--model"),
-                                         ({"lr": "fast"}, "--lr"), ({"bidirectional": 1}, "--bidirectional"),
-                                         ({"task": "forecast", "data": "x.csv"}, "--target"),
-                                         ({"dropout": 1.5}, "--dropout")])
+@pytest.mark.parametrize(
+    "values,flag",
+    [
+        ({"epochs": -1}, "--epochs"),
+        ({"model": "gru"}, "--model"),
+        ({"lr": "fast"}, "--lr"),
+        ({"bidirectional": 1}, "--bidirectional"),
+        ({"task": "forecast", "data": "x.csv"}, "--target"),
+        ({"dropout": 1.5}, "--dropout"),
+    ],
+)
 def test_config_bad_values_name_the_option(values, flag):
     with pytest.raises(ValueError, match=flag):
         TrainConfig.from_mapping(values)
@@ -170,11 +189,15 @@ def _assert_same_weights(a, b):
         assert torch.equal(sa[k], sb[k]), k
 
 
-@pytest.mark.parametrize("base,extra", [
-    (TINY_POS, dict(model="qklstm", num_layers=2, dropout=0.3)),  # dropout draws from torch's RNG
-    (TINY_FC, dict(model="qklstm", subset=200)),
-    (TINY_POS, dict(model="qlstm", n_qubits=3, epochs=2, subset=40, batch_size=16)),
-], ids=["pos-qklstm", "forecast-qklstm", "pos-qlstm"])
+@pytest.mark.parametrize(
+    "base,extra",
+    [
+        (TINY_POS, dict(model="qklstm", num_layers=2, dropout=0.3)),  # dropout draws from torch's RNG
+        (TINY_FC, dict(model="qklstm", subset=200)),
+        (TINY_POS, dict(model="qlstm", n_qubits=3, epochs=2, subset=40, batch_size=16)),
+    ],
+    ids=["pos-qklstm", "forecast-qklstm", "pos-qlstm"],
+)
 def test_resume_after_interrupt_gives_the_same_final_weights(tmp_path, base, extra):
     full = train(_cfg(base, tmp_path, "full", **extra), progress=False, log=quiet)
     cfg = _cfg(base, tmp_path, "cut", **extra)
@@ -214,8 +237,9 @@ def test_run_writes_metrics_plot_and_checkpoints(tmp_path):
         train(cfg, progress=False, log=quiet)
     # weights stored in another gate order are refused, not silently misread
     assert ck["gates"] == list(GATES)
-    save_checkpoint(run / "last.pt", {**{k: v for k, v in ck.items() if k not in ("format", "version")},
-                                      "gates": ck["gates"][::-1]})
+    save_checkpoint(
+        run / "last.pt", {**{k: v for k, v in ck.items() if k not in ("format", "version")}, "gates": ck["gates"][::-1]}
+    )
     with pytest.raises(ValueError, match="gates in the order"):
         evaluate_run(run, "test", checkpoint="last", log=quiet)
     with pytest.raises(ValueError, match="gates in the order"):
@@ -235,10 +259,10 @@ def test_references_come_from_training_inputs(tmp_path):
     # recompute in float64 from the same float32 weights. Distances are taken as plain differences:
     # torch.cdist's matrix-product path (|a|^2 + |b|^2 - 2ab) cancels catastrophically in float32, by
     # an amount that depends on the CPU's math library (3.5e-4 on an Intel Xeon for a true 7.8e-8).
-    projected = rows @ w[:, cfg.hidden:].T + b  # h = 0: the hidden half of the projection is zero
+    projected = rows @ w[:, cfg.hidden :].T + b  # h = 0: the hidden half of the projection is zero
     # float32 rounding of a K-term dot product is below K * eps32 * sum_k |w_k x_k| (plus the bias and
     # the final rounding), per entry: a bound from the operation count, not from one machine's output
-    terms = rows.abs() @ w[:, cfg.hidden:].abs().T + b.abs()
+    terms = rows.abs() @ w[:, cfg.hidden :].abs().T + b.abs()
     bound = (data.n_features + 2) * torch.finfo(torch.float32).eps * terms
     flat = refs.reshape(-1, refs.shape[-1]).double()
     err = (flat[:, None, :] - projected[None, :, :]).abs()  # (references, rows, qubits)

@@ -252,8 +252,10 @@ def folder_lock(folder, argument: str = "--out", log=None):
         except BlockingIOError:
             holder = os.read(fd, 4096).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise FolderBusy(f"{argument}: {folder} is in use by {holder}; wait for it to finish or stop it, "
-                             f"or choose another {argument}") from None
+            raise FolderBusy(
+                f"{argument}: {folder} is in use by {holder}; wait for it to finish or stop it, "
+                f"or choose another {argument}"
+            ) from None
         try:  # the holder before us may have removed the file after we opened it: lock the one at the path
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
@@ -265,8 +267,10 @@ def folder_lock(folder, argument: str = "--out", log=None):
     if previous and log is not None:
         log(f"{folder}: took over the lock left by {previous}, which is no longer running")
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
-    me = (f"process {os.getpid()} on {socket.gethostname()} ({command[:200]}), "
-          f"started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    me = (
+        f"process {os.getpid()} on {socket.gethostname()} ({command[:200]}), "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    )
     os.lseek(fd, 0, os.SEEK_SET)
     os.ftruncate(fd, 0)
     os.write(fd, me.encode())

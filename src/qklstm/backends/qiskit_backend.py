@@ -139,7 +139,9 @@ class QiskitBackend(KernelBackend):
             from qiskit.primitives import StatevectorSampler
 
             if self.sampler is None:
-                self.sampler = StatevectorSampler(default_shots=self.shots, seed=self._rng if self.seed is not None else None)
+                self.sampler = StatevectorSampler(
+                    default_shots=self.shots, seed=self._rng if self.seed is not None else None
+                )
             return self.sampler
         from qiskit_aer.primitives import SamplerV2
 

@@ -25,12 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qklstm {__version__}")
     parser.add_argument(
-        "--threads", type=int, default=None, metavar="N",
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
         help="torch CPU threads (default: torch's choice). Small quantum models often run fastest on 1, "
         "and on a machine shared with other jobs extra threads only spin",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error (also: QKLSTM_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error (also: QKLSTM_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".{name}", __name__).register(sub)

@@ -15,14 +15,18 @@ from .train import add_train_options, config_from_args
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="train models x seeds and write a table of test scores (mean +- std)")
-    p.add_argument("--models", default="qklstm,lstm,qlstm",
-                   help="comma-separated: qklstm, lstm, qlstm; NAME-hN gives a model hidden size N (lstm-h10)")
+    p.add_argument(
+        "--models",
+        default="qklstm,lstm,qlstm",
+        help="comma-separated: qklstm, lstm, qlstm; NAME-hN gives a model hidden size N (lstm-h10)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="seeds --seed, --seed + 1, ... (default: 3)")
     p.add_argument("--config", metavar="RUN.toml", help="TOML file of train options (not model or out)")
     p.add_argument("--overwrite", action="store_true", help="replace runs in OUT trained with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--out", default=None, metavar="OUT", help="folder of the runs and tables "
-                   "(default: runs/compare-<task>)")
+    p.add_argument(
+        "--out", default=None, metavar="OUT", help="folder of the runs and tables (default: runs/compare-<task>)"
+    )
     add_train_options(p, exclude=("model", "out"))
     p.set_defaults(func=run)
 

@@ -19,9 +19,7 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="fetch, list and summarise the data sets (Brown, Beijing PM2.5, CoNLL-U)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
-    f = dsub.add_parser(
-        "fetch", help="download a data set into the cache (the only command that uses the network)"
-    )
+    f = dsub.add_parser("fetch", help="download a data set into the cache (the only command that uses the network)")
     f.add_argument("name", choices=[*NAMES, "all"], help="data set to fetch")
     f.add_argument(
         "--from",
@@ -42,8 +40,12 @@ def register(sub) -> None:
     i.add_argument("source", help="brown, beijing-pm25, a .conllu file or a .csv file")
     i.add_argument("--root", metavar="DIR", help="for brown: read this Brown folder instead of the cache")
     i.add_argument("--target", help="for a .csv: the column to forecast")
-    i.add_argument("--covariates", default=None, metavar="A,B,...",
-                   help="for a .csv: comma-separated numeric input columns (as qklstm train takes them)")
+    i.add_argument(
+        "--covariates",
+        default=None,
+        metavar="A,B,...",
+        help="for a .csv: comma-separated numeric input columns (as qklstm train takes them)",
+    )
     i.add_argument("--window", type=int, default=24)
     i.add_argument("--horizon", type=int, default=1)
     _cache_option(i)
@@ -53,9 +55,7 @@ def register(sub) -> None:
 
 
 def _cache_option(parser) -> None:
-    parser.add_argument(
-        "--cache", metavar="DIR", help="cache folder (default: $QKLSTM_DATA, else ~/.cache/qklstm)"
-    )
+    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: $QKLSTM_DATA, else ~/.cache/qklstm)")
 
 
 def _usage(parser) -> int:
@@ -141,9 +141,7 @@ def run_info(args) -> int:
         )
         for name in ("train", "dev", "test"):
             filled = ", ".join(f"{k} {v}" for k, v in ts.filled[name].items() if v) or "none"
-            print(
-                f"  {name:<5} {s['rows'][name]:>6,} rows {s['windows'][name]:>6,} windows; filled: {filled}"
-            )
+            print(f"  {name:<5} {s['rows'][name]:>6,} rows {s['windows'][name]:>6,} windows; filled: {filled}")
         print(f"  missing values filled: {ts.total_filled():,}")
         p = ts.persistence("test")
         print(f"  persistence baseline on test: MAE {p['mae']:.3f}, RMSE {p['rmse']:.3f} ({ts.target} units)")

@@ -28,7 +28,6 @@ def run(args) -> int:
         positive_int(args.batch_size, "--batch-size")
     if args.device is not None and args.device not in ("cpu", "cuda"):
         raise ValueError(f"--device: expected cpu or cuda, got {args.device!r}")
-    evaluate_run(args.run_dir, args.split, checkpoint=args.checkpoint, device=args.device,
-                 batch_size=args.batch_size)
+    evaluate_run(args.run_dir, args.split, checkpoint=args.checkpoint, device=args.device, batch_size=args.batch_size)
     print(f"wrote {args.run_dir}/{args.split}_metrics.json and the {args.split}_* report files")
     return 0

@@ -81,11 +81,7 @@ def _samplers(text: str) -> tuple[tuple, str | None]:
         have = importlib.util.find_spec("qiskit") is not None
         have_aer = have and importlib.util.find_spec("qiskit_aer") is not None
         names = (("statevector",) if have else ()) + (("aer",) if have_aer else ())
-        note = (
-            None
-            if have_aer
-            else "skipped the Qiskit samplers that are not installed (pip install qklstm[qiskit])"
-        )
+        note = None if have_aer else "skipped the Qiskit samplers that are not installed (pip install qklstm[qiskit])"
         return names, note
     return tuple(v.strip() for v in text.split(",") if v.strip()), None
 

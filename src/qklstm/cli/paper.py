@@ -11,8 +11,12 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1); >1 draws mean and a band")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                   help="the paper allows SGD or Adam; Adam is the default (see README)")
+    p.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default="adam",
+        help="the paper allows SGD or Adam; Adam is the default (see README)",
+    )
     p.add_argument("--out", default="results/paper", help="output folder for metrics.csv, table1.md, fig3.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -23,10 +27,19 @@ def run(args) -> int:
 
     positive_int(args.seeds, "--seeds")
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    result = run_paper(models, tuple(range(args.seeds)), epochs=args.epochs, lr=args.lr,
-                       optimizer=args.optimizer, out_dir=args.out, progress=not args.no_progress)
-    print(f"\nTable I: POS tagging, 2 sentences, {args.epochs} epochs, lr {args.lr}, {args.optimizer}, "
-          f"embedding 8, hidden 6, 4 qubits, {args.seeds} seed(s)\n")
+    result = run_paper(
+        models,
+        tuple(range(args.seeds)),
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        out_dir=args.out,
+        progress=not args.no_progress,
+    )
+    print(
+        f"\nTable I: POS tagging, 2 sentences, {args.epochs} epochs, lr {args.lr}, {args.optimizer}, "
+        f"embedding 8, hidden 6, 4 qubits, {args.seeds} seed(s)\n"
+    )
     print(table_one(result))
     print(f"\nwrote {args.out}/metrics.csv, {args.out}/table1.md and {args.out}/fig3.png")
     return 0

@@ -38,8 +38,9 @@ def add_train_options(parser, exclude=()) -> None:
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = kind
-            kw["metavar"] = meta.get("metavar") or ("{" + ",".join(meta["choices"]) + "}" if meta.get("choices")
-                                                    else f.name.upper())
+            kw["metavar"] = meta.get("metavar") or (
+                "{" + ",".join(meta["choices"]) + "}" if meta.get("choices") else f.name.upper()
+            )
         groups[meta["group"]].add_argument(flag, **kw)
 
 
@@ -61,25 +62,37 @@ def config_from_args(args, exclude=()):
         values = check_keys(load_toml(args.config), f"--config {args.config}")
         bad = sorted(set(values) & set(exclude))
         if bad:
-            raise ValueError(f"--config {args.config}: key {bad[0].replace('_', '-')!r} is not used by this "
-                             "command (it sets it itself)")
+            raise ValueError(
+                f"--config {args.config}: key {bad[0].replace('_', '-')!r} is not used by this "
+                "command (it sets it itself)"
+            )
     values.update(given_options(args, exclude))
     for key in ("data", "dev", "test"):  # the run must find its files from anywhere
         path = values.get(key)
         if path and path not in DATA_DEFAULTS.values():
             values[key] = str(Path(path).expanduser().resolve())
-    return TrainConfig.from_mapping(values, source=f"--config {args.config}" if getattr(args, "config", None)
-                                    else "options")
+    return TrainConfig.from_mapping(
+        values, source=f"--config {args.config}" if getattr(args, "config", None) else "options"
+    )
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a tagger (pos) or a forecaster (forecast) on real data",
-                       description="Train qklstm, lstm or qlstm on Brown/CoNLL-U tagging or an hourly series. "
-                       "Writes RUN_DIR/metrics.csv, metrics.png, config.toml, last.pt and best.pt.")
-    p.add_argument("--config", metavar="RUN.toml", help="TOML file whose keys are these options' names "
-                   "(e.g. batch-size = 64); options on the command line win")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint "
-                   "(only --epochs and --device may be given with it)")
+    p = sub.add_parser(
+        "train",
+        help="train a tagger (pos) or a forecaster (forecast) on real data",
+        description="Train qklstm, lstm or qlstm on Brown/CoNLL-U tagging or an hourly series. "
+        "Writes RUN_DIR/metrics.csv, metrics.png, config.toml, last.pt and best.pt.",
+    )
+    p.add_argument(
+        "--config",
+        metavar="RUN.toml",
+        help="TOML file whose keys are these options' names (e.g. batch-size = 64); options on the command line win",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run from its last checkpoint (only --epochs and --device may be given with it)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_train_options(p)
@@ -94,13 +107,17 @@ def run(args) -> int:
         given = given_options(args)
         extra = sorted(set(given) - set(RESUME_OPTIONS)) + (["config"] if args.config else [])
         if extra:
-            raise ValueError(f"--resume: the run keeps its own settings; only --epochs and --device may be given "
-                             f"with it, not --{extra[0].replace('_', '-')}")
+            raise ValueError(
+                f"--resume: the run keeps its own settings; only --epochs and --device may be given "
+                f"with it, not --{extra[0].replace('_', '-')}"
+            )
         summary = resume(args.resume, epochs=given.get("epochs"), device=given.get("device"), progress=progress)
     else:
         cfg = config_from_args(args)
         summary = train(cfg, overwrite=args.overwrite, progress=progress)
     best = summary["best_dev"]
-    print(f"done: {summary['epochs']} epoch(s), {summary['seconds_per_epoch']:.1f} s per epoch (training); best dev "
-          f"{summary['metric']} {best:.4f} at epoch {summary['best_epoch']}; run folder {summary['run_dir']}")
+    print(
+        f"done: {summary['epochs']} epoch(s), {summary['seconds_per_epoch']:.1f} s per epoch (training); best dev "
+        f"{summary['metric']} {best:.4f} at epoch {summary['best_epoch']}; run folder {summary['run_dir']}"
+    )
     return 0

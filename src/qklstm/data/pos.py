@@ -62,9 +62,7 @@ class TaggedSplits:
         The tag vocabulary holds every tag of all splits (tags are the label set, not data
         to generalise from) and has no ``<unk>``.
         """
-        words = Vocabulary.build(
-            ([w for w, _ in s] for s in self.train), min_freq=min_freq, lowercase=lowercase
-        )
+        words = Vocabulary.build(([w for w, _ in s] for s in self.train), min_freq=min_freq, lowercase=lowercase)
         tags = Vocabulary.build([self.tags()], unk=False)
         return words, tags
 
@@ -82,9 +80,7 @@ def split_sentences(sentences: Sequence[Sentence], fractions=(0.8, 0.1, 0.1)) ->
 def split_bounds(n: int, fractions) -> list[tuple[int, int]]:
     fr = [float(f) for f in fractions]
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1) > 1e-9:
-        raise ValueError(
-            f"fractions: expected three non-negative numbers summing to 1, got {tuple(fractions)}"
-        )
+        raise ValueError(f"fractions: expected three non-negative numbers summing to 1, got {tuple(fractions)}")
     n_train = round(n * fr[0])
     n_dev = round(n * fr[1])
     return [(0, n_train), (n_train, min(n, n_train + n_dev)), (min(n, n_train + n_dev), n)]

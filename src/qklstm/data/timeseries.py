@@ -122,8 +122,9 @@ def _calendar_hours(rows: list[dict], path) -> np.ndarray:
         try:
             y, m, d, h = (int((r[c] or "").strip()) for c in _CALENDAR)
         except ValueError:
-            raise ValueError(f"{path}:{i + 2}: year, month, day and hour must be whole numbers, got "
-                             f"{[r[c] for c in _CALENDAR]}") from None
+            raise ValueError(
+                f"{path}:{i + 2}: year, month, day and hour must be whole numbers, got {[r[c] for c in _CALENDAR]}"
+            ) from None
         stamps.append(f"{y:04d}-{m:02d}-{d:02d}T{h:02d}")
     try:
         t = np.array(stamps, dtype="datetime64[h]")
@@ -136,9 +137,7 @@ def _column_hours(rows: list[dict], column: str, path) -> np.ndarray:
     try:
         t = np.array([r[column].strip() for r in rows], dtype="datetime64[s]")
     except ValueError as err:
-        raise ValueError(
-            f"time_column: {path} column {column!r} has a value that is not an ISO time ({err})"
-        ) from None
+        raise ValueError(f"time_column: {path} column {column!r} has a value that is not an ISO time ({err})") from None
     return (t - t[0]) / np.timedelta64(1, "h")
 
 
@@ -356,9 +355,7 @@ def make_windows(features: np.ndarray, target: np.ndarray, window: int, horizon:
     if int(window) < 1 or int(horizon) < 1:
         raise ValueError(f"window, horizon: expected integers >= 1, got window={window}, horizon={horizon}")
     if features.ndim != 2 or len(features) != len(target):
-        raise ValueError(
-            f"features, target: expected (T, F) and (T,), got {features.shape} and {target.shape}"
-        )
+        raise ValueError(f"features, target: expected (T, F) and (T,), got {features.shape} and {target.shape}")
     n = len(features) - window - horizon + 1
     if n < 1:
         raise ValueError(
@@ -392,8 +389,14 @@ def forecast_metrics(y_true, y_pred, *, epsilon: float = MAPE_EPSILON) -> dict:
     err = np.asarray(y_pred, dtype=float) - y_true
     ok = np.abs(y_true) > epsilon
     mape = float(np.mean(np.abs(err[ok]) / np.abs(y_true[ok]))) if ok.any() else float("nan")
-    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "mape": mape,
-            "n": len(y_true), "mape_n": int(ok.sum()), "mape_epsilon": float(epsilon)}
+    return {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "mape": mape,
+        "n": len(y_true),
+        "mape_n": int(ok.sum()),
+        "mape_epsilon": float(epsilon),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,9 +479,7 @@ def _fill_span(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict
         try:
             numeric[name], counts[name] = interpolate_missing(col[a:b], times)
         except ValueError:
-            raise ValueError(
-                f"{table.source}: column {name!r} has no value at all in rows {a}-{b - 1}"
-            ) from None
+            raise ValueError(f"{table.source}: column {name!r} has no value at all in rows {a}-{b - 1}") from None
     for name, col in table.categorical.items():
         cats[name], counts[name] = fill_categorical(col[a:b])
     return numeric, cats, counts

@@ -114,9 +114,7 @@ class Vocabulary:
         try:
             itos, unk, lowercase = data["itos"], bool(data["unk"]), bool(data["lowercase"])
         except (KeyError, TypeError):
-            raise ValueError(
-                "data: expected a dict with keys 'itos', 'unk' and 'lowercase' (from to_dict)"
-            ) from None
+            raise ValueError("data: expected a dict with keys 'itos', 'unk' and 'lowercase' (from to_dict)") from None
         specials = [PAD, UNK] if unk else [PAD]
         if list(itos[: len(specials)]) != specials:
             raise ValueError(f"data: 'itos' must start with {specials}, got {list(itos[:2])}")

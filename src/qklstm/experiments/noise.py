@@ -111,8 +111,7 @@ def paper_batch(sentences=SENTENCES):
             labels[b, : len(ts)] = torch.tensor([tags[t] for t in ts])
         except KeyError as err:
             raise ValueError(
-                f"sentences: {err.args[0]!r} is not in the paper task's vocabulary or tag set "
-                f"(tags: {', '.join(TAGS)})"
+                f"sentences: {err.args[0]!r} is not in the paper task's vocabulary or tag set (tags: {', '.join(TAGS)})"
             ) from None
     return tokens, lengths, labels
 
@@ -176,9 +175,7 @@ def evaluate_on(tagger, backend, *, shots: int = 8192, seed: int | None = None, 
     """
     from ..backends import KernelBackend
 
-    kernels = use_backend(
-        tagger, backend, shots=None if isinstance(backend, KernelBackend) else shots, seed=seed
-    )
+    kernels = use_backend(tagger, backend, shots=None if isinstance(backend, KernelBackend) else shots, seed=seed)
     try:
         backends = {id(k.backend): k.backend for k in kernels if k.backend is not None}  # shared ones once
         before = sum(b.jobs for b in backends.values())
@@ -271,8 +268,7 @@ class NoiseStudy:
                 ("loss", "loss (NLL)", lambda v: f"{v:.3g}"),
             ):
                 out.append(
-                    f"Trained {trained}; {title}, mean over {len(self.seeds)} seed(s) and repeats; "
-                    "columns: shots"
+                    f"Trained {trained}; {title}, mean over {len(self.seeds)} seed(s) and repeats; columns: shots"
                 )
                 out.append("")
                 out.append("| p | mitigate | " + " | ".join(heads) + " |")
@@ -292,9 +288,7 @@ class NoiseStudy:
                 out.append("")
         q = [r for r in self.rows if r["backend"] != "native"]
         if q:
-            out.append(
-                f"Qiskit samplers (p=0, no mitigation) against the native exact kernels; correct tags of {n}"
-            )
+            out.append(f"Qiskit samplers (p=0, no mitigation) against the native exact kernels; correct tags of {n}")
             out.append("")
             out.append(
                 "| trained at p | seed | backend | shots | native exact | Qiskit | native loss "
@@ -314,9 +308,7 @@ class NoiseStudy:
 
 def _row(backend, tn, seed, p, mit, shots, scores, reference, jobs=0, seconds=0.0):
     accs = [s.accuracy for s in scores]
-    changed = [
-        int(((s.predictions != reference.predictions) & (reference.predictions >= 0)).sum()) for s in scores
-    ]
+    changed = [int(((s.predictions != reference.predictions) & (reference.predictions >= 0)).sum()) for s in scores]
     return {
         "backend": backend,
         "train_noise": tn,
@@ -377,9 +369,7 @@ def run_noise_study(
                         study.rows.append(_row("native", tn, seed, p, mit, s, scores, reference))
             set_kernels(tagger)
             for i, name in enumerate(qiskit):
-                res = evaluate_on(
-                    tagger, f"qiskit:{name}", shots=qiskit_shots, seed=seed * 100_003 + i, batch=batch
-                )
+                res = evaluate_on(tagger, f"qiskit:{name}", shots=qiskit_shots, seed=seed * 100_003 + i, batch=batch)
                 study.rows.append(
                     _row(
                         f"qiskit:{name}",
@@ -436,21 +426,42 @@ def plot_noise(study: NoiseStudy, path) -> None:
                 if s is None:
                     style.update(color="black", lw=2, zorder=4)
                 label = f"{'exact' if s is None else f'{s} shots'}{', mitigated' if mit else ''}" + (
-                    f" (trained at p={tn:g})" if tn else "")
-                _draw(axes[0], study, study.ps, study.ps, lambda p, s=s, mit=mit, tn=tn: dict(
-                    backend="native", train_noise=tn, p=p, mitigate=mit, shots=s), label, style)
+                    f" (trained at p={tn:g})" if tn else ""
+                )
+                _draw(
+                    axes[0],
+                    study,
+                    study.ps,
+                    study.ps,
+                    lambda p, s=s, mit=mit, tn=tn: dict(backend="native", train_noise=tn, p=p, mitigate=mit, shots=s),
+                    label,
+                    style,
+                )
     exact_x = 8 * max(sampled) if sampled else 1  # where "exact" sits on the shots axis
     plot_xs = [exact_x if s is None else s for s in study.shots]
     for p in [p for p in dict.fromkeys([0.0, 0.5, max(study.ps)]) if p in study.ps]:
         for mit in (False,) if p == 0 else (False, True):
-            _draw(axes[1], study, study.shots, plot_xs, lambda s, p=p, mit=mit: dict(
-                backend="native", train_noise=tn0, p=p, mitigate=mit, shots=s),
-                f"p={p:g}{', mitigated' if mit else ''}", {"ls": "--" if mit else "-"})
+            _draw(
+                axes[1],
+                study,
+                study.shots,
+                plot_xs,
+                lambda s, p=p, mit=mit: dict(backend="native", train_noise=tn0, p=p, mitigate=mit, shots=s),
+                f"p={p:g}{', mitigated' if mit else ''}",
+                {"ls": "--" if mit else "-"},
+            )
     for name, marker in (("qiskit:statevector", "s"), ("qiskit:aer", "^")):
         rows = study.select(backend=name, train_noise=tn0)
         for ax, key in zip(axes[1], ("accuracy", "loss")) if rows else ():
-            ax.scatter([r["shots"] for r in rows], [r[key] * (n if key == "accuracy" else 1) for r in rows],
-                       marker=marker, zorder=5, facecolors="none", edgecolors="k", label=f"{name} (p=0)")
+            ax.scatter(
+                [r["shots"] for r in rows],
+                [r[key] * (n if key == "accuracy" else 1) for r in rows],
+                marker=marker,
+                zorder=5,
+                facecolors="none",
+                edgecolors="k",
+                label=f"{name} (p=0)",
+            )
     for ax, x in zip(axes.flat, ("global depolarizing probability p",) * 2 + ("shots",) * 2):
         ax.set(xlabel=x)
         ax.grid(alpha=0.3)
@@ -464,7 +475,10 @@ def plot_noise(study: NoiseStudy, path) -> None:
             ax.set_xticks(sorted(plot_xs), [str(s) for s in sampled] + ["exact"])
             ax.minorticks_off()
     trained = "natively" if tn0 == 0 else f"under p={tn0:g}"
-    fig.suptitle(f"QK-LSTM (paper preset) on the paper's POS task, trained {trained}; evaluated under global "
-                 f"depolarizing noise p and shots ({len(study.seeds)} seed(s): mean, min-max band)", fontsize=10)
+    fig.suptitle(
+        f"QK-LSTM (paper preset) on the paper's POS task, trained {trained}; evaluated under global "
+        f"depolarizing noise p and shots ({len(study.seeds)} seed(s): mean, min-max band)",
+        fontsize=10,
+    )
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120)

@@ -25,8 +25,16 @@ from ..train.config import LABELS
 from ..train.loop import Callback, fit
 from ..train.metrics import mean_std
 
-__all__ = ["SENTENCES", "PAPER_PARAMETERS", "MODEL_OPTIONS", "build_tagger", "run_paper", "PaperResult",
-           "table_one", "plot_fig3"]
+__all__ = [
+    "SENTENCES",
+    "PAPER_PARAMETERS",
+    "MODEL_OPTIONS",
+    "build_tagger",
+    "run_paper",
+    "PaperResult",
+    "table_one",
+    "plot_fig3",
+]
 
 #: the two sentences of the PyTorch sequence-models tutorial (method note, section 5)
 SENTENCES = [
@@ -55,8 +63,9 @@ def build_tagger(model: str, embedding_dim: int = 8, hidden_size: int = 6) -> Se
     if model not in MODEL_OPTIONS:
         raise ValueError(f"model: expected one of {', '.join(MODEL_OPTIONS)}, got {model!r}")
     words, tags = vocabulary()
-    return SequenceTagger(len(words), len(tags), embedding_dim=embedding_dim, hidden_size=hidden_size,
-                          **MODEL_OPTIONS[model])
+    return SequenceTagger(
+        len(words), len(tags), embedding_dim=embedding_dim, hidden_size=hidden_size, **MODEL_OPTIONS[model]
+    )
 
 
 def _encode():
@@ -101,8 +110,16 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
 
 
-def train_one(model: str, seed: int, *, epochs: int = 100, lr: float = 0.1, optimizer: str = "adam",
-              embedding_dim: int = 8, hidden_size: int = 6):
+def train_one(
+    model: str,
+    seed: int,
+    *,
+    epochs: int = 100,
+    lr: float = 0.1,
+    optimizer: str = "adam",
+    embedding_dim: int = 8,
+    hidden_size: int = 6,
+):
     """Train one tagger; returns ``(tagger, history)`` with one dict per epoch."""
     torch.manual_seed(seed)
     tagger = build_tagger(model, embedding_dim, hidden_size)
@@ -165,8 +182,9 @@ def plot_fig3(result: PaperResult, path) -> None:
             mean = vals.mean(0)
             (line,) = ax.plot(epochs, mean.tolist(), label=f"{LABELS[m]} ({result.parameters[m]} params)")
             if len(hists) > 1:
-                ax.fill_between(epochs, vals.min(0).values.tolist(), vals.max(0).values.tolist(),
-                                color=line.get_color(), alpha=0.2)
+                ax.fill_between(
+                    epochs, vals.min(0).values.tolist(), vals.max(0).values.tolist(), color=line.get_color(), alpha=0.2
+                )
     axes[0].set(xlabel="epoch", ylabel="training accuracy", title="Accuracy", ylim=(-0.02, 1.02))
     axes[1].set(xlabel="epoch", ylabel="training loss (NLL)", title="Loss")
     for ax in axes:
@@ -178,8 +196,16 @@ def plot_fig3(result: PaperResult, path) -> None:
     atomic_savefig(fig, path, dpi=120)
 
 
-def run_paper(models=("qklstm", "lstm", "qlstm"), seeds=(0,), *, epochs: int = 100, lr: float = 0.1,
-              optimizer: str = "adam", out_dir="results/paper", progress: bool = True) -> PaperResult:
+def run_paper(
+    models=("qklstm", "lstm", "qlstm"),
+    seeds=(0,),
+    *,
+    epochs: int = 100,
+    lr: float = 0.1,
+    optimizer: str = "adam",
+    out_dir="results/paper",
+    progress: bool = True,
+) -> PaperResult:
     """Train every model for every seed; write ``metrics.csv`` and ``fig3.png`` to ``out_dir``."""
     for m in models:
         if m not in MODEL_OPTIONS:

@@ -44,8 +44,15 @@ class Evaluator:
     ``generator(device)`` gives the shot sampler's generator (``None``: torch's global one).
     """
 
-    def __init__(self, circuit: Circuit, product: bool, shots: int | None = None,
-                 generator: Callable | None = None, noise: float | None = None, mitigate: float | None = None):
+    def __init__(
+        self,
+        circuit: Circuit,
+        product: bool,
+        shots: int | None = None,
+        generator: Callable | None = None,
+        noise: float | None = None,
+        mitigate: float | None = None,
+    ):
         self.circuit, self.product, self.shots = circuit, product, shots
         self.generator = generator or (lambda device: None)
         self.noise, self.mitigate = noise, mitigate

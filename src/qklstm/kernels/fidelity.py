@@ -72,9 +72,18 @@ class FidelityKernel(nn.Module):
         - Output: ``(B, N)``, with the dimension of a 1-D argument dropped.
     """
 
-    def __init__(self, feature_map: FeatureMap, *, diff_method: str | None = None,
-                 shots: int | None = None, seed: int | None = None, product_form="auto",
-                 backend="native", noise=None, mitigate=False):
+    def __init__(
+        self,
+        feature_map: FeatureMap,
+        *,
+        diff_method: str | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+        product_form="auto",
+        backend="native",
+        noise=None,
+        mitigate=False,
+    ):
         super().__init__()
         if not isinstance(feature_map, FeatureMap):
             raise ValueError(f"feature_map: expected a qklstm FeatureMap, got {type(feature_map).__name__}")
@@ -120,8 +129,11 @@ class FidelityKernel(nn.Module):
         self.backend = ext
         self.noise, self.mitigate = noise, mitigate_p
         circuit = feature_map.circuit
-        self._ev = (BackendEvaluator(circuit, ext, mitigate_p) if ext is not None else
-                    Evaluator(circuit, self.use_product_form, shots, self._generator, noise_p, mitigate_p))
+        self._ev = (
+            BackendEvaluator(circuit, ext, mitigate_p)
+            if ext is not None
+            else Evaluator(circuit, self.use_product_form, shots, self._generator, noise_p, mitigate_p)
+        )
 
     def _check_noise(self, noise, mitigate, native: bool):
         """``(noise, p applied natively or None, p to invert or None)``."""
@@ -149,8 +161,16 @@ class FidelityKernel(nn.Module):
             mitigate_p = check_probability(mitigate, "mitigate", below_one=True)
         return noise, noise_p, mitigate_p
 
-    def set_backend(self, backend="native", *, shots: int | None = None, seed: int | None = None,
-                    noise=None, mitigate=False, diff_method: str | None = None) -> FidelityKernel:
+    def set_backend(
+        self,
+        backend="native",
+        *,
+        shots: int | None = None,
+        seed: int | None = None,
+        noise=None,
+        mitigate=False,
+        diff_method: str | None = None,
+    ) -> FidelityKernel:
         """Move this kernel to another backend (same arguments as the constructor).
 
         Example:
@@ -187,11 +207,15 @@ class FidelityKernel(nn.Module):
         """Refuse a batch whose native simulation would not fit; autograd's saved states count."""
         if self.use_product_form or self.backend is not None:
             return  # no 2**n state vectors here
-        grad = (self.diff_method == "backprop" and torch.is_grad_enabled()
-                and (x.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())))
+        grad = (
+            self.diff_method == "backprop"
+            and torch.is_grad_enabled()
+            and (x.requires_grad or any(p.requires_grad for p in self.feature_map.parameters()))
+        )
         copies = self.feature_map.circuit.state_copies(grad)
-        check_state_memory(x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device,
-                           argument=argument, copies=copies)
+        check_state_memory(
+            x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device, argument=argument, copies=copies
+        )
 
     # ------------------------------------------------------------------ API
     def prepare(self, x: torch.Tensor, *, validate: bool = True, argument: str = "x") -> Prepared:
@@ -249,10 +273,17 @@ class FidelityKernel(nn.Module):
         y2, _ = self._as_2d(y, "y")
         y2 = y2.to(x2.dtype)
         b, n = x2.shape[0], y2.shape[0]
-        grad = torch.is_grad_enabled() and (x2.requires_grad or y2.requires_grad
-                                            or any(p.requires_grad for p in self.feature_map.parameters()))
-        check_state_memory(b * n, self.n_qubits, complex_dtype_for(x2.dtype), x2.device, argument="x, y",
-                           copies=2 * self.feature_map.circuit.state_copies(grad))
+        grad = torch.is_grad_enabled() and (
+            x2.requires_grad or y2.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())
+        )
+        check_state_memory(
+            b * n,
+            self.n_qubits,
+            complex_dtype_for(x2.dtype),
+            x2.device,
+            argument="x, y",
+            copies=2 * self.feature_map.circuit.state_copies(grad),
+        )
         circuit = self.feature_map.circuit
         ax = self.feature_map.angles(x2).repeat_interleave(n, 0)
         ay = self.feature_map.angles(y2).repeat(b, 1)
@@ -284,7 +315,4 @@ class FidelityKernel(nn.Module):
             extra += f", noise={self.noise}"
         if self.mitigate is not None:
             extra += f", mitigate={self.mitigate:.4g}"
-        return (
-            f"diff_method={self.diff_method!r}, shots={self.shots}, "
-            f"product_form={self.use_product_form}{extra}"
-        )
+        return f"diff_method={self.diff_method!r}, shots={self.shots}, product_form={self.use_product_form}{extra}"

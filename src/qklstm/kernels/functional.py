@@ -55,8 +55,9 @@ def bloch_vectors(factors: torch.Tensor) -> torch.Tensor:
     """
     a, b = factors[..., 0], factors[..., 1]
     ab = a.conj() * b
-    return torch.stack([2 * ab.real, 2 * ab.imag, a.real.square() + a.imag.square() - b.real.square()
-                        - b.imag.square()], -1)
+    return torch.stack(
+        [2 * ab.real, 2 * ab.imag, a.real.square() + a.imag.square() - b.real.square() - b.imag.square()], -1
+    )
 
 
 def bloch_product_gram(bloch_x: torch.Tensor, bloch_y: torch.Tensor) -> torch.Tensor:

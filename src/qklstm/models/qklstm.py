@@ -45,9 +45,7 @@ def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> Featu
         return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler, trainable=True)
     if spec == "zz":
         return FeatureMap.zz(n_qubits, reps=layers)
-    raise ValueError(
-        f"feature_map: expected 'paper', 'paper-trainable', 'zz' or a FeatureMap, got {spec!r}"
-    )
+    raise ValueError(f"feature_map: expected 'paper', 'paper-trainable', 'zz' or a FeatureMap, got {spec!r}")
 
 
 class QKLSTMCell(RecurrentCell):
@@ -84,17 +82,41 @@ class QKLSTMCell(RecurrentCell):
         - output: ``(h', c')``, each ``(B, hidden_size)``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_references: int = 4,
-                 feature_map="paper", layers: int = 1, entangler: str = "chain", share_feature_map: bool = True,
-                 projection: bool | None = None, references: str = "learned", shared_readout: bool = False,
-                 diff_method: str | None = None, shots: int | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        n_qubits: int = 4,
+        n_references: int = 4,
+        feature_map="paper",
+        layers: int = 1,
+        entangler: str = "chain",
+        share_feature_map: bool = True,
+        projection: bool | None = None,
+        references: str = "learned",
+        shared_readout: bool = False,
+        diff_method: str | None = None,
+        shots: int | None = None,
+        seed: int | None = None,
+    ):
         super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_references=n_references)
         if references not in ("learned", "fixed"):
             raise ValueError(f"references: expected 'learned' or 'fixed', got {references!r}")
-        self.options = dict(n_qubits=n_qubits, n_references=n_references, feature_map=feature_map, layers=layers,
-                            entangler=entangler, share_feature_map=share_feature_map, projection=projection,
-                            references=references, shared_readout=shared_readout, diff_method=diff_method,
-                            shots=shots, seed=seed)
+        self.options = dict(
+            n_qubits=n_qubits,
+            n_references=n_references,
+            feature_map=feature_map,
+            layers=layers,
+            entangler=entangler,
+            share_feature_map=share_feature_map,
+            projection=projection,
+            references=references,
+            shared_readout=shared_readout,
+            diff_method=diff_method,
+            shots=shots,
+            seed=seed,
+        )
         self.n_qubits, self.n_references = n_qubits, n_references
         self.references_mode, self.shared_readout = references, bool(shared_readout)
         self.share_feature_map = bool(share_feature_map) or isinstance(feature_map, FeatureMap)
@@ -213,9 +235,7 @@ class QKLSTMCell(RecurrentCell):
             kernel = self.kernels[0]
             k = kernel.gram(kernel.prepare(z, validate=False), context)  # (B, 4N)
             return k.reshape(z.shape[0], len(GATES), self.n_references).transpose(0, 1)
-        return torch.stack(
-            [k.gram(k.prepare(z, validate=False), ctx) for k, ctx in zip(self.kernels, context)], 0
-        )
+        return torch.stack([k.gram(k.prepare(z, validate=False), ctx) for k, ctx in zip(self.kernels, context)], 0)
 
     def _readout(self, k: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
@@ -235,7 +255,9 @@ def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:
     try:
         from sklearn.cluster import KMeans
     except ImportError:
-        raise ValueError("method: 'kmeans' needs scikit-learn (pip install scikit-learn); 'subset' needs nothing") from None
+        raise ValueError(
+            "method: 'kmeans' needs scikit-learn (pip install scikit-learn); 'subset' needs nothing"
+        ) from None
     if data.shape[0] < k:
         raise ValueError(f"data: k-means needs at least {k} rows, got {data.shape[0]}")
     seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -272,8 +294,15 @@ class QKLSTM(RecurrentBase):
         shared readout ``Linear(4 -> H)`` as alpha and b. Trainable parameters:
         ``(H + D) * 4 + 4 + 4 * H + H``.
         """
-        opts = dict(n_qubits=4, n_references=4, feature_map="paper", layers=1, projection=True,
-                    references="fixed", shared_readout=True)
+        opts = dict(
+            n_qubits=4,
+            n_references=4,
+            feature_map="paper",
+            layers=1,
+            projection=True,
+            references="fixed",
+            shared_readout=True,
+        )
         opts.update(kwargs)
         return cls(input_size, hidden_size, **opts)
 

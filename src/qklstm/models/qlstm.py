@@ -64,8 +64,9 @@ class QLSTMCell(RecurrentCell):
     ``readout`` ``n * H + H``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_qlayers: int = 1,
-                 rotation: str = "RX"):
+    def __init__(
+        self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_qlayers: int = 1, rotation: str = "RX"
+    ):
         super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_qlayers=n_qlayers)
         self.options = dict(n_qubits=n_qubits, n_qlayers=n_qlayers, rotation=rotation)
         self.n_qubits, self.n_qlayers, self.rotation = n_qubits, n_qlayers, rotation

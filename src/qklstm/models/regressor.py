@@ -36,14 +36,31 @@ class SequenceRegressor(nn.Module):
         - output: ``(B,)`` (a 0-d tensor for one window).
     """
 
-    def __init__(self, n_features: int, *, hidden_size: int = 6, recurrent: str = "qklstm",
-                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, **options):
+    def __init__(
+        self,
+        n_features: int,
+        *,
+        hidden_size: int = 6,
+        recurrent: str = "qklstm",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        **options,
+    ):
         super().__init__()
         self.recurrent_kind = recurrent
         self.n_features = n_features
         self.num_directions = 2 if bidirectional else 1
-        self.rnn = make_recurrent(recurrent, n_features, hidden_size, batch_first=True, num_layers=num_layers,
-                                  bidirectional=bidirectional, dropout=dropout, **options)
+        self.rnn = make_recurrent(
+            recurrent,
+            n_features,
+            hidden_size,
+            batch_first=True,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            **options,
+        )
         self.head = nn.Linear(hidden_size * self.num_directions, 1)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
@@ -55,7 +72,7 @@ class SequenceRegressor(nn.Module):
         if windows.dim() != 3 or windows.shape[-1] != self.n_features:
             raise ValueError(f"windows: expected (B, T, {self.n_features}), got {tuple(windows.shape)}")
         _, (h_n, _) = self.rnn(windows)
-        last = h_n[-self.num_directions:]                     # (D, B, H) of the last layer
+        last = h_n[-self.num_directions :]  # (D, B, H) of the last layer
         feats = last.transpose(0, 1).reshape(windows.shape[0], -1)
         out = self.head(feats).squeeze(-1)
         return out.squeeze(0) if single else out

@@ -3,9 +3,9 @@
 :class:`RecurrentCell` is the cells' base, as torch's ``RNNCellBase`` is ``LSTMCell``'s: argument
 checks, the ``nn.LSTMCell`` call, and the step protocol a layer drives (``prepare()`` once per
 forward, ``embed_inputs(x)`` once per sequence, ``step(u_t, (h, c), context)`` per time step).
-:class:`RecurrentBase` turns a cell class into a layer with the interface of ``torch.nn.LSTM``: ``(T, B, D)`` / ``(B, T, D)`` / unbatched ``(T, D)`` /
-``PackedSequence`` input, optional ``(h_0, c_0)``, ``num_layers``,
-``bidirectional`` and ``dropout``. Variable lengths are masked step by step,
+:class:`RecurrentBase` turns a cell class into a layer with the interface of ``torch.nn.LSTM``:
+``(T, B, D)`` / ``(B, T, D)`` / unbatched ``(T, D)`` / ``PackedSequence`` input, optional ``(h_0, c_0)``,
+``num_layers``, ``bidirectional`` and ``dropout``. Variable lengths are masked step by step,
 so padding never reaches the state of a shorter sequence, and padded outputs
 are zeros, as in ``nn.LSTM``.
 """
@@ -162,8 +162,16 @@ class RecurrentBase(nn.Module):
 
     cell_class: type[RecurrentCell]
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = False,
-                 bidirectional: bool = False, dropout: float = 0.0, **cell_options):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        **cell_options,
+    ):
         super().__init__()
         _check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         self.cell_options = dict(cell_options)
@@ -182,7 +190,9 @@ class RecurrentBase(nn.Module):
     def _unpack(self, input):
         if isinstance(input, PackedSequence):
             if input.data.dim() != 2 or input.data.shape[-1] != self.input_size:
-                raise ValueError(f"input: packed data must have {self.input_size} features, got {tuple(input.data.shape)}")
+                raise ValueError(
+                    f"input: packed data must have {self.input_size} features, got {tuple(input.data.shape)}"
+                )
             if not bool(torch.isfinite(input.data).all()):
                 raise ValueError("input: holds NaN or inf values; features must be finite")
             padded, lengths = pad_packed_sequence(input, batch_first=False)
@@ -199,8 +209,9 @@ class RecurrentBase(nn.Module):
         if input.numel() and not bool(torch.isfinite(input).all()):
             raise ValueError("input: holds NaN or inf values; features must be finite")
         if input.shape[-3 if input.dim() == 3 and not self.batch_first else -2] == 0:
-            raise ValueError(f"input: expected sequence length to be larger than 0 (as nn.LSTM does), got shape "
-                             f"{tuple(input.shape)}")
+            raise ValueError(
+                f"input: expected sequence length to be larger than 0 (as nn.LSTM does), got shape {tuple(input.shape)}"
+            )
         if input.dim() == 2:
             return input.unsqueeze(1), None, True
         return (input.transpose(0, 1) if self.batch_first else input), None, False
@@ -217,8 +228,10 @@ class RecurrentBase(nn.Module):
             h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
         for arg, t in (("hx[0]", h0), ("hx[1]", c0)):
             if tuple(t.shape) != shape:
-                raise ValueError(f"{arg}: expected shape {shape} (num_layers * num_directions, batch, hidden_size), "
-                                 f"got {tuple(t.shape)}")
+                raise ValueError(
+                    f"{arg}: expected shape {shape} (num_layers * num_directions, batch, hidden_size), "
+                    f"got {tuple(t.shape)}"
+                )
         return h0, c0
 
     def _check_memory(self, x: torch.Tensor) -> None:
@@ -230,9 +243,16 @@ class RecurrentBase(nn.Module):
         if states:
             n_qubits, copies = max(q for _, q, _ in need), max(c for _, _, c in need)
             dtype = complex_dtype_for(torch.promote_types(x.dtype, next(self.parameters()).dtype))
-            check_state_memory(states, n_qubits, dtype, x.device, argument="input", copies=copies,
-                               what=f" (a sequence of {x.shape[0]} steps x {x.shape[1]} in "
-                               f"{len(self.cells)} cell(s){', kept for backward' if grad else ''})")
+            check_state_memory(
+                states,
+                n_qubits,
+                dtype,
+                x.device,
+                argument="input",
+                copies=copies,
+                what=f" (a sequence of {x.shape[0]} steps x {x.shape[1]} in "
+                f"{len(self.cells)} cell(s){', kept for backward' if grad else ''})",
+            )
 
     # ------------------------------------------------------------------ recurrence
     def _run_direction(self, cell, x, lengths, h, c, reverse):

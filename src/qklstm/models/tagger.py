@@ -20,15 +20,30 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .qklstm import QKLSTM
 from .qlstm import QLSTM
 
-__all__ = ["RECURRENT", "make_recurrent", "SequenceTagger", "count_parameters", "parameter_table",
-           "format_parameter_table"]
+__all__ = [
+    "RECURRENT",
+    "make_recurrent",
+    "SequenceTagger",
+    "count_parameters",
+    "parameter_table",
+    "format_parameter_table",
+]
 
 #: names accepted by ``recurrent=``
 RECURRENT = ("qklstm", "lstm", "qlstm")
 
 
-def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first: bool = True,
-                   num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0, **options) -> nn.Module:
+def make_recurrent(
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    *,
+    batch_first: bool = True,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    **options,
+) -> nn.Module:
     """Build a recurrent layer by name: ``"qklstm"`` (``preset="paper"`` for the paper
     preset), ``"lstm"`` (``torch.nn.LSTM``) or ``"qlstm"``; ``options`` go to the cells."""
     common = dict(num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout)
@@ -64,22 +79,43 @@ class SequenceTagger(nn.Module):
         - output: ``(B, T, n_tags)`` log-probabilities (``(T, n_tags)`` for 1-D input).
     """
 
-    def __init__(self, vocab_size: int, n_tags: int, *, embedding_dim: int = 8, hidden_size: int = 6,
-                 recurrent: str = "qklstm", padding_idx: int | None = None, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, **options):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_tags: int,
+        *,
+        embedding_dim: int = 8,
+        hidden_size: int = 6,
+        recurrent: str = "qklstm",
+        padding_idx: int | None = None,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        **options,
+    ):
         super().__init__()
         self.recurrent_kind = recurrent
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
-        self.rnn = make_recurrent(recurrent, embedding_dim, hidden_size, batch_first=True, num_layers=num_layers,
-                                  bidirectional=bidirectional, dropout=dropout, **options)
+        self.rnn = make_recurrent(
+            recurrent,
+            embedding_dim,
+            hidden_size,
+            batch_first=True,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            **options,
+        )
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_tags)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.long, torch.int):
             raise ValueError("tokens: expected a LongTensor of token ids, shape (B, T) or (T,)")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.embedding.num_embeddings):
-            raise ValueError(f"tokens: ids must lie in [0, {self.embedding.num_embeddings}); "
-                             "map unknown tokens to the vocabulary's <unk> id")
+            raise ValueError(
+                f"tokens: ids must lie in [0, {self.embedding.num_embeddings}); "
+                "map unknown tokens to the vocabulary's <unk> id"
+            )
         single = tokens.dim() == 1
         if single:
             tokens = tokens.unsqueeze(0)

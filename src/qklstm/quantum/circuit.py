@@ -36,6 +36,7 @@ from .memory import WORKSPACE_FACTOR, check_state_memory
 
 __all__ = ["Op", "Circuit"]
 
+
 def _mul(a, b):
     """Product where Python floats 0 and 1 are exact structural values (no tensor op)."""
     if type(a) is float:
@@ -240,13 +241,24 @@ class Circuit:
                 if first_column:
                     m = (_add(_mul(a, m[0]), _mul(b, m[1])), _add(_mul(cc, m[0]), _mul(d, m[1])))
                 else:
-                    m = (_add(_mul(a, m[0]), _mul(b, m[2])), _add(_mul(a, m[1]), _mul(b, m[3])),
-                         _add(_mul(cc, m[0]), _mul(d, m[2])), _add(_mul(cc, m[1]), _mul(d, m[3])))
+                    m = (
+                        _add(_mul(a, m[0]), _mul(b, m[2])),
+                        _add(_mul(a, m[1]), _mul(b, m[3])),
+                        _add(_mul(cc, m[0]), _mul(d, m[2])),
+                        _add(_mul(cc, m[1]), _mul(d, m[3])),
+                    )
             shape = (batch, len(positions))
-            m = [torch.full(shape, e, dtype=dtype, device=device) if not torch.is_tensor(e)
-                 else e.to(dtype).expand(shape) for e in m]
-            parts.append(torch.stack(m, -1) if first_column else
-                         torch.stack([torch.stack(m[:2], -1), torch.stack(m[2:], -1)], -2))
+            m = [
+                torch.full(shape, e, dtype=dtype, device=device)
+                if not torch.is_tensor(e)
+                else e.to(dtype).expand(shape)
+                for e in m
+            ]
+            parts.append(
+                torch.stack(m, -1)
+                if first_column
+                else torch.stack([torch.stack(m[:2], -1), torch.stack(m[2:], -1)], -2)
+            )
             order += positions
         mats = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
         if order != list(range(count)):
@@ -260,9 +272,7 @@ class Circuit:
 
     def _check_angles(self, angles: torch.Tensor) -> torch.Tensor:
         if angles.dim() != 2 or angles.shape[1] != self.n_params:
-            raise ValueError(
-                f"angles: expected shape (batch, {self.n_params}), got {tuple(angles.shape)}"
-            )
+            raise ValueError(f"angles: expected shape (batch, {self.n_params}), got {tuple(angles.shape)}")
         if not angles.is_floating_point():
             angles = angles.to(torch.get_default_dtype())
         return angles
@@ -356,8 +366,14 @@ class Circuit:
         """The guard under every simulation: refuse a batch whose states would not fit, before allocating.
         (Public entry points check first with their own argument names; this catches every other path.)"""
         grad = torch.is_grad_enabled() and angles.requires_grad
-        check_state_memory(angles.shape[0], self.n_qubits, G.complex_dtype_for(angles.dtype), angles.device,
-                           argument="states", copies=self.state_copies(grad))
+        check_state_memory(
+            angles.shape[0],
+            self.n_qubits,
+            G.complex_dtype_for(angles.dtype),
+            angles.device,
+            argument="states",
+            copies=self.state_copies(grad),
+        )
 
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the whole template (prefix included) to existing ``state``."""

@@ -35,7 +35,9 @@ def validate_features(x, n_features: int, argument: str = "x") -> torch.Tensor:
         try:
             x = torch.as_tensor(x)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(f"{argument}: expected a tensor of shape (..., {n_features}), got {type(x).__name__}") from err
+            raise ValueError(
+                f"{argument}: expected a tensor of shape (..., {n_features}), got {type(x).__name__}"
+            ) from err
     if x.is_complex():
         raise ValueError(f"{argument}: expected real features, got dtype {x.dtype}")
     if x.dim() == 0 or x.shape[-1] != n_features:
@@ -74,8 +76,9 @@ class FeatureMap(nn.Module):
             raise ValueError(f"n_qubits: expected a positive int, got {n_qubits!r}")
         # one state must fit (a product-form kernel needs none, but every other path simulates states);
         # memory is read only when a state is large enough to matter
-        check_bytes(state_bytes(1, n_qubits), "n_qubits",
-                    f"one state of {n_qubits} qubits (2**{n_qubits} amplitudes x 8 bytes)")
+        check_bytes(
+            state_bytes(1, n_qubits), "n_qubits", f"one state of {n_qubits} qubits (2**{n_qubits} amplitudes x 8 bytes)"
+        )
         self.n_qubits = n_qubits
         self.n_features = n_features
         # An empty buffer that follows .double()/.to(): it sets the compute dtype of maps
@@ -142,8 +145,13 @@ class FeatureMap(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.n_features)
         grad = torch.is_grad_enabled() and (flat.requires_grad or any(p.requires_grad for p in self.parameters()))
-        check_state_memory(flat.shape[0], self.n_qubits, complex_dtype_for(flat.dtype), flat.device,
-                           copies=self.circuit.state_copies(grad))
+        check_state_memory(
+            flat.shape[0],
+            self.n_qubits,
+            complex_dtype_for(flat.dtype),
+            flat.device,
+            copies=self.circuit.state_copies(grad),
+        )
         return self.circuit.run(self.angles(flat)).reshape(*lead, 2**self.n_qubits)
 
     def extra_repr(self) -> str:
@@ -235,8 +243,7 @@ class PaperFeatureMap(FeatureMap):
 
     def extra_repr(self) -> str:
         return (
-            f"n_qubits={self.n_qubits}, layers={self.layers}, entangler={self.entangler!r}, "
-            f"trainable={self.trainable}"
+            f"n_qubits={self.n_qubits}, layers={self.layers}, entangler={self.entangler!r}, trainable={self.trainable}"
         )
 
 

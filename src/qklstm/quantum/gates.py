@@ -134,8 +134,10 @@ def matrix_1q(name: str, theta: torch.Tensor | None, *, dtype, device=None, batc
     if name in PARAMETRIC_GATES and theta is not None:
         half = theta.to(real_dtype_for(dtype)) / 2
         c, s = torch.cos(half), torch.sin(half)
-    m = [e.to(dtype).expand(batch) if torch.is_tensor(e) else torch.full((batch,), e, dtype=dtype, device=device)
-         for e in gate_entries(name, c, s)]
+    m = [
+        e.to(dtype).expand(batch) if torch.is_tensor(e) else torch.full((batch,), e, dtype=dtype, device=device)
+        for e in gate_entries(name, c, s)
+    ]
     return torch.stack([torch.stack(m[:2], -1), torch.stack(m[2:], -1)], -2)
 
 

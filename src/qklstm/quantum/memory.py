@@ -14,8 +14,15 @@ import os
 
 import torch
 
-__all__ = ["StateMemoryError", "available_bytes", "check_bytes", "check_state_memory", "format_bytes",
-           "memory_limit", "state_bytes"]
+__all__ = [
+    "StateMemoryError",
+    "available_bytes",
+    "check_bytes",
+    "check_state_memory",
+    "format_bytes",
+    "memory_limit",
+    "state_bytes",
+]
 
 #: State-sized copies alive at the peak of a simulation without autograd (the state, a gate's
 #: output, the overlap's operands). Measured (benchmarks/memory.py): 4.6-5.4 at 16-20 qubits.
@@ -111,9 +118,11 @@ def memory_limit(device=None) -> tuple[int, str]:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free), f"memory of {device}"
-    limits = [(_meminfo_available(), "MemAvailable of this machine"),
-              (_cgroup_available(), "this process's control-group memory limit less its usage"),
-              (_address_space_available(), "this process's address-space limit, ulimit -v, less what it maps")]
+    limits = [
+        (_meminfo_available(), "MemAvailable of this machine"),
+        (_cgroup_available(), "this process's control-group memory limit less its usage"),
+        (_address_space_available(), "this process's address-space limit, ulimit -v, less what it maps"),
+    ]
     known = [(b, what) for b, what in limits if b is not None]
     return min(known) if known else (_UNLIMITED, "unknown")
 
@@ -131,12 +140,22 @@ def check_bytes(need: int, argument: str, what: str, device=None) -> None:
     if need > have:
         limit, source = memory_limit(device)
         source = source if limit == have else "free"
-        raise StateMemoryError(f"{argument}: {what} needs {format_bytes(need)}, but only {format_bytes(have)} is "
-                               f"free ({source}); use fewer qubits")
+        raise StateMemoryError(
+            f"{argument}: {what} needs {format_bytes(need)}, but only {format_bytes(have)} is "
+            f"free ({source}); use fewer qubits"
+        )
 
 
-def check_state_memory(batch: int, n_qubits: int, dtype, device=None, *, argument: str = "x",
-                       copies: int = WORKSPACE_FACTOR, what: str = "") -> None:
+def check_state_memory(
+    batch: int,
+    n_qubits: int,
+    dtype,
+    device=None,
+    *,
+    argument: str = "x",
+    copies: int = WORKSPACE_FACTOR,
+    what: str = "",
+) -> None:
     """Raise :class:`StateMemoryError` naming ``argument`` when ``copies`` copies of ``batch`` states would not fit.
 
     ``copies`` defaults to :data:`WORKSPACE_FACTOR`; with autograd recording, pass

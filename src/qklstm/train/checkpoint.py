@@ -24,8 +24,17 @@ import torch
 
 from ..io import atomic_write
 
-__all__ = ["BEST", "FORMAT", "LAST", "load_checkpoint", "load_run_checkpoint", "load_weights", "rng_state",
-           "save_checkpoint", "set_rng_state"]
+__all__ = [
+    "BEST",
+    "FORMAT",
+    "LAST",
+    "load_checkpoint",
+    "load_run_checkpoint",
+    "load_weights",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 FORMAT = "qklstm-run"
 VERSION = 1
@@ -41,8 +50,16 @@ def save_checkpoint(path, payload: dict) -> None:
 
 
 #: what every checkpoint holds, and the type each entry must have
-_ENTRIES = {"epoch": int, "model": dict, "optimizer": dict, "config": dict, "history": list, "best": dict,
-            "rng": dict, "n_parameters": int}
+_ENTRIES = {
+    "epoch": int,
+    "model": dict,
+    "optimizer": dict,
+    "config": dict,
+    "history": list,
+    "best": dict,
+    "rng": dict,
+    "n_parameters": int,
+}
 
 
 def _first_line(err: BaseException) -> str:
@@ -61,8 +78,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: {path} does not exist")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive whose directory sits at its end
-        raise ValueError(f"checkpoint: {path} is not a checkpoint: torch.save writes a zip archive and this "
-                         "file is none (cut short, or another kind of file)")
+        raise ValueError(
+            f"checkpoint: {path} is not a checkpoint: torch.save writes a zip archive and this "
+            "file is none (cut short, or another kind of file)"
+        )
     try:
         with warnings.catch_warnings():  # a damaged pickle can make torch warn before it fails
             warnings.simplefilter("ignore")
@@ -89,8 +108,10 @@ def load_run_checkpoint(path, map_location="cpu") -> dict:
     for key, kind in _ENTRIES.items():
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, kind):
-            raise ValueError(f"checkpoint: {path} is damaged: its entry {key!r} is "
-                             f"{'missing' if value is None else type(value).__name__}, expected {kind.__name__}")
+            raise ValueError(
+                f"checkpoint: {path} is damaged: its entry {key!r} is "
+                f"{'missing' if value is None else type(value).__name__}, expected {kind.__name__}"
+            )
     bad = [k for k, v in data["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise ValueError(f"checkpoint: {path} is damaged: model entry {bad[0]!r} is not a tensor")
@@ -104,13 +125,17 @@ def load_weights(model: torch.nn.Module, state: dict, source) -> None:
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     if missing or unexpected:
         what = f"lacks {missing[0]!r}" if missing else f"has {unexpected[0]!r}, which this model has not"
-        raise ValueError(f"checkpoint: {source} does not fit this model: it {what} "
-                         f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+        raise ValueError(
+            f"checkpoint: {source} does not fit this model: it {what} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)"
+        )
     for name, tensor in own.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ValueError(f"checkpoint: {source} does not fit this model: tensor {name!r} has shape "
-                             f"{tuple(state[name].shape)} in the checkpoint and {tuple(tensor.shape)} in the model "
-                             "(saved from a model of other sizes)")
+            raise ValueError(
+                f"checkpoint: {source} does not fit this model: tensor {name!r} has shape "
+                f"{tuple(state[name].shape)} in the checkpoint and {tuple(tensor.shape)} in the model "
+                "(saved from a model of other sizes)"
+            )
     model.load_state_dict(state)
 
 
@@ -120,8 +145,13 @@ def rng_state(data_generator: torch.Generator) -> dict:
     py_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
         "data": data_generator.get_state(),
     }
@@ -134,8 +164,9 @@ def set_rng_state(state: dict, data_generator: torch.Generator) -> None:
     """Inverse of :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     data_generator.set_state(state["data"])

@@ -40,8 +40,10 @@ def parse_models(text: str) -> list[tuple[str, str, int | None]]:
             continue
         m = _SPEC.match(part)
         if not m:
-            raise ValueError(f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, "
-                             "optionally with a hidden size as in lstm-h10")
+            raise ValueError(
+                f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, "
+                "optionally with a hidden size as in lstm-h10"
+            )
         specs.append((part, m.group(1), int(m.group(2)) if m.group(2) else None))
     if not specs:
         raise ValueError("--models: expected at least one of " + ", ".join(MODELS))
@@ -60,13 +62,23 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool) -> str:
         if overwrite:
             return "overwrite"
         diff = sorted(k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v)
-        raise ValueError(f"--out: {cfg.run_dir} holds a run with other settings ({', '.join(diff)}); "
-                         "pass --overwrite or choose another --out")
+        raise ValueError(
+            f"--out: {cfg.run_dir} holds a run with other settings ({', '.join(diff)}); "
+            "pass --overwrite or choose another --out"
+        )
     return "done" if ckpt.get("finished") else "resume"
 
 
-def run_compare(base: TrainConfig, models: str, seeds: int, out_dir, *, overwrite: bool = False,
-                progress: bool = True, log: Callable = print) -> dict:
+def run_compare(
+    base: TrainConfig,
+    models: str,
+    seeds: int,
+    out_dir,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable = print,
+) -> dict:
     """Train and score every model for seeds ``base.seed .. base.seed + seeds - 1``; returns the table data."""
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds: expected a positive integer, got {seeds!r}")
@@ -82,8 +94,9 @@ def _compare(base, specs, seeds, out, overwrite, progress, log) -> dict:
     for label, model, hidden in specs:
         for k in range(seeds):
             seed = base.seed + k
-            cfg = base.merged({"model": model, "seed": seed, "hidden": hidden or base.hidden,
-                               "out": str(out / f"{label}-seed{seed}")})
+            cfg = base.merged(
+                {"model": model, "seed": seed, "hidden": hidden or base.hidden, "out": str(out / f"{label}-seed{seed}")}
+            )
             state = _prepare_run(cfg, overwrite)
             log(f"\n== {label}, seed {seed}: {cfg.run_dir} ({state})")
             if state in ("fresh", "overwrite"):
@@ -98,8 +111,14 @@ def _compare(base, specs, seeds, out, overwrite, progress, log) -> dict:
             report["best_dev"] = ckpt["best"]["metric"]
             report["label"], report["hidden"] = label, cfg.hidden
             runs.append(report)
-    result = {"task": base.task, "runs": runs, "specs": specs, "seeds": seeds, "config": base.to_dict(),
-              "seconds": time.perf_counter() - t_all}
+    result = {
+        "task": base.task,
+        "runs": runs,
+        "specs": specs,
+        "seeds": seeds,
+        "config": base.to_dict(),
+        "seconds": time.perf_counter() - t_all,
+    }
     md, agg_rows, run_keys = _tables(result, base)
     atomic_write_text(out / "compare.md", md)
     write_csv(out / "compare.csv", list(agg_rows[0]), agg_rows)
@@ -122,15 +141,18 @@ def _plot(result: dict, path: Path) -> None:
         ax.bar(i, m, color="tab:blue" if label.startswith("qklstm") else "tab:gray", alpha=0.5, width=0.6)
         ax.errorbar(i, m, yerr=sd, color="black", capsize=6, lw=1.2)
         ax.plot([i] * len(values), values, "o", color="black", ms=4)
-        ax.annotate(f"{m:.2f}", (i + 0.32, m), xytext=(2, 0), textcoords="offset points", ha="left", va="center",
-                    fontsize=8)
+        ax.annotate(
+            f"{m:.2f}", (i + 0.32, m), xytext=(2, 0), textcoords="offset points", ha="left", va="center", fontsize=8
+        )
     n_params = {r["label"]: r["n_parameters"] - r["n_embedding_parameters"] for r in result["runs"]}
     ax.set_xticks(range(len(groups)), [f"{k}\n{n_params[k]:,} params" for k in groups])
     values = [v for vs in groups.values() for v in vs]
     lo, hi = min(values), max(values)
     ax.set_ylim(lo - 0.5 * (hi - lo + 1e-9) - (0.5 if pos else 0.05 * hi), hi + 0.5 * (hi - lo + 1e-9) + 0.1)
-    ax.set(ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
-           title=f"{result['task']}: mean +- std over {result['seeds']} seed(s); dots are seeds")
+    ax.set(
+        ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
+        title=f"{result['task']}: mean +- std over {result['seeds']} seed(s); dots are seeds",
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
@@ -152,50 +174,105 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
         name = LABELS[first["model"]] + (f" (hidden {first['hidden']})" if label != first["model"] else "")
         secs = _pm([r["seconds_per_epoch"] for r in rs], ".1f")
         epochs = "/".join(str(r["epochs"]) for r in rs)
-        row = {"model": label, "hidden": first["hidden"], "seeds": len(rs), "n_parameters": first["n_parameters"],
-               "n_parameters_without_embedding": first["n_parameters"] - first["n_embedding_parameters"]}
+        row = {
+            "model": label,
+            "hidden": first["hidden"],
+            "seeds": len(rs),
+            "n_parameters": first["n_parameters"],
+            "n_parameters_without_embedding": first["n_parameters"] - first["n_embedding_parameters"],
+        }
         if task == "pos":
             for key in ("accuracy", "macro_f1"):
                 row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
-            md_rows.append([name, f"{first['n_parameters']:,}", f"{row['n_parameters_without_embedding']:,}",
-                            _pm([r["accuracy"] for r in rs], ".2f", 100), _pm([r["macro_f1"] for r in rs], ".3f"),
-                            _pm([r["best_dev"] for r in rs], ".2f", 100), secs, epochs])
+            md_rows.append(
+                [
+                    name,
+                    f"{first['n_parameters']:,}",
+                    f"{row['n_parameters_without_embedding']:,}",
+                    _pm([r["accuracy"] for r in rs], ".2f", 100),
+                    _pm([r["macro_f1"] for r in rs], ".3f"),
+                    _pm([r["best_dev"] for r in rs], ".2f", 100),
+                    secs,
+                    epochs,
+                ]
+            )
         else:
             for key in ("rmse", "mae", "mape"):
                 row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
-            md_rows.append([name, f"{first['n_parameters']:,}", _pm([r["rmse"] for r in rs], ".3f"),
-                            _pm([r["mae"] for r in rs], ".3f"), _pm([r["mape"] for r in rs], ".2f", 100),
-                            secs, epochs])
+            md_rows.append(
+                [
+                    name,
+                    f"{first['n_parameters']:,}",
+                    _pm([r["rmse"] for r in rs], ".3f"),
+                    _pm([r["mae"] for r in rs], ".3f"),
+                    _pm([r["mape"] for r in rs], ".2f", 100),
+                    secs,
+                    epochs,
+                ]
+            )
         row["seconds_per_epoch_mean"], row["seconds_per_epoch_std"] = mean_std([r["seconds_per_epoch"] for r in rs])
         agg_rows.append(row)
     if task == "pos":
-        header = ["model", "trainable parameters", "without embedding", "test accuracy (%)", "test macro F1",
-                  "best dev accuracy (%)", "train s/epoch", "epochs"]
+        header = [
+            "model",
+            "trainable parameters",
+            "without embedding",
+            "test accuracy (%)",
+            "test macro F1",
+            "best dev accuracy (%)",
+            "train s/epoch",
+            "epochs",
+        ]
     else:
         p = runs[0]["persistence"]
-        header = ["model", "trainable parameters", "test RMSE", "test MAE", "test MAPE (%)", "train s/epoch",
-                  "epochs"]
-        md_rows.append(["persistence (last value)", "0", f"{p['rmse']:.3f}", f"{p['mae']:.3f}",
-                        f"{100 * p['mape']:.2f}", "-", "-"])
-        agg_rows.append({"model": "persistence", "hidden": "", "seeds": "", "n_parameters": 0,
-                         "n_parameters_without_embedding": 0, "rmse_mean": p["rmse"], "rmse_std": 0.0,
-                         "mae_mean": p["mae"], "mae_std": 0.0, "mape_mean": p["mape"], "mape_std": 0.0,
-                         "seconds_per_epoch_mean": "", "seconds_per_epoch_std": ""})
+        header = ["model", "trainable parameters", "test RMSE", "test MAE", "test MAPE (%)", "train s/epoch", "epochs"]
+        md_rows.append(
+            ["persistence (last value)", "0", f"{p['rmse']:.3f}", f"{p['mae']:.3f}", f"{100 * p['mape']:.2f}", "-", "-"]
+        )
+        agg_rows.append(
+            {
+                "model": "persistence",
+                "hidden": "",
+                "seeds": "",
+                "n_parameters": 0,
+                "n_parameters_without_embedding": 0,
+                "rmse_mean": p["rmse"],
+                "rmse_std": 0.0,
+                "mae_mean": p["mae"],
+                "mae_std": 0.0,
+                "mape_mean": p["mape"],
+                "mape_std": 0.0,
+                "seconds_per_epoch_mean": "",
+                "seconds_per_epoch_std": "",
+            }
+        )
     seeds = sorted({r["seed"] for r in runs})
     cfg = base
     lim = f", training subset {cfg.train_limit:,} (evenly spaced)" if cfg.train_limit else ""
-    data_line = (f"{cfg.task} on {cfg.data_source}{lim}; {cfg.epochs} epochs (patience {cfg.patience}), batch "
-                 f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {seeds}; "
-                 "mean +- sample std over seeds; test scores of each run's best-dev checkpoint")
+    data_line = (
+        f"{cfg.task} on {cfg.data_source}{lim}; {cfg.epochs} epochs (patience {cfg.patience}), batch "
+        f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {seeds}; "
+        "mean +- sample std over seeds; test scores of each run's best-dev checkpoint"
+    )
     if task == "pos":
         data_line += f"; embedding {cfg.embedding_dim}"
     else:
         u = runs[0]["units"]
-        data_line += (f"; window {cfg.window}, horizon {cfg.horizon}; errors in {u} units, MAPE over targets with "
-                      f"|y| > {runs[0]['scores']['mape_epsilon']:g}")
+        data_line += (
+            f"; window {cfg.window}, horizon {cfg.horizon}; errors in {u} units, MAPE over targets with "
+            f"|y| > {runs[0]['scores']['mape_epsilon']:g}"
+        )
     models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
     md = "\n".join([f"# compare: {task}", "", data_line, "", models_line, "", format_table(header, md_rows), ""])
-    keys = ["label", "model", "hidden", "seed", "n_parameters", "n_embedding_parameters", "epochs", "best_dev",
-            "seconds_per_epoch"] + (["accuracy", "macro_f1", "unknown_tokens", "tokens"] if task == "pos"
-                                     else ["rmse", "mae", "mape"])
+    keys = [
+        "label",
+        "model",
+        "hidden",
+        "seed",
+        "n_parameters",
+        "n_embedding_parameters",
+        "epochs",
+        "best_dev",
+        "seconds_per_epoch",
+    ] + (["accuracy", "macro_f1", "unknown_tokens", "tokens"] if task == "pos" else ["rmse", "mae", "mape"])
     return md, agg_rows, keys

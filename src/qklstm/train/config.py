@@ -21,8 +21,18 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["DATA_DEFAULTS", "LABELS", "MODELS", "OPTIMIZERS", "TASKS", "TrainConfig", "check_keys", "load_toml", "option_names",
-           "set_threads"]
+__all__ = [
+    "DATA_DEFAULTS",
+    "LABELS",
+    "MODELS",
+    "OPTIMIZERS",
+    "TASKS",
+    "TrainConfig",
+    "check_keys",
+    "load_toml",
+    "option_names",
+    "set_threads",
+]
 
 TASKS = ("pos", "forecast")
 MODELS = ("qklstm", "lstm", "qlstm")
@@ -48,25 +58,44 @@ class TrainConfig:
     task: str = _opt("pos", "pos (tagging) or forecast (next value of a series)", group="task", choices=TASKS)
     model: str = _opt("qklstm", "recurrent layer: qklstm, lstm or qlstm", group="task", choices=MODELS)
     # data
-    data: str | None = _opt(None, "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
-                            "forecast: beijing-pm25 (the cache) or FILE.csv", group="data", kind=str,
-                            metavar="SOURCE")
-    dev: str | None = _opt(None, "pos, CoNLL-U: the dev split as its own FILE.conllu (with --test; default: "
-                           "--data is cut 80/10/10)", group="data", kind=str, metavar="FILE")
-    test: str | None = _opt(None, "pos, CoNLL-U: the test split as its own FILE.conllu (with --dev)", group="data",
-                            kind=str, metavar="FILE")
-    target: str | None = _opt(None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)",
-                              group="data", kind=str)
-    covariates: str | None = _opt(None, "forecast, CSV: comma-separated numeric input columns", group="data",
-                                  kind=str, metavar="A,B,...")
-    categorical: str | None = _opt(None, "forecast, CSV: comma-separated categorical columns (one-hot)",
-                                   group="data", kind=str, metavar="A,B,...")
+    data: str | None = _opt(
+        None,
+        "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
+        "forecast: beijing-pm25 (the cache) or FILE.csv",
+        group="data",
+        kind=str,
+        metavar="SOURCE",
+    )
+    dev: str | None = _opt(
+        None,
+        "pos, CoNLL-U: the dev split as its own FILE.conllu (with --test; default: --data is cut 80/10/10)",
+        group="data",
+        kind=str,
+        metavar="FILE",
+    )
+    test: str | None = _opt(
+        None, "pos, CoNLL-U: the test split as its own FILE.conllu (with --dev)", group="data", kind=str, metavar="FILE"
+    )
+    target: str | None = _opt(
+        None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)", group="data", kind=str
+    )
+    covariates: str | None = _opt(
+        None, "forecast, CSV: comma-separated numeric input columns", group="data", kind=str, metavar="A,B,..."
+    )
+    categorical: str | None = _opt(
+        None, "forecast, CSV: comma-separated categorical columns (one-hot)", group="data", kind=str, metavar="A,B,..."
+    )
     window: int = _opt(24, "forecast: hours per input window", group="data", minimum=1)
-    horizon: int = _opt(1, "forecast: predict this many steps after the window's last row", group="data",
-                        minimum=1)
-    subset: int | None = _opt(None, "train on a deterministic, evenly spaced subset of N training examples "
-                              "(sentences or windows); dev and test stay whole", group="data", minimum=1,
-                              kind=int, metavar="N")
+    horizon: int = _opt(1, "forecast: predict this many steps after the window's last row", group="data", minimum=1)
+    subset: int | None = _opt(
+        None,
+        "train on a deterministic, evenly spaced subset of N training examples "
+        "(sentences or windows); dev and test stay whole",
+        group="data",
+        minimum=1,
+        kind=int,
+        metavar="N",
+    )
     min_freq: int = _opt(2, "pos: words seen fewer times in training become <unk>", group="data", minimum=1)
     lowercase: bool = _opt(False, "pos: fold case in the word vocabulary", group="data")
     # model
@@ -89,15 +118,22 @@ class TrainConfig:
     clip: float = _opt(1.0, "clip the gradient norm to this value (0: no clipping)", minimum=0.0)
     patience: int = _opt(0, "stop after this many epochs without a better dev score (0: never)", minimum=0)
     seed: int = _opt(0, "seed of the weights, the references and the data order", minimum=0)
-    out: str | None = _opt(None, "run folder (default runs/<task>-<model>-seed<seed>)", kind=str,
-                           metavar="RUN_DIR")
+    out: str | None = _opt(None, "run folder (default runs/<task>-<model>-seed<seed>)", kind=str, metavar="RUN_DIR")
     device: str = _opt("cpu", "cpu or cuda", choices=DEVICES)
-    tensorboard: str | None = _opt(None, "also write TensorBoard scalars (step loss, train and dev scores) to DIR "
-                                   "(needs pip install 'qklstm[tensorboard]')", kind=str, metavar="DIR")
-    threads: int = _opt(1, "CPU threads for torch (0: torch's default). One is the default: these small "
-                        "step-by-step recurrences gain little from more, and lose badly on a busy machine. "
-                        "Part of the run's settings, since it can change float results in the last bits",
-                        minimum=0)
+    tensorboard: str | None = _opt(
+        None,
+        "also write TensorBoard scalars (step loss, train and dev scores) to DIR "
+        "(needs pip install 'qklstm[tensorboard]')",
+        kind=str,
+        metavar="DIR",
+    )
+    threads: int = _opt(
+        1,
+        "CPU threads for torch (0: torch's default). One is the default: these small "
+        "step-by-step recurrences gain little from more, and lose badly on a busy machine. "
+        "Part of the run's settings, since it can change float results in the last bits",
+        minimum=0,
+    )
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -147,8 +183,10 @@ class TrainConfig:
         else:
             src = self.data_source
             if src in ("beijing-pm25",) or src.endswith(".csv"):
-                raise ValueError(f"--data: {src!r} is a time series; use --task forecast, or give brown, "
-                                 "a Brown folder or a .conllu file for --task pos")
+                raise ValueError(
+                    f"--data: {src!r} is a time series; use --task forecast, or give brown, "
+                    "a Brown folder or a .conllu file for --task pos"
+                )
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -167,8 +205,9 @@ class TrainConfig:
         """Keyword options of the recurrent layer for this model."""
         common = dict(num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout)
         if self.model == "qklstm":
-            common.update(n_qubits=self.n_qubits, n_references=self.n_references, feature_map=self.feature_map,
-                          layers=self.layers)
+            common.update(
+                n_qubits=self.n_qubits, n_references=self.n_references, feature_map=self.feature_map, layers=self.layers
+            )
         elif self.model == "qlstm":
             common.update(n_qubits=self.n_qubits, n_qlayers=self.qlayers)
         return common
@@ -294,6 +333,8 @@ def load_toml(path) -> dict:
         raise ValueError(f"--config: {path} is not valid TOML (not UTF-8: {err.reason} at byte {err.start})") from None
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
-        raise ValueError(f"--config: {path}: tables such as [{nested[0]}] are not supported; "
-                         f"write every option as a top-level key (valid keys: {', '.join(option_names())})")
+        raise ValueError(
+            f"--config: {path}: tables such as [{nested[0]}] are not supported; "
+            f"write every option as a top-level key (valid keys: {', '.join(option_names())})"
+        )
     return data

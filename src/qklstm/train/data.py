@@ -82,9 +82,11 @@ class PosData:
         c = self.splits.counts()
         used = len(self.splits.train)
         sub = f" (subset of {self.train_total:,})" if used < self.train_total else ""
-        return (f"{self.splits.name or 'data'}: train {used:,} sentences{sub} / {c['train']['tokens']:,} tokens, "
-                f"dev {c['dev']['sentences']:,}, test {c['test']['sentences']:,} sentences; "
-                f"{len(self.words):,} words, {len(self.tags) - 1} tags")
+        return (
+            f"{self.splits.name or 'data'}: train {used:,} sentences{sub} / {c['train']['tokens']:,} tokens, "
+            f"dev {c['dev']['sentences']:,}, test {c['test']['sentences']:,} sentences; "
+            f"{len(self.words):,} words, {len(self.tags) - 1} tags"
+        )
 
 
 def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
@@ -98,12 +100,16 @@ def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
     total = sum(sizes.values())
     fractions = splits.meta.get("fractions")
     if fractions is None:  # Brown folders are cut by documents
-        raise ValueError(f"--data: {src} gives train {sizes['train']}, dev {sizes['dev']} and test {sizes['test']} "
-                         "sentences when cut 80/10/10 by document; every split needs at least one (add documents)")
+        raise ValueError(
+            f"--data: {src} gives train {sizes['train']}, dev {sizes['dev']} and test {sizes['test']} "
+            "sentences when cut 80/10/10 by document; every split needs at least one (add documents)"
+        )
     need = next(n for n in range(1, 1000) if all(b > a for a, b in split_bounds(n, fractions)))
-    raise ValueError(f"--data: {src} has {total} sentences; cut 80/10/10 they give train {sizes['train']}, dev "
-                     f"{sizes['dev']}, test {sizes['test']}, and every split needs at least one (at least {need} "
-                     "sentences in all); add sentences, or give the splits as files with --dev FILE --test FILE")
+    raise ValueError(
+        f"--data: {src} has {total} sentences; cut 80/10/10 they give train {sizes['train']}, dev "
+        f"{sizes['dev']}, test {sizes['test']}, and every split needs at least one (at least {need} "
+        "sentences in all); add sentences, or give the splits as files with --dev FILE --test FILE"
+    )
 
 
 def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None) -> PosData:
@@ -149,9 +155,9 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Genera
     batches = []
     step = batch_size * pool
     for start in range(0, len(perm), step):
-        chunk = perm[start:start + step]
+        chunk = perm[start : start + step]
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     order = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in order]
 
@@ -159,7 +165,7 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Genera
 def sequential_batches(n: int, batch_size: int, lengths: np.ndarray | None = None) -> list:
     """Batches for evaluation: in order, or sorted by length (longest first) when ``lengths`` is given."""
     idx = np.arange(n) if lengths is None else np.argsort(-np.asarray(lengths), kind="stable")
-    return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [idx[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,26 +195,39 @@ class ForecastData:
         s = self.series
         used = len(s.train)
         sub = f" (evenly spaced subset of {self.train_total:,})" if used < self.train_total else ""
-        return (f"{Path(s.source).name or s.source}: target {s.target}, window {s.window}, horizon {s.horizon}, "
-                f"{self.n_features} features; windows train {used:,}{sub}, dev {len(s.dev):,}, test {len(s.test):,}")
+        return (
+            f"{Path(s.source).name or s.source}: target {s.target}, window {s.window}, horizon {s.horizon}, "
+            f"{self.n_features} features; windows train {used:,}{sub}, dev {len(s.dev):,}, test {len(s.test):,}"
+        )
 
 
 def load_forecast(cfg: TrainConfig, scaler: dict | None = None) -> ForecastData:
     """Windows of ``cfg``'s series; with ``scaler`` (from a checkpoint) the data must scale the same way."""
     src = cfg.data_source
-    series = load_timeseries(src, target=cfg.target, covariates=parse_columns(cfg.covariates),
-                             categorical=parse_columns(cfg.categorical), window=cfg.window, horizon=cfg.horizon)
+    series = load_timeseries(
+        src,
+        target=cfg.target,
+        covariates=parse_columns(cfg.covariates),
+        categorical=parse_columns(cfg.categorical),
+        window=cfg.window,
+        horizon=cfg.horizon,
+    )
     total = len(series.train)
     keep = even_subset(total, cfg.train_limit)
     tr = series.train
     series.train = WindowSet(tr.x[keep], tr.y[keep], None if tr.observed is None else tr.observed[keep])
     if scaler is not None:
         saved = StandardScaler.from_dict(scaler)
-        same = (saved.names == series.scaler.names and np.allclose(saved.mean, series.scaler.mean)
-                and np.allclose(saved.std, series.scaler.std))
+        same = (
+            saved.names == series.scaler.names
+            and np.allclose(saved.mean, series.scaler.mean)
+            and np.allclose(saved.std, series.scaler.std)
+        )
         if not same:
-            raise ValueError(f"--data: {src} does not scale like the data this run was trained on "
-                             "(the saved scaler differs); was the file changed?")
+            raise ValueError(
+                f"--data: {src} does not scale like the data this run was trained on "
+                "(the saved scaler differs); was the file changed?"
+            )
     return ForecastData(series, total)
 
 

@@ -38,13 +38,23 @@ def checkpoint_path(run_dir, which: str = "best") -> Path:
     if which == "best" and not path.exists():
         path = run_dir / LAST
     if not path.exists():
-        raise FileNotFoundError(f"RUN_DIR: {run_dir} holds no checkpoint ({BEST} or {LAST}); "
-                                "has `qklstm train --out` finished an epoch there?")
+        raise FileNotFoundError(
+            f"RUN_DIR: {run_dir} holds no checkpoint ({BEST} or {LAST}); "
+            "has `qklstm train --out` finished an epoch there?"
+        )
     return path
 
 
-def evaluate_run(run_dir, split: str = "test", *, checkpoint: str = "best", device: str | None = None,
-                 batch_size: int | None = None, write: bool = True, log: Callable = print) -> dict:
+def evaluate_run(
+    run_dir,
+    split: str = "test",
+    *,
+    checkpoint: str = "best",
+    device: str | None = None,
+    batch_size: int | None = None,
+    write: bool = True,
+    log: Callable = print,
+) -> dict:
     """Score the run in ``run_dir`` on ``split``; writes the report files into ``run_dir`` when ``write``."""
     if split not in SPLITS:
         raise ValueError(f"--split: expected one of {', '.join(SPLITS)}, got {split!r}")
@@ -62,8 +72,14 @@ def _evaluate(run_dir, split, checkpoint, device, batch_size, write, log) -> dic
     model.eval()
     bs = batch_size or cfg.eval_batch_size
     head = {
-        "run_dir": str(run_dir), "split": split, "checkpoint": path.name, "epoch": int(ckpt["epoch"]),
-        "task": cfg.task, "model": cfg.model, "seed": cfg.seed, "n_parameters": int(ckpt["n_parameters"]),
+        "run_dir": str(run_dir),
+        "split": split,
+        "checkpoint": path.name,
+        "epoch": int(ckpt["epoch"]),
+        "task": cfg.task,
+        "model": cfg.model,
+        "seed": cfg.seed,
+        "n_parameters": int(ckpt["n_parameters"]),
         "n_embedding_parameters": int(ckpt.get("n_embedding_parameters", 0)),
         "description": cfg.describe(),
     }
@@ -96,26 +112,58 @@ def _evaluate_pos(task, model, split, bs, run_dir: Path, write: bool, log) -> di
     known_acc = float((g[~is_unk] == p[~is_unk]).mean()) if total - unk else float("nan")
     macro_f1 = float(np.mean([r["f1"] for r in rows if r["support"]]))
     header = ["tag", "precision", "recall", "F1", "support"]
-    body = [[r["tag"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", f"{r['support']:,}"]
-            for r in rows]
+    body = [
+        [r["tag"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", f"{r['support']:,}"] for r in rows
+    ]
     log(format_table(header, body, markdown=False))
-    log(f"accuracy {accuracy:.4f} over {total:,} tokens ({len(sentences):,} sentences), macro F1 {macro_f1:.4f}, "
-        f"loss {loss:.4f}")
-    log(f"unknown tokens: {unk:,} of {total:,} ({unk / max(total, 1):.2%}) were not in the training vocabulary "
-        f"and were mapped to <unk>; accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}")
+    log(
+        f"accuracy {accuracy:.4f} over {total:,} tokens ({len(sentences):,} sentences), macro F1 {macro_f1:.4f}, "
+        f"loss {loss:.4f}"
+    )
+    log(
+        f"unknown tokens: {unk:,} of {total:,} ({unk / max(total, 1):.2%}) were not in the training vocabulary "
+        f"and were mapped to <unk>; accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}"
+    )
     if write:
-        write_csv(run_dir / f"{split}_per_tag.csv", ["tag", "precision", "recall", "f1", "support", "predicted"],
-                  ([r["tag"], f"{r['precision']:.6f}", f"{r['recall']:.6f}", f"{r['f1']:.6f}", r["support"],
-                    r["predicted"]] for r in rows))
-        md = [f"# Tagging, {split} split", "",
-              f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro_f1:.4f}; "
-              f"{unk:,} tokens ({unk / max(total, 1):.2%}) mapped to <unk> (accuracy on them {unk_acc:.4f})",
-              "", format_table(header, body), ""]
+        write_csv(
+            run_dir / f"{split}_per_tag.csv",
+            ["tag", "precision", "recall", "f1", "support", "predicted"],
+            (
+                [
+                    r["tag"],
+                    f"{r['precision']:.6f}",
+                    f"{r['recall']:.6f}",
+                    f"{r['f1']:.6f}",
+                    r["support"],
+                    r["predicted"],
+                ]
+                for r in rows
+            ),
+        )
+        md = [
+            f"# Tagging, {split} split",
+            "",
+            f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro_f1:.4f}; "
+            f"{unk:,} tokens ({unk / max(total, 1):.2%}) mapped to <unk> (accuracy on them {unk_acc:.4f})",
+            "",
+            format_table(header, body),
+            "",
+        ]
         atomic_write_text(run_dir / f"{split}_per_tag.md", "\n".join(md))
         _plot_confusion(cm, names, run_dir / f"{split}_confusion.png", f"{split}: accuracy {accuracy:.4f}")
-    return {"accuracy": accuracy, "loss": loss, "macro_f1": macro_f1, "tokens": total,
-            "sentences": len(sentences), "unknown_tokens": unk, "unknown_accuracy": unk_acc,
-            "known_accuracy": known_acc, "per_tag": rows, "confusion": cm.tolist(), "tags": names}
+    return {
+        "accuracy": accuracy,
+        "loss": loss,
+        "macro_f1": macro_f1,
+        "tokens": total,
+        "sentences": len(sentences),
+        "unknown_tokens": unk,
+        "unknown_accuracy": unk_acc,
+        "known_accuracy": known_acc,
+        "per_tag": rows,
+        "confusion": cm.tolist(),
+        "tags": names,
+    }
 
 
 def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
@@ -129,8 +177,15 @@ def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
     for i in range(n):
         for j in range(n):
             if cm[i, j]:
-                ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=6,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{cm[i, j]}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
@@ -148,24 +203,38 @@ def _evaluate_forecast(task, model, split, bs, run_dir: Path, write: bool, log, 
     base = scaler.inverse_target(persistence_forecast(ws.x, scaler.target_index))
     model_m, base_m = forecast_metrics(true, pred), forecast_metrics(true, base)
     observed = ws.observed if ws.observed is not None else np.ones(len(true), bool)
-    model_obs, base_obs = (forecast_metrics(true[observed], pred[observed]),
-                           forecast_metrics(true[observed], base[observed]))
+    model_obs, base_obs = (
+        forecast_metrics(true[observed], pred[observed]),
+        forecast_metrics(true[observed], base[observed]),
+    )
     units = series.target
     header = ["forecast", "RMSE", "MAE", "MAPE", "RMSE (observed)", "MAE (observed)"]
-    body = [[name, f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['mape']:.2%}", f"{o['rmse']:.3f}", f"{o['mae']:.3f}"]
-            for name, m, o in (("model", model_m, model_obs), ("persistence", base_m, base_obs))]
-    note = (f"{len(true):,} {split} windows, errors in {units} units; MAPE over the {model_m['mape_n']:,} targets "
-            f"with |y| > {MAPE_EPSILON:g} (it is undefined at 0); '(observed)': the {int(observed.sum()):,} "
-            f"targets that were measured, not interpolated")
+    body = [
+        [name, f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['mape']:.2%}", f"{o['rmse']:.3f}", f"{o['mae']:.3f}"]
+        for name, m, o in (("model", model_m, model_obs), ("persistence", base_m, base_obs))
+    ]
+    note = (
+        f"{len(true):,} {split} windows, errors in {units} units; MAPE over the {model_m['mape_n']:,} targets "
+        f"with |y| > {MAPE_EPSILON:g} (it is undefined at 0); '(observed)': the {int(observed.sum()):,} "
+        f"targets that were measured, not interpolated"
+    )
     log(format_table(header, body, markdown=False))
     log(note)
     if write:
         md = [f"# Forecasting {units}, {split} split", "", note, "", format_table(header, body), ""]
         atomic_write_text(run_dir / f"{split}_report.md", "\n".join(md))
         _plot_forecast(true, pred, base, run_dir / f"{split}_forecast.png", hours, units, split, series.horizon)
-    return {"rmse": model_m["rmse"], "mae": model_m["mae"], "mape": model_m["mape"], "scores": model_m,
-            "persistence": base_m, "scores_observed": model_obs, "persistence_observed": base_obs,
-            "windows": len(true), "units": units}
+    return {
+        "rmse": model_m["rmse"],
+        "mae": model_m["mae"],
+        "mape": model_m["mape"],
+        "scores": model_m,
+        "persistence": base_m,
+        "scores_observed": model_obs,
+        "persistence_observed": base_obs,
+        "windows": len(true),
+        "units": units,
+    }
 
 
 def _plot_forecast(true, pred, base, path: Path, hours: int, units: str, split: str, horizon: int) -> None:
@@ -175,8 +244,11 @@ def _plot_forecast(true, pred, base, path: Path, hours: int, units: str, split: 
     ax.plot(t, true[:n], color="black", lw=1.2, label="true")
     ax.plot(t, pred[:n], color="tab:red", lw=1.0, label="model")
     ax.plot(t, base[:n], color="tab:gray", lw=0.8, ls=":", label="persistence")
-    ax.set(xlabel=f"time step of the {split} split", ylabel=units,
-           title=f"Forecast {horizon} step(s) ahead: the first {n} targets of the {split} split")
+    ax.set(
+        xlabel=f"time step of the {split} split",
+        ylabel=units,
+        title=f"Forecast {horizon} step(s) ahead: the first {n} targets of the {split} split",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -44,9 +44,19 @@ class Callback:
         """When training ends, however it ends."""
 
 
-def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
-        batches: Callable[[int], Iterable], step_loss: Callable, *, start: int = 1, clip: float = 0.0,
-        callbacks: Iterable[Callback] = (), progress: bool = False, postfix: Callable | None = None) -> dict:
+def fit(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batches: Callable[[int], Iterable],
+    step_loss: Callable,
+    *,
+    start: int = 1,
+    clip: float = 0.0,
+    callbacks: Iterable[Callback] = (),
+    progress: bool = False,
+    postfix: Callable | None = None,
+) -> dict:
     """Train ``model`` for epochs ``start .. epochs``; returns the last epoch's summed statistics.
 
     Per epoch: ``batches(epoch)`` gives the batches (called at the epoch's start, so a seeded
@@ -65,8 +75,15 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
         items = list(batches(epoch))
         stats, last = {}, None
         t0 = time.perf_counter()
-        bar = tqdm(items, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=not progress, leave=False,
-                   mininterval=1.0, dynamic_ncols=True)
+        bar = tqdm(
+            items,
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+            mininterval=1.0,
+            dynamic_ncols=True,
+        )
         try:
             for step, batch in enumerate(bar):
                 optimizer.zero_grad(set_to_none=True)
@@ -99,4 +116,6 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, epochs: int,
 def _diverged(epoch: int, step: int, what: str, value: float, last: float | None):
     raise TrainingDiverged(
         f"training diverged: the {what} became {value} in epoch {epoch}, step {step + 1}"
-        + (f" (last finite loss {last:.6g})" if last is not None else "") + "; lower --lr or set --clip (e.g. --clip 1)")
+        + (f" (last finite loss {last:.6g})" if last is not None else "")
+        + "; lower --lr or set --clip (e.g. --clip 1)"
+    )

@@ -26,6 +26,7 @@ __all__ = [
     "per_class_scores",
 ]
 
+
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     """``cm[t, p]``: how often class ``t`` was predicted as ``p``."""
     t = np.asarray(y_true, dtype=np.int64)
@@ -42,8 +43,16 @@ def per_class_scores(cm: np.ndarray, names) -> list[dict]:
         precision = tp / pred if pred else 0.0
         recall = tp / support if support else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"tag": name, "precision": precision, "recall": recall, "f1": f1, "support": int(support),
-                     "predicted": int(pred)})
+        rows.append(
+            {
+                "tag": name,
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": int(support),
+                "predicted": int(pred),
+            }
+        )
     return rows
 
 

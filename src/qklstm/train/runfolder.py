@@ -34,8 +34,9 @@ def run_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and (p.name in RUN_FILES or p.name.startswith(REPORT_PREFIXES)))
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and (p.name in RUN_FILES or p.name.startswith(REPORT_PREFIXES))
+    )
 
 
 def _finish(folder: Path) -> None:
@@ -94,8 +95,9 @@ class RunFolder:
         """Make the staged run the folder's run (nothing to do once done)."""
         if not self.staged:
             return
-        names = sorted(p.name for p in self.path.iterdir()
-                       if p.is_file() and p.name != JOURNAL and not p.name.startswith("."))
+        names = sorted(
+            p.name for p in self.path.iterdir() if p.is_file() and p.name != JOURNAL and not p.name.startswith(".")
+        )
         atomic_write_text(self.path / JOURNAL, "\n".join(names) + "\n")
         _finish(self.folder)
         self.path = self.folder

@@ -40,8 +40,15 @@ class PosTask:
         return {"vocab": {"words": self.data.words.to_dict(), "tags": self.data.tags.to_dict()}}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
-        return SequenceTagger(len(self.data.words), len(self.data.tags), embedding_dim=cfg.embedding_dim,
-                              hidden_size=cfg.hidden, recurrent=cfg.model, padding_idx=0, **cfg.model_options())
+        return SequenceTagger(
+            len(self.data.words),
+            len(self.data.tags),
+            embedding_dim=cfg.embedding_dim,
+            hidden_size=cfg.hidden,
+            recurrent=cfg.model,
+            padding_idx=0,
+            **cfg.model_options(),
+        )
 
     def embedding_parameters(self, model) -> int:
         return model.embedding.weight.numel()
@@ -125,8 +132,9 @@ class ForecastTask:
         return {"scaler": self.data.scaler.to_dict()}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
-        return SequenceRegressor(self.data.n_features, hidden_size=cfg.hidden, recurrent=cfg.model,
-                                 **cfg.model_options())
+        return SequenceRegressor(
+            self.data.n_features, hidden_size=cfg.hidden, recurrent=cfg.model, **cfg.model_options()
+        )
 
     def embedding_parameters(self, model) -> int:
         return 0
@@ -141,7 +149,7 @@ class ForecastTask:
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> list:
         perm = torch.randperm(len(self.data.split("train")), generator=generator).numpy()
-        return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
+        return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
 
     def batch_loss(self, model, index, split: str = "train"):
         x, y = collate_windows(self.data.split(split), index)
@@ -149,14 +157,16 @@ class ForecastTask:
         err = model(x) - y
         loss = err.square().mean()
         e = err.detach()
-        return loss, {"n": len(y), "loss_sum": float(loss.detach()) * len(y),
-                      "abs_sum": float(e.abs().sum())}
+        return loss, {"n": len(y), "loss_sum": float(loss.detach()) * len(y), "abs_sum": float(e.abs().sum())}
 
     def summarize(self, stats: dict) -> dict:
         n = max(stats.get("n", 0), 1)
         mse = stats.get("loss_sum", 0.0) / n
-        return {"loss": mse, "rmse": float(np.sqrt(mse)) * self.target_std,
-                "mae": stats.get("abs_sum", 0.0) / n * self.target_std}
+        return {
+            "loss": mse,
+            "rmse": float(np.sqrt(mse)) * self.target_std,
+            "mae": stats.get("abs_sum", 0.0) / n * self.target_std,
+        }
 
     @staticmethod
     def postfix(summary: dict) -> dict:
@@ -176,8 +186,11 @@ class ForecastTask:
         pred = self.predict(model, split, batch_size)
         y = self.data.split(split).y
         mse = float(np.mean((pred - y) ** 2))
-        return {"loss": mse, "rmse": float(np.sqrt(mse)) * self.target_std,
-                "mae": float(np.mean(np.abs(pred - y))) * self.target_std}
+        return {
+            "loss": mse,
+            "rmse": float(np.sqrt(mse)) * self.target_std,
+            "mae": float(np.mean(np.abs(pred - y))) * self.target_std,
+        }
 
 
 def make_task(cfg: TrainConfig, data, device: torch.device):

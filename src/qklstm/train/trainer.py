@@ -32,8 +32,16 @@ from .loop import Callback, TrainingDiverged, fit
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
-__all__ = ["RunSummary", "TrainingDiverged", "build_for_checkpoint", "check_layout", "config_toml", "resolve_device",
-           "resume", "train"]
+__all__ = [
+    "RunSummary",
+    "TrainingDiverged",
+    "build_for_checkpoint",
+    "check_layout",
+    "config_toml",
+    "resolve_device",
+    "resume",
+    "train",
+]
 
 
 RunSummary = dict
@@ -64,8 +72,13 @@ def config_toml(cfg: TrainConfig) -> str:
     for key, value in cfg.to_dict().items():
         if value is None:
             continue
-        text = ("true" if value else "false") if isinstance(value, bool) else \
-            json.dumps(value) if isinstance(value, str) else repr(value)
+        text = (
+            ("true" if value else "false")
+            if isinstance(value, bool)
+            else json.dumps(value)
+            if isinstance(value, str)
+            else repr(value)
+        )
         lines.append(f"{key.replace('_', '-')} = {text}")
     return "\n".join(lines) + "\n"
 
@@ -75,8 +88,10 @@ def check_layout(ckpt: dict) -> None:
     (the weights would load without complaint and compute something else)."""
     saved = ckpt.get("gates")
     if saved is not None and list(saved) != list(GATES):
-        raise ValueError(f"checkpoint: its quantum cells store gates in the order {list(saved)}, this qklstm in "
-                         f"{list(GATES)}; evaluate it with the qklstm version that trained it, or train again")
+        raise ValueError(
+            f"checkpoint: its quantum cells store gates in the order {list(saved)}, this qklstm in "
+            f"{list(GATES)}; evaluate it with the qklstm version that trained it, or train again"
+        )
 
 
 def build_for_checkpoint(ckpt: dict, device: str | None = None):
@@ -98,8 +113,20 @@ def build_for_checkpoint(ckpt: dict, device: str | None = None):
 
 def _write_metrics(task, history: list[dict], path: Path) -> None:
     cols = ["epoch", "split", "loss", *task.metric_columns, "seconds"]
-    write_csv(path, cols, ([r["epoch"], r["split"], f"{r['loss']:.6f}", *(f"{r[c]:.6f}" for c in task.metric_columns),
-                            f"{r['seconds']:.3f}"] for r in history))
+    write_csv(
+        path,
+        cols,
+        (
+            [
+                r["epoch"],
+                r["split"],
+                f"{r['loss']:.6f}",
+                *(f"{r[c]:.6f}" for c in task.metric_columns),
+                f"{r['seconds']:.3f}",
+            ]
+            for r in history
+        ),
+    )
 
 
 def _plot(task, history: list[dict], path: Path, title: str) -> None:
@@ -132,8 +159,14 @@ def _better(task, value: float, best: float | None) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, *, overwrite: bool = False, progress: bool = True,
-          callback: Callable | None = None, log: Callable = print) -> RunSummary:
+def train(
+    cfg: TrainConfig,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    callback: Callable | None = None,
+    log: Callable = print,
+) -> RunSummary:
     """Train a fresh run into ``cfg.run_dir``; returns a summary dict.
 
     ``callback(epoch, batch, model)`` runs after every optimiser step (tests use it to stop a
@@ -150,8 +183,10 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, progress: bool = True,
         with folder_lock(run_dir, log=log):
             recover(run_dir, log)
             if (run_dir / LAST).exists() and not overwrite:
-                raise ValueError(f"--out: {run_dir} already holds a run; continue it with --resume {run_dir}, "
-                                 "or pass --overwrite, or choose another --out")
+                raise ValueError(
+                    f"--out: {run_dir} already holds a run; continue it with --resume {run_dir}, "
+                    "or pass --overwrite, or choose another --out"
+                )
             folder = RunFolder(run_dir, fresh=True)
             try:
                 return _run(cfg, None, folder, progress=progress, callback=callback, log=log)
@@ -163,8 +198,15 @@ def train(cfg: TrainConfig, *, overwrite: bool = False, progress: bool = True,
         raise
 
 
-def resume(run_dir, *, epochs: int | None = None, device: str | None = None, progress: bool = True,
-           callback: Callable | None = None, log: Callable = print) -> RunSummary:
+def resume(
+    run_dir,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    callback: Callable | None = None,
+    log: Callable = print,
+) -> RunSummary:
     """Continue the run in ``run_dir`` from its last checkpoint (optionally to more ``epochs``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -198,28 +240,50 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     if ckpt is not None:
         run.restore(ckpt)
         if run.finished:
-            log(f"{folder.folder}: already finished after epoch {run.epoch}"
-                + (" (early stopping)" if run.stopped_early else ""))
+            log(
+                f"{folder.folder}: already finished after epoch {run.epoch}"
+                + (" (early stopping)" if run.stopped_early else "")
+            )
             return run.summary()
         log(f"resuming {folder.folder} at epoch {run.epoch + 1} of {cfg.epochs}")
     atomic_write_text(folder.path / "config.toml", config_toml(cfg))
     log(f"{cfg.task}: {data.describe()}")
-    log(f"model: {cfg.describe()}; {run.n_params:,} trainable parameters"
-        + (f" ({run.n_params - run.n_embed:,} without the embedding)" if run.n_embed else ""))
-    callbacks = [run, *([_TensorBoard(cfg.tensorboard, run)] if cfg.tensorboard else []),
-                 *([_StepHook(callback)] if callback is not None else [])]
+    log(
+        f"model: {cfg.describe()}; {run.n_params:,} trainable parameters"
+        + (f" ({run.n_params - run.n_embed:,} without the embedding)" if run.n_embed else "")
+    )
+    callbacks = [
+        run,
+        *([_TensorBoard(cfg.tensorboard, run)] if cfg.tensorboard else []),
+        *([_StepHook(callback)] if callback is not None else []),
+    ]
     try:
-        fit(model, run.optimizer, cfg.epochs, lambda epoch: task.train_batches(cfg.batch_size, run.data_gen),
-            task.batch_loss, start=run.epoch + 1, clip=cfg.clip, callbacks=callbacks, progress=progress,
-            postfix=lambda stats: task.postfix(task.summarize(stats)))
+        fit(
+            model,
+            run.optimizer,
+            cfg.epochs,
+            lambda epoch: task.train_batches(cfg.batch_size, run.data_gen),
+            task.batch_loss,
+            start=run.epoch + 1,
+            clip=cfg.clip,
+            callbacks=callbacks,
+            progress=progress,
+            postfix=lambda stats: task.postfix(task.summarize(stats)),
+        )
     except TrainingDiverged as err:
-        kept = (f"{folder.folder} is as it was (no checkpoint of this run yet)" if folder.staged else
-                f"last.pt keeps the last good epoch ({run.epoch})")
+        kept = (
+            f"{folder.folder} is as it was (no checkpoint of this run yet)"
+            if folder.staged
+            else f"last.pt keeps the last good epoch ({run.epoch})"
+        )
         raise TrainingDiverged(f"{err}; {kept}") from None
     except KeyboardInterrupt:
         where = f"interrupted in epoch {run.epoch + 1}"
-        log(f"{where} before the first checkpoint; {folder.folder} is as it was" if folder.staged else
-            f"{where}; last.pt holds epoch {run.epoch}; continue with: qklstm train --resume {folder.folder}")
+        log(
+            f"{where} before the first checkpoint; {folder.folder} is as it was"
+            if folder.staged
+            else f"{where}; last.pt holds epoch {run.epoch}; continue with: qklstm train --resume {folder.folder}"
+        )
         raise
     finally:
         for cb in callbacks:
@@ -232,7 +296,14 @@ class _Run(Callback):
     checkpoints (the first commits a fresh run to its folder), stop early."""
 
     def __init__(self, cfg: TrainConfig, task, model, optimizer, folder: RunFolder, log):
-        self.cfg, self.task, self.model, self.optimizer, self.folder, self.log = cfg, task, model, optimizer, folder, log
+        self.cfg, self.task, self.model, self.optimizer, self.folder, self.log = (
+            cfg,
+            task,
+            model,
+            optimizer,
+            folder,
+            log,
+        )
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.n_params, self.n_embed = count_parameters(model), task.embedding_parameters(model)
         self.history: list[dict] = []
@@ -253,8 +324,10 @@ class _Run(Callback):
             self.history, self.best = list(ckpt["history"]), dict(ckpt["best"])
             self.bad_epochs, self.epoch = int(ckpt["bad_epochs"]), int(ckpt["epoch"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
-            raise ValueError(f"checkpoint: {source} is damaged: its optimiser or random state does not load "
-                             f"({type(err).__name__}: {str(err)[:200]})") from None
+            raise ValueError(
+                f"checkpoint: {source} is damaged: its optimiser or random state does not load "
+                f"({type(err).__name__}: {str(err)[:200]})"
+            ) from None
         self.stopped_early = bool(ckpt.get("stopped_early"))
 
     def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
@@ -273,12 +346,16 @@ class _Run(Callback):
         self.stopped_early = bool(cfg.patience and self.bad_epochs >= cfg.patience and epoch < cfg.epochs)
         self._write(improved)
         tr = self.history[-2]
-        self.log(f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
-                 f"({seconds:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
-                 + (" *" if improved else ""))
+        self.log(
+            f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
+            f"({seconds:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
+            + (" *" if improved else "")
+        )
         if self.stopped_early:
-            self.log(f"early stopping: no better dev {task.metric} for {self.bad_epochs} epochs "
-                     f"(best: epoch {self.best['epoch']})")
+            self.log(
+                f"early stopping: no better dev {task.metric} for {self.bad_epochs} epochs "
+                f"(best: epoch {self.best['epoch']})"
+            )
         return self.stopped_early
 
     def _write(self, improved: bool) -> None:
@@ -286,11 +363,20 @@ class _Run(Callback):
         _write_metrics(self.task, self.history, path / "metrics.csv")
         _plot(self.task, self.history, path / "metrics.png", f"{cfg.task} {cfg.describe()}, seed {cfg.seed}")
         payload = {
-            "epoch": self.epoch, "finished": self.finished, "stopped_early": self.stopped_early,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(self.data_gen), "config": cfg.to_dict(), **self.task.saved_data(),
-            "history": self.history, "best": self.best, "bad_epochs": self.bad_epochs,
-            "n_parameters": self.n_params, "n_embedding_parameters": self.n_embed, "gates": list(GATES),
+            "epoch": self.epoch,
+            "finished": self.finished,
+            "stopped_early": self.stopped_early,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(self.data_gen),
+            "config": cfg.to_dict(),
+            **self.task.saved_data(),
+            "history": self.history,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "n_parameters": self.n_params,
+            "n_embedding_parameters": self.n_embed,
+            "gates": list(GATES),
         }
         if improved:
             save_checkpoint(path / BEST, payload)
@@ -298,8 +384,7 @@ class _Run(Callback):
         self.folder.commit()  # the first checkpoint of a fresh run: it now replaces the folder's previous run
 
     def summary(self) -> RunSummary:
-        return _summary(self.cfg, self.task, self.history, self.best, self.n_params, self.n_embed,
-                        self.stopped_early)
+        return _summary(self.cfg, self.task, self.history, self.best, self.n_params, self.n_embed, self.stopped_early)
 
 
 class _StepHook(Callback):
@@ -319,7 +404,9 @@ class _TensorBoard(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ValueError("--tensorboard: needs the tensorboard package (pip install 'qklstm[tensorboard]')") from None
+            raise ValueError(
+                "--tensorboard: needs the tensorboard package (pip install 'qklstm[tensorboard]')"
+            ) from None
         self.run, self.steps = run, 0
         self.writer = SummaryWriter(log_dir=str(writable_folder(log_dir, "--tensorboard")))
 
