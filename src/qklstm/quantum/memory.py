@@ -132,17 +132,26 @@ def available_bytes(device=None) -> int:
     return memory_limit(device)[0]
 
 
-def check_bytes(need: int, argument: str, what: str, device=None) -> None:
-    """Raise :class:`StateMemoryError` naming ``argument`` when ``need`` bytes (``what`` needs them) won't fit."""
+def check_bytes(
+    need: int,
+    argument: str,
+    what: str,
+    device=None,
+    *,
+    detail: str = "",
+    advice: str = "use fewer qubits",
+    about: bool = False,
+) -> None:
+    """Raise :class:`StateMemoryError` naming ``argument`` when ``need`` bytes (``what`` needs them, ``detail``
+    says how they add up) won't fit; the message ends with the limit that binds and ``advice``."""
     if need < _CHECK_ABOVE:
         return
     have = available_bytes(device)
     if need > have:
         limit, source = memory_limit(device)
-        source = source if limit == have else "free"
         raise StateMemoryError(
-            f"{argument}: {what} needs {format_bytes(need)}, but only {format_bytes(have)} is "
-            f"free ({source}); use fewer qubits"
+            f"{argument}: {what} needs {'about ' if about else ''}{format_bytes(need)}{detail}, but only "
+            f"{format_bytes(have)} is free ({source if limit == have else 'free'}); {advice}"
         )
 
 
@@ -164,17 +173,14 @@ def check_state_memory(
     Call it before allocating: the check must prevent the allocation, not explain it.
     """
     one = state_bytes(batch, n_qubits, dtype)
-    need = one * copies
-    if need < _CHECK_ABOVE:
-        return
-    have = available_bytes(device)
-    if need > have:
-        limit, source = memory_limit(device)
-        source = source if limit == have else "free"
-        raise StateMemoryError(
-            f"{argument}: simulating {batch} state(s) of {n_qubits} qubits{what} needs about "
-            f"{format_bytes(need)} ({batch} x 2**{n_qubits} amplitudes x {dtype.itemsize} bytes = "
-            f"{format_bytes(one)}, times {copies} for working copies"
-            f"{' and what autograd keeps' if copies > WORKSPACE_FACTOR else ''}), but only {format_bytes(have)} "
-            f"is free ({source}); use fewer qubits, a smaller batch or shorter sequences"
-        )
+    kept = " and what autograd keeps" if copies > WORKSPACE_FACTOR else ""
+    check_bytes(
+        one * copies,
+        argument,
+        f"simulating {batch} state(s) of {n_qubits} qubits{what}",
+        device,
+        detail=f" ({batch} x 2**{n_qubits} amplitudes x {dtype.itemsize} bytes = {format_bytes(one)}, "
+        f"times {copies} for working copies{kept})",
+        advice="use fewer qubits, a smaller batch or shorter sequences",
+        about=True,
+    )
