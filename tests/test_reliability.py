@@ -30,6 +30,7 @@ SLICE = DATA / "beijing_pm25_slice.csv"
 TINY_POS = dict(
     task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=1, model="lstm"
 )
+CLI_FC = ["--task", "forecast", "--data", str(SLICE), "--target", "pm2.5", "--no-progress"]
 CLI_POS = [
     "--task",
     "pos",
@@ -212,30 +213,9 @@ def test_a_diverging_run_stops_at_the_first_nonfinite_loss_and_keeps_its_last_go
 def test_a_diverging_run_from_the_command_line_exits_nonzero_with_one_line(tmp_path, capsys):
     # a forecaster's squared error leaves float32's range within two steps at this learning rate
     rc, _, err = run_cli(
-        capsys,
-        "train",
-        "--task",
-        "forecast",
-        "--data",
-        SLICE,
-        "--target",
-        "pm2.5",
-        "--window",
-        "6",
-        "--hidden",
-        "3",
-        "--model",
-        "lstm",
-        "--lr",
-        "1e20",
-        "--clip",
-        "0",
-        "--epochs",
-        "2",
-        "--no-progress",
-        "--out",
-        tmp_path / "r",
-    )
+        capsys, "train", *CLI_FC, "--window", "6", "--hidden", "3", "--model", "lstm", "--lr", "1e20", "--clip", "0",
+        "--epochs", "2", "--out", tmp_path / "r",
+    )  # fmt: skip
     assert rc == 2 and "training diverged: the loss became inf in epoch 1" in err and "lower --lr" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()  # no checkpoint was ever written, and nothing is left behind
@@ -493,26 +473,9 @@ def test_the_sequence_check_counts_every_step_autograd_keeps(monkeypatch):
 
 def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys):
     rc, _, err = run_cli(
-        capsys,
-        "train",
-        "--task",
-        "forecast",
-        "--data",
-        SLICE,
-        "--target",
-        "pm2.5",
-        "--window",
-        "4",
-        "--n-qubits",
-        "28",
-        "--layers",
-        "2",
-        "--epochs",
-        "1",
-        "--no-progress",
-        "--out",
-        tmp_path / "r",
-    )
+        capsys, "train", *CLI_FC, "--window", "4", "--n-qubits", "28", "--layers", "2", "--epochs", "1",
+        "--out", tmp_path / "r",
+    )  # fmt: skip
     _one_line_error(rc, err, "28 qubits", "is free")
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
 from ..models import SequenceTagger, count_parameters
 from ..train.config import LABELS
-from ..train.loop import Callback, fit
+from ..train.loop import Callback, fit, make_optimizer
 from ..train.metrics import mean_std
 
 __all__ = [
@@ -102,12 +102,6 @@ class _Scores(Callback):
     def on_epoch_end(self, epoch, stats, seconds):
         loss, acc = evaluate(self.tagger, self.data)
         self.history.append(dict(epoch=epoch, loss=loss, accuracy=acc))
-
-
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    if name not in ("adam", "sgd"):
-        raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {name!r}")
-    return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
 
 
 def train_one(

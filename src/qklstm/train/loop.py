@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-__all__ = ["Callback", "TrainingDiverged", "fit"]
+__all__ = ["Callback", "TrainingDiverged", "fit", "make_optimizer"]
 
 
 class TrainingDiverged(ValueError):
@@ -42,6 +42,13 @@ class Callback:
 
     def close(self) -> None:
         """When training ends, however it ends."""
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """``"adam"`` or ``"sgd"`` (the paper allows either) over ``params`` at learning rate ``lr``."""
+    if name not in ("adam", "sgd"):
+        raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {name!r}")
+    return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
 
 
 def fit(

@@ -28,7 +28,7 @@ from ..models import GATES, count_parameters
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
 from .data import load_task_data
-from .loop import Callback, TrainingDiverged, fit
+from .loop import Callback, TrainingDiverged, fit, make_optimizer
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
@@ -57,13 +57,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def _make_optimizer(cfg: TrainConfig, model) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.SGD(params, lr=cfg.lr)
 
 
 def config_toml(cfg: TrainConfig) -> str:
@@ -236,7 +229,14 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         # reference vectors: real first-layer inputs (embedded training tokens or window rows)
         ref_gen = torch.Generator().manual_seed(cfg.seed + 1)
         model.rnn.init_references(task.reference_inputs(model, ref_gen), generator=ref_gen)
-    run = _Run(cfg, task, model, _make_optimizer(cfg, model), folder, log)
+    run = _Run(
+        cfg,
+        task,
+        model,
+        make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr),
+        folder,
+        log,
+    )
     if ckpt is not None:
         run.restore(ckpt)
         if run.finished:
