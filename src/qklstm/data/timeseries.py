@@ -26,8 +26,6 @@ The target is also the first input feature (its own history), so
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,23 @@ from pathlib import Path
 import numpy as np
 
 from .cache import dataset_info, require_dataset
+from .table import (
+    BEIJING_CATEGORICAL,
+    BEIJING_COVARIATES,
+    BEIJING_TARGET,
+    TimeSeriesTable,
+    parse_columns,
+    read_beijing_pm25,
+    read_timeseries_csv,
+)
+from .windows import (
+    MAPE_EPSILON,
+    StandardScaler,
+    WindowSet,
+    forecast_metrics,
+    make_windows,
+    persistence_forecast,
+)
 
 __all__ = [
     "BEIJING_CATEGORICAL",
@@ -59,145 +74,6 @@ __all__ = [
     "forecast_metrics",
     "MAPE_EPSILON",
 ]
-
-BEIJING_TARGET = "pm2.5"
-BEIJING_COVARIATES = ("DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
-BEIJING_CATEGORICAL = ("cbwd",)
-_MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "?"})
-_CALENDAR = ("year", "month", "day", "hour")
-
-
-# ---------------------------------------------------------------------------------------------
-# reading
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TimeSeriesTable:
-    """Columns of one series: ``times`` in hours from the first row, numeric columns with NaN
-    for missing values, and categorical columns as strings ('' for missing)."""
-
-    times: np.ndarray
-    numeric: dict[str, np.ndarray]
-    categorical: dict[str, list[str]]
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.times)
-
-    def missing_counts(self) -> dict[str, int]:
-        """Missing values per column."""
-        out = {k: int(np.isnan(v).sum()) for k, v in self.numeric.items()}
-        out.update({k: sum(1 for s in v if not s) for k, v in self.categorical.items()})
-        return out
-
-
-def parse_columns(text: str | None) -> list[str] | None:
-    """Column names written ``A,B,...`` (as every option of the CLI takes them); ``None`` stays ``None``.
-
-    >>> parse_columns("DEWP, TEMP,"), parse_columns(None)
-    (['DEWP', 'TEMP'], None)
-    """
-    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
-
-
-def _parse_float(text: str, where: str) -> float:
-    text = text.strip()
-    if text in _MISSING:
-        return float("nan")
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(
-            f"{where}: {text!r} is not a number (missing values may be written NA or left empty)"
-        ) from None
-    if not math.isfinite(value):  # 'inf', or a number beyond float64 such as 1e400
-        raise ValueError(f"{where}: {text!r} is not a finite number (missing values may be written NA or left empty)")
-    return value
-
-
-def _calendar_hours(rows: list[dict], path) -> np.ndarray:
-    stamps = []
-    for i, r in enumerate(rows):
-        try:
-            y, m, d, h = (int((r[c] or "").strip()) for c in _CALENDAR)
-        except ValueError:
-            raise ValueError(
-                f"{path}:{i + 2}: year, month, day and hour must be whole numbers, got {[r[c] for c in _CALENDAR]}"
-            ) from None
-        stamps.append(f"{y:04d}-{m:02d}-{d:02d}T{h:02d}")
-    try:
-        t = np.array(stamps, dtype="datetime64[h]")
-    except ValueError as err:
-        raise ValueError(f"{path}: invalid year/month/day/hour values ({err})") from None
-    return (t - t[0]) / np.timedelta64(1, "h")
-
-
-def _column_hours(rows: list[dict], column: str, path) -> np.ndarray:
-    try:
-        t = np.array([r[column].strip() for r in rows], dtype="datetime64[s]")
-    except ValueError as err:
-        raise ValueError(f"time_column: {path} column {column!r} has a value that is not an ISO time ({err})") from None
-    return (t - t[0]) / np.timedelta64(1, "h")
-
-
-def read_timeseries_csv(
-    path: str | os.PathLike,
-    target: str,
-    covariates: Sequence[str] = (),
-    categorical: Sequence[str] = (),
-    *,
-    time_column: str | None = None,
-) -> TimeSeriesTable:
-    """Read a CSV (csv module, no pandas) with a ``target`` column and optional covariates.
-
-    Time comes from ``time_column`` (ISO timestamps) if given, else from ``year``, ``month``,
-    ``day`` and ``hour`` columns when all present (the Beijing layout), else rows are taken
-    one step apart. Rows must be in increasing time order. Missing numbers (``NA`` or empty)
-    become NaN.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path: {path} does not exist (expected a CSV file with a header row)")
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            rows = list(reader)
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    except csv.Error as err:
-        raise ValueError(f"{path}: not a readable CSV file ({err})") from None
-    wanted = [target, *covariates, *categorical] + ([time_column] if time_column else [])
-    absent = [c for c in wanted if c not in header]
-    if absent:
-        raise ValueError(f"columns {absent} not in {path} (its columns: {header})")
-    if not rows:
-        raise ValueError(f"{path}: no data rows")
-    if len(set(wanted)) != len(wanted):
-        raise ValueError(f"target, covariates, categorical: a column is named twice in {wanted}")
-    numeric = {
-        c: np.array([_parse_float(r[c] or "", f"{path}:{i + 2} column {c!r}") for i, r in enumerate(rows)])
-        for c in (target, *covariates)
-    }
-    cats = {c: [(r[c] or "").strip() for r in rows] for c in categorical}
-    if time_column:
-        times = _column_hours(rows, time_column, path)
-    elif all(c in header for c in _CALENDAR):
-        times = _calendar_hours(rows, path)
-    else:
-        times = np.arange(len(rows), dtype=float)
-    if len(times) > 1 and not np.all(np.diff(times) > 0):
-        raise ValueError(f"{path}: rows are not in strictly increasing time order")
-    return TimeSeriesTable(times, numeric, cats, str(path))
-
-
-def read_beijing_pm25(cache: str | os.PathLike | None = None) -> TimeSeriesTable:
-    """The fetched Beijing PM2.5 table (``qklstm data fetch beijing-pm25``)."""
-    path = require_dataset("beijing-pm25", cache) / dataset_info("beijing-pm25").marker
-    return read_timeseries_csv(path, BEIJING_TARGET, BEIJING_COVARIATES, BEIJING_CATEGORICAL)
-
 
 # ---------------------------------------------------------------------------------------------
 # cleaning and encoding
@@ -273,151 +149,9 @@ def chronological_bounds(n: int, fractions=(0.7, 0.15, 0.15)) -> list[tuple[int,
     return [(0, a), (a, min(b, n)), (min(b, n), n)]
 
 
-@dataclass
-class StandardScaler:
-    """Per-feature standardisation ``(x - mean) / std``, fitted on training rows only.
-
-    Columns named in ``skip`` at fit time keep mean 0 and std 1 (one-hot columns). The
-    target is feature ``target_index``; :meth:`inverse_target` maps predictions back.
-
-    >>> s = StandardScaler.fit(np.array([[1.0, 0.0], [3.0, 1.0]]), ["pm", "NW"], skip=["NW"])
-    >>> s.mean.tolist(), s.std.tolist(), s.inverse_target(np.array([1.0])).tolist()
-    ([2.0, 0.0], [1.0, 1.0], [3.0])
-    >>> StandardScaler.from_dict(s.to_dict()).mean.tolist()
-    [2.0, 0.0]
-    """
-
-    names: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-    target_index: int = 0
-
-    @classmethod
-    def fit(cls, x: np.ndarray, names: Sequence[str], *, skip: Sequence[str] = (), target_index: int = 0):
-        x = np.asarray(x, dtype=float)
-        if x.ndim != 2 or x.shape[1] != len(names) or len(x) == 0:
-            raise ValueError(f"x: expected a non-empty (rows, {len(names)}) array, got shape {x.shape}")
-        if np.isnan(x).any():
-            raise ValueError("x: contains NaN; fill missing values before fitting the scaler")
-        mean, std = x.mean(axis=0), x.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        for j, name in enumerate(names):
-            if name in skip:
-                mean[j], std[j] = 0.0, 1.0
-        return cls(list(names), mean, std, int(target_index))
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=float) - self.mean) / self.std
-
-    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=float) * self.std + self.mean
-
-    def transform_target(self, y: np.ndarray) -> np.ndarray:
-        return (np.asarray(y, dtype=float) - self.mean[self.target_index]) / self.std[self.target_index]
-
-    def inverse_target(self, y: np.ndarray) -> np.ndarray:
-        """Scaled target values (e.g. model predictions) back in the data's own units."""
-        return np.asarray(y, dtype=float) * self.std[self.target_index] + self.mean[self.target_index]
-
-    def to_dict(self) -> dict:
-        """A JSON-serialisable form (for checkpoints)."""
-        return {
-            "names": list(self.names),
-            "mean": [float(v) for v in self.mean],
-            "std": [float(v) for v in self.std],
-            "target_index": self.target_index,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> StandardScaler:
-        """Inverse of :meth:`to_dict`."""
-        try:
-            names, mean, std = (
-                list(data["names"]),
-                np.array(data["mean"], float),
-                np.array(data["std"], float),
-            )
-            target_index = int(data.get("target_index", 0))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError("data: expected a dict with 'names', 'mean', 'std' (from to_dict)") from None
-        if not (len(names) == len(mean) == len(std)):
-            raise ValueError("data: 'names', 'mean' and 'std' differ in length")
-        return cls(names, mean, std, target_index)
-
-
-def make_windows(features: np.ndarray, target: np.ndarray, window: int, horizon: int = 1):
-    """Sliding windows: ``x[i] = features[i : i + window]``, ``y[i] = target[i + window - 1 + horizon]``.
-
-    Returns ``(x, y)`` with shapes ``(N, window, F)`` and ``(N,)``, ``N = T - window - horizon + 1``.
-    """
-    features = np.asarray(features, dtype=float)
-    target = np.asarray(target, dtype=float)
-    if int(window) < 1 or int(horizon) < 1:
-        raise ValueError(f"window, horizon: expected integers >= 1, got window={window}, horizon={horizon}")
-    if features.ndim != 2 or len(features) != len(target):
-        raise ValueError(f"features, target: expected (T, F) and (T,), got {features.shape} and {target.shape}")
-    n = len(features) - window - horizon + 1
-    if n < 1:
-        raise ValueError(
-            f"window, horizon: {len(features)} rows are too few for window={window} and horizon={horizon} "
-            "(need at least window + horizon rows in every split)"
-        )
-    idx = np.arange(n)[:, None] + np.arange(window)[None, :]
-    return features[idx], target[np.arange(n) + window - 1 + horizon]
-
-
-def persistence_forecast(x: np.ndarray, target_index: int = 0) -> np.ndarray:
-    """The persistence baseline: predict the last observed target value of each window.
-
-    >>> persistence_forecast(np.arange(12.0).reshape(2, 3, 2)).tolist()
-    [4.0, 10.0]
-    """
-    return np.asarray(x)[:, -1, target_index]
-
-
-#: MAPE leaves out targets with ``|y| <= MAPE_EPSILON`` (in the target's units), where it is undefined or huge
-MAPE_EPSILON = 1.0
-
-
-def forecast_metrics(y_true, y_pred, *, epsilon: float = MAPE_EPSILON) -> dict:
-    """RMSE, MAE and MAPE (a fraction, over targets with ``|y| > epsilon``), in the units given.
-
-    >>> forecast_metrics([10.0, 0.0, 20.0], [11.0, 1.0, 18.0], epsilon=1.0)["mape"]
-    0.1
-    """
-    y_true = np.asarray(y_true, dtype=float)
-    err = np.asarray(y_pred, dtype=float) - y_true
-    ok = np.abs(y_true) > epsilon
-    mape = float(np.mean(np.abs(err[ok]) / np.abs(y_true[ok]))) if ok.any() else float("nan")
-    return {
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mae": float(np.mean(np.abs(err))),
-        "mape": mape,
-        "n": len(y_true),
-        "mape_n": int(ok.sum()),
-        "mape_epsilon": float(epsilon),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # the whole preparation
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class WindowSet:
-    """The windows of one split: ``x`` (N, window, F) and ``y`` (N,), both scaled.
-
-    ``observed[i]`` is False when ``y[i]`` was a missing value filled by interpolation, so an
-    evaluation can leave such targets out.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    observed: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 @dataclass

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
+from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..models import SequenceTagger, count_parameters
 from ..train.config import LABELS
 from ..train.loop import Callback, fit, make_optimizer
 from ..train.metrics import mean_std
+from .figures import plot_fig3
 
 __all__ = [
     "SENTENCES",
@@ -163,31 +164,6 @@ def table_one(result: PaperResult, n_words: int = 9) -> str:
             f"{full}/{len(fin)} | {secs:.1f} |"
         )
     return "\n".join(lines)
-
-
-def plot_fig3(result: PaperResult, path) -> None:
-    """Fig. 3: accuracy and loss against epoch, one line per model (mean, min-max band over seeds)."""
-    fig, axes = subplots(1, 2, figsize=(10, 4))
-    for m in result.models:
-        hists = [result.history[(m, s)] for s in result.seeds]
-        epochs = [r["epoch"] for r in hists[0]]
-        for ax, key in zip(axes, ("accuracy", "loss")):
-            vals = torch.tensor([[r[key] for r in h] for h in hists])
-            mean = vals.mean(0)
-            (line,) = ax.plot(epochs, mean.tolist(), label=f"{LABELS[m]} ({result.parameters[m]} params)")
-            if len(hists) > 1:
-                ax.fill_between(
-                    epochs, vals.min(0).values.tolist(), vals.max(0).values.tolist(), color=line.get_color(), alpha=0.2
-                )
-    axes[0].set(xlabel="epoch", ylabel="training accuracy", title="Accuracy", ylim=(-0.02, 1.02))
-    axes[1].set(xlabel="epoch", ylabel="training loss (NLL)", title="Loss")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right" if ax is axes[0] else "upper right")
-    n = len(result.seeds)
-    fig.suptitle("POS tagging, two sentences" + (f" (mean and min-max over {n} seeds)" if n > 1 else ""))
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=120)
 
 
 def run_paper(

@@ -37,23 +37,6 @@ from .memory import WORKSPACE_FACTOR, check_state_memory
 __all__ = ["Op", "Circuit"]
 
 
-def _mul(a, b):
-    """Product where Python floats 0 and 1 are exact structural values (no tensor op)."""
-    if type(a) is float:
-        return b if a == 1.0 else 0.0 if a == 0.0 else a * b
-    if type(b) is float:
-        return a if b == 1.0 else 0.0 if b == 0.0 else a * b
-    return a * b
-
-
-def _add(a, b):
-    if type(a) is float and a == 0.0:
-        return b
-    if type(b) is float and b == 0.0:
-        return a
-    return a + b
-
-
 @dataclass(frozen=True)
 class Op:
     """One gate of a template.
@@ -239,13 +222,16 @@ class Circuit:
                     j += 1
                 a, b, cc, d = G.gate_entries(name, c, s)
                 if first_column:
-                    m = (_add(_mul(a, m[0]), _mul(b, m[1])), _add(_mul(cc, m[0]), _mul(d, m[1])))
+                    m = (
+                        G.entry_add(G.entry_mul(a, m[0]), G.entry_mul(b, m[1])),
+                        G.entry_add(G.entry_mul(cc, m[0]), G.entry_mul(d, m[1])),
+                    )
                 else:
                     m = (
-                        _add(_mul(a, m[0]), _mul(b, m[2])),
-                        _add(_mul(a, m[1]), _mul(b, m[3])),
-                        _add(_mul(cc, m[0]), _mul(d, m[2])),
-                        _add(_mul(cc, m[1]), _mul(d, m[3])),
+                        G.entry_add(G.entry_mul(a, m[0]), G.entry_mul(b, m[2])),
+                        G.entry_add(G.entry_mul(a, m[1]), G.entry_mul(b, m[3])),
+                        G.entry_add(G.entry_mul(cc, m[0]), G.entry_mul(d, m[2])),
+                        G.entry_add(G.entry_mul(cc, m[1]), G.entry_mul(d, m[3])),
                     )
             shape = (batch, len(positions))
             m = [

@@ -38,6 +38,8 @@ __all__ = [
     "n_qubits_of",
     "complex_dtype_for",
     "real_dtype_for",
+    "entry_add",
+    "entry_mul",
     "gate_entries",
     "matrix_1q",
     "apply_matrix",
@@ -97,6 +99,23 @@ def _angles(theta, batch: int, state: torch.Tensor) -> torch.Tensor:
     if theta.dim() == 0:
         theta = theta.expand(batch)
     return theta
+
+
+def entry_mul(a, b):
+    """Product where Python floats 0 and 1 are exact structural values (no tensor op)."""
+    if type(a) is float:
+        return b if a == 1.0 else 0.0 if a == 0.0 else a * b
+    if type(b) is float:
+        return a if b == 1.0 else 0.0 if b == 0.0 else a * b
+    return a * b
+
+
+def entry_add(a, b):
+    if type(a) is float and a == 0.0:
+        return b
+    if type(b) is float and b == 0.0:
+        return a
+    return a + b
 
 
 def gate_entries(name: str, c, s):

@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-__all__ = ["Callback", "TrainingDiverged", "fit", "make_optimizer"]
+from ..io import writable_folder
+
+__all__ = ["Callback", "TensorBoard", "TrainingDiverged", "fit", "make_optimizer"]
 
 
 class TrainingDiverged(ValueError):
@@ -42,6 +44,36 @@ class Callback:
 
     def close(self) -> None:
         """When training ends, however it ends."""
+
+
+class TensorBoard(Callback):
+    """TensorBoard scalars: every step's loss (``train/step_loss``) and, after every epoch, the rows
+    ``rows()`` returns (dicts with ``epoch``, ``split`` and scores), as ``<split>/<score>``."""
+
+    def __init__(self, log_dir, rows: Callable[[], list]):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError(
+                "--tensorboard: needs the tensorboard package (pip install 'qklstm[tensorboard]')"
+            ) from None
+
+        self.rows, self.steps = rows, 0
+        self.writer = SummaryWriter(log_dir=str(writable_folder(log_dir, "--tensorboard")))
+
+    def on_step(self, epoch, step, loss, model):
+        self.steps += 1
+        self.writer.add_scalar("train/step_loss", loss, self.steps)
+
+    def on_epoch_end(self, epoch, stats, seconds):
+        for row in self.rows():
+            for key, value in row.items():
+                if key not in ("epoch", "split"):
+                    self.writer.add_scalar(f"{row['split']}/{key}", value, epoch)
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:

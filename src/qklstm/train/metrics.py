@@ -16,8 +16,11 @@ import math
 import numpy as np
 
 from ..data.timeseries import MAPE_EPSILON, forecast_metrics
+from ..io import atomic_savefig, subplots, write_csv
 
 __all__ = [
+    "plot_history",
+    "write_history",
     "MAPE_EPSILON",
     "confusion_matrix",
     "forecast_metrics",
@@ -80,3 +83,43 @@ def format_table(header, rows, markdown: bool = True) -> str:
         return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
     return "\n".join([fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def write_history(task, history: list[dict], path) -> None:
+    """``metrics.csv``: one row per epoch and split (loss, the task's metrics, seconds)."""
+    cols = ["epoch", "split", "loss", *task.metric_columns, "seconds"]
+    write_csv(
+        path,
+        cols,
+        (
+            [
+                r["epoch"],
+                r["split"],
+                f"{r['loss']:.6f}",
+                *(f"{r[c]:.6f}" for c in task.metric_columns),
+                f"{r['seconds']:.3f}",
+            ]
+            for r in history
+        ),
+    )
+
+
+def plot_history(task, history: list[dict], path, title: str) -> None:
+    fig, axes = subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-o"), ("dev", "--s")):
+        rows = [r for r in history if r["split"] == split]
+        ep = [r["epoch"] for r in rows]
+        axes[0].plot(ep, [r["loss"] for r in rows], style, label=split)
+        axes[1].plot(ep, [r[task.metric] for r in rows], style, label=split)
+    axes[0].set(xlabel="epoch", ylabel=task.loss_label, title="Loss")
+    metric = task.metric_label
+    axes[1].set(xlabel="epoch", ylabel=metric, title=metric.split(" (")[0])
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
+from ..io import atomic_write_text, folder_lock, writable_folder
 from ..models import GATES, count_parameters
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
 from .data import load_task_data
-from .loop import Callback, TrainingDiverged, fit, make_optimizer
+from .loop import Callback, TensorBoard, TrainingDiverged, fit, make_optimizer
+from .metrics import plot_history, write_history
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
@@ -102,45 +103,6 @@ def build_for_checkpoint(ckpt: dict, device: str | None = None):
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def _write_metrics(task, history: list[dict], path: Path) -> None:
-    cols = ["epoch", "split", "loss", *task.metric_columns, "seconds"]
-    write_csv(
-        path,
-        cols,
-        (
-            [
-                r["epoch"],
-                r["split"],
-                f"{r['loss']:.6f}",
-                *(f"{r[c]:.6f}" for c in task.metric_columns),
-                f"{r['seconds']:.3f}",
-            ]
-            for r in history
-        ),
-    )
-
-
-def _plot(task, history: list[dict], path: Path, title: str) -> None:
-    fig, axes = subplots(1, 2, figsize=(10, 4))
-    for split, style in (("train", "-o"), ("dev", "--s")):
-        rows = [r for r in history if r["split"] == split]
-        ep = [r["epoch"] for r in rows]
-        axes[0].plot(ep, [r["loss"] for r in rows], style, label=split)
-        axes[1].plot(ep, [r[task.metric] for r in rows], style, label=split)
-    axes[0].set(xlabel="epoch", ylabel=task.loss_label, title="Loss")
-    metric = task.metric_label
-    axes[1].set(xlabel="epoch", ylabel=metric, title=metric.split(" (")[0])
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    fig.suptitle(title)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=100)
 
 
 def _better(task, value: float, best: float | None) -> bool:
@@ -254,7 +216,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     )
     callbacks = [
         run,
-        *([_TensorBoard(cfg.tensorboard, run)] if cfg.tensorboard else []),
+        *([TensorBoard(cfg.tensorboard, lambda: run.history[-2:])] if cfg.tensorboard else []),
         *([_StepHook(callback)] if callback is not None else []),
     ]
     try:
@@ -360,8 +322,8 @@ class _Run(Callback):
 
     def _write(self, improved: bool) -> None:
         cfg, path = self.cfg, self.folder.path
-        _write_metrics(self.task, self.history, path / "metrics.csv")
-        _plot(self.task, self.history, path / "metrics.png", f"{cfg.task} {cfg.describe()}, seed {cfg.seed}")
+        write_history(self.task, self.history, path / "metrics.csv")
+        plot_history(self.task, self.history, path / "metrics.png", f"{cfg.task} {cfg.describe()}, seed {cfg.seed}")
         payload = {
             "epoch": self.epoch,
             "finished": self.finished,
@@ -395,34 +357,6 @@ class _StepHook(Callback):
 
     def on_step(self, epoch, step, loss, model):
         self.fn(epoch, step, model)
-
-
-class _TensorBoard(Callback):
-    """``--tensorboard DIR``: every step's loss and every epoch's train and dev scores as TensorBoard scalars."""
-
-    def __init__(self, log_dir: str, run: _Run):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ValueError(
-                "--tensorboard: needs the tensorboard package (pip install 'qklstm[tensorboard]')"
-            ) from None
-        self.run, self.steps = run, 0
-        self.writer = SummaryWriter(log_dir=str(writable_folder(log_dir, "--tensorboard")))
-
-    def on_step(self, epoch, step, loss, model):
-        self.steps += 1
-        self.writer.add_scalar("train/step_loss", loss, self.steps)
-
-    def on_epoch_end(self, epoch, stats, seconds):
-        for row in self.run.history[-2:]:
-            for key, value in row.items():
-                if key not in ("epoch", "split"):
-                    self.writer.add_scalar(f"{row['split']}/{key}", value, epoch)
-        self.writer.flush()
-
-    def close(self):
-        self.writer.close()
 
 
 def _summary(cfg, task, history, best, n_params, n_embed, stopped_early) -> RunSummary:
