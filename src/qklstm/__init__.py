@@ -10,6 +10,7 @@ from ._version import __version__
 from .kernels import FidelityKernel, target_alignment, use_backend
 from .models import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from .quantum import FeatureMap
+from .train.predict import load
 
 __all__ = [
     "FeatureMap",
@@ -20,6 +21,7 @@ __all__ = [
     "QLSTMCell",
     "SequenceTagger",
     "count_parameters",
+    "load",
     "target_alignment",
     "use_backend",
     "__version__",

@@ -20,7 +20,18 @@ from .data import (
     sequential_batches,
 )
 
-__all__ = ["ForecastTask", "PosTask", "make_task"]
+__all__ = ["ForecastTask", "PosTask", "build_regressor", "build_tagger", "make_task"]
+
+
+def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int) -> SequenceTagger:
+    """The tagger of a run's config, for vocabularies of ``n_words`` and ``n_tags`` (padding included)."""
+    return SequenceTagger(n_words, n_tags, embedding_dim=cfg.embedding_dim, hidden_size=cfg.hidden,
+                          recurrent=cfg.model, padding_idx=0, **cfg.model_options())  # fmt: skip
+
+
+def build_regressor(cfg: TrainConfig, n_features: int) -> SequenceRegressor:
+    """The forecaster of a run's config, for windows of ``n_features`` features."""
+    return SequenceRegressor(n_features, hidden_size=cfg.hidden, recurrent=cfg.model, **cfg.model_options())
 
 
 class PosTask:
@@ -40,15 +51,7 @@ class PosTask:
         return {"vocab": {"words": self.data.words.to_dict(), "tags": self.data.tags.to_dict()}}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
-        return SequenceTagger(
-            len(self.data.words),
-            len(self.data.tags),
-            embedding_dim=cfg.embedding_dim,
-            hidden_size=cfg.hidden,
-            recurrent=cfg.model,
-            padding_idx=0,
-            **cfg.model_options(),
-        )
+        return build_tagger(cfg, len(self.data.words), len(self.data.tags))
 
     def embedding_parameters(self, model) -> int:
         return model.embedding.weight.numel()
@@ -132,9 +135,7 @@ class ForecastTask:
         return {"scaler": self.data.scaler.to_dict()}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
-        return SequenceRegressor(
-            self.data.n_features, hidden_size=cfg.hidden, recurrent=cfg.model, **cfg.model_options()
-        )
+        return build_regressor(cfg, self.data.n_features)
 
     def embedding_parameters(self, model) -> int:
         return 0

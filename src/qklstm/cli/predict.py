@@ -1,0 +1,124 @@
+"""``qklstm predict RUN_DIR [FILE|-]``: tag sentences or forecast a series with a trained run.
+
+qklstm predict runs/pos-qk sentences.txt              # one sentence per line -> word/TAG lines
+qklstm predict runs/pos-qk - --format conllu < in.txt  # from standard input, CoNLL-U out
+qklstm predict runs/pos-qk test.conllu --format jsonl  # the FORM column of a CoNLL-U file
+qklstm predict runs/pm-qk new_hours.csv --out f.csv    # forecaster: a CSV with the training columns
+
+Needs only the run's checkpoint. Sentences stream in batches, so a large input is never held whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="tag sentences or forecast a series with a trained run (no data cache)")
+    p.add_argument("run", metavar="RUN_DIR", help="the --out folder of qklstm train, or a checkpoint file")
+    p.add_argument("input", nargs="?", default="-", metavar="FILE|-",
+                   help="sentences, one per line (a .conllu file: its FORM column), or a CSV for a forecaster; "
+                   "- or nothing: standard input")  # fmt: skip
+    p.add_argument("--format", choices=("text", "conllu", "jsonl"), default="text",
+                   help="tagging output: word/TAG text, CoNLL-U, or JSON lines (default: text)")  # fmt: skip
+    p.add_argument("--out", default="-", metavar="FILE", help="output file, written atomically (default: stdout)")
+    p.add_argument("--checkpoint", default="best", help="best (the default) or last")
+    p.add_argument("--batch-size", type=int, default=256, help="sentences or windows per batch (default: 256)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..io import atomic_write
+    from ..train.predict import Tagger, load
+    from .common import positive_int
+
+    positive_int(args.batch_size, "--batch-size")
+    model = load(args.run, checkpoint=args.checkpoint)
+    name = "standard input" if args.input == "-" else args.input
+    with contextlib.ExitStack() as stack:
+        out = sys.stdout if args.out == "-" else stack.enter_context(atomic_write(args.out, "w", encoding="utf-8"))
+        if isinstance(model, Tagger):
+            source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
+            conllu = args.input.endswith(".conllu")
+            for batch in _batches(_sentences(source, name, conllu), args.batch_size):
+                for words, tags in zip(batch, model.predict(batch, args.batch_size)):
+                    out.write(_format(words, tags, args.format))
+        else:
+            _forecast(model, args, name, out)
+    return 0
+
+
+def _sentences(lines, name: str, conllu: bool):
+    """Token lists from binary ``lines`` (each decoded alone, so a bad byte is named by its line): one
+    sentence per line, or the FORM column of CoNLL-U blocks."""
+    tokens = []
+    for n, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{name}: line {n} is not valid UTF-8 ({err.reason})") from None
+        if conllu:
+            if not line.strip():
+                if tokens:
+                    yield tokens
+                tokens = []
+            elif not line.startswith("#"):
+                fields = line.split("\t")
+                if len(fields) != 10:
+                    raise ValueError(f"{name}:{n}: expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+                if fields[0].isdigit():  # words only: no multi-word ranges, no empty nodes
+                    tokens.append(fields[1])
+        elif not line.strip():
+            raise ValueError(f"{name}:{n}: empty line; expected one sentence per line")
+        else:
+            yield line.split()
+    if tokens:
+        yield tokens
+
+
+def _batches(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _format(words, tags, fmt: str) -> str:
+    if fmt == "jsonl":
+        return json.dumps({"tokens": words, "tags": tags}, ensure_ascii=False) + "\n"
+    if fmt == "conllu":
+        return "".join(f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_\n" for i, (w, t) in enumerate(zip(words, tags), 1)) + "\n"
+    return " ".join(f"{w}/{t}" for w, t in zip(words, tags)) + "\n"
+
+
+def _forecast(model, args, name: str, out) -> None:
+    """Forecasts of a CSV with the training columns: ``row`` (the window's last data row, 1-based) and the
+    forecast ``horizon`` rows later, in the target's units."""
+    import csv
+    import tempfile
+
+    path = args.input
+    if path == "-":  # the CSV reader wants a file
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, encoding="utf-8")
+        with tmp:
+            tmp.write(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8").read())
+        path = tmp.name
+    try:
+        values = model.predict(path, batch_size=args.batch_size)
+    finally:
+        if args.input == "-":
+            import os
+
+            os.unlink(path)
+    w = csv.writer(out, lineterminator="\n")
+    target, horizon, window = model.numeric[0], model.config.horizon, model.config.window
+    w.writerow(["row", f"{target}_forecast", "steps_ahead"])
+    for i, v in enumerate(values):
+        w.writerow([i + window, f"{v:.6g}", horizon])

@@ -1,0 +1,130 @@
+"""A trained run, ready to predict: ``qklstm.load(run_dir_or_checkpoint)``.
+
+It needs nothing but the checkpoint (no data cache): the vocabulary and tag set, or the scaler and the
+columns, travel inside it. Loaded with ``weights_only=True`` onto the CPU (a run trained on a GPU too).
+
+Example:
+    >>> import qklstm                                          # doctest: +SKIP
+    >>> tagger = qklstm.load("runs/pos-qklstm-seed0")          # doctest: +SKIP
+    >>> tagger.predict(["The dog ate the apple"])              # doctest: +SKIP
+    [['DET', 'NOUN', 'VERB', 'DET', 'NOUN']]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import Vocabulary, pad_batch
+from ..data.timeseries import StandardScaler, fill_categorical, interpolate_missing, one_hot, read_timeseries_csv
+from .checkpoint import load_run_checkpoint, load_weights
+from .config import TrainConfig
+from .evaluate import checkpoint_path
+from .tasks import build_regressor, build_tagger
+from .trainer import check_layout
+
+__all__ = ["Forecaster", "Tagger", "load"]
+
+
+def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | Forecaster:
+    """The run in ``path`` (a run folder, or a checkpoint file) as a :class:`Tagger` or a :class:`Forecaster`
+    in eval mode; ``checkpoint``: ``best`` (the best dev score) or ``last`` when ``path`` is a folder."""
+    path = Path(path)
+    file = checkpoint_path(path, checkpoint) if path.is_dir() else path
+    ckpt = load_run_checkpoint(file, map_location=device)
+    check_layout(ckpt)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    if cfg.task == "pos":
+        words, tags = (Vocabulary.from_dict(ckpt["vocab"][k]) for k in ("words", "tags"))
+        model, wrapper = build_tagger(cfg, len(words), len(tags)), (lambda m: Tagger(m, words, tags, cfg))
+    else:
+        scaler = StandardScaler.from_dict(ckpt["scaler"])
+        model, wrapper = build_regressor(cfg, len(scaler.names)), (lambda m: Forecaster(m, scaler, cfg))
+    load_weights(model, ckpt["model"], file)
+    return wrapper(model.to(device).eval())
+
+
+class Tagger:
+    """A trained tagger with its vocabulary and tag set: :meth:`predict` tags sentences."""
+
+    def __init__(self, model, words: Vocabulary, tags: Vocabulary, config: TrainConfig):
+        self.model, self.words, self.tags, self.config = model, words, tags, config
+
+    @torch.no_grad()
+    def predict(self, sentences: Sequence, batch_size: int = 256) -> list[list[str]]:
+        """Tags of every token: ``sentences`` are strings (split on whitespace) or token lists."""
+        tokens = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+        for i, t in enumerate(tokens):
+            if not t:
+                raise ValueError(f"sentences[{i}]: empty; expected at least one token")
+        out: list = [None] * len(tokens)
+        order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))  # similar lengths share a batch
+        device = next(self.model.parameters()).device
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            ids, lengths = pad_batch([self.words.encode(tokens[i]) for i in index], 0)
+            logp = self.model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths))
+            best = logp[..., 1:].argmax(-1) + 1  # never the padding class
+            for row, i in enumerate(index):
+                out[i] = [self.tags.itos[int(t)] for t in best[row, : len(tokens[i])]]
+        return out
+
+
+class Forecaster:
+    """A trained forecaster with its scaler and columns: :meth:`predict` forecasts in the target's units."""
+
+    def __init__(self, model, scaler: StandardScaler, config: TrainConfig):
+        self.model, self.scaler, self.config = model, scaler, config
+        self.numeric = [n for n in scaler.names if "=" not in n]  # the target first, then the covariates
+        self.categories: dict[str, list[str]] = {}
+        for name in scaler.names:
+            if "=" in name:
+                column, value = name.split("=", 1)
+                self.categories.setdefault(column, []).append(value)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.numeric + list(self.categories)
+
+    @torch.no_grad()
+    def predict(self, data, batch_size: int = 1024) -> np.ndarray:
+        """One forecast per window of ``config.window`` consecutive rows: the target ``config.horizon`` rows
+        after the window's last row, in the target's units; ``(rows - window + 1,)``.
+
+        ``data``: a CSV path, a mapping (or pandas DataFrame) of the training columns, or, without
+        categorical columns, an array ``(rows, features)`` in the order of :attr:`columns`. Missing
+        numbers are filled by linear interpolation over the rows given, as in training.
+        """
+        numeric, cats, times, where = self._columns(data)
+        window = self.config.window
+        if len(numeric[self.numeric[0]]) < window:
+            raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
+        cols = [interpolate_missing(numeric[c], times)[0][:, None] for c in self.numeric]
+        cols += [one_hot(fill_categorical(cats[c])[0], values) for c, values in self.categories.items()]
+        x = self.scaler.transform(np.concatenate(cols, 1)).astype(np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
+        device = next(self.model.parameters()).device
+        out = [self.model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size])).to(device)).cpu()
+               for i in range(0, len(windows), batch_size)]  # fmt: skip
+        return self.scaler.inverse_target(torch.cat(out).double().numpy())
+
+    def _columns(self, data):
+        """``(numeric columns, categorical columns, times or None, a name for messages)`` of ``data``."""
+        if isinstance(data, (str, os.PathLike)):
+            table = read_timeseries_csv(data, self.numeric[0], self.numeric[1:], list(self.categories))
+            return table.numeric, table.categorical, table.times, str(data)
+        if hasattr(data, "keys"):
+            missing = [c for c in self.columns if c not in data.keys()]
+            if missing:
+                raise ValueError(f"data: columns {missing} are missing (the run was trained on {self.columns})")
+            numeric = {c: np.asarray(data[c], dtype=float) for c in self.numeric}
+            return numeric, {c: [str(v) for v in data[c]] for c in self.categories}, None, "data"
+        array = np.asarray(data, dtype=float)
+        if self.categories or array.ndim != 2 or array.shape[1] != len(self.numeric):
+            raise ValueError(f"data: expected a CSV path, a mapping of the columns {self.columns}, or an array "
+                             f"(rows, {len(self.numeric)}) of {self.numeric}; got shape {array.shape}")  # fmt: skip
+        return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, None, "data"

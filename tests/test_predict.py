@@ -1,0 +1,136 @@
+"""A trained run leaves the training setup: qklstm.load(...).predict and qklstm predict need only the
+checkpoint, and give what qklstm evaluate computes on the same inputs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import qklstm
+from qklstm.data.timeseries import chronological_bounds
+from qklstm.train import TrainConfig, load_checkpoint, train
+from qklstm.train.trainer import build_for_checkpoint
+
+DATA = Path(__file__).parent / "data"
+SLICE = DATA / "beijing_pm25_slice.csv"
+
+
+def quiet(*_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def pos_run(tmp_path_factory):
+    cfg = TrainConfig.from_mapping(dict(task="pos", data=str(DATA / "brown"), model="lstm", hidden=6,
+                                        embedding_dim=6, n_references=4, epochs=4, lr=0.1,
+                                        out=str(tmp_path_factory.mktemp("runs") / "pos")))  # fmt: skip
+    train(cfg, progress=False, log=quiet)
+    return cfg.run_dir
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    cfg = TrainConfig.from_mapping(dict(task="forecast", data=str(SLICE), target="pm2.5", covariates="DEWP,TEMP",
+                                        categorical="cbwd", window=6, hidden=3, n_references=4, epochs=2,
+                                        out=str(tmp_path_factory.mktemp("runs") / "fc")))  # fmt: skip
+    train(cfg, progress=False, log=quiet)
+    return cfg.run_dir
+
+
+def test_loaded_tagger_predicts_what_evaluate_predicts_on_the_test_split(pos_run):
+    cfg, task, model = build_for_checkpoint(load_checkpoint(pos_run / "best.pt"))
+    model.eval()
+    _, pred, _ = task.predict(model, "test", 64)
+    want = [[task.data.tags.itos[int(t)] for t in p] for p in pred]
+    sentences = [[w for w, _ in s] for s in task.data.splits.test]
+    tagger = qklstm.load(pos_run)
+    assert isinstance(tagger, qklstm.train.predict.Tagger)
+    got = tagger.predict(sentences, batch_size=7)  # other batches than evaluate's: the same tags
+    assert got == want and len({t for s in got for t in s}) > 1
+
+
+def test_loaded_forecaster_predicts_what_evaluate_predicts_on_the_test_split(forecast_run, tmp_path):
+    cfg, task, model = build_for_checkpoint(load_checkpoint(forecast_run / "best.pt"))
+    model.eval()
+    want = task.data.scaler.inverse_target(task.predict(model, "test", 64))
+    lines = SLICE.read_text().splitlines()
+    a, b = chronological_bounds(len(lines) - 1)[2]
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text("\n".join([lines[0], *lines[1 + a : 1 + b]]) + "\n")  # the raw rows of the test split
+    got = qklstm.load(forecast_run).predict(test_csv)
+    assert len(got) == len(want) + cfg.horizon  # the last window forecasts beyond the data
+    # float32 forward passes over the same windows in other batches: a few eps32 relative per step
+    np.testing.assert_allclose(got[: len(want)], want, rtol=1e-5, atol=1e-4)
+    # a mapping of the training columns gives the same, without times (rows one hour apart here)
+    table = {c: [] for c in ("pm2.5", "DEWP", "TEMP", "cbwd")}
+    header = lines[0].split(",")
+    for line in lines[1 + a : 1 + b]:
+        cells = dict(zip(header, line.split(",")))
+        for c in table:
+            table[c].append(cells[c] if c == "cbwd" else float("nan") if cells[c] in ("", "NA") else float(cells[c]))
+    np.testing.assert_allclose(qklstm.load(forecast_run).predict(table), got, rtol=1e-6)
+
+
+def _cli(*argv, stdin=b"", env=None):
+    env = {**os.environ, "QKLSTM_DATA": str(env), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-m", "qklstm.cli", "predict", *map(str, argv)], input=stdin,
+                          capture_output=True, env=env, timeout=120)  # fmt: skip
+
+
+def test_predict_from_the_command_line_with_an_empty_data_cache(pos_run, tmp_path):
+    empty = tmp_path / "no-cache"
+    sentences = "The dog ate the apple .\nIt was late\n"
+    proc = _cli(pos_run, stdin=sentences.encode(), env=empty)
+    assert proc.returncode == 0, proc.stderr
+    want = qklstm.load(pos_run).predict(sentences.splitlines())
+    assert proc.stdout.decode().splitlines() == [" ".join(f"{w}/{t}" for w, t in zip(s.split(), tags))
+                                                 for s, tags in zip(sentences.splitlines(), want)]  # fmt: skip
+    proc = _cli(pos_run, "-", "--format", "jsonl", stdin=b"The dog\n", env=empty)
+    assert json.loads(proc.stdout) == {"tokens": ["The", "dog"], "tags": qklstm.load(pos_run).predict(["The dog"])[0]}
+    out = tmp_path / "tagged.conllu"
+    proc = _cli(pos_run, DATA / "sample.conllu", "--format", "conllu", "--out", out, env=empty)
+    assert proc.returncode == 0 and out.read_text().count("\n\n") == 3  # three sentences
+    assert out.read_text().splitlines()[0].split("\t")[1] == "The" and not any(empty.glob("*"))
+
+
+def test_forecast_from_the_command_line(forecast_run, tmp_path):
+    proc = _cli(forecast_run, SLICE, env=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.decode().splitlines()
+    assert rows[0] == "row,pm2.5_forecast,steps_ahead" and len(rows) == 1 + 500 - 6 + 1
+    want = qklstm.load(forecast_run).predict(SLICE)
+    assert [float(r.split(",")[1]) for r in rows[1:]] == pytest.approx(want, rel=1e-5)  # printed with 6 digits
+
+
+@pytest.mark.parametrize("kind,stdin,needle", [
+    ("pos", b"a b\n\nc\n", "standard input:2: empty line; expected one sentence per line"),
+    ("pos", b"ok\n\xff\xfe\n", "standard input: line 2 is not valid UTF-8"),
+    ("fc", None, "too few for a window of 6"),
+    ("fc", "columns", "columns ['DEWP', 'TEMP', 'cbwd'] not in"),
+])  # fmt: skip
+def test_bad_input_gets_one_line(pos_run, forecast_run, tmp_path, kind, stdin, needle):
+    if kind == "pos":
+        proc = _cli(pos_run, stdin=stdin, env=tmp_path)
+    else:
+        lines = SLICE.read_text().splitlines()
+        csv = tmp_path / "in.csv"
+        if stdin == "columns":
+            csv.write_text("\n".join(",".join(line.split(",")[:6]) for line in lines[:50]) + "\n")
+        else:
+            csv.write_text("\n".join(lines[:4]) + "\n")
+        proc = _cli(forecast_run, csv, env=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_load_refuses_what_is_not_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a folder|does not exist"):
+        qklstm.load(tmp_path / "nothing")
+    (tmp_path / "x.pt").write_bytes(torch.zeros(3).numpy().tobytes())
+    with pytest.raises(ValueError, match="^checkpoint: .* is not a checkpoint"):
+        qklstm.load(tmp_path / "x.pt")
