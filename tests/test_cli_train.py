@@ -225,3 +225,24 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path, capsys):
     for k, st in a["optimizer"]["state"].items():
         for name, t in st.items():
             assert torch.equal(t, b["optimizer"]["state"][k][name]), (k, name)
+
+
+def test_compare_with_two_jobs_gives_the_table_of_one_job(tmp_path, capsys):
+    """Every run is fixed by its config, so running them in two processes changes nothing but the times."""
+    import csv as _csv
+
+    argv = ["compare", *TINY_FC, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
+    tables = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        rc, _, err = run_cli(capsys, *argv, "--jobs", jobs, "--out", out)
+        assert rc == 0, err
+        rows = list(_csv.DictReader((out / "runs.csv").open()))
+        tables[jobs] = [{k: v for k, v in r.items() if k != "seconds_per_epoch"} for r in rows]
+        assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert tables[2] == tables[1] and len(tables[1]) == 4
+
+
+def test_the_package_runs_as_a_module():
+    proc = subprocess.run([sys.executable, "-m", "qklstm", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("qklstm ")

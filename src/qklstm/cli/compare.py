@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="RUN.toml", help="TOML file of train options (not model or out)")
     p.add_argument("--overwrite", action="store_true", help="replace runs in OUT trained with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="run J trainings at once, each in its own process (default 1; same table as 1)")  # fmt: skip
     p.add_argument(
         "--out", default=None, metavar="OUT", help="folder of the runs and tables (default: runs/compare-<task>)"
     )
@@ -37,5 +39,13 @@ def run(args) -> int:
     positive_int(args.seeds, "--seeds")
     cfg = config_from_args(args, exclude=("model", "out"))
     out = args.out or f"runs/compare-{cfg.task}"
-    run_compare(cfg, args.models, args.seeds, out, overwrite=args.overwrite, progress=not args.no_progress)
+    run_compare(
+        cfg,
+        args.models,
+        args.seeds,
+        out,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        jobs=positive_int(args.jobs, "--jobs"),
+    )
     return 0

@@ -10,10 +10,15 @@ own hidden size (e.g. an LSTM sized to the QK-LSTM's parameter count).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
 from .checkpoint import LAST, load_run_checkpoint
@@ -77,40 +82,73 @@ def run_compare(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    jobs: int = 1,
     log: Callable = print,
 ) -> dict:
-    """Train and score every model for seeds ``base.seed .. base.seed + seeds - 1``; returns the table data."""
+    """Train and score every model for seeds ``base.seed .. base.seed + seeds - 1``; returns the table data.
+
+    ``jobs > 1`` runs that many runs at once, each in its own process. Every run is fixed by its
+    config (seed and ``threads`` included), so the table is the one ``jobs=1`` gives; with ``threads=0``
+    (torch's default) each process gets ``cpus // jobs`` threads so they do not oversubscribe the cores.
+    """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds: expected a positive integer, got {seeds!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs: expected a positive integer, got {jobs!r}")
     specs = parse_models(models)
     out = writable_folder(out_dir)
     with folder_lock(out, log=log):
-        return _compare(base, specs, seeds, out, overwrite, progress, log)
+        return _compare(base, specs, seeds, out, overwrite, progress, jobs, log)
 
 
-def _compare(base, specs, seeds, out, overwrite, progress, log) -> dict:
-    runs = []
+def _execute(label: str, config: dict, state: str, progress: bool, log: Callable, threads: int = 0) -> dict:
+    """Train (or resume) one run as ``state`` says and score it on the test split: its table row."""
+    cfg = TrainConfig.from_dict(config)
+    if threads and not cfg.threads:
+        torch.set_num_threads(threads)
+    if state in ("fresh", "overwrite"):
+        train(cfg, overwrite=state == "overwrite", progress=progress, log=log)
+    elif state == "resume":
+        resume(cfg.run_dir, progress=progress, log=log)
+    report = evaluate_run(cfg.run_dir, "test", log=log)
+    ckpt = load_run_checkpoint(cfg.run_dir / LAST)
+    train_rows = [r for r in ckpt["history"] if r["split"] == "train"]
+    report["seconds_per_epoch"] = sum(r["seconds"] for r in train_rows) / len(train_rows)
+    report["epochs"] = len(train_rows)
+    report["best_dev"] = ckpt["best"]["metric"]
+    report["label"], report["hidden"] = label, cfg.hidden
+    return report
+
+
+def _quiet(*_) -> None:
+    pass
+
+
+def _compare(base, specs, seeds, out, overwrite, progress, jobs, log) -> dict:
     t_all = time.perf_counter()
+    plans = []
     for label, model, hidden in specs:
         for k in range(seeds):
             seed = base.seed + k
             cfg = base.merged(
                 {"model": model, "seed": seed, "hidden": hidden or base.hidden, "out": str(out / f"{label}-seed{seed}")}
             )
-            state = _prepare_run(cfg, overwrite)
-            log(f"\n== {label}, seed {seed}: {cfg.run_dir} ({state})")
-            if state in ("fresh", "overwrite"):
-                train(cfg, overwrite=state == "overwrite", progress=progress, log=log)
-            elif state == "resume":
-                resume(cfg.run_dir, progress=progress, log=log)
-            report = evaluate_run(cfg.run_dir, "test", log=log)
-            ckpt = load_run_checkpoint(cfg.run_dir / LAST)
-            train_rows = [r for r in ckpt["history"] if r["split"] == "train"]
-            report["seconds_per_epoch"] = sum(r["seconds"] for r in train_rows) / len(train_rows)
-            report["epochs"] = len(train_rows)
-            report["best_dev"] = ckpt["best"]["metric"]
-            report["label"], report["hidden"] = label, cfg.hidden
-            runs.append(report)
+            plans.append((label, cfg, _prepare_run(cfg, overwrite)))
+    if jobs == 1:
+        runs = []
+        for label, cfg, state in plans:
+            log(f"\n== {label}, seed {cfg.seed}: {cfg.run_dir} ({state})")
+            runs.append(_execute(label, cfg.to_dict(), state, progress, log))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        log(f"{len(plans)} runs, {jobs} at a time in their own processes (their logs stay in their run folders)")
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_execute, label, cfg.to_dict(), state, False, _quiet, threads)
+                       for label, cfg, state in plans]  # fmt: skip
+            runs = []
+            for (label, cfg, state), future in zip(plans, futures):
+                runs.append(future.result())  # in the order of --jobs 1, so the tables are the same
+                log(f"== {label}, seed {cfg.seed}: {cfg.run_dir} ({state}) done")
     result = {
         "task": base.task,
         "runs": runs,
