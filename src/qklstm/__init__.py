@@ -7,7 +7,7 @@ torch.Size([5, 3])
 """
 
 from ._version import __version__
-from .kernels import FidelityKernel, target_alignment, use_backend
+from .kernels import FidelityKernel, ProjectedKernel, target_alignment, use_backend
 from .models import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from .quantum import FeatureMap
 from .train.predict import load
@@ -15,6 +15,7 @@ from .train.predict import load
 __all__ = [
     "FeatureMap",
     "FidelityKernel",
+    "ProjectedKernel",
     "QKLSTM",
     "QKLSTMCell",
     "QLSTM",

@@ -12,11 +12,14 @@ from .functional import (
     sample_probabilities,
     target_alignment,
 )
+from .projected import ProjectedKernel, reduced_bloch
 from .switch import use_backend
 
 __all__ = [
     "FidelityKernel",
     "Prepared",
+    "ProjectedKernel",
+    "reduced_bloch",
     "overlap_gram",
     "product_overlap_gram",
     "sample_probabilities",

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from ..kernels import FidelityKernel
+from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
 from .rnn import RecurrentBase, RecurrentCell, lstm_update, project_step
 
@@ -70,7 +70,9 @@ class QKLSTMCell(RecurrentCell):
             in the ``state_dict``, not trained).
         shared_readout: one ``alpha`` and ``b`` (a ``Linear(N -> hidden)``) for
             all gates, as in the paper preset.
-        diff_method, shots: passed to :class:`~qklstm.kernels.FidelityKernel`.
+        diff_method, shots, seed: passed to the kernel.
+        kernel: ``"fidelity"`` (:class:`~qklstm.kernels.FidelityKernel`, the paper's) or ``"projected"``
+            (:class:`~qklstm.kernels.ProjectedKernel`, Huang et al. 2021, with bandwidth ``gamma``).
 
     Attributes:
         references: ``(4, N, n_qubits)``, gates in the order of :data:`GATES` (input, forget, output, cell).
@@ -99,6 +101,8 @@ class QKLSTMCell(RecurrentCell):
         diff_method: str | None = None,
         shots: int | None = None,
         seed: int | None = None,
+        kernel: str = "fidelity",
+        gamma: float = 1.0,
     ):
         super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_references=n_references)
         if references not in ("learned", "fixed"):
@@ -116,6 +120,8 @@ class QKLSTMCell(RecurrentCell):
             diff_method=diff_method,
             shots=shots,
             seed=seed,
+            kernel=kernel,
+            gamma=gamma,
         )
         self.n_qubits, self.n_references = n_qubits, n_references
         self.references_mode, self.shared_readout = references, bool(shared_readout)
@@ -129,12 +135,17 @@ class QKLSTMCell(RecurrentCell):
                 f"features, but hidden_size + input_size = {concat}; set projection=True or change the sizes"
             )
         self.projection = nn.Linear(concat, n_qubits) if projection else None
-        kernel_kw = dict(diff_method=diff_method, shots=shots, seed=seed)
+        if kernel not in ("fidelity", "projected"):
+            raise ValueError(f"kernel: expected 'fidelity' or 'projected', got {kernel!r}")
+        if kernel == "projected" and diff_method not in (None, "backprop"):
+            raise ValueError("diff_method: the projected kernel is differentiated by backprop only")
         n_maps = 1 if self.share_feature_map else len(GATES)
         self.kernels = nn.ModuleList(
-            FidelityKernel(_make_feature_map(feature_map, n_qubits, layers, entangler), **kernel_kw)
+            FidelityKernel(_make_feature_map(feature_map, n_qubits, layers, entangler), diff_method=diff_method,
+                           shots=shots, seed=seed) if kernel == "fidelity" else
+            ProjectedKernel(_make_feature_map(feature_map, n_qubits, layers, entangler), gamma, shots=shots, seed=seed)
             for _ in range(n_maps)
-        )
+        )  # fmt: skip
         ref = torch.empty(len(GATES), n_references, n_qubits)
         if references == "learned":
             self.references = nn.Parameter(ref)

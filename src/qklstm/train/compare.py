@@ -63,10 +63,11 @@ def _prepare_run(cfg: TrainConfig, overwrite: bool) -> str:
     if not path.exists():
         return "fresh"
     ckpt = load_run_checkpoint(path)
-    if ckpt["config"] != cfg.to_dict():
+    saved = TrainConfig.from_dict(ckpt["config"]).to_dict()  # options added since the run take their defaults
+    if saved != cfg.to_dict():
         if overwrite:
             return "overwrite"
-        diff = sorted(k for k, v in cfg.to_dict().items() if ckpt["config"].get(k) != v)
+        diff = sorted(k for k, v in cfg.to_dict().items() if saved.get(k) != v)
         raise ValueError(
             f"--out: {cfg.run_dir} holds a run with other settings ({', '.join(diff)}); "
             "pass --overwrite or choose another --out"

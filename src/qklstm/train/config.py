@@ -105,6 +105,9 @@ class TrainConfig:
     n_references: int = _opt(8, "qklstm: reference vectors per gate", group="model", minimum=1)
     feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
     layers: int = _opt(1, "qklstm: encoding layers of the feature map", group="model", minimum=1)
+    kernel: str = _opt("fidelity", "qklstm: fidelity (the paper's) or projected (Huang et al. 2021)", group="model",
+                       choices=("fidelity", "projected"))  # fmt: skip
+    gamma: float = _opt(1.0, "qklstm, projected kernel: bandwidth gamma", group="model", minimum=1e-12)
     qlayers: int = _opt(1, "qlstm: variational layers per gate circuit", group="model", minimum=1)
     bidirectional: bool = _opt(False, "run the recurrent layer in both directions", group="model")
     num_layers: int = _opt(1, "stacked recurrent layers", group="model", minimum=1)
@@ -208,6 +211,8 @@ class TrainConfig:
             common.update(
                 n_qubits=self.n_qubits, n_references=self.n_references, feature_map=self.feature_map, layers=self.layers
             )
+            if self.kernel != "fidelity":  # only then: checkpoints of fidelity runs keep their options
+                common.update(kernel=self.kernel, gamma=self.gamma)
         elif self.model == "qlstm":
             common.update(n_qubits=self.n_qubits, n_qlayers=self.qlayers)
         return common
@@ -219,6 +224,8 @@ class TrainConfig:
             s += f", embedding {self.embedding_dim}"
         if self.model == "qklstm":
             s += f", {self.n_qubits} qubits, {self.n_references} references per gate, {self.feature_map} map"
+            if self.kernel != "fidelity":
+                s += f", {self.kernel} kernel gamma {self.gamma:g}"
             if self.layers > 1:
                 s += f" x{self.layers}"
         elif self.model == "qlstm":

@@ -1,0 +1,111 @@
+"""The projected quantum kernel against an independent dense computation of reduced density matrices."""
+
+import numpy as np
+import pytest
+import torch
+
+import qsim_reference as ref
+from qklstm import QKLSTM, FeatureMap, FidelityKernel, ProjectedKernel
+from qklstm.kernels import reduced_bloch
+
+ATOL = 1e-10  # float64 / complex128 throughout; the dense reference builds 2**n x 2**n matrices
+
+
+def dense_reduced(state: np.ndarray, q: int) -> np.ndarray:
+    """rho_q = Tr_{others} |psi><psi| from the full density matrix (qubit 0 = most significant)."""
+    n = int(np.log2(len(state)))
+    rho = np.outer(state, state.conj()).reshape([2] * (2 * n))
+    keep = [i for i in range(n) if i != q]
+    for k in sorted(keep, reverse=True):  # trace out one qubit at a time, highest index first
+        rho = np.trace(rho, axis1=k, axis2=k + rho.ndim // 2)
+    return rho
+
+
+def dense_projected_gram(SX, SY, gamma):
+    n = int(np.log2(SX.shape[1]))
+    rx = [[dense_reduced(s, q) for q in range(n)] for s in SX]
+    ry = [[dense_reduced(s, q) for q in range(n)] for s in SY]
+    d = np.array([[sum(np.linalg.norm(a[q] - b[q], "fro") ** 2 for q in range(n)) for b in ry] for a in rx])
+    return np.exp(-gamma * d)
+
+
+CASES = [
+    ("paper", dict(layers=1), lambda n: FeatureMap.paper(n, layers=1), ref.paper_state),
+    ("paper", dict(layers=2), lambda n: FeatureMap.paper(n, layers=2), ref.paper_state),
+    ("paper-none", dict(layers=1, entangler="none"), lambda n: FeatureMap.paper(n, entangler="none"), ref.paper_state),
+    ("zz", dict(reps=2), lambda n: FeatureMap.zz(n), ref.zz_state),
+]
+
+
+@pytest.mark.parametrize("name,kw,make,state", CASES, ids=[c[0] + str(c[1]) for c in CASES])
+@pytest.mark.parametrize("n", [1, 3, 4])
+def test_projected_kernel_equals_the_dense_reduced_density_matrices(name, kw, make, state, n):
+    rng = np.random.default_rng(n)
+    X, Y = rng.uniform(-3, 3, size=(4, n)), rng.uniform(-3, 3, size=(3, n))
+    want = dense_projected_gram(ref.states(state, X, **kw), ref.states(state, Y, **kw), gamma=0.7)
+    got = ProjectedKernel(make(n), gamma=0.7).double()(torch.tensor(X), torch.tensor(Y))
+    np.testing.assert_allclose(got.detach().numpy(), want, atol=ATOL, rtol=0)
+
+
+def test_reduced_bloch_of_random_states():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(5, 16)) + 1j * rng.normal(size=(5, 16))
+    s /= np.linalg.norm(s, axis=1, keepdims=True)
+    got = reduced_bloch(torch.tensor(s)).numpy()
+    paulis = [np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.array([[1, 0], [0, -1]])]
+    for b in range(5):
+        for q in range(4):
+            rho = dense_reduced(s[b], q)
+            np.testing.assert_allclose(got[b, q], [np.trace(rho @ p).real for p in paulis], atol=ATOL)
+
+
+def test_projected_kernel_gradients_pass_gradcheck():
+    fmap = FeatureMap.paper(3, layers=2, trainable=True).double()
+    with torch.no_grad():
+        fmap.weight.uniform_(0.5, 1.5)
+    kernel = ProjectedKernel(fmap, gamma=0.3)
+    x = torch.rand(3, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, w: ProjectedKernel(fmap, 0.3)(a, b), (x, y, fmap.weight))
+    assert kernel(x).diagonal().allclose(torch.ones(3, dtype=torch.float64))
+
+
+def test_shot_estimates_of_the_bloch_vectors_are_unbiased():
+    """Each <P_q> is the mean of S outcomes +-1 with P(+1) = (1 + b) / 2: unbiased, with standard error
+    sqrt((1 - b^2) / S); the mean of R independent estimates is within 4 standard errors / sqrt(R)."""
+    fmap = FeatureMap.paper(3, layers=2).double()
+    x = torch.rand(4, 3, dtype=torch.float64)
+    exact = ProjectedKernel(fmap).bloch(x)
+    shots, repeats = 200, 400
+    sampled = ProjectedKernel(fmap, shots=shots, seed=0)
+    mean = torch.stack([sampled.bloch(x) for _ in range(repeats)]).mean(0)
+    se = ((1 - exact.square()).clamp_min(0) / (shots * repeats)).sqrt()
+    assert bool(((mean - exact).abs() <= 4 * se + 1e-12).all())
+    k = sampled(x)  # sampled values, on the same scale, carry no gradient
+    assert k.shape == (4, 4) and not k.requires_grad
+
+
+def test_qklstm_with_projected_kernels_trains_and_counts_the_same_parameters():
+    torch.manual_seed(0)
+    fid, proj = QKLSTM(5, 4, n_qubits=3, layers=2), QKLSTM(5, 4, n_qubits=3, layers=2, kernel="projected", gamma=0.5)
+    assert sum(p.numel() for p in fid.parameters()) == sum(p.numel() for p in proj.parameters())
+    assert isinstance(proj.cells[0].kernels[0], ProjectedKernel) and "kernel='projected'" in repr(proj)
+    out, _ = proj(torch.randn(6, 2, 5))
+    out.sum().backward()
+    assert all(p.grad is not None for p in proj.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="kernel: expected"):
+        QKLSTM(5, 4, kernel="rbf")
+
+
+def test_projected_kernel_concentrates_far_less_than_the_fidelity_kernel():
+    """The motivation (Huang et al.; Thanasilp et al.): for a two-layer (entangling) map, the variance of
+    off-diagonal fidelity values falls about like 2**-n, the projected kernel's far more slowly."""
+    g = torch.Generator().manual_seed(0)
+    spread = {}
+    for n in (2, 8):
+        x = torch.rand(40, n, generator=g, dtype=torch.float64) * 2 * torch.pi
+        off = ~torch.eye(40, dtype=torch.bool)
+        fmap = FeatureMap.paper(n, layers=2)
+        spread[n] = (FidelityKernel(fmap)(x)[off].var().item(), ProjectedKernel(fmap, gamma=1.0)(x)[off].var().item())
+    fid_drop, proj_drop = spread[2][0] / spread[8][0], spread[2][1] / spread[8][1]
+    assert fid_drop > 20 and proj_drop < fid_drop / 4, spread
