@@ -20,6 +20,7 @@ RANK = {
     "data": 3,
     "train": 4,
     "experiments": 5,
+    "diagnostics": 5,
     "cli": 6,
     "__init__": 7,
     "__main__": 8,
