@@ -98,3 +98,24 @@ def test_audit_flags_a_self_undoing_circuit_and_unregistered_weights():
     assert any("entangler cancels" in f for f in findings)  # the default one-layer paper map
     healthy = QKLSTM(3, 4, n_qubits=2, n_references=2, layers=2)
     assert audit(healthy, lambda m: m(torch.randn(5, 2, 3))[0].sum()) == []
+
+
+def test_diagnose_a_trained_run_writes_a_report_with_its_plots(tmp_path, capsys):
+    from pathlib import Path
+
+    from qklstm.cli import main
+
+    slice_csv = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
+    common = ["--task", "forecast", "--data", slice_csv, "--target", "pm2.5", "--window", "6", "--hidden", "3",
+              "--n-references", "4", "--epochs", "1", "--no-progress"]  # fmt: skip
+    assert main(["train", *map(str, common), "--layers", "2", "--out", str(tmp_path / "qk")]) == 0
+    assert main(["diagnose", str(tmp_path / "qk"), "--samples", "32"]) == 0
+    md = (tmp_path / "qk" / "diagnostics.md").read_text()
+    assert "| 16 |" in md and "g = " in md and "Classical twin" not in md  # two layers: no product form
+    assert md.rstrip().endswith("- nothing found")
+    for png in ("diagnostics_concentration.png", "diagnostics_spectrum.png"):
+        assert (tmp_path / "qk" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["train", *map(str, common), "--model", "lstm", "--out", str(tmp_path / "lstm")]) == 0
+    capsys.readouterr()
+    assert main(["diagnose", str(tmp_path / "lstm")]) == 2
+    assert "is a lstm run; diagnostics are for qklstm runs" in capsys.readouterr().err

@@ -24,7 +24,7 @@ __all__ = ["RunFolder", "recover", "run_files"]
 
 #: files every run writes; reports of ``qklstm evaluate`` start with a split's name
 RUN_FILES = ("config.toml", "last.pt", "best.pt", "metrics.csv", "metrics.png")
-REPORT_PREFIXES = ("train_", "dev_", "test_")
+REPORT_PREFIXES = ("train_", "dev_", "test_", "diagnostics")
 STAGING = ".next"
 JOURNAL = "COMMIT"
 
