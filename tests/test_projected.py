@@ -109,3 +109,30 @@ def test_projected_kernel_concentrates_far_less_than_the_fidelity_kernel():
         spread[n] = (FidelityKernel(fmap)(x)[off].var().item(), ProjectedKernel(fmap, gamma=1.0)(x)[off].var().item())
     fid_drop, proj_drop = spread[2][0] / spread[8][0], spread[2][1] / spread[8][1]
     assert fid_drop > 20 and proj_drop < fid_drop / 4, spread
+
+
+BACKENDS = [("pennylane:default.qubit", "pennylane"), ("qiskit:statevector", "qiskit"), ("qiskit:aer", "qiskit_aer")]
+
+
+@pytest.mark.parametrize("backend,module", BACKENDS)
+def test_projected_kernel_on_pennylane_and_qiskit_equals_the_native_one(backend, module):
+    pytest.importorskip(module)
+    fmap = FeatureMap.paper(3, layers=2).double()
+    x, y = torch.rand(4, 3, dtype=torch.float64) * 3, torch.rand(2, 3, dtype=torch.float64) * 3
+    got = ProjectedKernel(fmap, 0.7, backend=backend)(x, y)
+    torch.testing.assert_close(got, ProjectedKernel(fmap, 0.7)(x, y), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("backend,module", BACKENDS)
+def test_measured_bloch_vectors_are_unbiased_on_the_backends(backend, module):
+    """<P> from S outcomes in the P basis has standard error sqrt((1 - <P>^2) / S); every one of the 36
+    estimates is within 4 of them (a false alarm about once in 500 runs)."""
+    pytest.importorskip(module)
+    fmap = FeatureMap.paper(3, layers=2).double()
+    x = torch.rand(4, 3, dtype=torch.float64) * 3
+    exact = ProjectedKernel(fmap).bloch(x)
+    shots = 4000
+    got = ProjectedKernel(fmap, backend=backend, shots=shots, seed=3).bloch(x)
+    se = ((1 - exact.square()).clamp_min(0) / shots).sqrt()
+    assert bool(((got - exact).abs() <= 4 * se + 1e-12).all())
+    assert not torch.equal(got, exact)  # they were sampled

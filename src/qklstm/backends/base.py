@@ -68,6 +68,10 @@ class KernelBackend:
         """``(B, N)`` float64 kernel values for angle batches ``(B, P)`` and ``(N, P)``."""
         raise NotImplementedError
 
+    def bloch(self, circuit: Circuit, angles: np.ndarray) -> np.ndarray:
+        """``(B, n, 3)`` float64 ``<X_q>, <Y_q>, <Z_q>`` of ``U(a)|0>`` per qubit (projected kernels)."""
+        raise NotImplementedError(f"{type(self).__name__} does not measure Pauli expectations")
+
     def _pairs(self, angles_x: np.ndarray, angles_y: np.ndarray) -> np.ndarray:
         """``(B*N, 2P)`` rows ``[a_x_b, a_y_n]`` in row-major ``(b, n)`` order."""
         b, n = len(angles_x), len(angles_y)

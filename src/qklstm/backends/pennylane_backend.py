@@ -102,6 +102,14 @@ class PennyLaneBackend(KernelBackend):
                 return qml.state()
 
             node = qml.QNode(qfunc, dev, interface=None)
+        elif kind == "bloch":
+
+            def qfunc(a):
+                apply_pennylane_ops(circuit.ops, lambda c: a[:, c], wires, self.noise)
+                paulis = (qml.PauliX, qml.PauliY, qml.PauliZ)
+                return [qml.expval(P(w)) for w in wires for P in paulis]  # X, Y, Z bases measured apart
+
+            node = qml.QNode(qfunc, dev, interface=None, shots=self.shots)
         else:
             fwd, inv, noise = circuit.ops, circuit.inverse().ops, self.noise
 
@@ -122,6 +130,11 @@ class PennyLaneBackend(KernelBackend):
         self.jobs += 1
         out = np.asarray(self._qnode(circuit, "state")(np.asarray(angles, dtype=np.float64)))
         return out.reshape(len(angles), 2**circuit.n_qubits)
+
+    def bloch(self, circuit: Circuit, angles: np.ndarray) -> np.ndarray:
+        self.jobs += 1
+        values = np.asarray(self._qnode(circuit, "bloch")(np.asarray(angles, dtype=np.float64)), dtype=np.float64)
+        return values.reshape(circuit.n_qubits, 3, len(angles)).transpose(2, 0, 1)
 
     def gram(self, circuit: Circuit, angles_x: np.ndarray, angles_y: np.ndarray) -> np.ndarray:
         b, n = len(angles_x), len(angles_y)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..quantum.circuit import Circuit
+from ..quantum.gates import reduced_bloch
 from ._imports import import_qiskit, import_qiskit_aer
 from .base import KernelBackend, overlaps_from_states, zero_frequencies
 from .export import qiskit_angle_circuit, qiskit_angle_compute_uncompute
@@ -160,6 +162,37 @@ class QiskitBackend(KernelBackend):
         from qiskit.quantum_info import Statevector
 
         return np.stack([Statevector(qc.assign_parameters(row[cols])).data for row in angles])
+
+    def bloch(self, circuit: Circuit, angles: np.ndarray) -> np.ndarray:
+        """Exact: traced out of the states (Qiskit's little-endian order is the reversal of our qubit order, so
+        its arrays read MSB-first are ours). With shots: three measured circuits, the Z, X (H) and Y (S^dagger H)
+        bases, on the sampler, one job for all."""
+        angles = np.asarray(angles, dtype=np.float64)
+        n = circuit.n_qubits
+        if self.shots is None and self.noise is None:
+            return reduced_bloch(torch.as_tensor(self.states(circuit, angles))).numpy()
+        qc, _ = qiskit_angle_circuit(circuit)  # not the cached template: on Aer it saves the statevector
+        pubs = []
+        for basis in ("X", "Y", "Z"):
+            m = qc.copy()
+            for j in range(n):
+                if basis == "Y":
+                    m.sdg(j)
+                if basis in ("X", "Y"):
+                    m.h(j)
+            m.measure_all()
+            if self.pass_manager is not None:
+                m = self.pass_manager.run(m)
+            cols = _columns(m, circuit.n_params)
+            pubs.append((m, angles[:, cols] if cols else np.zeros((len(angles), 0))))
+        self.jobs += 1
+        results = self._sampler().run(pubs, shots=self.shots).result()
+        out = np.empty((len(angles), n, 3))
+        for axis, (m, _) in enumerate(pubs):
+            bits = results[axis].data[m.cregs[0].name]
+            unpacked = np.unpackbits(bits.array, axis=-1)[..., -n:]  # clbit j at -1 - j; our qubit k is clbit n-1-k
+            out[:, :, axis] = (1 - 2 * unpacked.astype(np.float64)).mean(-2)
+        return out
 
     def gram(self, circuit: Circuit, angles_x: np.ndarray, angles_y: np.ndarray) -> np.ndarray:
         b, n = len(angles_x), len(angles_y)

@@ -26,31 +26,12 @@ import math
 import torch
 from torch import nn
 
+from ..backends.api import resolve_backend
 from ..quantum.feature_maps import FeatureMap
+from ..quantum.gates import reduced_bloch
 from .evaluator import Prepared
 
 __all__ = ["ProjectedKernel", "reduced_bloch"]
-
-
-def reduced_bloch(states: torch.Tensor) -> torch.Tensor:
-    """Bloch vectors ``(B, n, 3)`` of every qubit's reduced state, from states ``(B, 2**n)`` (qubit 0 = most
-    significant bit): ``rho_q = Tr_rest |psi><psi|``, ``b = (2 Re rho_01, -2 Im rho_01, rho_00 - rho_11)``.
-
-    >>> import torch
-    >>> bell = torch.tensor([[1, 0, 0, 1]], dtype=torch.complex128) / 2**0.5
-    >>> reduced_bloch(bell).abs().max().item()  # each qubit of a Bell pair is maximally mixed
-    0.0
-    """
-    batch, dim = states.shape
-    n = dim.bit_length() - 1
-    out = []
-    for q in range(n):
-        view = states.reshape(batch, 2**q, 2, 2 ** (n - q - 1))
-        a, b = view[:, :, 0], view[:, :, 1]
-        rho01 = (a * b.conj()).sum((1, 2))
-        z = (a.real.square() + a.imag.square() - b.real.square() - b.imag.square()).sum((1, 2))
-        out.append(torch.stack([2 * rho01.real, -2 * rho01.imag, z], -1))
-    return torch.stack(out, 1)
 
 
 class ProjectedKernel(nn.Module):
@@ -64,15 +45,19 @@ class ProjectedKernel(nn.Module):
             bases, as on a device); ``None``: exact. The Bloch estimates are unbiased; the kernel, a
             nonlinear function of them, is not exactly. Sampled values carry no gradient.
         seed: seed of the sampler's own generator (``None``: torch's global one).
+        backend: ``"native"`` (this simulator), or any spec :class:`~qklstm.kernels.FidelityKernel` takes
+            (``"pennylane:<device>"``, ``"qiskit:statevector"``, ``"qiskit:aer"``, a Qiskit ``BaseSamplerV2``,
+            a :class:`~qklstm.backends.KernelBackend`): the backend measures ``<X_q>, <Y_q>, <Z_q>`` (three
+            bases) with its own ``shots``. Backend values carry no gradient.
 
     Shape:
         - ``x``: ``(B, F)``; ``y``: ``(N, F)`` (default: ``x``). Output: ``(B, N)``.
     """
 
-    backend = None  # simulated natively: nothing to switch (use_backend walks fidelity kernels)
     diff_method = "backprop"
 
-    def __init__(self, feature_map: FeatureMap, gamma: float = 1.0, *, shots: int | None = None, seed=None):
+    def __init__(self, feature_map: FeatureMap, gamma: float = 1.0, *, shots: int | None = None, seed=None,
+                 backend="native"):  # fmt: skip
         super().__init__()
         if not isinstance(feature_map, FeatureMap):
             raise ValueError(f"feature_map: expected a qklstm FeatureMap, got {type(feature_map).__name__}")
@@ -83,6 +68,8 @@ class ProjectedKernel(nn.Module):
         self.feature_map, self.gamma, self.shots, self.seed = feature_map, float(gamma), shots, seed
         self.use_product_form = not feature_map.circuit.stages  # no two-qubit gate: one-qubit states only
         self._generator = None if seed is None else torch.Generator().manual_seed(seed)
+        native = isinstance(backend, str) and backend == "native"
+        self.backend = None if native else resolve_backend(backend, shots=shots, seed=seed)
 
     @property
     def n_qubits(self) -> int:
@@ -92,6 +79,9 @@ class ProjectedKernel(nn.Module):
         """Every qubit's Bloch vector ``(B, n, 3)`` of the final state. An entangler changes the one-qubit
         marginals (it does not cancel here as it does in the fidelity kernel), so the states are simulated
         and traced out unless the map has no two-qubit gate at all (then the prefix's closed form serves)."""
+        if self.backend is not None:
+            angles = self.feature_map.angles(x).detach().cpu().double().numpy()
+            return torch.as_tensor(self.backend.bloch(self.feature_map.circuit, angles), dtype=x.dtype, device=x.device)
         b = self.feature_map.product_bloch(x) if self.use_product_form else reduced_bloch(self.feature_map(x))
         if self.shots is None:
             return b
@@ -122,4 +112,5 @@ class ProjectedKernel(nn.Module):
         return self.gram(px, py)
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma:g}" + (f", shots={self.shots}" if self.shots is not None else "")
+        backend = "" if self.backend is None else f", backend={self.backend.name!r}"
+        return f"gamma={self.gamma:g}" + (f", shots={self.shots}" if self.shots is not None else "") + backend

@@ -41,6 +41,7 @@ __all__ = [
     "entry_add",
     "entry_mul",
     "gate_entries",
+    "reduced_bloch",
     "matrix_1q",
     "apply_matrix",
     "apply_permutation",
@@ -275,3 +276,24 @@ def rzz(state, theta, a, b):
     signs = _zz_signs(n_qubits_of(state), a, b, state.device).to(th.dtype)
     ph = -0.5 * th.unsqueeze(-1) * signs
     return apply_diagonal(state, torch.polar(torch.ones_like(ph), ph))
+
+
+def reduced_bloch(states: torch.Tensor) -> torch.Tensor:
+    """Bloch vectors ``(B, n, 3)`` of every qubit's reduced state, from states ``(B, 2**n)`` (qubit 0 = most
+    significant bit): ``rho_q = Tr_rest |psi><psi|``, ``b = (2 Re rho_01, -2 Im rho_01, rho_00 - rho_11)``.
+
+    >>> import torch
+    >>> bell = torch.tensor([[1, 0, 0, 1]], dtype=torch.complex128) / 2**0.5
+    >>> reduced_bloch(bell).abs().max().item()  # each qubit of a Bell pair is maximally mixed
+    0.0
+    """
+    batch, dim = states.shape
+    n = dim.bit_length() - 1
+    out = []
+    for q in range(n):
+        view = states.reshape(batch, 2**q, 2, 2 ** (n - q - 1))
+        a, b = view[:, :, 0], view[:, :, 1]
+        rho01 = (a * b.conj()).sum((1, 2))
+        z = (a.real.square() + a.imag.square() - b.real.square() - b.imag.square()).sum((1, 2))
+        out.append(torch.stack([2 * rho01.real, -2 * rho01.imag, z], -1))
+    return torch.stack(out, 1)
