@@ -19,6 +19,7 @@ from .data import (
     collate_windows,
     sequential_batches,
 )
+from .reports import forecast_report, tagging_report
 
 __all__ = ["ForecastTask", "PosTask", "build_regressor", "build_tagger", "make_task"]
 
@@ -46,6 +47,9 @@ class PosTask:
     def __init__(self, data: PosData, device: torch.device):
         self.data, self.device = data, device
         self.lengths = {s: np.array([len(x) for x, _ in data.split(s)]) for s in ("train", "dev", "test")}
+
+    def report(self, model, split: str, batch_size: int, run_dir, write: bool, log) -> dict:
+        return tagging_report(self, model, split, batch_size, run_dir, write, log)
 
     def saved_data(self) -> dict:
         return {"vocab": {"words": self.data.words.to_dict(), "tags": self.data.tags.to_dict()}}
@@ -130,6 +134,9 @@ class ForecastTask:
     def __init__(self, data: ForecastData, device: torch.device):
         self.data, self.device = data, device
         self.target_std = float(data.scaler.std[data.scaler.target_index])
+
+    def report(self, model, split: str, batch_size: int, run_dir, write: bool, log) -> dict:
+        return forecast_report(self, model, split, batch_size, run_dir, write, log)
 
     def saved_data(self) -> dict:
         return {"scaler": self.data.scaler.to_dict()}
