@@ -100,7 +100,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..train import resume, train
+    import torch.distributed
+
+    from ..train import distributed, resume, train
 
     progress = not args.no_progress
     if args.resume:
@@ -115,6 +117,11 @@ def run(args) -> int:
     else:
         cfg = config_from_args(args)
         summary = train(cfg, overwrite=args.overwrite, progress=progress)
+    if distributed.active():  # under torchrun: rank 0 reports, every rank leaves the group cleanly
+        lead = distributed.rank() == 0
+        torch.distributed.destroy_process_group()
+        if not lead:
+            return 0
     best = summary["best_dev"]
     print(
         f"done: {summary['epochs']} epoch(s), {summary['seconds_per_epoch']:.1f} s per epoch (training); best dev "

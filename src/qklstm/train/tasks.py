@@ -42,6 +42,7 @@ class PosTask:
     metric = "accuracy"
     higher_is_better = True
     metric_columns = ("accuracy",)
+    stat_keys = ("n", "loss_sum", "correct")  # what batch_loss counts (summed over ranks under DDP)
     loss_label, metric_label = "loss (NLL)", "accuracy"
 
     def __init__(self, data: PosData, device: torch.device):
@@ -125,6 +126,7 @@ class ForecastTask:
     metric = "rmse"
     higher_is_better = False
     metric_columns = ("rmse", "mae")
+    stat_keys = ("n", "loss_sum", "abs_sum")
     loss_label = "loss (MSE, scaled)"
 
     @property

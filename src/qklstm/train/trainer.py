@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -25,6 +26,7 @@ import torch
 
 from ..io import atomic_write_text, folder_lock, writable_folder
 from ..models import GATES, count_parameters
+from . import distributed
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
 from .data import load_task_data
@@ -132,6 +134,8 @@ def train(
     """
     cfg.validate()
     set_threads(cfg.threads)
+    if distributed.start(cfg.device) and distributed.rank() != 0:  # rank 0 alone owns the folder
+        return _run(cfg, None, None, progress=False, callback=callback, log=_quiet)
     run_dir = writable_folder(cfg.run_dir)
     created = not run_dir.exists()
     try:
@@ -166,8 +170,12 @@ def resume(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"--resume: {run_dir} is not a folder (expected the --out folder of qklstm train)")
-    with folder_lock(run_dir, "--resume", log=log):
-        recover(run_dir, log)
+    lead = not (distributed.start(device or "cpu") and distributed.rank() != 0)
+    with folder_lock(run_dir, "--resume", log=log) if lead else contextlib.nullcontext():
+        if lead:
+            recover(run_dir, log)
+        else:
+            progress, log = False, _quiet
         ckpt = load_run_checkpoint(run_dir / LAST)
         cfg = TrainConfig.from_dict(ckpt["config"])
         changes = {"out": str(run_dir)}
@@ -177,7 +185,8 @@ def resume(
             changes["device"] = device
         cfg = cfg.merged(changes)
         set_threads(cfg.threads)
-        return _run(cfg, ckpt, RunFolder(run_dir, fresh=False), progress=progress, callback=callback, log=log)
+        folder = RunFolder(run_dir, fresh=False) if lead else None
+        return _run(cfg, ckpt, folder, progress=progress, callback=callback, log=log)
 
 
 def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bool, callback, log) -> RunSummary:
@@ -203,12 +212,13 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         run.restore(ckpt)
         if run.finished:
             log(
-                f"{folder.folder}: already finished after epoch {run.epoch}"
+                f"{cfg.run_dir}: already finished after epoch {run.epoch}"
                 + (" (early stopping)" if run.stopped_early else "")
             )
             return run.summary()
-        log(f"resuming {folder.folder} at epoch {run.epoch + 1} of {cfg.epochs}")
-    atomic_write_text(folder.path / "config.toml", config_toml(cfg))
+        log(f"resuming {cfg.run_dir} at epoch {run.epoch + 1} of {cfg.epochs}")
+    if folder is not None:
+        atomic_write_text(folder.path / "config.toml", config_toml(cfg))
     log(f"{cfg.task}: {data.describe()}")
     log(
         f"model: {cfg.describe()}; {run.n_params:,} trainable parameters"
@@ -219,13 +229,22 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         *([TensorBoard(cfg.tensorboard, lambda: run.history[-2:])] if cfg.tensorboard else []),
         *([_StepHook(callback)] if callback is not None else []),
     ]
+    net, batches, step_loss = model, (lambda epoch: task.train_batches(cfg.batch_size, run.data_gen)), task.batch_loss
+    if distributed.active():  # DDP: every rank draws the global batches and takes its share of each
+        r, w = distributed.rank(), distributed.world()
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
+        )
+        batches = lambda epoch: [(b, b[r::w]) for b in task.train_batches(cfg.batch_size, run.data_gen)]  # noqa: E731
+        step_loss = distributed.global_step_loss(task, task.stat_keys)
+        log(f"{w} processes, {cfg.batch_size} examples per global batch shared among them")
     try:
         fit(
-            model,
+            net,
             run.optimizer,
             cfg.epochs,
-            lambda epoch: task.train_batches(cfg.batch_size, run.data_gen),
-            task.batch_loss,
+            batches,
+            step_loss,
             start=run.epoch + 1,
             clip=cfg.clip,
             callbacks=callbacks,
@@ -233,6 +252,8 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
             postfix=lambda stats: task.postfix(task.summarize(stats)),
         )
     except TrainingDiverged as err:
+        if folder is None:
+            raise
         kept = (
             f"{folder.folder} is as it was (no checkpoint of this run yet)"
             if folder.staged
@@ -240,6 +261,8 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         )
         raise TrainingDiverged(f"{err}; {kept}") from None
     except KeyboardInterrupt:
+        if folder is None:
+            raise
         where = f"interrupted in epoch {run.epoch + 1}"
         log(
             f"{where} before the first checkpoint; {folder.folder} is as it was"
@@ -293,6 +316,14 @@ class _Run(Callback):
         self.stopped_early = bool(ckpt.get("stopped_early"))
 
     def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
+        if self.folder is None:  # another rank: rank 0 scores, writes and decides
+            self.epoch = epoch
+            self.stopped_early = distributed.broadcast_flag(None)
+            return self.stopped_early
+        stop = self._epoch_end(epoch, stats, seconds)
+        return distributed.broadcast_flag(stop) if distributed.active() else stop
+
+    def _epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
         cfg, task = self.cfg, self.task
         self.history.append({"epoch": epoch, "split": "train", **task.summarize(stats), "seconds": seconds})
         t0 = time.perf_counter()
@@ -357,6 +388,10 @@ class _StepHook(Callback):
 
     def on_step(self, epoch, step, loss, model):
         self.fn(epoch, step, model)
+
+
+def _quiet(*_) -> None:
+    pass
 
 
 def _summary(cfg, task, history, best, n_params, n_embed, stopped_early) -> RunSummary:
