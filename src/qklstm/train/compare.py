@@ -24,6 +24,7 @@ from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writa
 from .checkpoint import LAST, load_run_checkpoint
 from .config import LABELS, MODELS, TrainConfig
 from .evaluate import evaluate_run
+from .loop import quiet
 from .metrics import format_table, mean_std
 from .trainer import resume, train
 
@@ -121,10 +122,6 @@ def _execute(label: str, config: dict, state: str, progress: bool, log: Callable
     return report
 
 
-def _quiet(*_) -> None:
-    pass
-
-
 def _compare(base, specs, seeds, out, overwrite, progress, jobs, log) -> dict:
     t_all = time.perf_counter()
     plans = []
@@ -144,7 +141,7 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log) -> dict:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         log(f"{len(plans)} runs, {jobs} at a time in their own processes (their logs stay in their run folders)")
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_execute, label, cfg.to_dict(), state, False, _quiet, threads)
+            futures = [pool.submit(_execute, label, cfg.to_dict(), state, False, quiet, threads)
                        for label, cfg, state in plans]  # fmt: skip
             runs = []
             for (label, cfg, state), future in zip(plans, futures):

@@ -26,7 +26,11 @@ import torch
 
 from ..io import writable_folder
 
-__all__ = ["Callback", "TensorBoard", "TrainingDiverged", "fit", "make_optimizer"]
+__all__ = ["Callback", "TensorBoard", "TrainingDiverged", "fit", "make_optimizer", "quiet"]
+
+
+def quiet(*_) -> None:
+    """A ``log`` that says nothing (module level, so a process pool can pickle it)."""
 
 
 class TrainingDiverged(ValueError):

@@ -30,7 +30,7 @@ from . import distributed
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, set_threads
 from .data import load_task_data
-from .loop import Callback, TensorBoard, TrainingDiverged, fit, make_optimizer
+from .loop import Callback, TensorBoard, TrainingDiverged, fit, make_optimizer, quiet
 from .metrics import plot_history, write_history
 from .runfolder import RunFolder, recover
 from .tasks import make_task
@@ -135,7 +135,7 @@ def train(
     cfg.validate()
     set_threads(cfg.threads)
     if distributed.start(cfg.device) and distributed.rank() != 0:  # rank 0 alone owns the folder
-        return _run(cfg, None, None, progress=False, callback=callback, log=_quiet)
+        return _run(cfg, None, None, progress=False, callback=callback, log=quiet)
     run_dir = writable_folder(cfg.run_dir)
     created = not run_dir.exists()
     try:
@@ -175,7 +175,7 @@ def resume(
         if lead:
             recover(run_dir, log)
         else:
-            progress, log = False, _quiet
+            progress, log = False, quiet
         ckpt = load_run_checkpoint(run_dir / LAST)
         cfg = TrainConfig.from_dict(ckpt["config"])
         changes = {"out": str(run_dir)}
@@ -388,10 +388,6 @@ class _StepHook(Callback):
 
     def on_step(self, epoch, step, loss, model):
         self.fn(epoch, step, model)
-
-
-def _quiet(*_) -> None:
-    pass
 
 
 def _summary(cfg, task, history, best, n_params, n_embed, stopped_early) -> RunSummary:
