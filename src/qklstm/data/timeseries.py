@@ -61,7 +61,9 @@ __all__ = [
     "TimeSeriesTable",
     "WindowSet",
     "chronological_bounds",
+    "encode_rows",
     "fill_categorical",
+    "fill_rows",
     "interpolate_missing",
     "load_timeseries",
     "make_windows",
@@ -204,19 +206,40 @@ class TimeSeriesSplits:
         }
 
 
-def _fill_span(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict]:
-    """Numeric and categorical columns of rows ``[a, b)`` with missing values filled, plus the
-    number filled per column."""
-    times = table.times[a:b]
-    numeric, cats, counts = {}, {}, {}
-    for name, col in table.numeric.items():
+def fill_rows(numeric: dict, categorical: dict, times=None, where: str = "data") -> tuple[dict, dict, dict]:
+    """One span of rows with its missing values filled (numbers linearly in ``times``, categories forward)
+    and the number filled per column. Training fills each split alone; prediction fills the rows it gets.
+
+    >>> n, c, filled = fill_rows({"pm": np.array([1.0, np.nan, 3.0])}, {"wind": ["", "NW", ""]})
+    >>> n["pm"].tolist(), c["wind"], filled
+    ([1.0, 2.0, 3.0], ['NW', 'NW', 'NW'], {'pm': 1, 'wind': 2})
+    """
+    out_numeric, out_cats, counts = {}, {}, {}
+    for name, col in numeric.items():
         try:
-            numeric[name], counts[name] = interpolate_missing(col[a:b], times)
+            out_numeric[name], counts[name] = interpolate_missing(col, times)
         except ValueError:
-            raise ValueError(f"{table.source}: column {name!r} has no value at all in rows {a}-{b - 1}") from None
-    for name, col in table.categorical.items():
-        cats[name], counts[name] = fill_categorical(col[a:b])
-    return numeric, cats, counts
+            raise ValueError(f"{where}: column {name!r} has no value at all") from None
+    for name, col in categorical.items():
+        try:
+            out_cats[name], counts[name] = fill_categorical(col)
+        except ValueError:
+            raise ValueError(f"{where}: column {name!r} has no value at all") from None
+    return out_numeric, out_cats, counts
+
+
+def encode_rows(numeric: dict, categorical: dict, numeric_names, categories: dict) -> np.ndarray:
+    """The feature matrix of filled rows: the numeric columns in ``numeric_names`` order, then each categorical
+    column one-hot over ``categories[column]`` (a value not among them is all zero)."""
+    cols = [numeric[c][:, None] for c in numeric_names]
+    cols += [one_hot(categorical[c], values) for c, values in categories.items()]
+    return np.concatenate(cols, axis=1)
+
+
+def _fill_span(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict]:
+    """Rows ``[a, b)`` of ``table`` filled (:func:`fill_rows`)."""
+    return fill_rows({k: v[a:b] for k, v in table.numeric.items()}, {k: v[a:b] for k, v in table.categorical.items()},
+                     table.times[a:b], f"{table.source} rows {a}-{b - 1}")  # fmt: skip
 
 
 def prepare_timeseries(
@@ -236,13 +259,7 @@ def prepare_timeseries(
     categories = {c: sorted(set(spans["train"][1][c])) for c in table.categorical}
     onehot_names = [f"{c}={v}" for c in table.categorical for v in categories[c]]
 
-    def matrix(split: str) -> np.ndarray:
-        numeric, cats, _ = spans[split]
-        cols = [numeric[c][:, None] for c in numeric_names]
-        cols += [one_hot(cats[c], categories[c]) for c in table.categorical]
-        return np.concatenate(cols, axis=1)
-
-    raw = {name: matrix(name) for name in ("train", "dev", "test")}
+    raw = {name: encode_rows(*spans[name][:2], numeric_names, categories) for name in ("train", "dev", "test")}
     names = numeric_names + onehot_names
     scaler = StandardScaler.fit(raw["train"], names, skip=onehot_names, target_index=0)
     sets = {}

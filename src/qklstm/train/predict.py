@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from ..data import Vocabulary, pad_batch
-from ..data.timeseries import StandardScaler, fill_categorical, interpolate_missing, one_hot, read_timeseries_csv
+from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from .checkpoint import load_run_checkpoint, load_weights
 from .config import TrainConfig
 from .evaluate import checkpoint_path
-from .tasks import build_regressor, build_tagger
+from .tasks import PosTask, build_regressor, build_tagger
 from .trainer import check_layout
 
 __all__ = ["Forecaster", "Tagger", "load"]
@@ -68,7 +68,7 @@ class Tagger:
             index = order[start : start + batch_size]
             ids, lengths = pad_batch([self.words.encode(tokens[i]) for i in index], 0)
             logp = self.model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths))
-            best = logp[..., 1:].argmax(-1) + 1  # never the padding class
+            best = PosTask.predict_from(logp)  # never the padding class, as evaluation decides
             for row, i in enumerate(index):
                 out[i] = [self.tags.itos[int(t)] for t in best[row, : len(tokens[i])]]
         return out
@@ -103,9 +103,9 @@ class Forecaster:
         window = self.config.window
         if len(numeric[self.numeric[0]]) < window:
             raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
-        cols = [interpolate_missing(numeric[c], times)[0][:, None] for c in self.numeric]
-        cols += [one_hot(fill_categorical(cats[c])[0], values) for c, values in self.categories.items()]
-        x = self.scaler.transform(np.concatenate(cols, 1)).astype(np.float32)
+        filled_numeric, filled_cats, _ = fill_rows(numeric, cats, times, where)  # as training fills each split
+        x = self.scaler.transform(encode_rows(filled_numeric, filled_cats, self.numeric, self.categories))
+        x = x.astype(np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
         device = next(self.model.parameters()).device
         out = [self.model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size])).to(device)).cpu()
