@@ -31,6 +31,7 @@ __all__ = [
     "concentration",
     "effective_dimension",
     "geometric_difference",
+    "gram_concentration",
     "rbf_gram",
     "tuned_geometric_difference",
 ]
@@ -69,7 +70,11 @@ def concentration(kernel: nn.Module, x: torch.Tensor, shots: int | None = None) 
     """Mean and variance of the off-diagonal kernel values over the inputs ``x`` (Thanasilp et al.), and a
     warning when the values fall below what ``shots`` measurements resolve (about ``1 / shots``)."""
     with torch.no_grad():
-        K = kernel(x)
+        return gram_concentration(kernel(x), shots)
+
+
+def gram_concentration(K: torch.Tensor, shots: int | None = None) -> dict:
+    """:func:`concentration` of a Gram matrix already computed."""
     off = K[~torch.eye(len(K), dtype=torch.bool, device=K.device)]
     out = {"mean": float(off.mean()), "variance": float(off.var()), "pairs": off.numel(), "warning": None}
     if shots is not None and out["mean"] < 1 / shots:
@@ -80,10 +85,15 @@ def concentration(kernel: nn.Module, x: torch.Tensor, shots: int | None = None) 
     return out
 
 
-def rbf_gram(x: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``exp(-gamma |x - y|^2)`` from plain differences (no ``|a|^2 + |b|^2 - 2ab`` cancellation)."""
+def _squared_distances(x: torch.Tensor) -> torch.Tensor:
+    """``|x_i - x_j|^2`` from plain differences (no ``|a|^2 + |b|^2 - 2ab`` cancellation), float64."""
     x = x.double()
-    return torch.exp(-gamma * (x.unsqueeze(1) - x.unsqueeze(0)).square().sum(-1))
+    return (x.unsqueeze(1) - x.unsqueeze(0)).square().sum(-1)
+
+
+def rbf_gram(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``exp(-gamma |x - y|^2)``."""
+    return torch.exp(-gamma * _squared_distances(x))
 
 
 def geometric_difference(K_classical: torch.Tensor, K_quantum: torch.Tensor, regularization: float = 0.0) -> float:
@@ -95,11 +105,19 @@ def geometric_difference(K_classical: torch.Tensor, K_quantum: torch.Tensor, reg
     >>> round(geometric_difference(K, K), 6)
     1.0
     """
-    n = len(K_quantum)
-    kc = K_classical.double() * n / torch.trace(K_classical.double())
-    kq = K_quantum.double() * n / torch.trace(K_quantum.double())
+    return _geometric_difference(K_classical, _quantum_root(K_quantum), regularization)
+
+
+def _quantum_root(K_quantum: torch.Tensor) -> torch.Tensor:
+    """``sqrt(K_Q)`` of the quantum Gram matrix scaled to trace ``N``."""
+    kq = K_quantum.double() * len(K_quantum) / torch.trace(K_quantum.double())
     lam, vec = torch.linalg.eigh(0.5 * (kq + kq.T))
-    root = vec @ torch.diag(lam.clamp_min(0).sqrt()) @ vec.T
+    return vec @ torch.diag(lam.clamp_min(0).sqrt()) @ vec.T
+
+
+def _geometric_difference(K_classical: torch.Tensor, root: torch.Tensor, regularization: float) -> float:
+    n = len(root)
+    kc = K_classical.double() * n / torch.trace(K_classical.double())
     inner = root @ torch.linalg.solve(kc + regularization * torch.eye(n, dtype=kc.dtype), root)
     return float(torch.linalg.matrix_norm(0.5 * (inner + inner.T), ord=2).sqrt())
 
@@ -107,12 +125,12 @@ def geometric_difference(K_classical: torch.Tensor, K_quantum: torch.Tensor, reg
 def tuned_geometric_difference(x: torch.Tensor, K_quantum: torch.Tensor, regularization: float = 1e-3) -> dict:
     """The geometric difference to the RBF kernel closest to ``K_quantum``: bandwidths ``gamma`` from 1/100 to
     100 times the median heuristic, the one with the smallest ``g`` kept."""
-    d2 = (x.double().unsqueeze(1) - x.double().unsqueeze(0)).square().sum(-1)
+    d2, root = _squared_distances(x), _quantum_root(K_quantum)  # the same for every bandwidth: once
     median = float(d2[d2 > 0].median()) if bool((d2 > 0).any()) else 1.0
     best = None
     for factor in torch.logspace(-2, 2, 17).tolist():
         gamma = factor / median
-        g = geometric_difference(rbf_gram(x, gamma), K_quantum, regularization)
+        g = _geometric_difference(torch.exp(-gamma * d2), root, regularization)
         if best is None or g < best["g"]:
             best = {"g": g, "gamma": gamma}
     return best

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import torch
 
-from ..diagnostics import audit, classical_features, concentration, effective_dimension, tuned_geometric_difference
+from ..diagnostics import (
+    audit,
+    classical_features,
+    concentration,
+    effective_dimension,
+    gram_concentration,
+    tuned_geometric_difference,
+)
 from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots
 from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
@@ -41,9 +48,9 @@ def diagnose_run(run_dir, *, samples: int = 128, log=print) -> dict:
     kernel = cell.kernels[0]
     shots = getattr(kernel, "shots", None)
     report = {"run": str(run_dir), "qubits": cell.n_qubits, "kernel": type(kernel).__name__}
-    report["here"] = concentration(kernel, z, shots)
     with torch.no_grad():
         K = kernel(z)
+    report["here"] = gram_concentration(K, shots)
     report["effective_dimension"] = effective_dimension(K)
     report["geometric_difference"] = tuned_geometric_difference(z, K)
     report["twin"] = isinstance(kernel, FidelityKernel) and kernel.feature_map.product_form
