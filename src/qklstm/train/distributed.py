@@ -19,7 +19,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-__all__ = ["active", "all_sum", "broadcast_flag", "rank", "start", "world"]
+__all__ = ["active", "all_sum", "broadcast_flag", "launched_rank", "rank", "start", "world"]
 
 
 def start(device: str) -> bool:
@@ -33,6 +33,11 @@ def start(device: str) -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if device == "cuda" else "gloo", timeout=timeout)
     return True
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun sets it (0 without torchrun), readable before the group starts."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
 
 
 def active() -> bool:

@@ -170,7 +170,7 @@ def resume(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"--resume: {run_dir} is not a folder (expected the --out folder of qklstm train)")
-    lead = not (distributed.start(device or "cpu") and distributed.rank() != 0)
+    lead = distributed.launched_rank() == 0  # the group starts below, once the run's device is known
     with folder_lock(run_dir, "--resume", log=log) if lead else contextlib.nullcontext():
         if lead:
             recover(run_dir, log)
@@ -185,6 +185,7 @@ def resume(
             changes["device"] = device
         cfg = cfg.merged(changes)
         set_threads(cfg.threads)
+        distributed.start(cfg.device)
         folder = RunFolder(run_dir, fresh=False) if lead else None
         return _run(cfg, ckpt, folder, progress=progress, callback=callback, log=log)
 
@@ -301,7 +302,7 @@ class _Run(Callback):
 
     def restore(self, ckpt: dict) -> None:
         check_layout(ckpt)
-        source = self.folder.folder / LAST
+        source = self.cfg.run_dir / LAST  # every rank reads it; only rank 0 has a folder to write
         load_weights(self.model, ckpt["model"], source)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
