@@ -26,6 +26,8 @@ from torch import nn
 
 from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
+from ..quantum.feature_maps import PaperFeatureMap
+from . import fused
 from .rnn import RecurrentBase, RecurrentCell, lstm_update, project_step
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
@@ -259,6 +261,52 @@ class QKLSTMCell(RecurrentCell):
         z = project_step(self.projection, self.hidden_size, u, h)
         pre = self._readout(self._kernel_values(z, context))
         return lstm_update(pre, c)
+
+    def fusable(self) -> bool:
+        """Whether :meth:`run_sequence` has a fused path for these options: exact product-form fidelity
+        kernels of the one-layer paper map (learned scaling only when the gates share it), by backprop
+        on the native simulator, with a projection."""
+        if self.projection is None or not fused.enabled():
+            return False
+        for k in self.kernels:
+            fmap = k.feature_map
+            if not (isinstance(k, FidelityKernel) and k.use_product_form and k.diff_method == "backprop"):
+                return False
+            if k.shots is not None or k.noise is not None or k.mitigate is not None:
+                return False
+            if not isinstance(fmap, PaperFeatureMap) or fmap.layers != 1:
+                return False
+            if fmap.trainable and not self.share_feature_map:
+                return False
+        return True
+
+    def run_sequence(self, x, lengths, h, c, reverse):
+        """The whole sequence as one fused op (:mod:`qklstm.models.fused`) when :meth:`fusable`."""
+        if not self.fusable():
+            return None
+        T, Q, H, N = x.shape[0], self.n_qubits, self.hidden_size, self.n_references
+        u = self.embed_inputs(x)
+        fmap = self.kernels[0].feature_map
+        if self.share_feature_map:
+            bloch = fmap.product_bloch(self.references.reshape(-1, Q))
+        else:
+            bloch = torch.cat([k.feature_map.product_bloch(r) for k, r in zip(self.kernels, self.references)])
+        if fmap.trainable:
+            w, b = fmap.weight[0], fmap.bias[0]
+        else:
+            w, b = u.new_ones(Q), u.new_zeros(Q)
+        if self.readout is not None:
+            A = self.readout.weight.t().expand(len(GATES), N, H)
+            bias = self.readout.bias.view(1, 1, H).expand(len(GATES), 1, H)
+        else:
+            A, bias = self.alpha.transpose(1, 2), self.bias.unsqueeze(1)
+        mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
+        if reverse:
+            u = u.flip(0)
+            mask = None if mask is None else mask.flip(0)
+        wh = self.projection.weight[:, :H].t()
+        out, h, c = fused.product_lstm(u, h, c, wh, w, b, bloch.permute(1, 2, 0), A, bias, mask)
+        return (out.flip(0) if reverse else out), h, c
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -130,6 +130,11 @@ class RecurrentCell(nn.Module):
         """``(states, qubits, copies per state)`` a pass over ``steps`` x ``batch`` simulates (none here)."""
         return 0, 0, 0
 
+    def run_sequence(self, x: torch.Tensor, lengths, h: torch.Tensor, c: torch.Tensor, reverse: bool):
+        """A fused pass over a whole sequence ``(T, B, D)``: ``(outputs, h_n, c_n)``, or ``None`` where the
+        cell has none for its options (the layer then runs :meth:`step` per time step)."""
+        return None
+
     def forward(self, input: torch.Tensor, hx=None):
         x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, type(self).__name__)
         if x.numel() and not bool(torch.isfinite(x).all()):  # once, at the public entry (a sync on a GPU)
@@ -257,6 +262,9 @@ class RecurrentBase(nn.Module):
     # ------------------------------------------------------------------ recurrence
     def _run_direction(self, cell, x, lengths, h, c, reverse):
         """Run one cell over ``x`` (T, B, D); masked steps keep the state and output zeros."""
+        fused = cell.run_sequence(x, lengths, h, c, reverse)
+        if fused is not None:
+            return fused
         T = x.shape[0]
         context = cell.prepare()
         inputs = cell.embed_inputs(x)

@@ -1,0 +1,302 @@
+"""The fused sequence path of the product-form QK-LSTM: one op per sequence, forward and backward.
+
+With the paper map of one layer the kernel is a product over qubits of one-qubit fidelities,
+``k(z, r) = prod_q (1 + b(z_q) . b(r_q)) / 2`` with ``b(a) = (cos^2 a, sin a, -sin a cos a)`` the
+Bloch vector of ``RY(a) RZ(a) H|0>`` (method note, section 3). This module runs the whole recurrence
+in that closed real arithmetic and back-propagates through time by hand, as cuDNN does for
+``nn.LSTM``: autograd sees one node per sequence instead of ~55 per step.
+
+``product_lstm`` is a ``torch.library`` custom op (autograd, ``torch.compile`` and export see one op).
+Its kernels are a C++ extension (``csrc/product_lstm.cpp``, compiled on first use with
+``torch.utils.cpp_extension`` and cached) or, where no compiler is present, the pure-torch loops
+below, which compute the same thing. ``QKLSTM_FUSED=torch`` forces the torch loops,
+``QKLSTM_FUSED=0`` turns the fused path off (every step then goes through the kernels' modules).
+
+Shapes, in processing order (a reverse direction flips its input first): ``U (T, B, Q)`` the input
+half of the projection, ``h0, c0 (B, H)``, ``WhT (H, Q)`` the hidden half, ``w, b (Q,)`` the map's
+angle scale and offset, ``RB (Q, 3, M)`` the references' Bloch vectors (``M = 4 N``, gates in the
+order of :data:`~qklstm.models.qklstm.GATES`), ``A (4, N, H)`` and ``bias (4, 1, H)`` the readout,
+``mask (T, B)`` (bool; empty: every step is real).
+
+Example:
+    >>> import torch
+    >>> from qklstm import QKLSTM
+    >>> rnn = QKLSTM(3, 5, n_qubits=2, n_references=2)
+    >>> x = torch.randn(7, 4, 3)
+    >>> fast, _ = rnn(x)
+    >>> with fused_disabled():
+    ...     slow, _ = rnn(x)
+    >>> torch.allclose(fast, slow, atol=1e-6)
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+__all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch"]
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def fused_disabled():
+    """Run the per-step reference path inside this block (tests compare the two)."""
+    old = getattr(_state, "off", False)
+    _state.off = True
+    try:
+        yield
+    finally:
+        _state.off = old
+
+
+def enabled() -> bool:
+    return not getattr(_state, "off", False) and os.environ.get("QKLSTM_FUSED", "1") != "0"
+
+
+# ---------------------------------------------------------------------------------- torch kernels
+#: What the forward saves for the backward, in order (shapes with M = 4 N): the cosine and sine of the
+#: angles and the projected input ``z`` ``(T, B, Q)``, the one-qubit fidelities ``(T, Q, B, M)``, the
+#: kernel values ``(T, B, M)``, the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell
+#: state ``(T, B, H)``, and the states entering each step ``h, c`` ``(T + 1, B, H)``.
+SAVED = ("cos", "sin", "z", "fidelities", "kernel", "gates", "tanh_c", "h", "c")
+
+
+def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
+    """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``)."""
+    T, B, Q = U.shape
+    G, N, H = A.shape
+    h, c = h0, c0
+    out = U.new_empty(T, B, H)
+    masked = mask.numel() > 0
+    if save:
+        cos, sin, zs = U.new_empty(T, B, Q), U.new_empty(T, B, Q), U.new_empty(T, B, Q)
+        fac, ks = U.new_empty(T, Q, B, G * N), U.new_empty(T, B, G * N)
+        acts, tanh_c = U.new_empty(T, G, B, H), U.new_empty(T, B, H)
+        hs, cs = U.new_empty(T + 1, B, H), U.new_empty(T + 1, B, H)
+        hs[0], cs[0] = h0, c0
+    for t in range(T):
+        z = torch.addmm(U[t], h, WhT)
+        a = torch.addcmul(b, z, w)
+        co, si = torch.cos(a), torch.sin(a)
+        phi = torch.stack([co * co, si, -si * co], 0)  # (3, B, Q)
+        f = torch.bmm(phi.permute(2, 1, 0), RB).add_(1).mul_(0.5)  # (Q, B, M)
+        k = f.prod(0)
+        pre = torch.baddbmm(bias, k.view(B, G, N).transpose(0, 1), A)  # (G, B, H)
+        sig = torch.sigmoid(pre[:3])
+        g = torch.tanh(pre[3])
+        c_new = torch.addcmul(sig[1] * c, sig[0], g)
+        tc = torch.tanh(c_new)
+        h_new = sig[2] * tc
+        if masked:
+            m = mask[t].unsqueeze(-1)
+            h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
+            out[t] = torch.where(m, h_new, 0)
+        else:
+            h, c = h_new, c_new
+            out[t] = h_new
+        if save:
+            cos[t], sin[t], zs[t], fac[t], ks[t] = co, si, z, f, k
+            acts[t, :3], acts[t, 3], tanh_c[t] = sig, g, tc
+            hs[t + 1], cs[t + 1] = h, c
+    return [out, h, c, *((cos, sin, zs, fac, ks, acts, tanh_c, hs, cs) if save else ())]
+
+
+def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
+    """``prod_{q' != q} f[q']`` for every ``q`` of ``f (Q, ...)`` without dividing (a factor may be 0)."""
+    one = torch.ones_like(f[:1])
+    before = torch.cat([one, f[:-1]]).cumprod(0)
+    after = torch.cat([one, f[1:].flip(0)]).cumprod(0).flip(0)
+    return before * after
+
+
+def parameter_grads(U, WhT, w, RB, A, saved, d_ang, d_dots, d_pre):
+    """The parameters' gradients, summed over the sequence once the loop is done (one matmul each)."""
+    cos, sin, zs, fac, ks, acts, tanh_c, hs, cs = saved
+    T, B, Q = U.shape
+    G, N, H = A.shape
+    dz = d_ang * w
+    phi = torch.stack([cos * cos, sin, -sin * cos], -1)  # (T, B, Q, 3)
+    return [
+        dz,
+        None,
+        None,
+        hs[:-1].reshape(T * B, H).t() @ dz.reshape(T * B, Q),
+        (d_ang * zs).sum((0, 1)),
+        d_ang.sum((0, 1)),
+        torch.einsum("tbqk,tqbm->qkm", phi, d_dots),
+        torch.einsum("tbgn,tgbh->gnh", ks.view(T, B, G, N), d_pre),
+        d_pre.sum((0, 2)).unsqueeze(1),
+    ]
+
+
+def backward_torch(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
+    """Gradients of :func:`forward_torch` w.r.t. ``(U, h0, c0, WhT, w, b, RB, A, bias)``."""
+    cos, sin, zs, fac, ks, acts, tanh_c, hs, cs = saved
+    T, B, Q = U.shape
+    G, N, H = A.shape
+    masked = mask.numel() > 0
+    dh, dc = dhn, dcn
+    d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), torch.empty_like(fac)
+    Wh, At, RBt = WhT.t(), A.transpose(1, 2), RB.transpose(1, 2)
+    for t in range(T - 1, -1, -1):
+        i, f, o, g = acts[t]
+        tc = tanh_c[t]
+        if masked:
+            m = mask[t].unsqueeze(-1)
+            keep_h, keep_c = torch.where(m, 0, dh), torch.where(m, 0, dc)
+            dh, dc = torch.where(m, dout[t] + dh, 0), torch.where(m, dc, 0)
+        else:
+            dh = dout[t] + dh
+        dc = dc + dh * o * (1 - tc * tc)
+        d_pre[t, 0] = dc * g * i * (1 - i)
+        d_pre[t, 1] = dc * cs[t] * f * (1 - f)
+        d_pre[t, 2] = dh * tc * o * (1 - o)
+        d_pre[t, 3] = dc * i * (1 - g * g)
+        dc = dc * f
+        dk = torch.bmm(d_pre[t], At).transpose(0, 1).reshape(B, G * N)  # (B, M)
+        dd = _leave_one_out(fac[t]).mul_(dk).mul_(0.5)  # d k / d dots, (Q, B, M)
+        d_dots[t] = dd
+        dphi = torch.bmm(dd, RBt).permute(2, 1, 0)  # (3, B, Q)
+        co, si = cos[t], sin[t]
+        da = -2 * co * si * dphi[0] + co * dphi[1] - (co * co - si * si) * dphi[2]
+        d_ang[t] = da
+        dh = torch.mm(da * w, Wh)
+        if masked:
+            dh, dc = dh + keep_h, dc + keep_c
+    grads = parameter_grads(U, WhT, w, RB, A, saved, d_ang, d_dots, d_pre)
+    grads[1], grads[2] = dh, dc
+    return grads
+
+
+# ---------------------------------------------------------------------------------- C++ kernels
+_ext = None
+_ext_error: str | None = None
+
+
+def _load_extension():
+    """The compiled kernels, built on first use and cached by torch; ``None`` where no compiler works."""
+    global _ext, _ext_error
+    if _ext is not None or _ext_error is not None:
+        return _ext
+    if os.environ.get("QKLSTM_FUSED") == "torch":
+        _ext_error = "QKLSTM_FUSED=torch"
+        return None
+    try:
+        from torch.utils import cpp_extension
+
+        src = Path(__file__).with_name("csrc") / "product_lstm.cpp"
+        _ext = cpp_extension.load(
+            name="qklstm_product_lstm",
+            sources=[str(src)],
+            extra_cflags=["-O3"],
+            verbose=False,
+        )
+    except Exception as err:  # no compiler, no ninja, no headers: the torch loops compute the same
+        _ext_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return _ext
+
+
+def fused_backend() -> str:
+    """``"cpp"`` when the compiled kernels are in use, else ``"torch"`` (with the reason)."""
+    return "cpp" if _load_extension() is not None else f"torch ({_ext_error})"
+
+
+# ---------------------------------------------------------------------------------- the op
+@torch.library.custom_op("qklstm::product_lstm", mutates_args=())
+def _product_lstm_op(
+    U: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    WhT: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    RB: torch.Tensor,
+    A: torch.Tensor,
+    bias: torch.Tensor,
+    mask: torch.Tensor,
+    save: bool,
+) -> list[torch.Tensor]:
+    ext = _load_extension() if U.device.type == "cpu" else None
+    if ext is not None:
+        return list(ext.forward(U, h0, c0, WhT, w, b, RB, A, bias, mask, save))
+    return forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save)
+
+
+@_product_lstm_op.register_fake
+def _(U, h0, c0, WhT, w, b, RB, A, bias, mask, save):
+    T, B, Q = U.shape
+    G, N, H = A.shape
+    outs = [U.new_empty(T, B, H), h0.new_empty(B, H), c0.new_empty(B, H)]
+    if save:
+        outs += [U.new_empty(T, B, Q) for _ in range(3)] + [U.new_empty(T, Q, B, G * N), U.new_empty(T, B, G * N)]
+        outs += [U.new_empty(T, G, B, H), U.new_empty(T, B, H), U.new_empty(T + 1, B, H), U.new_empty(T + 1, B, H)]
+    return outs
+
+
+@torch.library.custom_op("qklstm::product_lstm_backward", mutates_args=())
+def _product_lstm_backward_op(
+    dout: torch.Tensor,
+    dhn: torch.Tensor,
+    dcn: torch.Tensor,
+    U: torch.Tensor,
+    WhT: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    RB: torch.Tensor,
+    A: torch.Tensor,
+    mask: torch.Tensor,
+    saved: list[torch.Tensor],
+) -> list[torch.Tensor]:
+    ext = _load_extension() if U.device.type == "cpu" else None
+    if ext is not None:
+        return list(ext.backward(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved))
+    return backward_torch(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved)
+
+
+@_product_lstm_backward_op.register_fake
+def _(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
+    G, N, H = A.shape
+    return [
+        torch.empty_like(U),
+        torch.empty_like(dhn),
+        torch.empty_like(dcn),
+        torch.empty_like(WhT),
+        torch.empty_like(w),
+        torch.empty_like(b),
+        torch.empty_like(RB),
+        torch.empty_like(A),
+        A.new_empty(G, 1, H),
+    ]
+
+
+def _setup_context(ctx, inputs, output):
+    U, h0, c0, WhT, w, b, RB, A, bias, mask, save = inputs
+    ctx.save_for_backward(U, WhT, w, b, RB, A, mask, *output[3:])
+
+
+def _backward(ctx, grads):
+    U, WhT, w, b, RB, A, mask, *saved = ctx.saved_tensors
+    dout = grads[0] if grads[0] is not None else U.new_zeros(U.shape[0], U.shape[1], A.shape[2])
+    dhn = grads[1] if grads[1] is not None else U.new_zeros(U.shape[1], A.shape[2])
+    dcn = grads[2] if grads[2] is not None else U.new_zeros(U.shape[1], A.shape[2])
+    g = _product_lstm_backward_op(dout.contiguous(), dhn.contiguous(), dcn.contiguous(), U, WhT, w, b, RB, A, mask, saved)
+    return (*g, None, None)
+
+
+_product_lstm_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def product_lstm(U, h0, c0, WhT, w, b, RB, A, bias, mask=None):
+    """``(out (T, B, H), h_n, c_n)`` of the product-form QK-LSTM over a sequence, in processing order."""
+    if mask is None:
+        mask = torch.empty(0, dtype=torch.bool, device=U.device)
+    args = (U, h0, c0, WhT, w, b, RB, A, bias)
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in args)
+    outs = _product_lstm_op(*(t.contiguous() for t in args), mask.contiguous(), save)
+    return outs[0], outs[1], outs[2]
