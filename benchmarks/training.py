@@ -1,6 +1,7 @@
 """Training speed: a recurrent layer's forward+backward and a single sequence's inference, QK-LSTM
-against the fused ``nn.LSTM`` (the baseline a user would pick) and an ``nn.LSTMCell`` loop; and one Adam
-step of a tagger (embedding, layer, linear head) for every model, the PennyLane TorchLayer QLSTM included.
+(its fused sequence path, and the per-step path it replaces) against the fused ``nn.LSTM`` (the baseline a
+user would pick) and an ``nn.LSTMCell`` loop; and one Adam step of a tagger (embedding, layer, linear
+head) for every model, the PennyLane TorchLayer QLSTM included.
 
     python -m benchmarks training [--threads N] [--quick]
 """
@@ -14,6 +15,7 @@ from torch import nn
 
 from benchmarks import common, peers
 from qklstm import QKLSTM, SequenceTagger
+from qklstm.models.fused import fused_backend, fused_disabled
 
 
 class CellLoop(nn.Module):
@@ -47,7 +49,10 @@ def layer_tasks(e: int, h: int, batch: int, steps: int, inference: bool) -> dict
             return lambda: torch.no_grad()(layer)(x)
         return lambda: layer(x)[0].sum().backward()
 
-    return {name: task(layer) for name, layer in layers.items()}
+    tasks = {name: task(layer) for name, layer in layers.items()}
+    fused_task = tasks["qklstm"]
+    tasks["qklstm_step_path"] = lambda: fused_disabled()(fused_task)()
+    return tasks
 
 
 def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_tags: int = 13) -> dict:
@@ -59,7 +64,7 @@ def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_
     models = {
         name: SequenceTagger(vocab, n_tags, embedding_dim=e, hidden_size=h, recurrent=kind, padding_idx=0, **opts)
         for name, kind, opts in (
-            ("qklstm", "qklstm", {"n_qubits": 4, "n_references": 4}),
+            ("qklstm", "qklstm", {"n_qubits": 4, "n_references": 8}),
             ("lstm_fused", "lstm", {}),
             ("qlstm", "qlstm", {"n_qubits": 4}),
         )
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     torch.set_num_threads(args.threads)
     timing = dict(rounds=2, min_run_time=0.01) if args.quick else dict(rounds=5, min_run_time=0.5)
-    vs_lstm = {"qklstm": "lstm_fused", "lstm_cell_loop": "lstm_fused"}
+    print(f"fused QK-LSTM kernels: {fused_backend()}")
+    vs_lstm = {"qklstm": "lstm_fused", "qklstm_step_path": "lstm_fused", "lstm_cell_loop": "lstm_fused"}
     rows, measurements = [], []
     layer_cases = (
         [(4, 4, 4, 5, False), (4, 4, 1, 5, True)]

@@ -12,6 +12,6 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extras=""
 if [ "${1:-}" = "dev" ]; then
-    extras="[dev,pennylane,qiskit,tensorboard,bench]"
+    extras="[dev,fast,pennylane,qiskit,tensorboard,bench]"
 fi
 "$PY" -m pip install --quiet --disable-pip-version-check -e ".${extras}"

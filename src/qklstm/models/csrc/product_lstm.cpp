@@ -1,9 +1,11 @@
 // The product-form QK-LSTM over a whole sequence, forward and backward through time, on the CPU.
 //
 // The same computation as forward_torch / backward_torch in ../fused.py (read those first; the
-// shapes and the saved tensors are documented there). Matrix products and the vectorised
-// transcendental functions are ATen calls; the cheap elementwise work between them is a loop over
-// contiguous memory, so one time step costs a handful of calls instead of ~30 dispatched ops.
+// shapes and the saved tensors are documented there). Inside the time loop the matrices are small
+// (B x H times H x Q, N x H per gate), so their products are plain loops whose inner index runs over
+// contiguous memory (the compiler vectorises them); tanh and cos/sin are ATen's vectorised calls. One
+// time step costs four ATen calls instead of ~30 dispatched ops. The sums over time for the
+// parameters' gradients are one ATen matmul each, after the loop.
 #include <torch/extension.h>
 
 #include <vector>
@@ -35,6 +37,60 @@ void fidelities(const scalar_t* cs, const scalar_t* sn, const scalar_t* RB, scal
   }
 }
 
+// y[r, c] += sum_k x[r * ldx + k] * W[k * ldw + c], for r < R, k < K, c < C (y row stride ldy).
+// Columns go in blocks of 16 held in registers over k (a plain loop would store and reload y per k).
+template <typename scalar_t>
+inline void gemm_acc(const scalar_t* x, int64_t ldx, const scalar_t* W, int64_t ldw, scalar_t* y, int64_t ldy,
+                     int64_t R, int64_t K, int64_t C) {
+  constexpr int64_t CB = 16;
+  for (int64_t r = 0; r < R; ++r) {
+    scalar_t* yr = y + r * ldy;
+    const scalar_t* xr = x + r * ldx;
+    int64_t c0 = 0;
+    for (; c0 + CB <= C; c0 += CB) {
+      scalar_t acc[CB];
+      for (int64_t c = 0; c < CB; ++c) acc[c] = yr[c0 + c];
+      for (int64_t k = 0; k < K; ++k) {
+        const scalar_t xk = xr[k];
+        const scalar_t* wk = W + k * ldw + c0;
+        for (int64_t c = 0; c < CB; ++c) acc[c] += xk * wk[c];
+      }
+      for (int64_t c = 0; c < CB; ++c) yr[c0 + c] = acc[c];
+    }
+    for (int64_t k = 0; k < K && c0 < C; ++k) {
+      const scalar_t xk = xr[k];
+      for (int64_t c = c0; c < C; ++c) yr[c] += xk * W[k * ldw + c];
+    }
+  }
+}
+
+// sum_i a[i] * b[i] with eight partial sums (vectorised; the order of a BLAS dot, not of a serial loop)
+template <typename scalar_t>
+inline scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
+  scalar_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  scalar_t s = 0;
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (int j = 0; j < 8; ++j) s += acc[j];
+  return s;
+}
+
+// cos and sin of n angles: ATen's vectorised calls for many, scalar calls for a few (no call overhead)
+template <typename scalar_t>
+inline void cos_sin(const Tensor& a, Tensor& co, Tensor& si) {
+  const int64_t n = a.numel();
+  if (n >= 64) {
+    at::cos_out(co, a);
+    at::sin_out(si, a);
+    return;
+  }
+  const scalar_t* ap = a.data_ptr<scalar_t>();
+  scalar_t *cp = co.data_ptr<scalar_t>(), *sp = si.data_ptr<scalar_t>();
+  for (int64_t i = 0; i < n; ++i) cp[i] = std::cos(ap[i]), sp[i] = std::sin(ap[i]);
+}
+
 }  // namespace
 
 std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w, Tensor b, Tensor RB, Tensor A,
@@ -58,11 +114,10 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
          si = at::empty({B, Q}, opt), f = at::empty({Q, B, M}, opt), k = at::empty({B, M}, opt),
          pre = at::empty({G, B, H}, opt), act = at::empty({G, B, H}, opt), cn = at::empty({B, H}, opt),
          tc = at::empty({B, H}, opt);
-  Tensor k_gates = k.view({B, G, N}).transpose(0, 1);
   // sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' readout halved, one tanh call activates all gates
   Tensor half = at::ones({G, 1, 1}, opt);
   half.narrow(0, 0, 3).fill_(0.5);
-  Tensor A_half = A * half, bias_half = bias * half;
+  Tensor A_half = (A * half).contiguous(), bias_half = (bias * half).contiguous(), Wh = WhT.t().contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(U.scalar_type(), "product_lstm_forward", [&] {
     const scalar_t *Up = U.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>();
@@ -71,17 +126,25 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
              *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *cnp = cn.data_ptr<scalar_t>(),
              *tcp = tc.data_ptr<scalar_t>();
     const scalar_t *fg = ig + BH, *og = ig + 2 * BH, *gg = ig + 3 * BH;
+    const scalar_t *whp = Wh.data_ptr<scalar_t>(), *Ahp = A_half.data_ptr<scalar_t>(),
+                   *bhp = bias_half.data_ptr<scalar_t>();
+    scalar_t* prep = pre.data_ptr<scalar_t>();
     for (int64_t t = 0; t < T; ++t) {
-      at::mm_out(z, h, WhT);
-      for (int64_t j = 0; j < BQ; ++j) {
-        zp[j] += Up[t * BQ + j];
-        ap[j] = bp[j % Q] + zp[j] * wp[j % Q];
+      for (int64_t bb = 0; bb < B; ++bb) {  // z = U_t + h Wh^T, a = b + z w
+        for (int64_t q = 0; q < Q; ++q) {
+          const int64_t j = bb * Q + q;
+          zp[j] = Up[t * BQ + j] + dot(hp + bb * H, whp + q * H, H);
+          ap[j] = bp[q] + zp[j] * wp[q];
+        }
       }
-      at::cos_out(co, a);
-      at::sin_out(si, a);
+      cos_sin<scalar_t>(a, co, si);
       scalar_t* fp = save ? fac_s.data_ptr<scalar_t>() + t * Q * B * M : f.data_ptr<scalar_t>();
       fidelities<scalar_t>(cop, sip, RB.data_ptr<scalar_t>(), fp, kp, B, Q, M);
-      at::baddbmm_out(pre, bias_half, k_gates, A_half);
+      for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g] (halved for the sigmoid gates)
+        scalar_t* pg = prep + g * BH;
+        for (int64_t bb = 0; bb < B; ++bb) std::copy(bhp + g * H, bhp + (g + 1) * H, pg + bb * H);
+        gemm_acc(kp + g * N, M, Ahp + g * N * H, H, pg, H, B, N, H);
+      }
       at::tanh_out(act, pre);
       for (int64_t i = 0; i < 3 * BH; ++i) ig[i] = scalar_t(0.5) + scalar_t(0.5) * ig[i];
       for (int64_t i = 0; i < BH; ++i) cnp[i] = fg[i] * cp[i] + ig[i] * gg[i];
@@ -132,7 +195,7 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = dc.data_ptr<scalar_t>(), *kp = keep.data_ptr<scalar_t>(),
              *dp = dpre.data_ptr<scalar_t>(), *ddp = dd.data_ptr<scalar_t>(), *pp = prefix.data_ptr<scalar_t>(),
              *dzp = dz.data_ptr<scalar_t>();
-    const scalar_t *dkp = dk.data_ptr<scalar_t>(), *dpp = dphi.data_ptr<scalar_t>();
+    const scalar_t *dkp = dk.data_ptr<scalar_t>(), *dpp = dphi.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>();
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* ig = act_s.data_ptr<scalar_t>() + t * G * BH;
       const scalar_t *fg = ig + BH, *og = ig + 2 * BH, *gg = ig + 3 * BH;
@@ -157,7 +220,7 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
         }
       }
       for (int64_t g = 0; g < G; ++g) std::copy(dp + g * BH, dp + (g + 1) * BH, d_pre.data_ptr<scalar_t>() + (g * T + t) * BH);
-      at::bmm_out(dk, dpre, At);  // (G, B, N)
+      at::bmm_out(dk, dpre, At);  // dk[g] = dpre[g] A[g]^T: long dot products, where BLAS beats a loop
       // dd[q, b, m] = dk[b, m] / 2 * prod_{q' != q} f[q', b, m], by prefix and suffix products (a factor may be 0)
       const scalar_t* fp = fac_s.data_ptr<scalar_t>() + t * Q * BM;
       for (int64_t bb = 0; bb < B; ++bb) {
@@ -180,7 +243,7 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
           }
         }
       }
-      at::bmm_out(dphi, dd, RBt);  // (Q, B, 3)
+      at::bmm_out(dphi, dd, RBt);  // dphi[q] = dd[q] RB[q]^T
       const scalar_t *co = cos_s.data_ptr<scalar_t>() + t * BQ, *si = sin_s.data_ptr<scalar_t>() + t * BQ;
       scalar_t* dap = d_ang.data_ptr<scalar_t>() + t * BQ;
       for (int64_t bb = 0; bb < B; ++bb) {
@@ -192,7 +255,8 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
           dzp[bb * Q + q] = da * wp[q];
         }
       }
-      at::addmm_out(dh, keep, dz, Wh);
+      std::copy(kp, kp + BH, dhp);
+      gemm_acc(dzp, Q, Whp, H, dhp, H, B, Q, H);  // dh = keep + dz Wh
     }
   });
   Tensor dz_all = d_ang * w;
