@@ -281,7 +281,17 @@ class QKLSTMCell(RecurrentCell):
         return True
 
     def run_sequence(self, x, lengths, h, c, reverse):
-        """The whole sequence as one fused op (:mod:`qklstm.models.fused`) when :meth:`fusable`."""
+        """The whole sequence as one fused op (:mod:`qklstm.models.fused`) when :meth:`fusable`; under
+        ``torch.export`` (``torch.onnx.export``'s default) as a ``scan`` over real-arithmetic steps
+        (:mod:`qklstm.models.deploy`), which ONNX keeps as one loop of dynamic length."""
+        if torch.compiler.is_exporting():
+            from .deploy import QKCell, scan_direction
+
+            T = x.shape[0]
+            mask = torch.ones(T, x.shape[1], 1, dtype=torch.bool, device=x.device)
+            if lengths is not None:
+                mask = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)
+            return scan_direction(QKCell(self), x, mask, h, c, reverse)
         if not self.fusable():
             return None
         T, Q, H, N = x.shape[0], self.n_qubits, self.hidden_size, self.n_references
