@@ -13,7 +13,7 @@ import os
 import sys
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ["demo", "paper", "data", "train", "evaluate", "predict", "compare", "diagnose", "noise"]
+COMMANDS = ["demo", "paper", "data", "train", "evaluate", "predict", "export", "compare", "diagnose", "noise"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -320,12 +321,14 @@ def scan_direction(cell, x, mask, h, c, reverse: bool):
 def script(model: nn.Module) -> torch.jit.ScriptModule:
     """TorchScript of a deployable module: full-state kernels traced (their gate loop unrolls), the rest
     scripted (the loop over time stays a loop)."""
-    for cell in getattr(getattr(model, "rnn", model), "cells", []):
-        for i, kernel in enumerate(getattr(cell, "kernels", [])):
-            if isinstance(kernel, StateKernel):
-                example = torch.zeros(2, kernel.feature_map.n_features, dtype=kernel.ref_re.dtype)
-                cell.kernels[i] = torch.jit.trace(kernel, example, check_trace=False)
-    return torch.jit.script(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 marks TorchScript deprecated; it still works
+        for cell in getattr(getattr(model, "rnn", model), "cells", []):
+            for i, kernel in enumerate(getattr(cell, "kernels", [])):
+                if isinstance(kernel, StateKernel):
+                    example = torch.zeros(2, kernel.feature_map.n_features, dtype=kernel.ref_re.dtype)
+                    cell.kernels[i] = torch.jit.trace(kernel, example, check_trace=False)
+        return torch.jit.script(model)
 
 
 def _deploy_rnn(rnn) -> DeployRNN:

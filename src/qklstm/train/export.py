@@ -1,0 +1,103 @@
+"""A trained run as a file any runtime loads: ONNX (``onnxruntime``) or TorchScript (``torch.jit.load``).
+
+The model is written in its deployable form (:mod:`qklstm.models.deploy`: real arithmetic, one loop
+over time, dynamic batch size and length) and its preprocessing beside it as JSON, so a deployment
+needs no Python package of ours:
+
+* a tagger takes ``tokens (B, T) int64`` and ``lengths (B,) int64`` and returns tag log-probabilities
+  ``(B, T, n_tags)``; the JSON holds the word and tag tables (``<pad>`` = 0, ``<unk>`` = 1, and
+  whether words are lower-cased before lookup);
+* a forecaster takes scaled windows ``(B, window, features) float32`` and returns scaled forecasts
+  ``(B,)``; the JSON holds the columns in order, the one-hot categories and the scaler's mean and std
+  (forecast in the target's units = output * std[target] + mean[target]).
+
+Example:
+    >>> from qklstm.train.export import export_run                 # doctest: +SKIP
+    >>> export_run("runs/pos-qk", "onnx", "pos.onnx")              # doctest: +SKIP
+    (PosixPath('pos.onnx'), PosixPath('pos.onnx.json'))
+"""
+
+from __future__ import annotations
+
+import io as _io
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..io import atomic_write, atomic_write_json
+from ..models.deploy import deployable, script
+from .predict import Tagger, load
+
+__all__ = ["FORMATS", "export_run", "export_model"]
+
+FORMATS = ("onnx", "torchscript")
+
+
+def _examples(model, config) -> tuple:
+    if isinstance(model, Tagger):
+        return torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
+    return (torch.zeros(2, config.window, len(model.scaler.names)),)
+
+
+def export_model(deploy, examples: tuple, fmt: str, out) -> Path:
+    """Write a deployable module (:func:`~qklstm.models.deploy.deployable`) as ONNX or TorchScript to
+    ``out`` (atomically); batch size and length stay dynamic."""
+    out = Path(out)
+    if fmt == "torchscript":
+        buffer = _io.BytesIO()
+        torch.jit.save(script(deploy), buffer)
+        data = buffer.getvalue()
+    elif fmt == "onnx":
+        try:
+            import onnx  # noqa: F401 - the exporter needs it
+        except ImportError:
+            raise ValueError("--format: onnx needs the onnx package (pip install qklstm[export])") from None
+        batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
+        shapes = ({0: batch, 1: length}, {0: batch}) if len(examples) == 2 else ({0: batch, 1: length},)
+        names = ["tokens", "lengths"] if len(examples) == 2 else ["windows"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+            program = torch.onnx.export(
+                deploy, examples, dynamic_shapes=shapes, input_names=names, verbose=False, report=False
+            )
+        data = program.model_proto.SerializeToString()
+    else:
+        raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    with atomic_write(out, "wb") as fh:
+        fh.write(data)
+    return out
+
+
+def export_run(run, fmt: str, out, *, checkpoint: str = "best") -> tuple[Path, Path]:
+    """Export the run in ``run`` (a folder or a checkpoint file) to ``out`` and its preprocessing to
+    ``out + ".json"``; returns both paths."""
+    loaded = load(run, checkpoint=checkpoint)
+    config = loaded.config
+    deploy = deployable(loaded.model)
+    path = export_model(deploy, _examples(loaded, config), fmt, out)
+    if isinstance(loaded, Tagger):
+        meta = {
+            "kind": "tagger",
+            "inputs": {"tokens": "(batch, length) int64 word ids", "lengths": "(batch,) int64"},
+            "output": "(batch, length, n_tags) float32 log-probabilities",
+            "words": loaded.words.to_dict(),
+            "tags": loaded.tags.to_dict(),
+            "padding_id": 0,
+            "unknown_id": 1,
+        }
+    else:
+        meta = {
+            "kind": "forecaster",
+            "inputs": {"windows": f"(batch, {config.window}, {len(loaded.scaler.names)}) float32, scaled"},
+            "output": "(batch,) float32 scaled forecasts; value = output * std[target_index] + mean[target_index]",
+            "window": config.window,
+            "horizon": config.horizon,
+            "columns": loaded.columns,
+            "categories": loaded.categories,
+            "scaler": loaded.scaler.to_dict(),
+        }
+    meta.update(format=fmt, model=config.model, task=config.task)
+    side = path.with_name(path.name + ".json")
+    atomic_write_json(side, meta)
+    return path, side
