@@ -1,11 +1,11 @@
-"""``python -m benchmarks [kernel|training|memory] [options]``; with no name, all three in turn."""
+"""``python -m benchmarks [kernel|training|memory|edge] [options]``; with no name, all four in turn."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("kernel", "training", "memory")
+NAMES = ("kernel", "training", "memory", "edge")
 
 
 def main(argv=None) -> int:
