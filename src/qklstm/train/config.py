@@ -16,6 +16,7 @@ ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -29,6 +30,7 @@ __all__ = [
     "TASKS",
     "TrainConfig",
     "check_keys",
+    "config_toml",
     "load_toml",
     "option_names",
     "set_threads",
@@ -345,3 +347,20 @@ def load_toml(path) -> dict:
             f"write every option as a top-level key (valid keys: {', '.join(option_names())})"
         )
     return data
+
+
+def config_toml(cfg: TrainConfig) -> str:
+    """The config as a TOML file ``qklstm train --config`` reads back (unset options left out)."""
+    lines = ["# qklstm train --config <this file> reproduces the run"]
+    for key, value in cfg.to_dict().items():
+        if value is None:
+            continue
+        text = (
+            ("true" if value else "false")
+            if isinstance(value, bool)
+            else json.dumps(value)
+            if isinstance(value, str)
+            else repr(value)
+        )
+        lines.append(f"{key.replace('_', '-')} = {text}")
+    return "\n".join(lines) + "\n"

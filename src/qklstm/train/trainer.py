@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from ..io import atomic_write_text, folder_lock, writable_folder
 from ..models import GATES, count_parameters
 from . import distributed
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig, set_threads
+from .config import TrainConfig, config_toml, set_threads
 from .data import load_task_data
 from .loop import Callback, TensorBoard, TrainingDiverged, fit, make_optimizer, quiet
 from .metrics import plot_history, write_history
@@ -40,7 +39,6 @@ __all__ = [
     "TrainingDiverged",
     "build_for_checkpoint",
     "check_layout",
-    "config_toml",
     "resolve_device",
     "resume",
     "train",
@@ -60,23 +58,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def config_toml(cfg: TrainConfig) -> str:
-    """The config as a TOML file ``qklstm train --config`` reads back (unset options left out)."""
-    lines = ["# qklstm train --config <this file> reproduces the run"]
-    for key, value in cfg.to_dict().items():
-        if value is None:
-            continue
-        text = (
-            ("true" if value else "false")
-            if isinstance(value, bool)
-            else json.dumps(value)
-            if isinstance(value, str)
-            else repr(value)
-        )
-        lines.append(f"{key.replace('_', '-')} = {text}")
-    return "\n".join(lines) + "\n"
 
 
 def check_layout(ckpt: dict) -> None:
@@ -102,9 +83,6 @@ def build_for_checkpoint(ckpt: dict, device: str | None = None):
     model = task.build_model(cfg)
     load_weights(model, ckpt["model"], "the checkpoint")
     return cfg, task, model.to(dev)
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def _better(task, value: float, best: float | None) -> bool:
