@@ -6,7 +6,9 @@ PM2.5 forecaster (11 features, window 24, hidden 16; LSTM hidden 9) settings. We
 sizes, memory and latency do not depend on their values. Latency: B = 1, T = 20 and 50, 1 thread, for
 onnxruntime (the .onnx file) and PyTorch (the eager model, its fused path for the QK-LSTM). Peak memory:
 the peak RSS (VmHWM) of a fresh process that loads the file (ONNX, or TorchScript for torch) and runs 20
-sequences, and of one that only imports the runtime (the difference is the model's).
+sequences, and of one that only imports the runtime (the difference is the model's). A third latency,
+``onnxruntime-direct``: the module exported by ``torch.onnx.export`` itself, as a user would (no lengths
+input; ``nn.LSTM`` becomes ONNX's fused ``LSTM`` op, the QK-LSTM a ``Scan``).
 
     python -m benchmarks edge [--quick]
 """
@@ -85,25 +87,32 @@ def main(argv=None) -> int:
     lengths = (5,) if args.quick else (20, 50)
     rows, measurements = [], []
     base = {k: peak_kib(f"import-{k}", "", 1) for k in ("onnxruntime", "torch")}
+    base["pytorch"] = base["torch"]
     with tempfile.TemporaryDirectory() as tmp:
         for case, builds in CASES.items():
             for name, build in builds.items():
+                options = ort.SessionOptions()
+                options.intra_op_num_threads, options.log_severity_level = 1, 3
                 torch.manual_seed(0)
                 model = build().eval()
                 deploy = deployable(model)
                 onnx_path = export_model(deploy, inputs(case, 3), "onnx", Path(tmp) / f"{name}-{case}.onnx")
+                # what a user's own torch.onnx.export of the module gives (nn.LSTM becomes ONNX's LSTM op)
+                direct = torch.onnx.export(model, inputs(case, 3)[:1], dynamic_shapes=({1: torch.export.Dim("T")},))
+                direct_bytes = direct.model_proto.SerializeToString()
+                direct_session = ort.InferenceSession(direct_bytes, options)
                 ts_path = export_model(deploy, inputs(case, 3), "torchscript", Path(tmp) / f"{name}-{case}.pt")
                 ckpt = io.BytesIO()
                 torch.save(model.state_dict(), ckpt)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads, options.log_severity_level = 1, 3
                 session = ort.InferenceSession(str(onnx_path), options)
                 names = [i.name for i in session.get_inputs()]
                 for T in lengths:
                     x = inputs(case, T)
                     feeds = {n: t.numpy() for n, t in zip(names, x)}
+                    direct_feeds = {direct_session.get_inputs()[0].name: x[0].numpy()}
                     tasks = {
                         f"{name} onnxruntime": lambda s=session, f=feeds: s.run(None, f),
+                        f"{name} onnxruntime-direct": lambda s=direct_session, f=direct_feeds: s.run(None, f),
                         f"{name} pytorch": lambda m=model, x=x: torch.no_grad()(m)(*x),
                     }
                     sub = f"{case} B=1 T={T}"
@@ -112,14 +121,16 @@ def main(argv=None) -> int:
                     for impl, m in ms.items():
                         runtime = impl.split()[1]
                         path = onnx_path if runtime == "onnxruntime" else ts_path
-                        peak = peak_kib("onnxruntime" if runtime == "onnxruntime" else "torchscript", str(path), T)
+                        peak = -1  # measured for the qklstm export file and TorchScript only
+                        if runtime != "onnxruntime-direct":
+                            peak = peak_kib("onnxruntime" if runtime == "onnxruntime" else "torchscript", str(path), T)
+                        onnx_bytes = len(direct_bytes) if runtime == "onnxruntime-direct" else onnx_path.stat().st_size
                         rows.append({
                             "case": sub, "implementation": impl, "median_ms": f"{1e3 * m.median:.4g}",
                             "iqr_ms": f"{1e3 * m.iqr:.3g}", "baseline": "", "ratio": None,
-                            "parameters": count_parameters(model), "onnx_bytes": onnx_path.stat().st_size,
+                            "parameters": count_parameters(model), "onnx_bytes": onnx_bytes,
                             "torchscript_bytes": ts_path.stat().st_size, "checkpoint_bytes": len(ckpt.getvalue()),
-                            "peak_rss_kib": peak, "runtime_alone_kib": base["onnxruntime" if runtime == "onnxruntime"
-                                                                            else "torch"],
+                            "peak_rss_kib": peak, "runtime_alone_kib": base[runtime.split("-")[0]],
                         })  # fmt: skip
     for r in rows:  # each QK-LSTM row against the same-size LSTM in the same runtime, case and length
         if r["implementation"].startswith("qklstm"):

@@ -111,7 +111,8 @@ class SequenceTagger(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.long, torch.int):
             raise ValueError("tokens: expected a LongTensor of token ids, shape (B, T) or (T,)")
-        if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.embedding.num_embeddings):
+        exporting = torch.compiler.is_exporting()  # an exported graph has no data-dependent branch
+        if not exporting and tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.embedding.num_embeddings):
             raise ValueError(
                 f"tokens: ids must lie in [0, {self.embedding.num_embeddings}); "
                 "map unknown tokens to the vocabulary's <unk> id"
