@@ -32,8 +32,13 @@ def single(*argv):
                           env=ENV, timeout=240)  # fmt: skip
 
 
-def train_losses(run: Path) -> list[float]:
-    return [float(r["loss"]) for r in csv.DictReader((run / "metrics.csv").open()) if r["split"] == "train"]
+def train_losses(run: Path, split: str = "train") -> list[float]:
+    return [float(r["loss"]) for r in csv.DictReader((run / "metrics.csv").open()) if r["split"] == split]
+
+
+def dev_scores(run: Path) -> list[tuple]:
+    return [tuple(float(v) for k, v in r.items() if k not in ("split", "seconds") and v)
+            for r in csv.DictReader((run / "metrics.csv").open()) if r["split"] == "dev"]  # fmt: skip
 
 
 def weights(run: Path) -> dict:
@@ -43,6 +48,9 @@ def weights(run: Path) -> dict:
 def assert_same_run(a: Path, b: Path):
     # float32 sums over the same examples in another grouping (per rank, then all-reduced): ~1e-7 relative
     assert train_losses(b) == pytest.approx(train_losses(a), rel=1e-5)
+    # dev is scored in shards (every rank every second batch) and the sums added: the same numbers
+    for da, db in zip(dev_scores(a), dev_scores(b), strict=True):
+        assert db == pytest.approx(da, rel=1e-5)
     wa, wb = weights(a), weights(b)
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], atol=1e-5, rtol=1e-5, msg=k)

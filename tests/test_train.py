@@ -309,3 +309,22 @@ def test_tensorboard_scalars_are_the_runs_metrics(tmp_path):
             assert got == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]  # stored as float32
     steps = events.Scalars("train/step_loss")
     assert [e.step for e in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 2
+
+
+@pytest.mark.parametrize("base", [TINY_POS, TINY_FC], ids=["pos", "forecast"])
+def test_evaluation_in_shards_adds_up_to_the_whole_split(tmp_path, base):
+    """What each DDP rank scores (every world-th batch), summed over the ranks, is the one-process score."""
+    from qklstm.train.tasks import make_task
+
+    cfg = _cfg(base, tmp_path, "x")
+    task = make_task(cfg, load_task_data(cfg), torch.device("cpu"))
+    torch.manual_seed(0)
+    model = task.build_model(cfg).eval()
+    parts = []
+    for r in range(3):
+        task.evaluate(model, "dev", 8, shard=(r, 3, lambda v: parts.append(v) or v))
+    total = [sum(col) for col in zip(*parts)]
+    sharded = task.evaluate(model, "dev", 8, shard=(0, 3, lambda v: total))
+    whole = task.evaluate(model, "dev", 8)
+    assert sharded == pytest.approx(whole, rel=1e-12)  # float64 sums in another order
+    assert total[1 if base is TINY_POS else 2] > 0  # the count of tokens or windows

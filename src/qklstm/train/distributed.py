@@ -59,6 +59,12 @@ def all_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def shard():
+    """``(rank, world, all_sum)`` for a sharded evaluation under DDP (each rank scores every world-th
+    batch, the sums are added), or ``None`` in one process."""
+    return (rank(), world(), all_sum) if active() else None
+
+
 def broadcast_flag(flag: bool | None) -> bool:
     """Rank 0's ``flag`` on every rank."""
     t = torch.tensor([int(bool(flag))], dtype=torch.int64)

@@ -113,10 +113,21 @@ class PosTask:
                 gold[i], pred[i] = tags[row, :L].numpy(), p[row, :L].numpy()
         return gold, pred, loss_sum / max(n, 1)
 
-    def evaluate(self, model, split: str, batch_size: int) -> dict:
-        gold, pred, loss = self.predict(model, split, batch_size)
-        g, p = np.concatenate(gold), np.concatenate(pred)
-        return {"loss": loss, "accuracy": float((g == p).mean()) if len(g) else float("nan")}
+    @torch.no_grad()
+    def evaluate(self, model, split: str, batch_size: int, shard=None) -> dict:
+        """Mean token loss and accuracy of ``split``; with ``shard = (rank, world, all_sum)`` this process
+        scores every world-th batch and the sums are added over the processes."""
+        pairs = self.data.split(split)
+        loss_sum, n, correct = 0.0, 0, 0
+        for index in _shard(sequential_batches(len(pairs), batch_size, self.lengths[split]), shard):
+            tokens, tags, lengths = collate_tagged(pairs, index)
+            logp = model(tokens.to(self.device), lengths).cpu()
+            mask = tags != 0
+            loss_sum += float(F.nll_loss(logp[mask], tags[mask], reduction="sum"))
+            n += int(mask.sum())
+            correct += int((self.predict_from(logp) == tags)[mask].sum())
+        loss_sum, n, correct = shard[2]([loss_sum, n, correct]) if shard else (loss_sum, n, correct)
+        return {"loss": loss_sum / max(n, 1), "accuracy": correct / n if n else float("nan")}
 
 
 class ForecastTask:
@@ -192,15 +203,22 @@ class ForecastTask:
             out.append(model(x.to(self.device)).cpu().double().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
-    def evaluate(self, model, split: str, batch_size: int) -> dict:
-        pred = self.predict(model, split, batch_size)
-        y = self.data.split(split).y
-        mse = float(np.mean((pred - y) ** 2))
-        return {
-            "loss": mse,
-            "rmse": float(np.sqrt(mse)) * self.target_std,
-            "mae": float(np.mean(np.abs(pred - y))) * self.target_std,
-        }
+    @torch.no_grad()
+    def evaluate(self, model, split: str, batch_size: int, shard=None) -> dict:
+        """MSE (scaled), RMSE and MAE (target units) of ``split``; ``shard`` as for :meth:`PosTask.evaluate`."""
+        ws = self.data.split(split)
+        sq, ab, n = 0.0, 0.0, 0
+        for index in _shard(sequential_batches(len(ws), batch_size), shard):
+            x, _ = collate_windows(ws, index)
+            err = model(x.to(self.device)).cpu().double().numpy() - ws.y[index]
+            sq, ab, n = sq + float(np.sum(err**2)), ab + float(np.sum(np.abs(err))), n + len(index)
+        sq, ab, n = shard[2]([sq, ab, n]) if shard else (sq, ab, n)
+        mse = sq / n if n else float("nan")
+        return {"loss": mse, "rmse": float(np.sqrt(mse)) * self.target_std, "mae": ab / n * self.target_std}
+
+
+def _shard(batches: list, shard) -> list:
+    return batches if shard is None else batches[shard[0] :: shard[1]]
 
 
 def make_task(cfg: TrainConfig, data, device: torch.device):

@@ -295,20 +295,21 @@ class _Run(Callback):
         self.stopped_early = bool(ckpt.get("stopped_early"))
 
     def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
-        if self.folder is None:  # another rank: rank 0 scores, writes and decides
+        t0 = time.perf_counter()
+        self.model.eval()  # every rank scores its share of the dev batches; the sums are added over ranks
+        dev = self.task.evaluate(self.model, "dev", self.cfg.eval_batch_size, shard=distributed.shard())
+        dev_seconds = time.perf_counter() - t0
+        if self.folder is None:  # another rank: rank 0 writes and decides
             self.epoch = epoch
             self.stopped_early = distributed.broadcast_flag(None)
             return self.stopped_early
-        stop = self._epoch_end(epoch, stats, seconds)
+        stop = self._epoch_end(epoch, stats, seconds, dev, dev_seconds)
         return distributed.broadcast_flag(stop) if distributed.active() else stop
 
-    def _epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
+    def _epoch_end(self, epoch: int, stats: dict, seconds: float, dev: dict, dev_seconds: float) -> bool:
         cfg, task = self.cfg, self.task
         self.history.append({"epoch": epoch, "split": "train", **task.summarize(stats), "seconds": seconds})
-        t0 = time.perf_counter()
-        self.model.eval()
-        dev = task.evaluate(self.model, "dev", cfg.eval_batch_size)
-        self.history.append({"epoch": epoch, "split": "dev", **dev, "seconds": time.perf_counter() - t0})
+        self.history.append({"epoch": epoch, "split": "dev", **dev, "seconds": dev_seconds})
         improved = _better(task, dev[task.metric], self.best["metric"])
         if improved:
             self.best, self.bad_epochs = {"epoch": epoch, "metric": float(dev[task.metric])}, 0
