@@ -246,3 +246,32 @@ def test_compare_with_two_jobs_gives_the_table_of_one_job(tmp_path, capsys):
 def test_the_package_runs_as_a_module():
     proc = subprocess.run([sys.executable, "-m", "qklstm", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("qklstm ")
+
+
+def test_compare_shared_by_two_machines_gives_the_table_of_one(tmp_path, capsys):
+    """Two processes (machines) run their shares into one folder at the same time; the plain command then
+    reuses every run and writes the table a single compare writes."""
+    import csv as _csv
+
+    argv = ["compare", *TINY_FC, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    procs = [subprocess.Popen([sys.executable, "-m", "qklstm", *map(str, argv), "--share", f"{i}/2", "--out",
+                               str(shared)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in (1, 2)]  # fmt: skip
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert not (shared / "runs.csv").exists()  # a share writes runs, never the table
+    assert len([d for d in shared.iterdir() if d.is_dir()]) == 4
+    rc, out, err = run_cli(capsys, *argv, "--out", shared)
+    assert rc == 0, err
+    assert out.count("(done)") == 4  # every run reused, none trained again
+    assert run_cli(capsys, *argv, "--out", alone)[0] == 0
+    tables = [[{k: v for k, v in r.items() if k != "seconds_per_epoch"} for r in _csv.DictReader(d.open())]
+              for d in (shared / "runs.csv", alone / "runs.csv")]  # fmt: skip
+    assert tables[0] == tables[1] and len(tables[0]) == 4
+
+
+def test_compare_share_needs_i_of_n(tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "compare", *TINY_FC, "--share", "3/2", "--out", tmp_path)
+    assert rc != 0 and "--share" in err

@@ -5,6 +5,8 @@ qklstm compare --task forecast --models qklstm,lstm,lstm-h10,qlstm --seeds 3 --o
 
 Each run lives in OUT/<model>-seed<k> (rerunning reuses finished runs and resumes stopped
 ones); the table goes to OUT/compare.md and OUT/compare.csv, one row per run to OUT/runs.csv.
+On several machines with a shared OUT: machine i of n runs `qklstm compare ... --share i/n`, then
+any one runs the same command without --share, which reuses every finished run and writes the table.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="J",
                    help="run J trainings at once, each in its own process (default 1; same table as 1)")  # fmt: skip
     p.add_argument(
+        "--share", default=None, metavar="I/N", help="only runs I, I+N, ... (machine I of N sharing OUT); no table"
+    )
+    p.add_argument(
         "--out", default=None, metavar="OUT", help="folder of the runs and tables (default: runs/compare-<task>)"
     )
     add_train_options(p, exclude=("model", "out"))
@@ -47,5 +52,18 @@ def run(args) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         jobs=positive_int(args.jobs, "--jobs"),
+        share=_share(args.share),
     )
     return 0
+
+
+def _share(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--share: expected I/N such as 1/3, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--share: expected 1 <= I <= N, got {text!r}")
+    return i, n

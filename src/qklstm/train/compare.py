@@ -6,6 +6,10 @@ with the same config is reused, an unfinished one resumed), is scored on the tes
 parameters, training seconds per epoch) goes to ``OUT/compare.md`` and ``OUT/compare.csv``;
 one row per run goes to ``OUT/runs.csv``. A model may be written ``lstm-h10`` to give it its
 own hidden size (e.g. an LSTM sized to the QK-LSTM's parameter count).
+
+Several machines share one comparison through a shared ``OUT``: each runs ``share=(i, n)`` (every
+n-th run, from the i-th; each run folder is locked by its own trainer, not ``OUT`` as a whole), and
+then one plain call finds every run finished, reuses it and writes the tables.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ def run_compare(
     overwrite: bool = False,
     progress: bool = True,
     jobs: int = 1,
+    share: tuple[int, int] | None = None,
     log: Callable = print,
 ) -> dict:
     """Train and score every model for seeds ``base.seed .. base.seed + seeds - 1``; returns the table data.
@@ -92,13 +97,18 @@ def run_compare(
     ``jobs > 1`` runs that many runs at once, each in its own process. Every run is fixed by its
     config (seed and ``threads`` included), so the table is the one ``jobs=1`` gives; with ``threads=0``
     (torch's default) each process gets ``cpus // jobs`` threads so they do not oversubscribe the cores.
+    ``share=(i, n)`` trains and scores only runs i, i + n, ... (1-based) and writes no table.
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds: expected a positive integer, got {seeds!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs: expected a positive integer, got {jobs!r}")
+    if share is not None and not (len(share) == 2 and 1 <= share[0] <= share[1]):
+        raise ValueError(f"--share: expected I/N with 1 <= I <= N, got {share!r}")
     specs = parse_models(models)
     out = writable_folder(out_dir)
+    if share is not None:  # other machines write other runs into OUT: each run's own lock guards it
+        return _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share)
     with folder_lock(out, log=log):
         return _compare(base, specs, seeds, out, overwrite, progress, jobs, log)
 
@@ -122,7 +132,7 @@ def _execute(label: str, config: dict, state: str, progress: bool, log: Callable
     return report
 
 
-def _compare(base, specs, seeds, out, overwrite, progress, jobs, log) -> dict:
+def _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share=None) -> dict:
     t_all = time.perf_counter()
     plans = []
     for label, model, hidden in specs:
@@ -131,7 +141,10 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log) -> dict:
             cfg = base.merged(
                 {"model": model, "seed": seed, "hidden": hidden or base.hidden, "out": str(out / f"{label}-seed{seed}")}
             )
-            plans.append((label, cfg, _prepare_run(cfg, overwrite)))
+            plans.append((label, cfg))
+    if share is not None:
+        plans = plans[share[0] - 1 :: share[1]]
+    plans = [(label, cfg, _prepare_run(cfg, overwrite)) for label, cfg in plans]
     if jobs == 1:
         runs = []
         for label, cfg, state in plans:
@@ -147,6 +160,10 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log) -> dict:
             for (label, cfg, state), future in zip(plans, futures):
                 runs.append(future.result())  # in the order of --jobs 1, so the tables are the same
                 log(f"== {label}, seed {cfg.seed}: {cfg.run_dir} ({state}) done")
+    if share is not None:
+        log(f"share {share[0]}/{share[1]}: {len(runs)} run(s) done in {out}; the same command without --share "
+            "writes the table once every share is done")  # fmt: skip
+        return {"task": base.task, "runs": runs, "share": share}
     result = {
         "task": base.task,
         "runs": runs,
