@@ -240,6 +240,8 @@ def test_compare_with_two_jobs_gives_the_table_of_one_job(tmp_path, capsys):
         rows = list(_csv.DictReader((out / "runs.csv").open()))
         tables[jobs] = [{k: v for k, v in r.items() if k != "seconds_per_epoch"} for r in rows]
         assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(list(_csv.DictReader((out / "frontier.csv").open()))) == 2  # one point per model spec
     assert tables[2] == tables[1] and len(tables[1]) == 4
 
 
@@ -275,3 +277,22 @@ def test_compare_shared_by_two_machines_gives_the_table_of_one(tmp_path, capsys)
 def test_compare_share_needs_i_of_n(tmp_path, capsys):
     rc, _, err = run_cli(capsys, "compare", *TINY_FC, "--share", "3/2", "--out", tmp_path)
     assert rc != 0 and "--share" in err
+
+
+def test_frontier_marks_the_pareto_points():
+    """Fewer parameters and a better mean score dominate: a known front over two families."""
+    from qklstm.train.compare import frontier, parse_models
+
+    def run(label, model, n, acc):
+        return {"label": label, "model": model, "n_parameters": n + 100, "n_embedding_parameters": 100,
+                "accuracy": acc}  # fmt: skip
+
+    runs = [run("lstm-h4", "lstm", 100, 0.80), run("lstm-h8", "lstm", 300, 0.90), run("lstm-h16", "lstm", 900, 0.89),
+            run("qklstm-r4", "qklstm", 200, 0.85), run("qklstm-r8", "qklstm", 400, 0.88)]  # fmt: skip
+    points = {p["label"]: p for p in frontier({"task": "pos", "runs": runs})}
+    assert points["lstm-h8"]["parameters"] == 300 and points["lstm-h8"]["mean"] == 0.90
+    assert {k for k, p in points.items() if p["front_of_all"]} == {"lstm-h4", "qklstm-r4", "lstm-h8"}
+    assert {k for k, p in points.items() if p["front_of_family"]} == {"lstm-h4", "lstm-h8", "qklstm-r4", "qklstm-r8"}
+    assert parse_models("qklstm-q8-r16-l2")[0][2] == {"n_qubits": 8, "n_references": 16, "layers": 2}
+    with pytest.raises(ValueError, match="-r8 does not apply to lstm"):
+        parse_models("lstm-r8")

@@ -20,28 +20,36 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import torch
 
-from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots, writable_folder, write_csv
+from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from .checkpoint import LAST, load_run_checkpoint
 from .config import LABELS, MODELS, TrainConfig
 from .evaluate import evaluate_run
 from .loop import quiet
-from .metrics import format_table, mean_std
+from .metrics import format_table, mean_std, plot_compare, plot_frontier
 from .trainer import resume, train
 
-__all__ = ["parse_models", "run_compare"]
+__all__ = ["frontier", "parse_models", "run_compare"]
 
-_SPEC = re.compile(r"^(qklstm|lstm|qlstm)(?:-h([1-9]\d*))?$")
+_SPEC = re.compile(r"^(qklstm|lstm|qlstm)((?:-(?:h|q|r|l)[1-9]\d*|-projected)*)$")
+#: spec suffixes -> the train option they set, and the models that take it
+_SUFFIXES = {
+    "h": ("hidden", MODELS),
+    "q": ("n_qubits", ("qklstm", "qlstm")),
+    "r": ("n_references", ("qklstm",)),
+    "l": ("layers", ("qklstm",)),
+}
 
 
-def parse_models(text: str) -> list[tuple[str, str, int | None]]:
-    """``"qklstm,lstm-h10"`` -> ``[("qklstm", "qklstm", None), ("lstm-h10", "lstm", 10)]``.
+def parse_models(text: str) -> list[tuple[str, str, dict]]:
+    """Model specs ``NAME[-hN][-qN][-rN][-lN][-projected]`` -> ``(label, model, train options)``: hidden
+    size, qubits, references per gate, encoding layers, the projected kernel (a grid for a frontier).
 
-    >>> parse_models("qklstm, lstm-h10")
-    [('qklstm', 'qklstm', None), ('lstm-h10', 'lstm', 10)]
+    >>> parse_models("qklstm, lstm-h10, qklstm-q8-r16-projected")  # doctest: +NORMALIZE_WHITESPACE
+    [('qklstm', 'qklstm', {}), ('lstm-h10', 'lstm', {'hidden': 10}),
+     ('qklstm-q8-r16-projected', 'qklstm', {'n_qubits': 8, 'n_references': 16, 'kernel': 'projected'})]
     """
     specs = []
     for part in str(text).split(","):
@@ -51,10 +59,16 @@ def parse_models(text: str) -> list[tuple[str, str, int | None]]:
         m = _SPEC.match(part)
         if not m:
             raise ValueError(
-                f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, "
-                "optionally with a hidden size as in lstm-h10"
+                f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, optionally "
+                "with -hN (hidden), -qN (qubits), -rN (references), -lN (layers), -projected, as in lstm-h10"
             )
-        specs.append((part, m.group(1), int(m.group(2)) if m.group(2) else None))
+        model, options = m.group(1), {}
+        for suffix in m.group(2).split("-")[1:]:
+            key, models = ("kernel", ("qklstm",)) if suffix == "projected" else _SUFFIXES[suffix[0]]
+            if model not in models:
+                raise ValueError(f"--models: {part!r}: -{suffix} does not apply to {model}")
+            options[key] = "projected" if suffix == "projected" else int(suffix[1:])
+        specs.append((part, model, options))
     if not specs:
         raise ValueError("--models: expected at least one of " + ", ".join(MODELS))
     if len({s[0] for s in specs}) != len(specs):
@@ -135,12 +149,10 @@ def _execute(label: str, config: dict, state: str, progress: bool, log: Callable
 def _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share=None) -> dict:
     t_all = time.perf_counter()
     plans = []
-    for label, model, hidden in specs:
+    for label, model, options in specs:
         for k in range(seeds):
             seed = base.seed + k
-            cfg = base.merged(
-                {"model": model, "seed": seed, "hidden": hidden or base.hidden, "out": str(out / f"{label}-seed{seed}")}
-            )
+            cfg = base.merged({"model": model, "seed": seed, **options, "out": str(out / f"{label}-seed{seed}")})
             plans.append((label, cfg))
     if share is not None:
         plans = plans[share[0] - 1 :: share[1]]
@@ -176,39 +188,40 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share=None
     atomic_write_text(out / "compare.md", md)
     write_csv(out / "compare.csv", list(agg_rows[0]), agg_rows)
     write_csv(out / "runs.csv", run_keys, runs)
-    _plot(result, out / "compare.png")
+    plot_compare(result, out / "compare.png")
+    points = frontier(result)
+    write_csv(out / "frontier.csv", list(points[0]), points)
+    plot_frontier(result, points, out / "frontier.png")
     log("\n" + md)
-    log(f"wrote {out / 'compare.md'}, compare.csv, runs.csv and compare.png")
+    log(f"wrote {out / 'compare.md'}, compare.csv, runs.csv, compare.png, frontier.csv and frontier.png")
     return result
 
 
-def _plot(result: dict, path: Path) -> None:
-    """Each model's test score per seed (dots) with the mean and sample std over seeds (bar, whisker)."""
+def frontier(result: dict) -> list[dict]:
+    """One point per model spec: trainable parameters without the embedding, the test score's mean and
+    sample std over seeds, and whether it is on its model family's Pareto front and on the front of all
+    (no other point has at most as many parameters and a better mean score)."""
     pos = result["task"] == "pos"
+    key = "accuracy" if pos else "rmse"
     groups: dict = {}
     for r in result["runs"]:
-        groups.setdefault(r["label"], []).append(100 * r["accuracy"] if pos else r["rmse"])
-    fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
-    for i, (label, values) in enumerate(groups.items()):
-        m, sd = mean_std(values)
-        ax.bar(i, m, color="tab:blue" if label.startswith("qklstm") else "tab:gray", alpha=0.5, width=0.6)
-        ax.errorbar(i, m, yerr=sd, color="black", capsize=6, lw=1.2)
-        ax.plot([i] * len(values), values, "o", color="black", ms=4)
-        ax.annotate(
-            f"{m:.2f}", (i + 0.32, m), xytext=(2, 0), textcoords="offset points", ha="left", va="center", fontsize=8
-        )
-    n_params = {r["label"]: r["n_parameters"] - r["n_embedding_parameters"] for r in result["runs"]}
-    ax.set_xticks(range(len(groups)), [f"{k}\n{n_params[k]:,} params" for k in groups])
-    values = [v for vs in groups.values() for v in vs]
-    lo, hi = min(values), max(values)
-    ax.set_ylim(lo - 0.5 * (hi - lo + 1e-9) - (0.5 if pos else 0.05 * hi), hi + 0.5 * (hi - lo + 1e-9) + 0.1)
-    ax.set(
-        ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
-        title=f"{result['task']}: mean +- std over {result['seeds']} seed(s); dots are seeds",
-    )
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=110)
+        groups.setdefault(r["label"], []).append(r)
+    points = []
+    for label, rs in groups.items():
+        mean, std = mean_std([r[key] for r in rs])
+        n = rs[0]["n_parameters"] - rs[0]["n_embedding_parameters"]
+        points.append({"label": label, "model": rs[0]["model"], "parameters": n, "metric": key,
+                       "mean": mean, "std": std, "seeds": len(rs)})  # fmt: skip
+
+    def better(a, b):  # a dominates b
+        if a["parameters"] > b["parameters"]:
+            return False
+        return a["mean"] > b["mean"] if pos else a["mean"] < b["mean"]
+
+    for p in points:
+        p["front_of_family"] = not any(better(q, p) for q in points if q is not p and q["model"] == p["model"])
+        p["front_of_all"] = not any(better(q, p) for q in points if q is not p)
+    return sorted(points, key=lambda p: (p["model"], p["parameters"]))
 
 
 def _pm(values, fmt: str, scale: float = 1.0) -> str:
@@ -224,7 +237,7 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     agg_rows, md_rows = [], []
     for label, rs in groups.items():
         first = rs[0]
-        name = LABELS[first["model"]] + (f" (hidden {first['hidden']})" if label != first["model"] else "")
+        name = LABELS[first["model"]] + (f" ({label[len(first['model']) + 1 :]})" if label != first["model"] else "")
         secs = _pm([r["seconds_per_epoch"] for r in rs], ".1f")
         epochs = "/".join(str(r["epochs"]) for r in rs)
         row = {

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from ..data.timeseries import MAPE_EPSILON, forecast_metrics
 from ..io import atomic_savefig, subplots, write_csv
+from .config import LABELS
 
 __all__ = [
     "plot_history",
@@ -27,6 +29,8 @@ __all__ = [
     "format_table",
     "mean_std",
     "per_class_scores",
+    "plot_compare",
+    "plot_frontier",
 ]
 
 
@@ -123,3 +127,61 @@ def plot_history(task, history: list[dict], path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)
+
+
+def plot_compare(result: dict, path: Path) -> None:
+    """Each model's test score per seed (dots) with the mean and sample std over seeds (bar, whisker)."""
+    pos = result["task"] == "pos"
+    groups: dict = {}
+    for r in result["runs"]:
+        groups.setdefault(r["label"], []).append(100 * r["accuracy"] if pos else r["rmse"])
+    fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
+    for i, (label, values) in enumerate(groups.items()):
+        m, sd = mean_std(values)
+        ax.bar(i, m, color="tab:blue" if label.startswith("qklstm") else "tab:gray", alpha=0.5, width=0.6)
+        ax.errorbar(i, m, yerr=sd, color="black", capsize=6, lw=1.2)
+        ax.plot([i] * len(values), values, "o", color="black", ms=4)
+        ax.annotate(
+            f"{m:.2f}", (i + 0.32, m), xytext=(2, 0), textcoords="offset points", ha="left", va="center", fontsize=8
+        )
+    n_params = {r["label"]: r["n_parameters"] - r["n_embedding_parameters"] for r in result["runs"]}
+    ax.set_xticks(range(len(groups)), [f"{k}\n{n_params[k]:,} params" for k in groups])
+    values = [v for vs in groups.values() for v in vs]
+    lo, hi = min(values), max(values)
+    ax.set_ylim(lo - 0.5 * (hi - lo + 1e-9) - (0.5 if pos else 0.05 * hi), hi + 0.5 * (hi - lo + 1e-9) + 0.1)
+    ax.set(
+        ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
+        title=f"{result['task']}: mean +- std over {result['seeds']} seed(s); dots are seeds",
+    )
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+
+
+def plot_frontier(result: dict, points: list[dict], path: Path) -> None:
+    """Test score against trainable parameters without the embedding (log scale): mean +- std over seeds
+    per spec, each family's Pareto front as a line, the points on the front of all ringed."""
+    pos = result["task"] == "pos"
+    fig, ax = subplots(figsize=(7.5, 4.8))
+    scale = 100.0 if pos else 1.0
+    for model in sorted({p["model"] for p in points}):
+        ps = [p for p in points if p["model"] == model]
+        ax.errorbar([p["parameters"] for p in ps], [scale * p["mean"] for p in ps],
+                    yerr=[scale * p["std"] for p in ps], fmt="o", capsize=3, label=LABELS[model])  # fmt: skip
+        front = [p for p in ps if p["front_of_family"]]
+        ax.plot([p["parameters"] for p in front], [scale * p["mean"] for p in front], "-", alpha=0.5,
+                color=ax.lines[-1].get_color())  # fmt: skip
+        for p in ps:
+            ax.annotate(p["label"].split("-", 1)[1] if "-" in p["label"] else "default", (p["parameters"],
+                        scale * p["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    best = [p for p in points if p["front_of_all"]]
+    ax.scatter([p["parameters"] for p in best], [scale * p["mean"] for p in best], s=160, facecolors="none",
+               edgecolors="black", label="Pareto front of all")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set(xlabel="trainable parameters without the embedding",
+           ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
+           title=f"{result['task']}: mean +- std over {result['seeds']} seed(s)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
