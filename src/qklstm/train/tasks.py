@@ -95,15 +95,20 @@ class PosTask:
     def postfix(summary: dict) -> dict:
         return {"loss": f"{summary['loss']:.4f}", "acc": f"{summary['accuracy']:.4f}"}
 
+    def _scored(self, model, split: str, batch_size: int, shard=None):
+        """``(index, tags, lengths, log-probabilities)`` of every batch of ``split`` (this shard's only)."""
+        pairs = self.data.split(split)
+        for index in _shard(sequential_batches(len(pairs), batch_size, self.lengths[split]), shard):
+            tokens, tags, lengths = collate_tagged(pairs, index)
+            yield index, tags, lengths, model(tokens.to(self.device), lengths).cpu()
+
     @torch.no_grad()
     def predict(self, model, split: str, batch_size: int):
         """Gold and predicted tag ids of every token of ``split`` (sentence order), and the mean loss."""
         pairs = self.data.split(split)
         gold, pred = [None] * len(pairs), [None] * len(pairs)
         loss_sum, n = 0.0, 0
-        for index in sequential_batches(len(pairs), batch_size, self.lengths[split]):
-            tokens, tags, lengths = collate_tagged(pairs, index)
-            logp = model(tokens.to(self.device), lengths).cpu()
+        for index, tags, lengths, logp in self._scored(model, split, batch_size):
             mask = tags != 0
             loss_sum += float(F.nll_loss(logp[mask], tags[mask], reduction="sum"))
             n += int(mask.sum())
@@ -117,17 +122,15 @@ class PosTask:
     def evaluate(self, model, split: str, batch_size: int, shard=None) -> dict:
         """Mean token loss and accuracy of ``split``; with ``shard = (rank, world, all_sum)`` this process
         scores every world-th batch and the sums are added over the processes."""
-        pairs = self.data.split(split)
-        loss_sum, n, correct = 0.0, 0, 0
-        for index in _shard(sequential_batches(len(pairs), batch_size, self.lengths[split]), shard):
-            tokens, tags, lengths = collate_tagged(pairs, index)
-            logp = model(tokens.to(self.device), lengths).cpu()
+        sums = dict.fromkeys(self.stat_keys, 0.0)
+        for _, tags, _, logp in self._scored(model, split, batch_size, shard):
             mask = tags != 0
-            loss_sum += float(F.nll_loss(logp[mask], tags[mask], reduction="sum"))
-            n += int(mask.sum())
-            correct += int((self.predict_from(logp) == tags)[mask].sum())
-        loss_sum, n, correct = shard[2]([loss_sum, n, correct]) if shard else (loss_sum, n, correct)
-        return {"loss": loss_sum / max(n, 1), "accuracy": correct / n if n else float("nan")}
+            sums["loss_sum"] += float(F.nll_loss(logp[mask], tags[mask], reduction="sum"))
+            sums["n"] += int(mask.sum())
+            sums["correct"] += int((self.predict_from(logp) == tags)[mask].sum())
+        if shard:
+            sums = dict(zip(self.stat_keys, shard[2](list(sums.values()))))
+        return {**self.summarize(sums), **({} if sums["n"] else {"accuracy": float("nan")})}
 
 
 class ForecastTask:
@@ -193,28 +196,34 @@ class ForecastTask:
     def postfix(summary: dict) -> dict:
         return {"loss": f"{summary['loss']:.4f}", "rmse": f"{summary['rmse']:.2f}"}
 
+    def _predicted(self, model, split: str, batch_size: int, shard=None):
+        """``(index, scaled predictions)`` of every batch of ``split`` (this shard's only)."""
+        ws = self.data.split(split)
+        for index in _shard(sequential_batches(len(ws), batch_size), shard):
+            x, _ = collate_windows(ws, index)
+            yield index, model(x.to(self.device)).cpu().double().numpy()
+
     @torch.no_grad()
     def predict(self, model, split: str, batch_size: int) -> np.ndarray:
         """Scaled predictions for every window of ``split``, in order."""
-        ws = self.data.split(split)
-        out = []
-        for index in sequential_batches(len(ws), batch_size):
-            x, _ = collate_windows(ws, index)
-            out.append(model(x.to(self.device)).cpu().double().numpy())
+        out = [pred for _, pred in self._predicted(model, split, batch_size)]
         return np.concatenate(out) if out else np.zeros(0)
 
     @torch.no_grad()
     def evaluate(self, model, split: str, batch_size: int, shard=None) -> dict:
         """MSE (scaled), RMSE and MAE (target units) of ``split``; ``shard`` as for :meth:`PosTask.evaluate`."""
-        ws = self.data.split(split)
-        sq, ab, n = 0.0, 0.0, 0
-        for index in _shard(sequential_batches(len(ws), batch_size), shard):
-            x, _ = collate_windows(ws, index)
-            err = model(x.to(self.device)).cpu().double().numpy() - ws.y[index]
-            sq, ab, n = sq + float(np.sum(err**2)), ab + float(np.sum(np.abs(err))), n + len(index)
-        sq, ab, n = shard[2]([sq, ab, n]) if shard else (sq, ab, n)
-        mse = sq / n if n else float("nan")
-        return {"loss": mse, "rmse": float(np.sqrt(mse)) * self.target_std, "mae": ab / n * self.target_std}
+        y = self.data.split(split).y
+        sums = dict.fromkeys(self.stat_keys, 0.0)
+        for index, pred in self._predicted(model, split, batch_size, shard):
+            err = pred - y[index]
+            sums["n"] += len(index)
+            sums["loss_sum"] += float(np.sum(err**2))
+            sums["abs_sum"] += float(np.sum(np.abs(err)))
+        if shard:
+            sums = dict(zip(self.stat_keys, shard[2](list(sums.values()))))
+        if not sums["n"]:
+            return dict.fromkeys(("loss", "rmse", "mae"), float("nan"))
+        return self.summarize(sums)
 
 
 def _shard(batches: list, shard) -> list:
