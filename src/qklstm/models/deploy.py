@@ -188,10 +188,7 @@ class QKCell(nn.Module):
         self.register_buffer("wx", weight[:, H:].t().contiguous())
         self.register_buffer("bx", cell.projection.bias.detach().clone())
         self.register_buffer("wh", weight[:, :H].t().contiguous())
-        if cell.readout is not None:
-            A, bias = cell.readout.weight.t().expand(4, N, H), cell.readout.bias.view(1, 1, H).expand(4, 1, H)
-        else:
-            A, bias = cell.alpha.transpose(1, 2), cell.bias.unsqueeze(1)
+        A, bias = cell.readout_matrices()
         self.register_buffer("A", A.detach().contiguous())
         self.register_buffer("bias", bias.detach().contiguous())
         self.hidden_size, self.n_refs = H, N
@@ -200,8 +197,7 @@ class QKCell(nn.Module):
         for kernel, refs in zip(cell.kernels, groups):
             fmap = kernel.feature_map
             if kernel.use_product_form and isinstance(fmap, PaperFeatureMap) and fmap.layers == 1:
-                w = fmap.weight[0] if fmap.trainable else torch.ones(Q, dtype=weight.dtype)
-                b = fmap.bias[0] if fmap.trainable else torch.zeros(Q, dtype=weight.dtype)
+                w, b = fmap.angle_affine(weight)
                 kernels.append(ProductKernel(w, b, fmap.product_bloch(refs.detach())))
             else:
                 kernels.append(StateKernel(fmap, refs))

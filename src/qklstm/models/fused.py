@@ -6,11 +6,12 @@ Bloch vector of ``RY(a) RZ(a) H|0>`` (method note, section 3). This module runs 
 in that closed real arithmetic and back-propagates through time by hand, as cuDNN does for
 ``nn.LSTM``: autograd sees one node per sequence instead of ~55 per step.
 
-``product_lstm`` is a ``torch.library`` custom op (autograd, ``torch.compile`` and export see one op).
-Its kernels are a C++ extension (``csrc/product_lstm.cpp``, compiled on first use with
-``torch.utils.cpp_extension`` and cached) or, where no compiler is present, the pure-torch loops
-below, which compute the same thing. ``QKLSTM_FUSED=torch`` forces the torch loops,
-``QKLSTM_FUSED=0`` turns the fused path off (every step then goes through the kernels' modules).
+``product_lstm`` runs two ``torch.library`` custom ops, ``qklstm::product_lstm`` and its backward, under
+one ``torch.autograd.Function`` (``torch.compile`` sees one op each way). Their kernels are a C++
+extension (``csrc/product_lstm.cpp``, compiled on first use with ``torch.utils.cpp_extension`` and
+cached) or, where no compiler is present, the pure-torch loops below, which compute the same thing.
+``QKLSTM_FUSED=torch`` forces the torch loops, ``QKLSTM_FUSED=0`` turns the fused path off (every step
+then goes through the kernels' modules).
 
 Shapes, in processing order (a reverse direction flips its input first): ``U (T, B, Q)`` the input
 half of the projection, ``h0, c0 (B, H)``, ``WhT (H, Q)`` the hidden half, ``w, b (Q,)`` the map's

@@ -262,6 +262,15 @@ class QKLSTMCell(RecurrentCell):
         pre = self._readout(self._kernel_values(z, context))
         return lstm_update(pre, c)
 
+    def readout_matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The readout as ``(A (4, N, H), bias (4, 1, H))``: gate ``g``'s pre-activation is ``k_g A[g] + bias[g]``
+        (the shared readout expanded over the gates)."""
+        N, H = self.n_references, self.hidden_size
+        if self.readout is not None:
+            A = self.readout.weight.t().expand(len(GATES), N, H)
+            return A, self.readout.bias.view(1, 1, H).expand(len(GATES), 1, H)
+        return self.alpha.transpose(1, 2), self.bias.unsqueeze(1)
+
     def fusable(self) -> bool:
         """Whether :meth:`run_sequence` has a fused path for these options: exact product-form fidelity
         kernels of the one-layer paper map (learned scaling only when the gates share it), by backprop
@@ -294,22 +303,15 @@ class QKLSTMCell(RecurrentCell):
             return scan_direction(QKCell(self), x, mask, h, c, reverse)
         if not self.fusable():
             return None
-        T, Q, H, N = x.shape[0], self.n_qubits, self.hidden_size, self.n_references
+        T, Q, H = x.shape[0], self.n_qubits, self.hidden_size
         u = self.embed_inputs(x)
         fmap = self.kernels[0].feature_map
         if self.share_feature_map:
             bloch = fmap.product_bloch(self.references.reshape(-1, Q))
         else:
             bloch = torch.cat([k.feature_map.product_bloch(r) for k, r in zip(self.kernels, self.references)])
-        if fmap.trainable:
-            w, b = fmap.weight[0], fmap.bias[0]
-        else:
-            w, b = u.new_ones(Q), u.new_zeros(Q)
-        if self.readout is not None:
-            A = self.readout.weight.t().expand(len(GATES), N, H)
-            bias = self.readout.bias.view(1, 1, H).expand(len(GATES), 1, H)
-        else:
-            A, bias = self.alpha.transpose(1, 2), self.bias.unsqueeze(1)
+        w, b = fmap.angle_affine(u)
+        A, bias = self.readout_matrices()
         mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
         if reverse:
             u = u.flip(0)

@@ -223,6 +223,13 @@ class PaperFeatureMap(FeatureMap):
         # (batch, layers, n) -> (batch, layers, n, 2): the RZ and the RY angle of each qubit
         return a.unsqueeze(-1).expand(*a.shape, 2).reshape(*x.shape[:-1], self.circuit.n_params)
 
+    def angle_affine(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w, b)`` of the first layer's angles ``a = w * x + b`` (ones and zeros, in ``like``'s dtype and
+        device, when the map is not trainable)."""
+        if self.trainable:
+            return self.weight[0], self.bias[0]
+        return like.new_ones(self.n_qubits), like.new_zeros(self.n_qubits)
+
     def product_bloch(self, x: torch.Tensor) -> torch.Tensor:
         """One layer: ``RY(a) RZ(a) H|0>`` has Bloch vector ``(cos^2 a, sin a, -sin a cos a)``."""
         if self.layers != 1:
