@@ -219,3 +219,32 @@ def test_the_op_is_registered_for_torch_compile_and_export():
         (dout, outs[1], outs[2], args[0], args[3], args[4], args[5], args[6], args[7], mask, saved),
         test_utils=("test_schema", "test_faketensor"),
     )
+
+
+def test_torch_compile_sees_the_op_and_gives_the_eager_result():
+    """torch.compile (aot_eager: no C++ code generation, so the test is quick) traces the layer to one
+    qklstm::product_lstm call per direction; its forward and gradients equal the step path's."""
+    import torch._dynamo
+
+    torch.manual_seed(3)
+    rnn = QKLSTM(5, 6, n_qubits=3, n_references=2, bidirectional=True).double()
+    x = torch.randn(7, 4, 5, dtype=torch.float64, requires_grad=True)
+
+    def loss(x):
+        out, (h, c) = rnn(x)
+        return (out.sin() * out).sum() + h.sum() + c.square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, backend="aot_eager")
+    got = compiled(x)
+    (g_got,) = torch.autograd.grad(got, x)
+    with fused_disabled():
+        want = loss(x)
+        (g_want,) = torch.autograd.grad(want, x)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=1e-12)
+    graphs = torch._dynamo.explain(loss)(x).graphs
+    bodies = [sub for g in graphs for name, sub in g.named_children() if name.startswith("fwd_body")]
+    assert len(bodies) == 2  # one autograd node per direction
+    assert all("qklstm.product_lstm" in body.code for body in bodies)
+    torch._dynamo.reset()
