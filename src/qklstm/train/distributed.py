@@ -19,7 +19,9 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-__all__ = ["active", "all_sum", "broadcast_flag", "launched_rank", "rank", "start", "world"]
+__all__ = ["active", "all_sum", "broadcast_flag", "finish", "launched_rank", "rank", "shard", "start", "world"]
+
+_owned = False  # whether start() made the group (then finish() ends it; a caller's own group is left alone)
 
 
 def start(device: str) -> bool:
@@ -32,7 +34,20 @@ def start(device: str) -> bool:
     if device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if device == "cuda" else "gloo", timeout=timeout)
+    global _owned
+    _owned = True
     return True
+
+
+def finish() -> None:
+    """After a run that went well: wait for every rank, then end the group :func:`start` made. A process
+    that exits with its gloo group still open can abort in the group's destructor ("terminate called
+    without an active exception", seen in CI); a run that failed exits without waiting for the others."""
+    global _owned
+    if _owned and active():
+        dist.barrier()
+        dist.destroy_process_group()
+    _owned = False
 
 
 def launched_rank() -> int:

@@ -252,6 +252,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     finally:
         for cb in callbacks:
             cb.close()
+    distributed.finish()  # every rank done: leave the group together (a gloo group left to exit aborts)
     return run.summary()
 
 
