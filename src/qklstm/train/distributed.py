@@ -6,9 +6,10 @@ batches from the run's seeded generator and takes a disjoint share of each (``in
 rank's loss is its sum over tokens (or windows) times ``world / global count``; DDP averages gradients over
 ranks, so every update equals single-process training on the global batch, whatever the padding and however
 unevenly a batch splits. The step statistics are summed over ranks, so every rank sees the global loss
-(and stops together on a non-finite one). Rank 0 alone writes (lock, checkpoints, metrics, plots) and scores
-the dev split; collectives time out after ``QKLSTM_DIST_TIMEOUT`` seconds (default 300), so a rank that dies
-takes the others down instead of leaving them waiting.
+(and stops together on a non-finite one). Every rank scores its share of the dev batches (the sums are added);
+rank 0 alone writes (lock, checkpoints, metrics, plots) and decides on early stopping. Collectives time out
+after ``QKLSTM_DIST_TIMEOUT`` seconds (default 300), so a rank that dies takes the others down instead of
+leaving them waiting; a run that ends well leaves the group on every rank together (:func:`finish`).
 """
 
 from __future__ import annotations
