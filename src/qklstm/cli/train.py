@@ -100,8 +100,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import torch.distributed
-
     from ..train import distributed, resume, train
 
     progress = not args.no_progress
@@ -117,11 +115,8 @@ def run(args) -> int:
     else:
         cfg = config_from_args(args)
         summary = train(cfg, overwrite=args.overwrite, progress=progress)
-    if distributed.active():  # under torchrun: rank 0 reports, every rank leaves the group cleanly
-        lead = distributed.rank() == 0
-        torch.distributed.destroy_process_group()
-        if not lead:
-            return 0
+    if distributed.launched_rank() != 0:  # under torchrun rank 0 reports (the run left the group already)
+        return 0
     best = summary["best_dev"]
     print(
         f"done: {summary['epochs']} epoch(s), {summary['seconds_per_epoch']:.1f} s per epoch (training); best dev "
