@@ -216,7 +216,7 @@ def test_the_op_is_registered_for_torch_compile_and_export():
     dout = torch.ones_like(outs[0])
     torch.library.opcheck(
         torch.ops.qklstm.product_lstm_backward.default,
-        (dout, outs[1], outs[2], args[0], args[3], args[4], args[5], args[6], args[7], mask, saved),
+        (dout, outs[1], outs[2], args[0], args[3], args[4], args[6], args[7], mask, saved),
         test_utils=("test_schema", "test_faketensor"),
     )
 

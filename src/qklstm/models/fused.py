@@ -61,11 +61,10 @@ def enabled() -> bool:
 
 
 # ---------------------------------------------------------------------------------- torch kernels
-#: What the forward saves for the backward, in order (shapes with M = 4 N): the cosine and sine of the
-#: angles and the projected input ``z`` ``(T, B, Q)``, the one-qubit fidelities ``(T, Q, B, M)``, the
-#: kernel values ``(T, B, M)``, the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell
-#: state ``(T, B, H)``, and the states entering each step ``h, c`` ``(T + 1, B, H)``.
-SAVED = ("cos", "sin", "z", "fidelities", "kernel", "gates", "tanh_c", "h", "c")
+# What the forward saves for the backward, in order (shapes with M = 4 N): the cosine and sine of the
+# angles and the projected input ``z`` ``(T, B, Q)``, the one-qubit fidelities ``(T, Q, B, M)``, the
+# kernel values ``(T, B, M)``, the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell
+# state ``(T, B, H)``, and the states entering each step ``h, c`` ``(T + 1, B, H)``.
 
 
 def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
@@ -116,7 +115,7 @@ def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
     return before * after
 
 
-def parameter_grads(U, WhT, w, RB, A, saved, d_ang, d_dots, d_pre):
+def parameter_grads(U, w, A, saved, d_ang, d_dots, d_pre):
     """The parameters' gradients, summed over the sequence once the loop is done (one matmul each)."""
     cos, sin, zs, fac, ks, acts, tanh_c, hs, cs = saved
     T, B, Q = U.shape
@@ -136,7 +135,7 @@ def parameter_grads(U, WhT, w, RB, A, saved, d_ang, d_dots, d_pre):
     ]
 
 
-def backward_torch(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
+def backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
     """Gradients of :func:`forward_torch` w.r.t. ``(U, h0, c0, WhT, w, b, RB, A, bias)``."""
     cos, sin, zs, fac, ks, acts, tanh_c, hs, cs = saved
     T, B, Q = U.shape
@@ -170,7 +169,7 @@ def backward_torch(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
         dh = torch.mm(da * w, Wh)
         if masked:
             dh, dc = dh + keep_h, dc + keep_c
-    grads = parameter_grads(U, WhT, w, RB, A, saved, d_ang, d_dots, d_pre)
+    grads = parameter_grads(U, w, A, saved, d_ang, d_dots, d_pre)
     grads[1], grads[2] = dh, dc
     return grads
 
@@ -218,11 +217,11 @@ def _forward(U, h0, c0, WhT, w, b, RB, A, bias, mask, save):
     return forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save)
 
 
-def _backward(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
+def _backward(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
     ext = _load_extension() if U.device.type == "cpu" else None
     if ext is not None:
-        return list(ext.backward(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved))
-    return backward_torch(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved)
+        return list(ext.backward(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved))
+    return backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved)
 
 
 @torch.library.custom_op("qklstm::product_lstm", mutates_args=())
@@ -261,17 +260,16 @@ def _product_lstm_backward_op(
     U: torch.Tensor,
     WhT: torch.Tensor,
     w: torch.Tensor,
-    b: torch.Tensor,
     RB: torch.Tensor,
     A: torch.Tensor,
     mask: torch.Tensor,
     saved: list[torch.Tensor],
 ) -> list[torch.Tensor]:
-    return _backward(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved)
+    return _backward(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved)
 
 
 @_product_lstm_backward_op.register_fake
-def _(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
+def _(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
     G, N, H = A.shape
     return [
         torch.empty_like(U),
@@ -279,7 +277,7 @@ def _(dout, dhn, dcn, U, WhT, w, b, RB, A, mask, saved):
         torch.empty_like(dcn),
         torch.empty_like(WhT),
         torch.empty_like(w),
-        torch.empty_like(b),
+        torch.empty_like(w),  # d b: the offset has w's shape (the backward needs no b itself)
         torch.empty_like(RB),
         torch.empty_like(A),
         A.new_empty(G, 1, H),
@@ -301,13 +299,13 @@ class _ProductLSTM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, U, h0, c0, WhT, w, b, RB, A, bias, mask):
         outs = _ops()[0](U, h0, c0, WhT, w, b, RB, A, bias, mask, True)
-        ctx.save_for_backward(U, WhT, w, b, RB, A, mask, *outs[3:])
+        ctx.save_for_backward(U, WhT, w, RB, A, mask, *outs[3:])
         return outs[0], outs[1], outs[2]
 
     @staticmethod
     def backward(ctx, dout, dhn, dcn):
-        U, WhT, w, b, RB, A, mask, *saved = ctx.saved_tensors
-        grads = _ops()[1](dout.contiguous(), dhn.contiguous(), dcn.contiguous(), U, WhT, w, b, RB, A, mask, saved)
+        U, WhT, w, RB, A, mask, *saved = ctx.saved_tensors
+        grads = _ops()[1](dout.contiguous(), dhn.contiguous(), dcn.contiguous(), U, WhT, w, RB, A, mask, saved)
         return (*grads, None)
 
 

@@ -175,8 +175,8 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
   return res;
 }
 
-std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tensor WhT, Tensor w, Tensor b, Tensor RB,
-                             Tensor A, Tensor mask, std::vector<Tensor> saved) {
+std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tensor WhT, Tensor w, Tensor RB, Tensor A,
+                             Tensor mask, std::vector<Tensor> saved) {
   const int64_t T = U.size(0), B = U.size(1), Q = U.size(2), G = A.size(0), N = A.size(1), H = A.size(2);
   const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
   const bool masked = mask.numel() > 0;
