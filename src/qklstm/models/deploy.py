@@ -183,7 +183,7 @@ class QKCell(nn.Module):
                 raise ValueError("model: only exact native fidelity kernels have a deployable form")
             if k.noise is not None or k.mitigate is not None:
                 raise ValueError("model: a kernel with a noise model has no deployable form")
-        H, Q, N = cell.hidden_size, cell.n_qubits, cell.n_references
+        H, N = cell.hidden_size, cell.n_references
         weight = cell.projection.weight.detach()
         self.register_buffer("wx", weight[:, H:].t().contiguous())
         self.register_buffer("bx", cell.projection.bias.detach().clone())
@@ -192,9 +192,8 @@ class QKCell(nn.Module):
         self.register_buffer("A", A.detach().contiguous())
         self.register_buffer("bias", bias.detach().contiguous())
         self.hidden_size, self.n_refs = H, N
-        groups = [cell.references.reshape(-1, Q)] if cell.share_feature_map else list(cell.references)
         kernels = []
-        for kernel, refs in zip(cell.kernels, groups):
+        for kernel, refs in cell.reference_groups():
             fmap = kernel.feature_map
             if kernel.use_product_form and isinstance(fmap, PaperFeatureMap) and fmap.layers == 1:
                 w, b = fmap.angle_affine(weight)

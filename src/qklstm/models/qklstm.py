@@ -232,11 +232,17 @@ class QKLSTMCell(RecurrentCell):
         return kept, self.n_qubits, full[0].feature_map.circuit.state_copies(grad)
 
     # ------------------------------------------------------------------ the step
+    def reference_groups(self) -> list[tuple]:
+        """``(kernel, its reference vectors (M, n_qubits))`` per feature map: one group of all ``4 N`` when
+        the gates share the map, else one per gate (in the order of :data:`GATES`)."""
+        if self.share_feature_map:
+            return [(self.kernels[0], self.references.reshape(-1, self.n_qubits))]
+        return list(zip(self.kernels, self.references))
+
     def prepare(self):
         """Prepare the reference states once (they do not depend on t)."""
-        if self.share_feature_map:
-            return self.kernels[0].prepare(self.references.reshape(-1, self.n_qubits), validate=False)
-        return [k.prepare(self.references[g], validate=False) for g, k in enumerate(self.kernels)]
+        prepared = [k.prepare(refs, validate=False) for k, refs in self.reference_groups()]
+        return prepared[0] if self.share_feature_map else prepared
 
     def kernel_values(self, v: torch.Tensor, context) -> torch.Tensor:
         """Kernel values of the cell input ``v = [h; x]`` against every gate's references: ``(4, B, N)``."""
@@ -303,13 +309,10 @@ class QKLSTMCell(RecurrentCell):
             return scan_direction(QKCell(self), x, mask, h, c, reverse)
         if not self.fusable():
             return None
-        T, Q, H = x.shape[0], self.n_qubits, self.hidden_size
+        T, H = x.shape[0], self.hidden_size
         u = self.embed_inputs(x)
         fmap = self.kernels[0].feature_map
-        if self.share_feature_map:
-            bloch = fmap.product_bloch(self.references.reshape(-1, Q))
-        else:
-            bloch = torch.cat([k.feature_map.product_bloch(r) for k, r in zip(self.kernels, self.references)])
+        bloch = torch.cat([k.feature_map.product_bloch(refs) for k, refs in self.reference_groups()])
         w, b = fmap.angle_affine(u)
         A, bias = self.readout_matrices()
         mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
