@@ -17,6 +17,14 @@ def register(sub) -> None:
         default="adam",
         help="the paper allows SGD or Adam; Adam is the default (see README)",
     )
+    p.add_argument(
+        "--readout-init",
+        choices=["auto", "data", "fan-in"],
+        default="auto",
+        help="the quantum models' readout: data (from its features on the embedded words: gate pre-activations "
+        "of mean 0 and deviation 5/3), fan-in (nn.Linear's rule); auto: data for the QK-LSTM, the published "
+        "rule for the QLSTM",
+    )
     p.add_argument("--out", default="results/paper", help="output folder for metrics.csv, table1.md, fig3.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -33,12 +41,13 @@ def run(args) -> int:
         epochs=args.epochs,
         lr=args.lr,
         optimizer=args.optimizer,
+        readout_init=args.readout_init,
         out_dir=args.out,
         progress=not args.no_progress,
     )
     print(
         f"\nTable I: POS tagging, 2 sentences, {args.epochs} epochs, lr {args.lr}, {args.optimizer}, "
-        f"embedding 8, hidden 6, 4 qubits, {args.seeds} seed(s)\n"
+        f"readout init {args.readout_init}, embedding 8, hidden 6, 4 qubits, {args.seeds} seed(s)\n"
     )
     print(table_one(result))
     print(f"\nwrote {args.out}/metrics.csv, {args.out}/table1.md and {args.out}/fig3.png")

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..models import SequenceTagger, count_parameters
-from ..train.config import LABELS
-from ..train.loop import Callback, fit, make_optimizer
+from ..train.config import LABELS, READOUT_INITS
+from ..train.loop import Callback, fit, init_readout, make_optimizer
 from ..train.metrics import mean_std
 from .figures import plot_fig3
 
@@ -112,12 +112,16 @@ def train_one(
     epochs: int = 100,
     lr: float = 0.1,
     optimizer: str = "adam",
+    readout_init: str = "auto",
     embedding_dim: int = 8,
     hidden_size: int = 6,
 ):
-    """Train one tagger; returns ``(tagger, history)`` with one dict per epoch."""
+    """Train one tagger; returns ``(tagger, history)`` with one dict per epoch. ``readout_init``: see
+    :func:`~qklstm.train.loop.init_readout`; its inputs are the embedded words of the two sentences."""
     torch.manual_seed(seed)
     tagger = build_tagger(model, embedding_dim, hidden_size)
+    if model != "lstm":  # the LSTM keeps torch's initialisation
+        init_readout(tagger.rnn, model, readout_init, tagger.embedding.weight.detach())
     opt = make_optimizer(optimizer, tagger.parameters(), lr)
     data = _encode()
     loss, acc = evaluate(tagger, data)
@@ -173,6 +177,7 @@ def run_paper(
     epochs: int = 100,
     lr: float = 0.1,
     optimizer: str = "adam",
+    readout_init: str = "auto",
     out_dir="results/paper",
     progress: bool = True,
 ) -> PaperResult:
@@ -182,6 +187,8 @@ def run_paper(
             raise ValueError(f"models: expected names from {', '.join(MODEL_OPTIONS)}, got {m!r}")
     if epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs}")
+    if readout_init not in READOUT_INITS:
+        raise ValueError(f"readout_init: expected one of {', '.join(READOUT_INITS)}, got {readout_init!r}")
     out = None if out_dir is None else writable_folder(out_dir)  # refuse a bad --out before training
     result = PaperResult(tuple(models), tuple(seeds))
     bar = tqdm(total=len(models) * len(seeds), desc="paper", unit="run", disable=not progress)
@@ -189,7 +196,7 @@ def run_paper(
         result.seconds[m] = []
         for s in seeds:
             t0 = time.perf_counter()
-            tagger, hist = train_one(m, s, epochs=epochs, lr=lr, optimizer=optimizer)
+            tagger, hist = train_one(m, s, epochs=epochs, lr=lr, optimizer=optimizer, readout_init=readout_init)
             result.seconds[m].append(time.perf_counter() - t0)
             result.history[(m, s)] = hist
             result.parameters[m] = count_parameters(tagger)

@@ -164,8 +164,14 @@ class QKLSTMCell(RecurrentCell):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """References uniform in [-pi/2, pi/2] (angles of the map); alpha and b like
-        ``nn.Linear`` of fan-in ``N``; the projection like ``nn.Linear``."""
+        """References uniform in [-pi/2, pi/2] (angles of the map); alpha and b like ``nn.Linear`` of fan-in
+        ``N``; the projection like ``nn.Linear``.
+
+        The fan-in rule assumes inputs of unit variance; kernel values lie in [0, 1] and vary by a few hundredths
+        over real inputs, so it leaves the gate pre-activations nearly constant and plain SGD stuck on the
+        majority class. Their statistics need inputs: :meth:`init_readout` (``data``) sets alpha and b from the
+        kernel values of real inputs (mean 0, deviation 5/3), and the trainer and ``qklstm paper`` call it.
+        """
         with torch.no_grad():
             self.references.uniform_(-math.pi / 2, math.pi / 2)
         bound = 1 / math.sqrt(self.n_references)
@@ -247,9 +253,10 @@ class QKLSTMCell(RecurrentCell):
     def kernel_values(self, v: torch.Tensor, context) -> torch.Tensor:
         """Kernel values of the cell input ``v = [h; x]`` against every gate's references: ``(4, B, N)``."""
         z = self.projection(v) if self.projection is not None else v
-        return self._kernel_values(z, context)
+        return self.readout_features(z, context)
 
-    def _kernel_values(self, z: torch.Tensor, context) -> torch.Tensor:
+    def readout_features(self, z: torch.Tensor, context) -> torch.Tensor:
+        """The kernel values the readout reads: ``(4, B, N)`` for projected inputs ``z`` ``(B, n_qubits)``."""
         if self.share_feature_map:
             kernel = self.kernels[0]
             k = kernel.gram(kernel.prepare(z, validate=False), context)  # (B, 4N)
@@ -265,8 +272,13 @@ class QKLSTMCell(RecurrentCell):
         """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx
         z = project_step(self.projection, self.hidden_size, u, h)
-        pre = self._readout(self._kernel_values(z, context))
+        pre = self._readout(self.readout_features(z, context))
         return lstm_update(pre, c)
+
+    def readout_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.readout is not None:
+            return self.readout.weight, self.readout.bias
+        return self.alpha, self.bias
 
     def readout_matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The readout as ``(A (4, N, H), bias (4, 1, H))``: gate ``g``'s pre-activation is ``k_g A[g] + bias[g]``

@@ -101,6 +101,9 @@ class QLSTMCell(RecurrentCell):
         probs = state.real.square() + state.imag.square()
         return (probs @ self.z_signs.to(probs.dtype)).reshape(4, b, n)
 
+    def readout_features(self, z: torch.Tensor, context=None) -> torch.Tensor:
+        return self.expectations(z)
+
     def step(self, u, hx, context=None):
         """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
         h, c = hx

@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
+from .init import GAIN, unit_variance_
 
 __all__ = [
     "RecurrentBase",
@@ -150,6 +151,31 @@ class RecurrentCell(nn.Module):
         """A fused pass over a whole sequence ``(T, B, D)``: ``(outputs, h_n, c_n)``, or ``None`` where the
         cell has none for its options (the layer then runs :meth:`step` per time step)."""
         return None
+
+    def readout_features(self, z: torch.Tensor, context) -> torch.Tensor:
+        """What the readout reads for projected cell inputs ``z`` ``(B, n)``: ``(4, B, F)``, one slice per gate."""
+        raise NotImplementedError
+
+    def readout_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight, bias)`` of the readout: ``(H, F)`` and ``(H,)`` when the gates share it (the default, a
+        ``readout`` Linear), else ``(4, H, F)`` and ``(4, H)``."""
+        return self.readout.weight, self.readout.bias
+
+    @torch.no_grad()
+    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
+        """Initialise the readout from real inputs ``data`` ``(M, input_size)``, taken as first steps
+        (``h = 0``): over them every gate pre-activation starts with mean 0 and standard deviation ``gain``
+        (:func:`~qklstm.models.init.unit_variance_`), whatever the range of the features it reads."""
+        x = torch.as_tensor(data)
+        if x.dim() != 2 or x.shape[1] != self.input_size or not x.is_floating_point() or not len(x):
+            raise ValueError(f"data: expected a float tensor (M, {self.input_size}), got {tuple(x.shape)} {x.dtype}")
+        if not all_finite(x):
+            raise ValueError("data: holds NaN or inf values; features must be finite")
+        weight, bias = self.readout_parameters()
+        x = x.to(weight.device, weight.dtype)
+        z = project_step(self.projection, self.hidden_size, self.embed_inputs(x), x.new_zeros(len(x), self.hidden_size))
+        unit_variance_(weight, bias, self.readout_features(z, self.prepare()), gain)
+        return self
 
     def forward(self, input: torch.Tensor, hx=None):
         x, hx, unbatched = check_cell_input(input, hx, self.input_size, self.hidden_size, type(self).__name__)
@@ -330,6 +356,20 @@ class RecurrentBase(nn.Module):
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, (h_n, c_n)
+
+    @torch.no_grad()
+    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
+        """Initialise every cell's readout from real first-layer inputs ``data`` ``(M, input_size)``, layer by
+        layer: a layer's cells read the first-step outputs (``h = 0``) of the layer below
+        (:meth:`RecurrentCell.init_readout`)."""
+        x = torch.as_tensor(data)
+        for layer in range(self.num_layers):
+            cells = self.cells[layer * self.num_directions : (layer + 1) * self.num_directions]
+            for cell in cells:
+                cell.init_readout(x, gain)
+            weight = cells[0].readout_parameters()[0]
+            x = torch.cat([cell(x.to(weight.device, weight.dtype))[0] for cell in cells], -1)
+        return self
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -27,6 +27,7 @@ __all__ = [
     "LABELS",
     "MODELS",
     "OPTIMIZERS",
+    "READOUT_INITS",
     "TASKS",
     "TrainConfig",
     "check_keys",
@@ -41,6 +42,9 @@ MODELS = ("qklstm", "lstm", "qlstm")
 #: how tables and plots name the models
 LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
 OPTIMIZERS = ("adam", "sgd")
+#: ``data``: the readout from the statistics of its features on real inputs (``RecurrentBase.init_readout``);
+#: ``fan-in``: ``nn.Linear``'s rule; ``auto``: ``data`` for the QK-LSTM, the published rule for the baselines
+READOUT_INITS = ("auto", "data", "fan-in")
 FEATURE_MAPS = ("paper", "paper-trainable", "zz")
 DEVICES = ("cpu", "cuda")
 #: ``--data`` when not given
@@ -110,6 +114,13 @@ class TrainConfig:
     kernel: str = _opt("fidelity", "qklstm: fidelity (the paper's) or projected (Huang et al. 2021)", group="model",
                        choices=("fidelity", "projected"))  # fmt: skip
     gamma: float = _opt(1.0, "qklstm, projected kernel: bandwidth gamma", group="model", minimum=1e-12)
+    readout_init: str = _opt(
+        "auto",
+        "qklstm, qlstm: data (the readout from its features on training inputs: gate pre-activations of mean 0 "
+        "and deviation 5/3), fan-in (nn.Linear's rule), auto (data for qklstm, the published rule for qlstm)",
+        group="model",
+        choices=READOUT_INITS,
+    )
     qlayers: int = _opt(1, "qlstm: variational layers per gate circuit", group="model", minimum=1)
     bidirectional: bool = _opt(False, "run the recurrent layer in both directions", group="model")
     num_layers: int = _opt(1, "stacked recurrent layers", group="model", minimum=1)

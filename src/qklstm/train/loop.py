@@ -25,8 +25,18 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ..io import writable_folder
+from .config import READOUT_INITS
 
-__all__ = ["Callback", "TensorBoard", "TrainingDiverged", "fit", "make_optimizer", "quiet"]
+__all__ = [
+    "READOUT_INITS",
+    "Callback",
+    "TensorBoard",
+    "TrainingDiverged",
+    "fit",
+    "init_readout",
+    "make_optimizer",
+    "quiet",
+]
 
 
 def quiet(*_) -> None:
@@ -85,6 +95,20 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name not in ("adam", "sgd"):
         raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {name!r}")
     return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
+
+
+def init_readout(rnn, model: str, how: str, inputs: torch.Tensor) -> bool:
+    """Initialise the readout of recurrent layer ``rnn`` (of kind ``model``: qklstm, lstm or qlstm) as ``how``
+    says (:data:`READOUT_INITS`), ``data`` from real first-layer ``inputs`` ``(M, input_size)``
+    (:meth:`~qklstm.models.rnn.RecurrentBase.init_readout`); returns whether it changed anything."""
+    if how not in READOUT_INITS:
+        raise ValueError(f"readout_init: expected one of {', '.join(READOUT_INITS)}, got {how!r}")
+    if how == "data" and model == "lstm":
+        raise ValueError("readout_init: 'data' is for the quantum models (qklstm, qlstm); the LSTM keeps torch's")
+    if how == "data" or (how == "auto" and model == "qklstm"):
+        rnn.init_readout(inputs)
+        return True
+    return False
 
 
 def fit(

@@ -29,7 +29,7 @@ from . import distributed
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_toml, set_threads
 from .data import load_task_data
-from .loop import Callback, TensorBoard, TrainingDiverged, fit, make_optimizer, quiet
+from .loop import Callback, TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, quiet
 from .metrics import plot_history, write_history
 from .runfolder import RunFolder, recover
 from .tasks import make_task
@@ -175,10 +175,13 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     data = load_task_data(cfg, ckpt)
     task = make_task(cfg, data, device)
     model = task.build_model(cfg).to(device)
-    if ckpt is None and cfg.model == "qklstm":
-        # reference vectors: real first-layer inputs (embedded training tokens or window rows)
-        ref_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        model.rnn.init_references(task.reference_inputs(model, ref_gen), generator=ref_gen)
+    if ckpt is None and cfg.model != "lstm":
+        # real first-layer inputs (embedded training tokens or window rows) set the references and the readout
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        inputs = task.reference_inputs(model, gen)
+        if cfg.model == "qklstm":
+            model.rnn.init_references(inputs, generator=gen)
+        init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
     run = _Run(
         cfg,
         task,
