@@ -22,7 +22,7 @@ def register(sub) -> None:
         choices=["auto", "data", "fan-in"],
         default="auto",
         help="the quantum models' readout: data (from its features on the embedded words: gate pre-activations "
-        "of mean 0 and deviation 5/3), fan-in (nn.Linear's rule); auto: data for the QK-LSTM, the published "
+        "of mean 0 and deviation 1), fan-in (nn.Linear's rule); auto: data for the QK-LSTM, the published "
         "rule for the QLSTM",
     )
     p.add_argument("--out", default="results/paper", help="output folder for metrics.csv, table1.md, fig3.png")

@@ -170,7 +170,7 @@ class QKLSTMCell(RecurrentCell):
         The fan-in rule assumes inputs of unit variance; kernel values lie in [0, 1] and vary by a few hundredths
         over real inputs, so it leaves the gate pre-activations nearly constant and plain SGD stuck on the
         majority class. Their statistics need inputs: :meth:`init_readout` (``data``) sets alpha and b from the
-        kernel values of real inputs (mean 0, deviation 5/3), and the trainer and ``qklstm paper`` call it.
+        kernel values of real inputs (mean 0, deviation 1), and the trainer and ``qklstm paper`` call it.
         """
         with torch.no_grad():
             self.references.uniform_(-math.pi / 2, math.pi / 2)

@@ -117,7 +117,7 @@ class TrainConfig:
     readout_init: str = _opt(
         "auto",
         "qklstm, qlstm: data (the readout from its features on training inputs: gate pre-activations of mean 0 "
-        "and deviation 5/3), fan-in (nn.Linear's rule), auto (data for qklstm, the published rule for qlstm)",
+        "and deviation 1), fan-in (nn.Linear's rule), auto (data for qklstm, the published rule for qlstm)",
         group="model",
         choices=READOUT_INITS,
     )
