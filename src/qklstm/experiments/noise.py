@@ -37,7 +37,7 @@ from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..kernels import use_backend
 from ..train.loop import fit
 from .figures import plot_noise
-from .paper import SENTENCES, TAGS, build_tagger, sentence_loss, vocabulary
+from .paper import SENTENCES, TAGS, _encode, new_tagger, sentence_loss, vocabulary
 
 __all__ = [
     "DEFAULT_PS",
@@ -153,12 +153,10 @@ def train_tagger(seed: int, *, epochs: int = 100, lr: float = 0.1, train_noise: 
     ``train_noise`` (``0``: noiseless; identical to ``train_one``). The kernels are left
     noiseless and exact on return.
     """
-    from .paper import _encode
 
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
-    torch.manual_seed(seed)
-    tagger = build_tagger("qklstm")
+    tagger = new_tagger("qklstm", seed)
     set_kernels(tagger, p=train_noise)
     data = _encode()
     fit(tagger, torch.optim.Adam(tagger.parameters(), lr=lr), epochs, lambda epoch: data, sentence_loss)

@@ -69,6 +69,18 @@ def build_tagger(model: str, embedding_dim: int = 8, hidden_size: int = 6) -> Se
     )
 
 
+def new_tagger(
+    model: str, seed: int, readout_init: str = "auto", embedding_dim: int = 8, hidden_size: int = 6
+) -> SequenceTagger:
+    """A tagger initialised from ``seed``, its readout as ``readout_init`` says
+    (:func:`~qklstm.train.loop.init_readout`, from the embedded words of the two sentences)."""
+    torch.manual_seed(seed)
+    tagger = build_tagger(model, embedding_dim, hidden_size)
+    if model != "lstm":  # the LSTM keeps torch's initialisation
+        init_readout(tagger.rnn, model, readout_init, tagger.embedding.weight.detach())
+    return tagger
+
+
 def _encode():
     words, tags = vocabulary()
     return [(torch.tensor([words[w] for w in s]), torch.tensor([tags[t] for t in ts])) for s, ts in SENTENCES]
@@ -116,12 +128,8 @@ def train_one(
     embedding_dim: int = 8,
     hidden_size: int = 6,
 ):
-    """Train one tagger; returns ``(tagger, history)`` with one dict per epoch. ``readout_init``: see
-    :func:`~qklstm.train.loop.init_readout`; its inputs are the embedded words of the two sentences."""
-    torch.manual_seed(seed)
-    tagger = build_tagger(model, embedding_dim, hidden_size)
-    if model != "lstm":  # the LSTM keeps torch's initialisation
-        init_readout(tagger.rnn, model, readout_init, tagger.embedding.weight.detach())
+    """Train one tagger; returns ``(tagger, history)`` with one dict per epoch."""
+    tagger = new_tagger(model, seed, readout_init, embedding_dim, hidden_size)
     opt = make_optimizer(optimizer, tagger.parameters(), lr)
     data = _encode()
     loss, acc = evaluate(tagger, data)
