@@ -196,7 +196,8 @@ def _load_extension():
         _ext = cpp_extension.load(
             name="qklstm_product_lstm" + ("_avx2" if simd else ""),
             sources=[str(src)],
-            extra_cflags=["-O3"] + (["-mavx2", "-mfma"] if simd else []),
+            # -fopenmp-simd: the loops' `omp simd` pragmas (vectorised reductions), no OpenMP runtime
+            extra_cflags=["-O3", "-fopenmp-simd"] + (["-mavx2", "-mfma"] if simd else []),
             verbose=False,
         )
     except Exception as err:  # no compiler, no ninja, no headers: the torch loops compute the same

@@ -152,6 +152,7 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
       scalar_t* op = out.data_ptr<scalar_t>() + t * BH;
       for (int64_t bb = 0; bb < B; ++bb) {
         const bool on = !masked || mk[t * B + bb];
+        _Pragma("omp simd")
         for (int64_t j = bb * H; j < (bb + 1) * H; ++j) {
           const scalar_t hn = og[j] * tcp[j];
           op[j] = on ? hn : scalar_t(0);
@@ -186,24 +187,30 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
   Tensor dh = dhn.clone(), dc = dcn.clone(), keep = at::zeros({B, H}, opt);
   // gradients per step, laid out (gate or qubit, t, ...) so the sums over time below are plain matmuls
   Tensor d_ang = at::empty({T, B, Q}, opt), d_pre = at::empty({G, T, B, H}, opt), d_dots = at::empty({Q, T, B, M}, opt);
-  Tensor dpre = at::empty({G, B, H}, opt), dd = at::empty({Q, B, M}, opt), dk = at::empty({G, B, N}, opt),
+  Tensor dpre = at::empty({G, B, H}, opt), dk = at::empty({G, B, N}, opt),
          dphi = at::empty({Q, B, 3}, opt), dz = at::empty({B, Q}, opt), prefix = at::empty({Q + 1, M}, opt);
-  Tensor Wh = WhT.t().contiguous(), At = A.transpose(1, 2).contiguous(), RBt = RB.transpose(1, 2).contiguous();
+  Tensor Wh = WhT.t().contiguous(), At = A.transpose(1, 2).contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(U.scalar_type(), "product_lstm_backward", [&] {
     const scalar_t* wp = w.data_ptr<scalar_t>();
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = dc.data_ptr<scalar_t>(), *kp = keep.data_ptr<scalar_t>(),
-             *dp = dpre.data_ptr<scalar_t>(), *ddp = dd.data_ptr<scalar_t>(), *pp = prefix.data_ptr<scalar_t>(),
-             *dzp = dz.data_ptr<scalar_t>();
-    const scalar_t *dkp = dk.data_ptr<scalar_t>(), *dpp = dphi.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>();
+             *dp = dpre.data_ptr<scalar_t>(), *pp = prefix.data_ptr<scalar_t>(), *dzp = dz.data_ptr<scalar_t>(),
+             *dpp = dphi.data_ptr<scalar_t>(), *d_pre_p = d_pre.data_ptr<scalar_t>(),
+             *d_dots_p = d_dots.data_ptr<scalar_t>(), *d_ang_p = d_ang.data_ptr<scalar_t>();
+    const scalar_t *dkp = dk.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>(), *RBp = RB.data_ptr<scalar_t>(),
+                   *act_p = act_s.data_ptr<scalar_t>(), *tc_p = tc_s.data_ptr<scalar_t>(),
+                   *c_p = c_s.data_ptr<scalar_t>(), *dout_p = dout.data_ptr<scalar_t>(),
+                   *fac_p = fac_s.data_ptr<scalar_t>(), *cos_p = cos_s.data_ptr<scalar_t>(),
+                   *sin_p = sin_s.data_ptr<scalar_t>();
     for (int64_t t = T - 1; t >= 0; --t) {
-      const scalar_t* ig = act_s.data_ptr<scalar_t>() + t * G * BH;
+      const scalar_t* ig = act_p + t * G * BH;
       const scalar_t *fg = ig + BH, *og = ig + 2 * BH, *gg = ig + 3 * BH;
-      const scalar_t* tcp = tc_s.data_ptr<scalar_t>() + t * BH;
-      const scalar_t* cprev = c_s.data_ptr<scalar_t>() + t * BH;
-      const scalar_t* dop = dout.data_ptr<scalar_t>() + t * BH;
+      const scalar_t* tcp = tc_p + t * BH;
+      const scalar_t* cprev = c_p + t * BH;
+      const scalar_t* dop = dout_p + t * BH;
       for (int64_t bb = 0; bb < B; ++bb) {
         const bool on = !masked || mk[t * B + bb];
+        _Pragma("omp simd")
         for (int64_t j = bb * H; j < (bb + 1) * H; ++j) {
           // a masked step passes (dh, dc) straight to the step before it
           const scalar_t dhj = on ? dop[j] + dhp[j] : scalar_t(0);
@@ -219,10 +226,11 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
           dcp[j] = dcj * f + keep_c;
         }
       }
-      for (int64_t g = 0; g < G; ++g) std::copy(dp + g * BH, dp + (g + 1) * BH, d_pre.data_ptr<scalar_t>() + (g * T + t) * BH);
+      for (int64_t g = 0; g < G; ++g) std::copy(dp + g * BH, dp + (g + 1) * BH, d_pre_p + (g * T + t) * BH);
       at::bmm_out(dk, dpre, At);  // dk[g] = dpre[g] A[g]^T: long dot products, where BLAS beats a loop
-      // dd[q, b, m] = dk[b, m] / 2 * prod_{q' != q} f[q', b, m], by prefix and suffix products (a factor may be 0)
-      const scalar_t* fp = fac_s.data_ptr<scalar_t>() + t * Q * BM;
+      // dd[q, b, m] = dk[b, m] / 2 * prod_{q' != q} f[q', b, m], by prefix and suffix products (a factor may be
+      // 0), and at once dphi[q, b, i] = sum_m dd[q, b, m] RB[q, i, m] (three dot products: no GEMM shape)
+      const scalar_t* fp = fac_p + t * Q * BM;
       for (int64_t bb = 0; bb < B; ++bb) {
         for (int64_t g = 0; g < G; ++g)
           for (int64_t n = 0; n < N; ++n) pp[g * N + n] = scalar_t(0.5) * dkp[(g * B + bb) * N + n];
@@ -234,18 +242,27 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
         for (int64_t m = 0; m < M; ++m) suf[m] = scalar_t(1);
         for (int64_t q = Q - 1; q >= 0; --q) {
           const scalar_t* fq = fp + q * BM + bb * M;
-          scalar_t* dq = ddp + q * BM + bb * M;
-          scalar_t* store = d_dots.data_ptr<scalar_t>() + (q * T + t) * BM + bb * M;
+          const scalar_t *r0 = RBp + (q * 3) * M, *r1 = r0 + M, *r2 = r1 + M;
+          scalar_t* store = d_dots_p + (q * T + t) * BM + bb * M;
           const scalar_t* before = pp + q * M;
+          scalar_t s0 = 0, s1 = 0, s2 = 0;
+          _Pragma("omp simd reduction(+ : s0, s1, s2)")
           for (int64_t m = 0; m < M; ++m) {
-            dq[m] = store[m] = before[m] * suf[m];
+            const scalar_t v = before[m] * suf[m];
+            store[m] = v;
+            s0 += v * r0[m];
+            s1 += v * r1[m];
+            s2 += v * r2[m];
             suf[m] *= fq[m];
           }
+          scalar_t* d3 = dpp + (q * B + bb) * 3;
+          d3[0] = s0;
+          d3[1] = s1;
+          d3[2] = s2;
         }
       }
-      at::bmm_out(dphi, dd, RBt);  // dphi[q] = dd[q] RB[q]^T
-      const scalar_t *co = cos_s.data_ptr<scalar_t>() + t * BQ, *si = sin_s.data_ptr<scalar_t>() + t * BQ;
-      scalar_t* dap = d_ang.data_ptr<scalar_t>() + t * BQ;
+      const scalar_t *co = cos_p + t * BQ, *si = sin_p + t * BQ;
+      scalar_t* dap = d_ang_p + t * BQ;
       for (int64_t bb = 0; bb < B; ++bb) {
         for (int64_t q = 0; q < Q; ++q) {
           const scalar_t c = co[bb * Q + q], s = si[bb * Q + q];
