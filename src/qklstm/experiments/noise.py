@@ -153,7 +153,6 @@ def train_tagger(seed: int, *, epochs: int = 100, lr: float = 0.1, train_noise: 
     ``train_noise`` (``0``: noiseless; identical to ``train_one``). The kernels are left
     noiseless and exact on return.
     """
-
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
     tagger = new_tagger("qklstm", seed)

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..models import SequenceTagger, count_parameters
-from ..train.config import LABELS, READOUT_INITS
-from ..train.loop import Callback, fit, init_readout, make_optimizer
+from ..train.config import LABELS
+from ..train.loop import Callback, check_readout_init, fit, init_readout, make_optimizer
 from ..train.metrics import mean_std
 from .figures import plot_fig3
 
@@ -195,8 +195,7 @@ def run_paper(
             raise ValueError(f"models: expected names from {', '.join(MODEL_OPTIONS)}, got {m!r}")
     if epochs < 1:
         raise ValueError(f"epochs: expected a positive int, got {epochs}")
-    if readout_init not in READOUT_INITS:
-        raise ValueError(f"readout_init: expected one of {', '.join(READOUT_INITS)}, got {readout_init!r}")
+    check_readout_init(readout_init)
     out = None if out_dir is None else writable_folder(out_dir)  # refuse a bad --out before training
     result = PaperResult(tuple(models), tuple(seeds))
     bar = tqdm(total=len(models) * len(seeds), desc="paper", unit="run", disable=not progress)

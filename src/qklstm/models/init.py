@@ -21,7 +21,7 @@ GAIN = 1.0
 
 @torch.no_grad()
 def unit_variance_(
-    weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, gain: float = 1.0, floor: float = 1e-3
+    weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, gain: float = GAIN, floor: float = 1e-3
 ) -> None:
     r"""Set a linear readout in place so that, over the given features, each output has mean 0 and standard
     deviation ``gain`` (population statistics; a readout shared by the groups: the deviation within each
@@ -35,8 +35,9 @@ def unit_variance_(
     spread below ``floor`` into unit variance; the outputs' deviation is then below ``gain``.
 
     Args:
-        weight: ``(H, F)`` with ``bias`` ``(H,)``: one readout for every group of features (pooled);
-            or ``(G, H, F)`` with ``bias`` ``(G, H)``: one readout per group.
+        weight: ``(H, F)`` with ``bias`` ``(H,)``: one readout for every group of features (the within-group
+            covariance averaged over the groups, the mean over all); or ``(G, H, F)`` with ``bias`` ``(G, H)``:
+            one readout per group.
         features: ``(G, M, F)``, ``M`` samples of ``F`` features for each of ``G`` groups (gates).
 
     Example:

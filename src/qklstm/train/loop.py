@@ -32,6 +32,7 @@ __all__ = [
     "Callback",
     "TensorBoard",
     "TrainingDiverged",
+    "check_readout_init",
     "fit",
     "init_readout",
     "make_optimizer",
@@ -97,12 +98,17 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
 
 
+def check_readout_init(how: str) -> None:
+    """Refuse a readout initialisation not in :data:`READOUT_INITS` (before any training starts)."""
+    if how not in READOUT_INITS:
+        raise ValueError(f"readout_init: expected one of {', '.join(READOUT_INITS)}, got {how!r}")
+
+
 def init_readout(rnn, model: str, how: str, inputs: torch.Tensor) -> bool:
     """Initialise the readout of recurrent layer ``rnn`` (of kind ``model``: qklstm, lstm or qlstm) as ``how``
     says (:data:`READOUT_INITS`), ``data`` from real first-layer ``inputs`` ``(M, input_size)``
     (:meth:`~qklstm.models.rnn.RecurrentBase.init_readout`); returns whether it changed anything."""
-    if how not in READOUT_INITS:
-        raise ValueError(f"readout_init: expected one of {', '.join(READOUT_INITS)}, got {how!r}")
+    check_readout_init(how)
     if how == "data" and model == "lstm":
         raise ValueError("readout_init: 'data' is for the quantum models (qklstm, qlstm); the LSTM keeps torch's")
     if how == "data" or (how == "auto" and model == "qklstm"):
