@@ -62,8 +62,8 @@ def enabled() -> bool:
 
 # ---------------------------------------------------------------------------------- torch kernels
 # What the forward saves for the backward, in order (shapes with M = 4 N): the cosine and sine of the
-# angles and the projected input ``z`` ``(T, B, Q)``, the one-qubit fidelities ``(T, Q, B, M)``, the
-# kernel values ``(T, B, M)``, the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell
+# angles and the projected input ``z`` ``(T, B, Q)``, the kernel values ``(T, B, M)`` (the one-qubit
+# fidelities are recomputed from the cosines and sines: four flops each, cheaper than their memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell
 # state ``(T, B, H)``, and the states entering each step ``h, c`` ``(T + 1, B, H)``.
 
 
@@ -76,7 +76,7 @@ def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
     masked = mask.numel() > 0
     if save:
         cos, sin, zs = U.new_empty(T, B, Q), U.new_empty(T, B, Q), U.new_empty(T, B, Q)
-        fac, ks = U.new_empty(T, Q, B, G * N), U.new_empty(T, B, G * N)
+        ks = U.new_empty(T, B, G * N)
         acts, tanh_c = U.new_empty(T, G, B, H), U.new_empty(T, B, H)
         hs, cs = U.new_empty(T + 1, B, H), U.new_empty(T + 1, B, H)
         hs[0], cs[0] = h0, c0
@@ -85,8 +85,7 @@ def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
         a = torch.addcmul(b, z, w)
         co, si = torch.cos(a), torch.sin(a)
         phi = torch.stack([co * co, si, -si * co], 0)  # (3, B, Q)
-        f = torch.bmm(phi.permute(2, 1, 0), RB).add_(1).mul_(0.5)  # (Q, B, M)
-        k = f.prod(0)
+        k = _fidelities(phi, RB).prod(0)
         pre = torch.baddbmm(bias, k.view(B, G, N).transpose(0, 1), A)  # (G, B, H)
         sig = torch.sigmoid(pre[:3])
         g = torch.tanh(pre[3])
@@ -101,10 +100,15 @@ def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
             h, c = h_new, c_new
             out[t] = h_new
         if save:
-            cos[t], sin[t], zs[t], fac[t], ks[t] = co, si, z, f, k
+            cos[t], sin[t], zs[t], ks[t] = co, si, z, k
             acts[t, :3], acts[t, 3], tanh_c[t] = sig, g, tc
             hs[t + 1], cs[t + 1] = h, c
-    return [out, h, c, *((cos, sin, zs, fac, ks, acts, tanh_c, hs, cs) if save else ())]
+    return [out, h, c, *((cos, sin, zs, ks, acts, tanh_c, hs, cs) if save else ())]
+
+
+def _fidelities(phi: torch.Tensor, RB: torch.Tensor) -> torch.Tensor:
+    """One-qubit fidelities ``(Q, B, M)`` of Bloch vectors ``phi (3, B, Q)`` with the references' ``RB (Q, 3, M)``."""
+    return torch.bmm(phi.permute(2, 1, 0), RB).add_(1).mul_(0.5)
 
 
 def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
@@ -117,7 +121,7 @@ def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
 
 def parameter_grads(U, w, A, saved, d_ang, d_dots, d_pre):
     """The parameters' gradients, summed over the sequence once the loop is done (one matmul each)."""
-    cos, sin, zs, fac, ks, acts, tanh_c, hs, cs = saved
+    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
     T, B, Q = U.shape
     G, N, H = A.shape
     dz = d_ang * w
@@ -137,12 +141,12 @@ def parameter_grads(U, w, A, saved, d_ang, d_dots, d_pre):
 
 def backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
     """Gradients of :func:`forward_torch` w.r.t. ``(U, h0, c0, WhT, w, b, RB, A, bias)``."""
-    cos, sin, zs, fac, ks, acts, tanh_c, hs, cs = saved
+    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
     T, B, Q = U.shape
     G, N, H = A.shape
     masked = mask.numel() > 0
     dh, dc = dhn, dcn
-    d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), torch.empty_like(fac)
+    d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), U.new_empty(T, Q, B, G * N)
     Wh, At, RBt = WhT.t(), A.transpose(1, 2), RB.transpose(1, 2)
     for t in range(T - 1, -1, -1):
         i, f, o, g = acts[t]
@@ -160,10 +164,11 @@ def backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
         d_pre[t, 3] = dc * i * (1 - g * g)
         dc = dc * f
         dk = torch.bmm(d_pre[t], At).transpose(0, 1).reshape(B, G * N)  # (B, M)
-        dd = _leave_one_out(fac[t]).mul_(dk).mul_(0.5)  # d k / d dots, (Q, B, M)
+        co, si = cos[t], sin[t]
+        fac = _fidelities(torch.stack([co * co, si, -si * co], 0), RB)
+        dd = _leave_one_out(fac).mul_(dk).mul_(0.5)  # d k / d dots, (Q, B, M)
         d_dots[t] = dd
         dphi = torch.bmm(dd, RBt).permute(2, 1, 0)  # (3, B, Q)
-        co, si = cos[t], sin[t]
         da = -2 * co * si * dphi[0] + co * dphi[1] - (co * co - si * si) * dphi[2]
         d_ang[t] = da
         dh = torch.mm(da * w, Wh)
@@ -197,7 +202,10 @@ def _load_extension():
             name="qklstm_product_lstm" + ("_avx2" if simd else ""),
             sources=[str(src)],
             # -fopenmp-simd: the loops' `omp simd` pragmas (vectorised reductions), no OpenMP runtime
-            extra_cflags=["-O3", "-fopenmp-simd"] + (["-mavx2", "-mfma"] if simd else []),
+            # CPU_CAPABILITY_AVX2: ATen's vector types (at::vec::Vectorized) in their AVX2 form, the one torch
+            # dispatches to on such CPUs; elsewhere they are plain C++ loops
+            extra_cflags=["-O3", "-fopenmp-simd"]
+            + (["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=QKLSTM_AVX2"] if simd else []),
             verbose=False,
         )
     except Exception as err:  # no compiler, no ninja, no headers: the torch loops compute the same
@@ -248,7 +256,7 @@ def _(U, h0, c0, WhT, w, b, RB, A, bias, mask, save):
     G, N, H = A.shape
     outs = [U.new_empty(T, B, H), h0.new_empty(B, H), c0.new_empty(B, H)]
     if save:
-        outs += [U.new_empty(T, B, Q) for _ in range(3)] + [U.new_empty(T, Q, B, G * N), U.new_empty(T, B, G * N)]
+        outs += [U.new_empty(T, B, Q) for _ in range(3)] + [U.new_empty(T, B, G * N)]
         outs += [U.new_empty(T, G, B, H), U.new_empty(T, B, H), U.new_empty(T + 1, B, H), U.new_empty(T + 1, B, H)]
     return outs
 

@@ -2,93 +2,211 @@
 //
 // The same computation as forward_torch / backward_torch in ../fused.py (read those first; the
 // shapes and the saved tensors are documented there). Inside the time loop the matrices are small
-// (B x H times H x Q, N x H per gate), so their products are plain loops whose inner index runs over
-// contiguous memory (the compiler vectorises them); tanh and cos/sin are ATen's vectorised calls. One
-// time step costs four ATen calls instead of ~30 dispatched ops. The sums over time for the
-// parameters' gradients are one ATen matmul each, after the loop.
+// (B x H times H x Q, N x H per gate), so their products are one register-blocked loop (`gemm`) on
+// ATen's portable vectors (at::vec::Vectorized: AVX2 where the build enables it, plain C++ elsewhere),
+// and tanh, cos and sin are the same vectorised SLEEF functions ATen's kernels call, inline: one time
+// step makes no ATen call and no allocation. Gradients that are sums over time are accumulated inside
+// the loop where that saves a buffer of the sequence's size, else taken by one ATen matmul after it.
+#include <ATen/cpu/vec/vec.h>
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <vector>
 
 using at::Tensor;
+using at::vec::Vectorized;
 
 namespace {
 
-template <typename scalar_t>
-void fidelities(const scalar_t* cs, const scalar_t* sn, const scalar_t* RB, scalar_t* f, scalar_t* k, int64_t B,
-                int64_t Q, int64_t M) {
-  // f[q, b, m] = (1 + b(a_bq) . RB[q, :, m]) / 2, b(a) = (cos^2 a, sin a, -sin a cos a); k[b, m] = prod_q f
-  for (int64_t i = 0; i < B * M; ++i) k[i] = scalar_t(1);
-  for (int64_t q = 0; q < Q; ++q) {
-    const scalar_t* r0 = RB + (q * 3 + 0) * M;
-    const scalar_t* r1 = RB + (q * 3 + 1) * M;
-    const scalar_t* r2 = RB + (q * 3 + 2) * M;
-    for (int64_t b = 0; b < B; ++b) {
-      const scalar_t c = cs[b * Q + q], s = sn[b * Q + q];
-      const scalar_t p0 = c * c, p1 = s, p2 = -s * c;
-      scalar_t* fq = f + (q * B + b) * M;
-      scalar_t* kb = k + b * M;
-      for (int64_t m = 0; m < M; ++m) {
-        const scalar_t v = (scalar_t(1) + (p0 * r0[m] + p1 * r1[m] + p2 * r2[m])) * scalar_t(0.5);
-        fq[m] = v;
-        kb[m] *= v;
+template <typename T>
+inline Vectorized<T> load(const T* p, int64_t n) {
+  return n == Vectorized<T>::size() ? Vectorized<T>::loadu(p) : Vectorized<T>::loadu(p, n);
+}
+
+template <typename T>
+inline void store(const Vectorized<T>& v, T* p, int64_t n) {
+  if (n == Vectorized<T>::size())
+    v.store(p);
+  else
+    v.store(p, n);
+}
+
+// y[r, c] (+)= sum_k x[r * xr + k * xk] W[k * ldw + c] for RB rows r, k < K, c < C (y row stride ldy).
+// Each row's columns go two vectors at a time, held in registers over k.
+template <typename T, int RB>
+inline void gemm_rows(const T* x, int64_t xr, int64_t xk, const T* W, int64_t ldw, T* y, int64_t ldy, int64_t K,
+                      int64_t C, bool acc) {
+  using V = Vectorized<T>;
+  constexpr int64_t S = V::size();
+  for (int64_t c0 = 0; c0 < C; c0 += 2 * S) {
+    const int64_t n0 = std::min(S, C - c0), n1 = std::min(S, C - c0 - n0);
+    V a0[RB], a1[RB];
+    for (int i = 0; i < RB; ++i) {
+      a0[i] = acc ? load(y + i * ldy + c0, n0) : V(T(0));
+      a1[i] = acc && n1 > 0 ? load(y + i * ldy + c0 + S, n1) : V(T(0));
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const T* wk = W + k * ldw + c0;
+      const V w0 = load(wk, n0), w1 = n1 > 0 ? load(wk + S, n1) : V(T(0));
+      for (int i = 0; i < RB; ++i) {
+        const V xb(x[i * xr + k * xk]);
+        a0[i] = at::vec::fmadd(xb, w0, a0[i]);
+        a1[i] = at::vec::fmadd(xb, w1, a1[i]);
       }
+    }
+    for (int i = 0; i < RB; ++i) {
+      store(a0[i], y + i * ldy + c0, n0);
+      if (n1 > 0) store(a1[i], y + i * ldy + c0 + S, n1);
     }
   }
 }
 
-// y[r, c] += sum_k x[r * ldx + k] * W[k * ldw + c], for r < R, k < K, c < C (y row stride ldy).
-// Columns go in blocks of 16 held in registers over k (a plain loop would store and reload y per k).
-template <typename scalar_t>
-inline void gemm_acc(const scalar_t* x, int64_t ldx, const scalar_t* W, int64_t ldw, scalar_t* y, int64_t ldy,
-                     int64_t R, int64_t K, int64_t C) {
-  constexpr int64_t CB = 16;
-  for (int64_t r = 0; r < R; ++r) {
-    scalar_t* yr = y + r * ldy;
-    const scalar_t* xr = x + r * ldx;
-    int64_t c0 = 0;
-    for (; c0 + CB <= C; c0 += CB) {
-      scalar_t acc[CB];
-      for (int64_t c = 0; c < CB; ++c) acc[c] = yr[c0 + c];
-      for (int64_t k = 0; k < K; ++k) {
-        const scalar_t xk = xr[k];
-        const scalar_t* wk = W + k * ldw + c0;
-        for (int64_t c = 0; c < CB; ++c) acc[c] += xk * wk[c];
-      }
-      for (int64_t c = 0; c < CB; ++c) yr[c0 + c] = acc[c];
-    }
-    for (int64_t k = 0; k < K && c0 < C; ++k) {
-      const scalar_t xk = xr[k];
-      for (int64_t c = c0; c < C; ++c) yr[c] += xk * W[k * ldw + c];
-    }
-  }
+// y (R x C) (+)= x (R x K) W (K x C); x's element (r, k) at x[r * xr + k * xk] (a transposed x is a stride).
+template <typename T>
+void gemm(const T* x, int64_t xr, int64_t xk, const T* W, int64_t ldw, T* y, int64_t ldy, int64_t R, int64_t K,
+          int64_t C, bool acc) {
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) gemm_rows<T, 4>(x + r * xr, xr, xk, W, ldw, y + r * ldy, ldy, K, C, acc);
+  for (; r < R; ++r) gemm_rows<T, 1>(x + r * xr, xr, xk, W, ldw, y + r * ldy, ldy, K, C, acc);
 }
 
 // sum_i a[i] * b[i] with eight partial sums (vectorised; the order of a BLAS dot, not of a serial loop)
-template <typename scalar_t>
-inline scalar_t dot(const scalar_t* a, const scalar_t* b, int64_t n) {
-  scalar_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+template <typename T>
+inline T dot(const T* a, const T* b, int64_t n) {
+  T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  scalar_t s = 0;
+  T s = 0;
   for (; i < n; ++i) s += a[i] * b[i];
   for (int j = 0; j < 8; ++j) s += acc[j];
   return s;
 }
 
-// cos and sin of n angles: ATen's vectorised calls for many, scalar calls for a few (no call overhead)
-template <typename scalar_t>
-inline void cos_sin(const Tensor& a, Tensor& co, Tensor& si) {
-  const int64_t n = a.numel();
-  if (n >= 64) {
-    at::cos_out(co, a);
-    at::sin_out(si, a);
-    return;
+// the angles a = b + (U_t + h Wh^T) w of one step, with z = U_t + h Wh^T kept, and their cosines and sines
+template <typename T>
+void angles(const T* U, const T* h, const T* Wh, const T* w, const T* b, T* z, T* co, T* si, int64_t B, int64_t Q,
+            int64_t H, T* a) {
+  for (int64_t bb = 0; bb < B; ++bb)
+    for (int64_t q = 0; q < Q; ++q) {
+      const int64_t j = bb * Q + q;
+      z[j] = U[j] + dot(h + bb * H, Wh + q * H, H);
+      a[j] = b[q] + z[j] * w[q];
+    }
+  using V = Vectorized<T>;
+  constexpr int64_t S = V::size();
+  for (int64_t i = 0; i < B * Q; i += S) {
+    const int64_t n = std::min(S, B * Q - i);
+    const V x = load(a + i, n);
+    store(x.cos(), co + i, n);
+    store(x.sin(), si + i, n);
   }
-  const scalar_t* ap = a.data_ptr<scalar_t>();
-  scalar_t *cp = co.data_ptr<scalar_t>(), *sp = si.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < n; ++i) cp[i] = std::cos(ap[i]), sp[i] = std::sin(ap[i]);
+}
+
+template <typename T>
+inline T hsum(const Vectorized<T>& v) {
+  T buf[Vectorized<T>::size()];
+  v.store(buf);
+  T s = 0;
+  for (int64_t i = 0; i < Vectorized<T>::size(); ++i) s += buf[i];
+  return s;
+}
+
+// f[q, m] = (1 + b(a_q) . RB[q, :, m]) / 2 for one batch row, b(a) = (cos^2 a, sin a, -sin a cos a)
+template <typename T>
+inline void factors(const T* co, const T* si, const T* RB, T* f, int64_t Q, int64_t M) {
+  for (int64_t q = 0; q < Q; ++q) {
+    const T* r0 = RB + q * 3 * M;
+    const T *r1 = r0 + M, *r2 = r1 + M;
+    const T c = co[q], s = si[q], p0 = c * c, p1 = s, p2 = -s * c;
+    T* fq = f + q * M;
+    _Pragma("omp simd")
+    for (int64_t m = 0; m < M; ++m) fq[m] = (T(1) + (p0 * r0[m] + p1 * r1[m] + p2 * r2[m])) * T(0.5);
+  }
+}
+
+// k[m] = prod_q f[q, m]: one batch row's kernel values with the M references (f: scratch of Q M values)
+template <typename T>
+void kernel_row(const T* co, const T* si, const T* RB, T* f, T* k, int64_t Q, int64_t M) {
+  using V = Vectorized<T>;
+  constexpr int64_t S = V::size();
+  factors(co, si, RB, f, Q, M);
+  for (int64_t m = 0; m < M; m += S) {
+    const int64_t n = std::min(S, M - m);
+    V p = load(f + m, n);
+    for (int64_t q = 1; q < Q; ++q) p = p * load(f + q * M + m, n);
+    store(p, k + m, n);
+  }
+}
+
+// One step of the LSTM update's backward for B rows of H: from dh (+ the step's output gradient) and dc, the
+// gates' pre-activation gradients dp (G, B, H) and dc for the step before; a row whose mask is off (mk[b]
+// false) passes dh, dc through (dh by `keep`, since the caller adds the kernel path's part to dh).
+template <typename T>
+void lstm_backward(const T* act, const T* tc, const T* c_prev, const T* dout, const bool* mk, T* dh, T* dc, T* keep,
+                   T* dp, int64_t B, int64_t H) {
+  using V = Vectorized<T>;
+  constexpr int64_t S = V::size();
+  const int64_t BH = B * H;
+  const V one(T(1));
+  for (int64_t bb = 0; bb < B; ++bb) {
+    const int64_t r = bb * H;
+    if (mk != nullptr && !mk[bb]) {
+      std::copy(dh + r, dh + r + H, keep + r);
+      for (int64_t g = 0; g < 4; ++g) std::fill(dp + g * BH + r, dp + g * BH + r + H, T(0));
+      continue;
+    }
+    std::fill(keep + r, keep + r + H, T(0));
+    for (int64_t j = r; j < r + H; j += S) {
+      const int64_t n = std::min(S, r + H - j);
+      const V i = load(act + j, n), f = load(act + BH + j, n), o = load(act + 2 * BH + j, n),
+              g = load(act + 3 * BH + j, n), tcj = load(tc + j, n);
+      const V dhj = load(dout + j, n) + load(dh + j, n);
+      const V dcj = at::vec::fmadd(dhj * o, one - tcj * tcj, load(dc + j, n));
+      store(dcj * g * i * (one - i), dp + j, n);
+      store(dcj * load(c_prev + j, n) * f * (one - f), dp + BH + j, n);
+      store(dhj * tcj * o * (one - o), dp + 2 * BH + j, n);
+      store(dcj * i * (one - g * g), dp + 3 * BH + j, n);
+      store(dcj * f, dc + j, n);
+    }
+  }
+}
+
+// The kernel values' backward for one batch row: from dk (M) / 2 in pp[0:M], dd[q, m] = pp[m] prod_{q' != q}
+// f[q', m] by prefix (pp) and suffix products (a factor may be 0, so never a quotient); at once
+// dphi[q, i] = sum_m dd[q, m] RB[q, i, m] into d3 (Q, 3) and dRB[q, i, m] += phi[q, i] dd[q, m].
+// f and pp are scratch of Q M and (Q + 1) M values.
+template <typename T>
+void kernel_backward(const T* co, const T* si, const T* RB, T* f, T* pp, T* dRB, T* d3, int64_t Q, int64_t M) {
+  using V = Vectorized<T>;
+  constexpr int64_t S = V::size();
+  factors(co, si, RB, f, Q, M);
+  for (int64_t q = 1; q < Q; ++q)
+    for (int64_t m = 0; m < M; m += S) {
+      const int64_t n = std::min(S, M - m);
+      store(load(pp + (q - 1) * M + m, n) * load(f + (q - 1) * M + m, n), pp + q * M + m, n);
+    }
+  T* suf = pp + Q * M;
+  std::fill(suf, suf + M, T(1));
+  for (int64_t q = Q - 1; q >= 0; --q) {
+    const T *fq = f + q * M, *before = pp + q * M, *r0 = RB + q * 3 * M, *r1 = r0 + M, *r2 = r1 + M;
+    T *g0 = dRB + q * 3 * M, *g1 = g0 + M, *g2 = g1 + M;
+    const T c = co[q], s = si[q];
+    const V p0(c * c), p1(s), p2(-s * c);
+    V s0(T(0)), s1(T(0)), s2(T(0));
+    for (int64_t m = 0; m < M; m += S) {
+      const int64_t n = std::min(S, M - m);
+      const V v = load(before + m, n) * load(suf + m, n);  // zero past n: adds nothing to the sums
+      s0 = at::vec::fmadd(v, load(r0 + m, n), s0);
+      s1 = at::vec::fmadd(v, load(r1 + m, n), s1);
+      s2 = at::vec::fmadd(v, load(r2 + m, n), s2);
+      store(at::vec::fmadd(p0, v, load(g0 + m, n)), g0 + m, n);
+      store(at::vec::fmadd(p1, v, load(g1 + m, n)), g1 + m, n);
+      store(at::vec::fmadd(p2, v, load(g2 + m, n)), g2 + m, n);
+      store(load(suf + m, n) * load(fq + m, n), suf + m, n);
+    }
+    d3[q * 3 + 0] = hsum(s0), d3[q * 3 + 1] = hsum(s1), d3[q * 3 + 2] = hsum(s2);
+  }
 }
 
 }  // namespace
@@ -96,83 +214,102 @@ inline void cos_sin(const Tensor& a, Tensor& co, Tensor& si) {
 std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w, Tensor b, Tensor RB, Tensor A,
                             Tensor bias, Tensor mask, bool save) {
   const int64_t T = U.size(0), B = U.size(1), Q = U.size(2), G = A.size(0), N = A.size(1), H = A.size(2);
-  const int64_t M = G * N, BH = B * H, BQ = B * Q;
+  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
   const bool masked = mask.numel() > 0;
   auto opt = U.options();
   Tensor out = at::empty({T, B, H}, opt);
   Tensor h = h0.clone(), c = c0.clone();
-  Tensor cos_s, sin_s, z_s, fac_s, k_s, act_s, tc_s, h_s, c_s;
+  // saved for the backward (see fused.py); without `save` one step's worth of scratch stands in for each
+  const int64_t Ts = save ? T : 1;
+  Tensor cos_s = at::empty({Ts, B, Q}, opt), sin_s = at::empty({Ts, B, Q}, opt), z_s = at::empty({Ts, B, Q}, opt),
+         k_s = at::empty({Ts, B, M}, opt), act_s = at::empty({Ts, G, B, H}, opt), tc_s = at::empty({Ts, B, H}, opt);
+  Tensor h_s, c_s;
   if (save) {
-    cos_s = at::empty({T, B, Q}, opt), sin_s = at::empty({T, B, Q}, opt), z_s = at::empty({T, B, Q}, opt);
-    fac_s = at::empty({T, Q, B, M}, opt), k_s = at::empty({T, B, M}, opt);
-    act_s = at::empty({T, G, B, H}, opt), tc_s = at::empty({T, B, H}, opt);
     h_s = at::empty({T + 1, B, H}, opt), c_s = at::empty({T + 1, B, H}, opt);
     h_s[0].copy_(h0), c_s[0].copy_(c0);
   }
-  // scratch of one step, and the views the ATen calls take (made once, not per step)
-  Tensor z = at::empty({B, Q}, opt), a = at::empty({B, Q}, opt), co = at::empty({B, Q}, opt),
-         si = at::empty({B, Q}, opt), f = at::empty({Q, B, M}, opt), k = at::empty({B, M}, opt),
-         pre = at::empty({G, B, H}, opt), act = at::empty({G, B, H}, opt), cn = at::empty({B, H}, opt),
-         tc = at::empty({B, H}, opt);
-  // sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' readout halved, one tanh call activates all gates
+  Tensor scratch = at::empty({BQ + Q * M}, opt), cn = at::empty({B, H}, opt), hn = at::empty({B, H}, opt);
+  const bool aten_tanh = G * BH >= 512;
+  // sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' readout halved, every gate is one tanh
   Tensor half = at::ones({G, 1, 1}, opt);
   half.narrow(0, 0, 3).fill_(0.5);
   Tensor A_half = (A * half).contiguous(), bias_half = (bias * half).contiguous(), Wh = WhT.t().contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(U.scalar_type(), "product_lstm_forward", [&] {
-    const scalar_t *Up = U.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>();
-    scalar_t *zp = z.data_ptr<scalar_t>(), *ap = a.data_ptr<scalar_t>(), *cop = co.data_ptr<scalar_t>(),
-             *sip = si.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *ig = act.data_ptr<scalar_t>(),
-             *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *cnp = cn.data_ptr<scalar_t>(),
-             *tcp = tc.data_ptr<scalar_t>();
-    const scalar_t *fg = ig + BH, *og = ig + 2 * BH, *gg = ig + 3 * BH;
-    const scalar_t *whp = Wh.data_ptr<scalar_t>(), *Ahp = A_half.data_ptr<scalar_t>(),
+    using V = Vectorized<scalar_t>;
+    constexpr int64_t S = V::size();
+    const scalar_t *Up = U.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>(),
+                   *RBp = RB.data_ptr<scalar_t>(), *whp = Wh.data_ptr<scalar_t>(), *Ahp = A_half.data_ptr<scalar_t>(),
                    *bhp = bias_half.data_ptr<scalar_t>();
-    scalar_t* prep = pre.data_ptr<scalar_t>();
+    scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>();
+    scalar_t *ap = sp, *fp = ap + BQ, *cnp = cn.data_ptr<scalar_t>(), *hnp = hn.data_ptr<scalar_t>();
+    // a masked step computes into scratch and keeps the state where the mask is off
+    scalar_t *c_dst = masked ? cnp : cp, *h_dst = masked ? hnp : hp;
+    const V half_v(scalar_t(0.5));
     for (int64_t t = 0; t < T; ++t) {
-      for (int64_t bb = 0; bb < B; ++bb) {  // z = U_t + h Wh^T, a = b + z w
-        for (int64_t q = 0; q < Q; ++q) {
-          const int64_t j = bb * Q + q;
-          zp[j] = Up[t * BQ + j] + dot(hp + bb * H, whp + q * H, H);
-          ap[j] = bp[q] + zp[j] * wp[q];
+      const int64_t ts = save ? t : 0;
+      scalar_t *co = cos_s.data_ptr<scalar_t>() + ts * BQ, *si = sin_s.data_ptr<scalar_t>() + ts * BQ,
+               *kp = k_s.data_ptr<scalar_t>() + ts * BM, *pre = act_s.data_ptr<scalar_t>() + ts * G * BH,
+               *tcp = tc_s.data_ptr<scalar_t>() + ts * BH;
+      angles(Up + t * BQ, hp, whp, wp, bp, z_s.data_ptr<scalar_t>() + ts * BQ, co, si, B, Q, H, ap);
+      for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, RBp, fp, kp + bb * M, Q, M);
+      for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g] (halved for the sigmoid gates)
+        scalar_t* pg = pre + g * BH;
+        for (int64_t bb = 0; bb < B; ++bb) std::copy(bhp + g * H, bhp + (g + 1) * H, pg + bb * H);
+        gemm(kp + g * N, M, int64_t(1), Ahp + g * N * H, H, pg, H, B, N, H, true);
+      }
+      // the gates activated in place (the backward reads them), then the LSTM update. Many values: ATen's tanh
+      // (MKL's, several times faster per value than SLEEF's) over all gates at once; a few: SLEEF's inline,
+      // where a call would cost more than the arithmetic
+      scalar_t* tc_dst = tcp;
+      if (aten_tanh) {
+        Tensor pre_t = act_s.select(0, ts);
+        at::tanh_out(pre_t, pre_t);
+      }
+      for (int64_t j = 0; j < BH; j += S) {
+        const int64_t n = std::min(S, BH - j);
+        V ti = load(pre + j, n), tf = load(pre + BH + j, n), to = load(pre + 2 * BH + j, n),
+          g = load(pre + 3 * BH + j, n);
+        if (!aten_tanh) ti = ti.tanh(), tf = tf.tanh(), to = to.tanh(), g = g.tanh();
+        const V i = at::vec::fmadd(half_v, ti, half_v), f = at::vec::fmadd(half_v, tf, half_v),
+                o = at::vec::fmadd(half_v, to, half_v);
+        const V cn = at::vec::fmadd(f, load(cp + j, n), i * g);
+        store(i, pre + j, n), store(f, pre + BH + j, n), store(o, pre + 2 * BH + j, n), store(g, pre + 3 * BH + j, n);
+        store(cn, c_dst + j, n);
+        if (!aten_tanh) {
+          const V tc = cn.tanh();
+          store(tc, tc_dst + j, n), store(o * tc, h_dst + j, n);
         }
       }
-      cos_sin<scalar_t>(a, co, si);
-      scalar_t* fp = save ? fac_s.data_ptr<scalar_t>() + t * Q * B * M : f.data_ptr<scalar_t>();
-      fidelities<scalar_t>(cop, sip, RB.data_ptr<scalar_t>(), fp, kp, B, Q, M);
-      for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g] (halved for the sigmoid gates)
-        scalar_t* pg = prep + g * BH;
-        for (int64_t bb = 0; bb < B; ++bb) std::copy(bhp + g * H, bhp + (g + 1) * H, pg + bb * H);
-        gemm_acc(kp + g * N, M, Ahp + g * N * H, H, pg, H, B, N, H);
-      }
-      at::tanh_out(act, pre);
-      for (int64_t i = 0; i < 3 * BH; ++i) ig[i] = scalar_t(0.5) + scalar_t(0.5) * ig[i];
-      for (int64_t i = 0; i < BH; ++i) cnp[i] = fg[i] * cp[i] + ig[i] * gg[i];
-      at::tanh_out(tc, cn);
-      scalar_t* op = out.data_ptr<scalar_t>() + t * BH;
-      for (int64_t bb = 0; bb < B; ++bb) {
-        const bool on = !masked || mk[t * B + bb];
+      if (aten_tanh) {
+        Tensor tc_t = tc_s.select(0, ts);
+        at::tanh_out(tc_t, (masked ? cn : c));
+        const scalar_t* og = pre + 2 * BH;
         _Pragma("omp simd")
-        for (int64_t j = bb * H; j < (bb + 1) * H; ++j) {
-          const scalar_t hn = og[j] * tcp[j];
-          op[j] = on ? hn : scalar_t(0);
-          if (on) hp[j] = hn, cp[j] = cnp[j];
+        for (int64_t j = 0; j < BH; ++j) h_dst[j] = og[j] * tc_dst[j];
+      }
+      scalar_t* op = out.data_ptr<scalar_t>() + t * BH;
+      if (!masked) {
+        std::copy(hp, hp + BH, op);
+      } else {
+        for (int64_t bb = 0; bb < B; ++bb) {
+          const int64_t j0 = bb * H, j1 = j0 + H;
+          if (mk[t * B + bb]) {
+            std::copy(hnp + j0, hnp + j1, op + j0), std::copy(hnp + j0, hnp + j1, hp + j0);
+            std::copy(cnp + j0, cnp + j1, cp + j0);
+          } else {
+            std::fill(op + j0, op + j1, scalar_t(0));
+          }
         }
       }
       if (save) {
-        std::copy(zp, zp + BQ, z_s.data_ptr<scalar_t>() + t * BQ);
-        std::copy(cop, cop + BQ, cos_s.data_ptr<scalar_t>() + t * BQ);
-        std::copy(sip, sip + BQ, sin_s.data_ptr<scalar_t>() + t * BQ);
-        std::copy(kp, kp + B * M, k_s.data_ptr<scalar_t>() + t * B * M);
-        std::copy(ig, ig + G * BH, act_s.data_ptr<scalar_t>() + t * G * BH);
-        std::copy(tcp, tcp + BH, tc_s.data_ptr<scalar_t>() + t * BH);
         std::copy(hp, hp + BH, h_s.data_ptr<scalar_t>() + (t + 1) * BH);
         std::copy(cp, cp + BH, c_s.data_ptr<scalar_t>() + (t + 1) * BH);
       }
     }
   });
   std::vector<Tensor> res = {out, h, c};
-  if (save) res.insert(res.end(), {cos_s, sin_s, z_s, fac_s, k_s, act_s, tc_s, h_s, c_s});
+  if (save) res.insert(res.end(), {cos_s, sin_s, z_s, k_s, act_s, tc_s, h_s, c_s});
   return res;
 }
 
@@ -181,112 +318,73 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
   const int64_t T = U.size(0), B = U.size(1), Q = U.size(2), G = A.size(0), N = A.size(1), H = A.size(2);
   const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
   const bool masked = mask.numel() > 0;
-  Tensor cos_s = saved[0], sin_s = saved[1], z_s = saved[2], fac_s = saved[3], k_s = saved[4], act_s = saved[5],
-         tc_s = saved[6], h_s = saved[7], c_s = saved[8];
+  Tensor cos_s = saved[0], sin_s = saved[1], z_s = saved[2], k_s = saved[3], act_s = saved[4], tc_s = saved[5],
+         h_s = saved[6], c_s = saved[7];
   auto opt = U.options();
-  Tensor dh = dhn.clone(), dc = dcn.clone(), keep = at::zeros({B, H}, opt);
-  // gradients per step, laid out (gate or qubit, t, ...) so the sums over time below are plain matmuls
-  Tensor d_ang = at::empty({T, B, Q}, opt), d_pre = at::empty({G, T, B, H}, opt), d_dots = at::empty({Q, T, B, M}, opt);
-  Tensor dpre = at::empty({G, B, H}, opt), dk = at::empty({G, B, N}, opt),
-         dphi = at::empty({Q, B, 3}, opt), dz = at::empty({B, Q}, opt), prefix = at::empty({Q + 1, M}, opt);
+  Tensor dh = dhn.clone(), dc = dcn.clone(), keep = at::zeros({B, H}, opt), d_ang = at::empty({T, B, Q}, opt);
+  // sums over time, accumulated in the loop
+  Tensor dRB = at::zeros({Q, 3, M}, opt), dA = at::zeros({G, N, H}, opt), dbias = at::zeros({G, 1, H}, opt);
+  Tensor scratch = at::empty({G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + BQ}, opt);
   Tensor Wh = WhT.t().contiguous(), At = A.transpose(1, 2).contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(U.scalar_type(), "product_lstm_backward", [&] {
-    const scalar_t* wp = w.data_ptr<scalar_t>();
+    const scalar_t *wp = w.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>(), *Atp = At.data_ptr<scalar_t>(),
+                   *RBp = RB.data_ptr<scalar_t>(), *act_p = act_s.data_ptr<scalar_t>(),
+                   *tc_p = tc_s.data_ptr<scalar_t>(), *c_p = c_s.data_ptr<scalar_t>(),
+                   *dout_p = dout.data_ptr<scalar_t>(), *k_p = k_s.data_ptr<scalar_t>(),
+                   *cos_p = cos_s.data_ptr<scalar_t>(), *sin_p = sin_s.data_ptr<scalar_t>();
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = dc.data_ptr<scalar_t>(), *kp = keep.data_ptr<scalar_t>(),
-             *dp = dpre.data_ptr<scalar_t>(), *pp = prefix.data_ptr<scalar_t>(), *dzp = dz.data_ptr<scalar_t>(),
-             *dpp = dphi.data_ptr<scalar_t>(), *d_pre_p = d_pre.data_ptr<scalar_t>(),
-             *d_dots_p = d_dots.data_ptr<scalar_t>(), *d_ang_p = d_ang.data_ptr<scalar_t>();
-    const scalar_t *dkp = dk.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>(), *RBp = RB.data_ptr<scalar_t>(),
-                   *act_p = act_s.data_ptr<scalar_t>(), *tc_p = tc_s.data_ptr<scalar_t>(),
-                   *c_p = c_s.data_ptr<scalar_t>(), *dout_p = dout.data_ptr<scalar_t>(),
-                   *fac_p = fac_s.data_ptr<scalar_t>(), *cos_p = cos_s.data_ptr<scalar_t>(),
-                   *sin_p = sin_s.data_ptr<scalar_t>();
+             *d_ang_p = d_ang.data_ptr<scalar_t>(), *dRBp = dRB.data_ptr<scalar_t>(), *dAp = dA.data_ptr<scalar_t>(),
+             *dbp = dbias.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>();
+    scalar_t *dp = sp, *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
+             *dzp = dpp + Q * B * 3;
     for (int64_t t = T - 1; t >= 0; --t) {
-      const scalar_t* ig = act_p + t * G * BH;
-      const scalar_t *fg = ig + BH, *og = ig + 2 * BH, *gg = ig + 3 * BH;
-      const scalar_t* tcp = tc_p + t * BH;
-      const scalar_t* cprev = c_p + t * BH;
-      const scalar_t* dop = dout_p + t * BH;
-      for (int64_t bb = 0; bb < B; ++bb) {
-        const bool on = !masked || mk[t * B + bb];
-        _Pragma("omp simd")
-        for (int64_t j = bb * H; j < (bb + 1) * H; ++j) {
-          // a masked step passes (dh, dc) straight to the step before it
-          const scalar_t dhj = on ? dop[j] + dhp[j] : scalar_t(0);
-          scalar_t dcj = on ? dcp[j] : scalar_t(0);
-          kp[j] = on ? scalar_t(0) : dhp[j];
-          const scalar_t keep_c = on ? scalar_t(0) : dcp[j];
-          const scalar_t i = ig[j], f = fg[j], o = og[j], g = gg[j], tc = tcp[j];
-          dcj = dcj + dhj * o * (scalar_t(1) - tc * tc);
-          dp[j] = dcj * g * i * (scalar_t(1) - i);
-          dp[BH + j] = dcj * cprev[j] * f * (scalar_t(1) - f);
-          dp[2 * BH + j] = dhj * tc * o * (scalar_t(1) - o);
-          dp[3 * BH + j] = dcj * i * (scalar_t(1) - g * g);
-          dcp[j] = dcj * f + keep_c;
+      lstm_backward(act_p + t * G * BH, tc_p + t * BH, c_p + t * BH, dout_p + t * BH, masked ? mk + t * B : nullptr,
+                    dhp, dcp, kp, dp, B, H);
+      const scalar_t* kt = k_p + t * BM;
+      for (int64_t g = 0; g < G; ++g) {
+        const scalar_t* dpg = dp + g * BH;
+        gemm(dpg, H, int64_t(1), Atp + g * H * N, N, dkp + g * B * N, N, B, H, N, false);  // dk[g] = dpre[g] A[g]^T
+        gemm(kt + g * N, int64_t(1), M, dpg, H, dAp + g * N * H, H, N, B, H, true);       // dA[g] += k_g^T dpre[g]
+        scalar_t* dbg = dbp + g * H;
+        for (int64_t bb = 0; bb < B; ++bb) {
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) dbg[j] += dpg[bb * H + j];
         }
       }
-      for (int64_t g = 0; g < G; ++g) std::copy(dp + g * BH, dp + (g + 1) * BH, d_pre_p + (g * T + t) * BH);
-      at::bmm_out(dk, dpre, At);  // dk[g] = dpre[g] A[g]^T: long dot products, where BLAS beats a loop
-      // dd[q, b, m] = dk[b, m] / 2 * prod_{q' != q} f[q', b, m], by prefix and suffix products (a factor may be
-      // 0), and at once dphi[q, b, i] = sum_m dd[q, b, m] RB[q, i, m] (three dot products: no GEMM shape)
-      const scalar_t* fp = fac_p + t * Q * BM;
+      // dd[q, m] = dk[m] / 2 * prod_{q' != q} f[q', m] per batch row, by prefix and suffix products (a factor
+      // may be 0); at once dphi[q, i] = sum_m dd[q, m] RB[q, i, m] and dRB[q, i, m] += phi[q, i] dd[q, m]
+      const scalar_t *co = cos_p + t * BQ, *si = sin_p + t * BQ;
       for (int64_t bb = 0; bb < B; ++bb) {
         for (int64_t g = 0; g < G; ++g)
           for (int64_t n = 0; n < N; ++n) pp[g * N + n] = scalar_t(0.5) * dkp[(g * B + bb) * N + n];
-        for (int64_t q = 1; q < Q; ++q) {
-          const scalar_t* fq = fp + (q - 1) * BM + bb * M;
-          for (int64_t m = 0; m < M; ++m) pp[q * M + m] = pp[(q - 1) * M + m] * fq[m];
-        }
-        scalar_t* suf = pp + Q * M;
-        for (int64_t m = 0; m < M; ++m) suf[m] = scalar_t(1);
-        for (int64_t q = Q - 1; q >= 0; --q) {
-          const scalar_t* fq = fp + q * BM + bb * M;
-          const scalar_t *r0 = RBp + (q * 3) * M, *r1 = r0 + M, *r2 = r1 + M;
-          scalar_t* store = d_dots_p + (q * T + t) * BM + bb * M;
-          const scalar_t* before = pp + q * M;
-          scalar_t s0 = 0, s1 = 0, s2 = 0;
-          _Pragma("omp simd reduction(+ : s0, s1, s2)")
-          for (int64_t m = 0; m < M; ++m) {
-            const scalar_t v = before[m] * suf[m];
-            store[m] = v;
-            s0 += v * r0[m];
-            s1 += v * r1[m];
-            s2 += v * r2[m];
-            suf[m] *= fq[m];
-          }
-          scalar_t* d3 = dpp + (q * B + bb) * 3;
-          d3[0] = s0;
-          d3[1] = s1;
-          d3[2] = s2;
-        }
+        kernel_backward(co + bb * Q, si + bb * Q, RBp, fp, pp, dRBp, dpp + bb * Q * 3, Q, M);
       }
-      const scalar_t *co = cos_p + t * BQ, *si = sin_p + t * BQ;
       scalar_t* dap = d_ang_p + t * BQ;
       for (int64_t bb = 0; bb < B; ++bb) {
         for (int64_t q = 0; q < Q; ++q) {
           const scalar_t c = co[bb * Q + q], s = si[bb * Q + q];
-          const scalar_t* d3 = dpp + (q * B + bb) * 3;
+          const scalar_t* d3 = dpp + (bb * Q + q) * 3;
           const scalar_t da = scalar_t(-2) * c * s * d3[0] + c * d3[1] - (c * c - s * s) * d3[2];
           dap[bb * Q + q] = da;
           dzp[bb * Q + q] = da * wp[q];
         }
       }
       std::copy(kp, kp + BH, dhp);
-      gemm_acc(dzp, Q, Whp, H, dhp, H, B, Q, H);  // dh = keep + dz Wh
+      gemm(dzp, Q, int64_t(1), Whp, H, dhp, H, B, Q, H, true);  // dh = keep + dz Wh
     }
   });
   Tensor dz_all = d_ang * w;
-  Tensor phi = at::stack({cos_s * cos_s, sin_s, -sin_s * cos_s}, -1).view({T * B, Q, 3});
   return {dz_all,
           dh,
           dc,
-          at::mm(h_s.narrow(0, 0, T).reshape({T * B, H}).t(), dz_all.view({T * B, Q})),
+          // dz^T h rather than h^T dz: the same product, the form MKL runs several times faster at these shapes
+          at::mm(dz_all.view({T * B, Q}).t(), h_s.narrow(0, 0, T).reshape({T * B, H})).t().contiguous(),
           (d_ang * z_s).sum({0, 1}),
           d_ang.sum({0, 1}),
-          at::bmm(phi.permute({1, 2, 0}), d_dots.view({Q, T * B, M})),
-          at::bmm(k_s.view({T * B, G, N}).permute({1, 2, 0}), d_pre.view({G, T * B, H})),
-          d_pre.sum({1, 2}).unsqueeze(1)};
+          dRB,
+          dA,
+          dbias};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
