@@ -102,55 +102,71 @@ def test_batch_first_and_unbatched_inputs_take_the_fused_path_too(kernels):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def _op_inputs(T=4, B=3, Q=2, N=2, H=3, seed=0):
+def _op_inputs(T=4, B=3, Q=2, N=2, H=3, D=2, shared=False, seed=0):
+    """``(x, h0, c0, Wp, bp, w, b, refs, At, bias)`` of the op, in float64, all requiring grad."""
     g = torch.Generator().manual_seed(seed)
 
-    def r(*shape, scale=1.0):
-        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+    def r(*shape, scale=1.0, shift=0.0):
+        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64) + shift).requires_grad_()
 
-    bloch = torch.nn.functional.normalize(torch.randn(4 * N, Q, 3, generator=g, dtype=torch.float64), dim=-1)
+    G = 1 if shared else 4
     return [
-        r(T, B, Q),
+        r(T, B, D),
         r(B, H, scale=0.5),
         r(B, H, scale=0.5),
-        r(H, Q, scale=0.5),
-        r(Q, scale=0.5).detach().add(1).requires_grad_(),
+        r(Q, H + D, scale=0.5),
         r(Q, scale=0.1),
-        bloch.permute(1, 2, 0).contiguous().requires_grad_(),
-        r(4, N, H),
-        r(4, 1, H, scale=0.1),
+        r(Q, scale=0.5, shift=1.0),
+        r(Q, scale=0.1),
+        r(4 * N, Q),
+        r(G, H, N),
+        r(G, H, scale=0.1),
     ]
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_gradcheck_of_the_op(kernels, masked):
-    args = _op_inputs()
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("shared", [False, True])
+def test_gradcheck_of_the_op(kernels, masked, reverse, shared):
+    args = _op_inputs(shared=shared)
     mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 1], [0, 0, 1]], dtype=torch.bool) if masked else None
 
     def f(*a):
-        return fused.product_lstm(*a, mask)
+        return fused.product_lstm(*a, mask, reverse)
 
     assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("B, H", [(3, 5), (40, 16)], ids=["inline-tanh", "aten-tanh"])
+def test_the_op_equals_the_closed_form_written_out(kernels, B, H):
+    """Against the method note's equations written out with autograd, at a size where the C++ kernel
+    activates the gates inline and one where it calls ATen's tanh over all of them (>= 512 values)."""
+    args = _op_inputs(T=5, B=B, Q=3, N=2, H=H, D=4, seed=4)
+    out, h, c = fused.product_lstm(*args)
+    loss = (out * out.detach().cos()).sum() + h.sum() + c.square().sum()
+    ref_out, ref_h, ref_c = _reference(*args)
+    ref_loss = (ref_out * ref_out.detach().cos()).sum() + ref_h.sum() + ref_c.square().sum()
+    for a, b in zip((out, h, c), (ref_out, ref_h, ref_c)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for g1, g2 in zip(torch.autograd.grad(loss, args), torch.autograd.grad(ref_loss, args)):
+        torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12)
 
 
 def test_a_fidelity_of_exactly_zero_has_the_right_gradient(kernels):
     """The backward takes products of the other qubits' factors, never a quotient: a factor of 0 (a
     reference antipodal to the input on one qubit) must give the gradient the product rule gives."""
     args = _op_inputs(T=2, B=1, Q=2, N=1, H=2)
-    U, h0 = args[0], args[1]
     with torch.no_grad():
-        h0.zero_()
-        w, b = args[4], args[5]
-        # qubit 0 of reference 0 antipodal to step 0's angle: f = (1 + b . (-b)) / 2 = 0
-        a = U[0, 0, 0] * w[0] + b[0]
-        bloch = torch.stack([a.cos() ** 2, a.sin(), -a.sin() * a.cos()])
-        args[6][0, :, 0] = -bloch
+        Wp, bp, w, b, refs = args[3], args[4], args[5], args[6], args[7]
+        # qubit 0 sees angle pi/2 at every step (b = (0, 1, 0)) and reference 0 angle -pi/2 (b = (0, -1, 0)):
+        # their fidelity (1 + b . b') / 2 is exactly 0
+        Wp[0].zero_()
+        bp[0] = (torch.pi / 2 - b[0]) / w[0]
+        refs[0, 0] = (-torch.pi / 2 - b[0]) / w[0]
     out, _, _ = fused.product_lstm(*args)
     grads = torch.autograd.grad(out.sum(), args)
-    with torch.no_grad():
-        assert float(args[6][0, :, 0].norm()) == pytest.approx(1.0)
     # reference: the same recurrence in plain autograd (prod's backward handles zeros)
-    ref_out = _reference(*args)
+    ref_out = _reference(*args)[0]
     torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
     ref_grads = torch.autograd.grad(ref_out.sum(), args)
     for g1, g2 in zip(grads, ref_grads):
@@ -158,20 +174,26 @@ def test_a_fidelity_of_exactly_zero_has_the_right_gradient(kernels):
         torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12)
 
 
-def _reference(U, h, c, WhT, w, b, RB, A, bias):
+def _reference(x, h, c, Wp, bp, w, b, refs, At, bias):
     """The closed form written out with autograd, from the method note's equations."""
     outs = []
-    G, N, H = A.shape
-    for t in range(U.shape[0]):
-        a = (U[t] + h @ WhT) * w + b
-        phi = torch.stack([a.cos() ** 2, a.sin(), -a.sin() * a.cos()], -1)  # (B, Q, 3)
-        k = ((1 + torch.einsum("bqk,qkm->bqm", phi, RB)) / 2).prod(1)  # (B, M)
-        pre = torch.einsum("bgn,gnh->gbh", k.view(-1, G, N), A) + bias
+    H = h.shape[1]
+    G, N = 4, At.shape[2]
+
+    def bloch(a):
+        return torch.stack([a.cos() ** 2, a.sin(), -a.sin() * a.cos()], -1)
+
+    RB = bloch(refs * w + b)  # (M, Q, 3)
+    A = At.transpose(1, 2).expand(G, N, H)
+    for t in range(x.shape[0]):
+        a = (torch.cat([h, x[t]], 1) @ Wp.t() + bp) * w + b
+        k = ((1 + torch.einsum("bqk,mqk->bqm", bloch(a), RB)) / 2).prod(1)  # (B, M)
+        pre = torch.einsum("bgn,gnh->gbh", k.view(-1, G, N), A) + bias.unsqueeze(1)
         i, f, o, g = pre[0].sigmoid(), pre[1].sigmoid(), pre[2].sigmoid(), pre[3].tanh()
         c = f * c + i * g
         h = o * c.tanh()
         outs.append(h)
-    return torch.stack(outs)
+    return torch.stack(outs), h, c
 
 
 def test_inference_saves_nothing_for_backward(kernels):
@@ -209,16 +231,18 @@ def test_the_op_is_registered_for_torch_compile_and_export():
     args = [a.detach() for a in _op_inputs()]
     mask = torch.empty(0, dtype=torch.bool)
     torch.library.opcheck(
-        torch.ops.qklstm.product_lstm.default, (*args, mask, True), test_utils=("test_schema", "test_faketensor")
+        torch.ops.qklstm.product_lstm.default, (*args, mask, False, True), test_utils=("test_schema", "test_faketensor")
     )
-    outs = torch.ops.qklstm.product_lstm(*args, mask, True)
+    outs = torch.ops.qklstm.product_lstm(*args, mask, False, True)
     saved = outs[3:]
     dout = torch.ones_like(outs[0])
-    torch.library.opcheck(
-        torch.ops.qklstm.product_lstm_backward.default,
-        (dout, outs[1], outs[2], args[0], args[3], args[4], args[6], args[7], mask, saved),
-        test_utils=("test_schema", "test_faketensor"),
-    )
+    x, Wp, w, b, refs, At = args[0], args[3], args[5], args[6], args[7], args[8]
+    for need_dx in (True, False):
+        torch.library.opcheck(
+            torch.ops.qklstm.product_lstm_backward.default,
+            (dout, outs[1], outs[2], x, Wp, w, b, refs, At, mask, False, need_dx, saved),
+            test_utils=("test_schema", "test_faketensor"),
+        )
 
 
 def test_torch_compile_sees_the_op_and_gives_the_eager_result():

@@ -13,11 +13,9 @@ cached) or, where no compiler is present, the pure-torch loops below, which comp
 ``QKLSTM_FUSED=torch`` forces the torch loops, ``QKLSTM_FUSED=0`` turns the fused path off (every step
 then goes through the kernels' modules).
 
-Shapes, in processing order (a reverse direction flips its input first): ``U (T, B, Q)`` the input
-half of the projection, ``h0, c0 (B, H)``, ``WhT (H, Q)`` the hidden half, ``w, b (Q,)`` the map's
-angle scale and offset, ``RB (Q, 3, M)`` the references' Bloch vectors (``M = 4 N``, gates in the
-order of :data:`~qklstm.models.qklstm.GATES`), ``A (4, N, H)`` and ``bias (4, 1, H)`` the readout,
-``mask (T, B)`` (bool; empty: every step is real).
+The op takes the layer's own parameters (:func:`product_lstm` lists them) and does the rest inside: the
+input half of the projection for the whole sequence (one GEMM), the references' Bloch vectors, the
+readout's layout and the direction, so that autograd records one node, not one per preparation step.
 
 Example:
     >>> import torch
@@ -61,31 +59,53 @@ def enabled() -> bool:
 
 
 # ---------------------------------------------------------------------------------- torch kernels
-# What the forward saves for the backward, in order (shapes with M = 4 N): the cosine and sine of the
-# angles and the projected input ``z`` ``(T, B, Q)``, the kernel values ``(T, B, M)`` (the one-qubit
-# fidelities are recomputed from the cosines and sines: four flops each, cheaper than their memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell
-# state ``(T, B, H)``, and the states entering each step ``h, c`` ``(T + 1, B, H)``.
+# What the forward saves for the backward, in order and indexed by time (shapes with M = 4 N): the cosine
+# and sine of the angles and the projected input ``z`` ``(T, B, Q)``, the kernel values ``(T, B, M)`` (the
+# one-qubit fidelities are recomputed from the cosines and sines: four flops each, cheaper than their
+# memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell state ``(T, B, H)``, and the
+# states entering each step ``h, c`` ``(T, B, H)``.
+GATES = 4
 
 
-def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
+def _bloch(a: torch.Tensor) -> torch.Tensor:
+    """Bloch vectors ``(3, ...)`` of the paper map's one-qubit states at angles ``a``."""
+    co, si = torch.cos(a), torch.sin(a)
+    return torch.stack([co * co, si, -si * co], 0)
+
+
+def _constants(Wp, w, b, refs, At):
+    """What every step shares, in the loops' layout: ``WhT (H, Q)``, the references' Bloch vectors
+    ``RB (Q, 3, M)`` and the readout ``A (4, N, H)`` (a shared one broadcast over the gates)."""
+    H, N = At.shape[1:]
+    RB = _bloch(torch.addcmul(b, refs, w)).permute(2, 0, 1)
+    return Wp[:, :H].t(), RB, At.transpose(1, 2).expand(GATES, N, H)
+
+
+def _times(T: int, reverse: bool):
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse: bool, save: bool):
     """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``)."""
-    T, B, Q = U.shape
+    WhT, RB, A = _constants(Wp, w, b, refs, At)
+    T, B, D = x.shape
     G, N, H = A.shape
+    U = torch.addmm(bp, x.reshape(T * B, D), Wp[:, H:].t()).view(T, B, -1)  # the input half, all steps at once
+    Q, bias = U.shape[2], bias.unsqueeze(1).expand(G, 1, H)
     h, c = h0, c0
     out = U.new_empty(T, B, H)
     masked = mask.numel() > 0
     if save:
         cos, sin, zs = U.new_empty(T, B, Q), U.new_empty(T, B, Q), U.new_empty(T, B, Q)
-        ks = U.new_empty(T, B, G * N)
-        acts, tanh_c = U.new_empty(T, G, B, H), U.new_empty(T, B, H)
-        hs, cs = U.new_empty(T + 1, B, H), U.new_empty(T + 1, B, H)
-        hs[0], cs[0] = h0, c0
-    for t in range(T):
+        ks, acts = U.new_empty(T, B, G * N), U.new_empty(T, G, B, H)
+        tanh_c, hs, cs = U.new_empty(T, B, H), U.new_empty(T, B, H), U.new_empty(T, B, H)
+    for t in _times(T, reverse):
+        if save:
+            hs[t], cs[t] = h, c
         z = torch.addmm(U[t], h, WhT)
         a = torch.addcmul(b, z, w)
         co, si = torch.cos(a), torch.sin(a)
-        phi = torch.stack([co * co, si, -si * co], 0)  # (3, B, Q)
-        k = _fidelities(phi, RB).prod(0)
+        k = _fidelities(torch.stack([co * co, si, -si * co], 0), RB).prod(0)
         pre = torch.baddbmm(bias, k.view(B, G, N).transpose(0, 1), A)  # (G, B, H)
         sig = torch.sigmoid(pre[:3])
         g = torch.tanh(pre[3])
@@ -102,7 +122,6 @@ def forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save: bool):
         if save:
             cos[t], sin[t], zs[t], ks[t] = co, si, z, k
             acts[t, :3], acts[t, 3], tanh_c[t] = sig, g, tc
-            hs[t + 1], cs[t + 1] = h, c
     return [out, h, c, *((cos, sin, zs, ks, acts, tanh_c, hs, cs) if save else ())]
 
 
@@ -119,36 +138,52 @@ def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
     return before * after
 
 
-def parameter_grads(U, w, A, saved, d_ang, d_dots, d_pre):
-    """The parameters' gradients, summed over the sequence once the loop is done (one matmul each)."""
+def _dangle(co, si, dphi):
+    """The chain rule through :func:`_bloch`: ``d/da`` of ``(cos^2 a, sin a, -sin a cos a) . dphi``."""
+    return -2 * co * si * dphi[0] + co * dphi[1] - (co * co - si * si) * dphi[2]
+
+
+def parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx):
+    """The arguments' gradients once the loop is done: sums over the sequence (one matmul each) and the
+    chain rule through the input projection and :func:`_constants`."""
     cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
-    T, B, Q = U.shape
-    G, N, H = A.shape
-    dz = d_ang * w
+    T, B, D = x.shape
+    H, N = At.shape[1:]
+    dU = (d_ang * w).reshape(T * B, -1)
     phi = torch.stack([cos * cos, sin, -sin * cos], -1)  # (T, B, Q, 3)
+    dRB = torch.einsum("tbqk,tqbm->qkm", phi, d_dots)
+    a_ref = torch.addcmul(b, refs, w)
+    da_ref = _dangle(a_ref.cos(), a_ref.sin(), dRB.permute(1, 2, 0))  # (M, Q)
+    dA = torch.einsum("tbgn,tgbh->ghn", ks.view(T, B, GATES, N), d_pre)
+    dbias = d_pre.sum((0, 2))
+    if At.shape[0] == 1:  # a shared readout
+        dA, dbias = dA.sum(0, keepdim=True), dbias.sum(0, keepdim=True)
     return [
-        dz,
+        (dU @ Wp[:, H:]).view(T, B, D) if need_dx else x.new_empty(0),
         None,
         None,
-        hs[:-1].reshape(T * B, H).t() @ dz.reshape(T * B, Q),
-        (d_ang * zs).sum((0, 1)),
-        d_ang.sum((0, 1)),
-        torch.einsum("tbqk,tqbm->qkm", phi, d_dots),
-        torch.einsum("tbgn,tgbh->gnh", ks.view(T, B, G, N), d_pre),
-        d_pre.sum((0, 2)).unsqueeze(1),
+        torch.cat([dU.t() @ hs.reshape(T * B, H), dU.t() @ x.reshape(T * B, D)], 1),
+        dU.sum(0),
+        (d_ang * zs).sum((0, 1)) + (da_ref * refs).sum(0),
+        d_ang.sum((0, 1)) + da_ref.sum(0),
+        da_ref * w,
+        dA,
+        dbias,
     ]
 
 
-def backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
-    """Gradients of :func:`forward_torch` w.r.t. ``(U, h0, c0, WhT, w, b, RB, A, bias)``."""
+def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse: bool, need_dx: bool, saved):
+    """Gradients of :func:`forward_torch` w.r.t. ``(x, h0, c0, Wp, bp, w, b, refs, At, bias)`` (``x``'s
+    empty unless ``need_dx``)."""
     cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
-    T, B, Q = U.shape
+    WhT, RB, A = _constants(Wp, w, b, refs, At)
+    T, B, Q = cos.shape
     G, N, H = A.shape
     masked = mask.numel() > 0
     dh, dc = dhn, dcn
-    d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), U.new_empty(T, Q, B, G * N)
-    Wh, At, RBt = WhT.t(), A.transpose(1, 2), RB.transpose(1, 2)
-    for t in range(T - 1, -1, -1):
+    d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), x.new_empty(T, Q, B, G * N)
+    Wh, At_, RBt = WhT.t(), A.transpose(1, 2), RB.transpose(1, 2)
+    for t in reversed(_times(T, reverse)):
         i, f, o, g = acts[t]
         tc = tanh_c[t]
         if masked:
@@ -163,18 +198,18 @@ def backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
         d_pre[t, 2] = dh * tc * o * (1 - o)
         d_pre[t, 3] = dc * i * (1 - g * g)
         dc = dc * f
-        dk = torch.bmm(d_pre[t], At).transpose(0, 1).reshape(B, G * N)  # (B, M)
+        dk = torch.bmm(d_pre[t], At_).transpose(0, 1).reshape(B, G * N)  # (B, M)
         co, si = cos[t], sin[t]
         fac = _fidelities(torch.stack([co * co, si, -si * co], 0), RB)
         dd = _leave_one_out(fac).mul_(dk).mul_(0.5)  # d k / d dots, (Q, B, M)
         d_dots[t] = dd
         dphi = torch.bmm(dd, RBt).permute(2, 1, 0)  # (3, B, Q)
-        da = -2 * co * si * dphi[0] + co * dphi[1] - (co * co - si * si) * dphi[2]
+        da = _dangle(co, si, dphi)
         d_ang[t] = da
         dh = torch.mm(da * w, Wh)
         if masked:
             dh, dc = dh + keep_h, dc + keep_c
-    grads = parameter_grads(U, w, A, saved, d_ang, d_dots, d_pre)
+    grads = parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx)
     grads[1], grads[2] = dh, dc
     return grads
 
@@ -219,45 +254,47 @@ def fused_backend() -> str:
 
 
 # ---------------------------------------------------------------------------------- the ops
-def _forward(U, h0, c0, WhT, w, b, RB, A, bias, mask, save):
-    ext = _load_extension() if U.device.type == "cpu" else None
+def _forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save):
+    ext = _load_extension() if x.device.type == "cpu" else None
     if ext is not None:
-        return list(ext.forward(U, h0, c0, WhT, w, b, RB, A, bias, mask, save))
-    return forward_torch(U, h0, c0, WhT, w, b, RB, A, bias, mask, save)
+        return list(ext.forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save))
+    return forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save)
 
 
-def _backward(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
-    ext = _load_extension() if U.device.type == "cpu" else None
+def _backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved):
+    ext = _load_extension() if x.device.type == "cpu" else None
     if ext is not None:
-        return list(ext.backward(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved))
-    return backward_torch(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved)
+        return list(ext.backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved))
+    return backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved)
 
 
 @torch.library.custom_op("qklstm::product_lstm", mutates_args=())
 def _product_lstm_op(
-    U: torch.Tensor,
+    x: torch.Tensor,
     h0: torch.Tensor,
     c0: torch.Tensor,
-    WhT: torch.Tensor,
+    Wp: torch.Tensor,
+    bp: torch.Tensor,
     w: torch.Tensor,
     b: torch.Tensor,
-    RB: torch.Tensor,
-    A: torch.Tensor,
+    refs: torch.Tensor,
+    At: torch.Tensor,
     bias: torch.Tensor,
     mask: torch.Tensor,
+    reverse: bool,
     save: bool,
 ) -> list[torch.Tensor]:
-    return _forward(U, h0, c0, WhT, w, b, RB, A, bias, mask, save)
+    return _forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save)
 
 
 @_product_lstm_op.register_fake
-def _(U, h0, c0, WhT, w, b, RB, A, bias, mask, save):
-    T, B, Q = U.shape
-    G, N, H = A.shape
-    outs = [U.new_empty(T, B, H), h0.new_empty(B, H), c0.new_empty(B, H)]
+def _(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save):
+    T, B, _ = x.shape
+    Q, (H, N) = Wp.shape[0], At.shape[1:]
+    outs = [x.new_empty(T, B, H), h0.new_empty(B, H), c0.new_empty(B, H)]
     if save:
-        outs += [U.new_empty(T, B, Q) for _ in range(3)] + [U.new_empty(T, B, G * N)]
-        outs += [U.new_empty(T, G, B, H), U.new_empty(T, B, H), U.new_empty(T + 1, B, H), U.new_empty(T + 1, B, H)]
+        outs += [x.new_empty(T, B, Q) for _ in range(3)] + [x.new_empty(T, B, GATES * N)]
+        outs += [x.new_empty(T, GATES, B, H)] + [x.new_empty(T, B, H) for _ in range(3)]
     return outs
 
 
@@ -266,30 +303,33 @@ def _product_lstm_backward_op(
     dout: torch.Tensor,
     dhn: torch.Tensor,
     dcn: torch.Tensor,
-    U: torch.Tensor,
-    WhT: torch.Tensor,
+    x: torch.Tensor,
+    Wp: torch.Tensor,
     w: torch.Tensor,
-    RB: torch.Tensor,
-    A: torch.Tensor,
+    b: torch.Tensor,
+    refs: torch.Tensor,
+    At: torch.Tensor,
     mask: torch.Tensor,
+    reverse: bool,
+    need_dx: bool,
     saved: list[torch.Tensor],
 ) -> list[torch.Tensor]:
-    return _backward(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved)
+    return _backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved)
 
 
 @_product_lstm_backward_op.register_fake
-def _(dout, dhn, dcn, U, WhT, w, RB, A, mask, saved):
-    G, N, H = A.shape
+def _(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved):
     return [
-        torch.empty_like(U),
+        torch.empty_like(x) if need_dx else x.new_empty(0),
         torch.empty_like(dhn),
         torch.empty_like(dcn),
-        torch.empty_like(WhT),
+        torch.empty_like(Wp),
+        w.new_empty(Wp.shape[0]),  # d bp: the projection's bias has one value per qubit, as w does
         torch.empty_like(w),
-        torch.empty_like(w),  # d b: the offset has w's shape (the backward needs no b itself)
-        torch.empty_like(RB),
-        torch.empty_like(A),
-        A.new_empty(G, 1, H),
+        torch.empty_like(b),
+        torch.empty_like(refs),
+        torch.empty_like(At),
+        At.new_empty(At.shape[:2]),
     ]
 
 
@@ -306,24 +346,33 @@ class _ProductLSTM(torch.autograd.Function):
     ``register_autograd``: its bookkeeping costs a quarter as much per call, measured.)"""
 
     @staticmethod
-    def forward(ctx, U, h0, c0, WhT, w, b, RB, A, bias, mask):
-        outs = _ops()[0](U, h0, c0, WhT, w, b, RB, A, bias, mask, True)
-        ctx.save_for_backward(U, WhT, w, RB, A, mask, *outs[3:])
+    def forward(ctx, x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse):
+        outs = _ops()[0](x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, True)
+        ctx.reverse = reverse
+        ctx.save_for_backward(x, Wp, w, b, refs, At, mask, *outs[3:])
         return outs[0], outs[1], outs[2]
 
     @staticmethod
     def backward(ctx, dout, dhn, dcn):
-        U, WhT, w, RB, A, mask, *saved = ctx.saved_tensors
-        grads = _ops()[1](dout.contiguous(), dhn.contiguous(), dcn.contiguous(), U, WhT, w, RB, A, mask, saved)
-        return (*grads, None)
+        x, Wp, w, b, refs, At, mask, *saved = ctx.saved_tensors
+        need_dx = ctx.needs_input_grad[0]
+        douts = [t.contiguous() for t in (dout, dhn, dcn)]
+        grads = _ops()[1](*douts, x, Wp, w, b, refs, At, mask, ctx.reverse, need_dx, saved)
+        return (grads[0] if need_dx else None, *grads[1:], None, None)
 
 
-def product_lstm(U, h0, c0, WhT, w, b, RB, A, bias, mask=None):
-    """``(out (T, B, H), h_n, c_n)`` of the product-form QK-LSTM over a sequence, in processing order."""
+def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=False):
+    """``(out (T, B, H), h_n, c_n)`` of the product-form QK-LSTM over a sequence ``x (T, B, D)``.
+
+    ``Wp (Q, H + D)``, ``bp (Q,)``: the projection of ``[h; x]``; ``w, b (Q,)``: the map's angle scale and
+    offset; ``refs (4 N, Q)``: the references, gates in the order of :data:`~qklstm.models.qklstm.GATES`;
+    ``At (4, H, N)``, ``bias (4, H)``: the readout (``(1, H, N)``, ``(1, H)`` when the gates share it);
+    ``mask (T, B)``: which steps are real (``None``: all); ``reverse``: run from the last step to the first.
+    """
     if mask is None:
-        mask = torch.empty(0, dtype=torch.bool, device=U.device)
-    args = [t.contiguous() for t in (U, h0, c0, WhT, w, b, RB, A, bias)]
+        mask = torch.empty(0, dtype=torch.bool, device=x.device)
+    args = [t.contiguous() for t in (x, h0, c0, Wp, bp, w, b, refs, At, bias)]
     if torch.is_grad_enabled() and any(t.requires_grad for t in args):
-        return _ProductLSTM.apply(*args, mask.contiguous())
-    outs = _ops()[0](*args, mask.contiguous(), False)  # inference: nothing saved
+        return _ProductLSTM.apply(*args, mask.contiguous(), reverse)
+    outs = _ops()[0](*args, mask.contiguous(), reverse, False)  # inference: nothing saved
     return outs[0], outs[1], outs[2]

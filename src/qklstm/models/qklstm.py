@@ -321,21 +321,16 @@ class QKLSTMCell(RecurrentCell):
             return scan_direction(QKCell(self), x, mask, h, c, reverse)
         if not self.fusable():
             return None
-        T, H = x.shape[0], self.hidden_size
-        # the input half of the projection as (W x^T)^T: the product MKL runs fastest for Q << T B
-        weight, proj_bias = self.projection.weight[:, H:], self.projection.bias
-        u = torch.addmm(proj_bias.unsqueeze(1), weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(T, x.shape[1], -1)
-        fmap = self.kernels[0].feature_map
-        bloch = torch.cat([k.feature_map.product_bloch(refs) for k, refs in self.reference_groups()])
-        w, b = fmap.angle_affine(u)
-        A, bias = self.readout_matrices()
+        T = x.shape[0]
+        w, b = self.kernels[0].feature_map.angle_affine(x)
+        if self.readout is not None:
+            At, bias = self.readout.weight.unsqueeze(0), self.readout.bias.unsqueeze(0)
+        else:
+            At, bias = self.alpha, self.bias
         mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
-        if reverse:
-            u = u.flip(0)
-            mask = None if mask is None else mask.flip(0)
-        wh = self.projection.weight[:, :H].t()
-        out, h, c = fused.product_lstm(u, h, c, wh, w, b, bloch.permute(1, 2, 0), A, bias, mask)
-        return (out.flip(0) if reverse else out), h, c
+        refs = self.references.reshape(-1, self.n_qubits)
+        proj = self.projection
+        return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse)
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -209,48 +209,83 @@ void kernel_backward(const T* co, const T* si, const T* RB, T* f, T* pp, T* dRB,
   }
 }
 
+// The references' Bloch vectors RB (Q, 3, M) from their angles a = refs w + b (refs (M, Q), the paper map's
+// first layer): b(a) = (cos^2 a, sin a, -sin a cos a)
+template <typename T>
+void reference_bloch(const T* refs, const T* w, const T* b, T* RB, int64_t M, int64_t Q) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t q = 0; q < Q; ++q) {
+      const T a = refs[m * Q + q] * w[q] + b[q], c = std::cos(a), s = std::sin(a);
+      RB[(q * 3 + 0) * M + m] = c * c, RB[(q * 3 + 1) * M + m] = s, RB[(q * 3 + 2) * M + m] = -s * c;
+    }
+}
+
+// Its chain rule: from dRB, the references' gradient drefs (M, Q), and the angle map's (added to dw, db)
+template <typename T>
+void reference_bloch_backward(const T* refs, const T* w, const T* b, const T* dRB, T* drefs, T* dw, T* db, int64_t M,
+                              int64_t Q) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t q = 0; q < Q; ++q) {
+      const T a = refs[m * Q + q] * w[q] + b[q], c = std::cos(a), s = std::sin(a);
+      const T da = T(-2) * c * s * dRB[(q * 3 + 0) * M + m] + c * dRB[(q * 3 + 1) * M + m] -
+                   (c * c - s * s) * dRB[(q * 3 + 2) * M + m];
+      drefs[m * Q + q] = da * w[q];
+      dw[q] += da * refs[m * Q + q];
+      db[q] += da;
+    }
+}
+
+constexpr int64_t G = 4;  // the LSTM's gates, in the order of GATES in qklstm.py: input, forget, output, candidate
+
 }  // namespace
 
-std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w, Tensor b, Tensor RB, Tensor A,
-                            Tensor bias, Tensor mask, bool save) {
-  const int64_t T = U.size(0), B = U.size(1), Q = U.size(2), G = A.size(0), N = A.size(1), H = A.size(2);
+std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp, Tensor w, Tensor b, Tensor refs,
+                            Tensor At, Tensor bias, Tensor mask, bool reverse, bool save) {
+  const int64_t T = x.size(0), B = x.size(1), D = x.size(2), Q = Wp.size(0), H = At.size(1), N = At.size(2);
   const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
   const bool masked = mask.numel() > 0;
-  auto opt = U.options();
+  auto opt = x.options();
+  // the input half of the projection for the whole sequence in one GEMM, as (Wx x^T)^T: the form MKL runs
+  // fastest for Q << T B
+  Tensor U = at::addmm(bp.unsqueeze(1), Wp.narrow(1, H, D), x.view({T * B, D}).t()).t().contiguous();
+  Tensor Wh = Wp.narrow(1, 0, H).contiguous(), RB = at::empty({Q, 3, M}, opt);
+  // sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' readout halved, every gate is one tanh. A shared
+  // readout (At, bias with one gate) broadcasts over the four.
+  Tensor half = at::ones({G, 1, 1}, opt);
+  half.narrow(0, 0, 3).fill_(0.5);
+  Tensor A_half = (At.transpose(1, 2) * half).contiguous(), bias_half = (bias.unsqueeze(1) * half).contiguous();
   Tensor out = at::empty({T, B, H}, opt);
   Tensor h = h0.clone(), c = c0.clone();
-  // saved for the backward (see fused.py); without `save` one step's worth of scratch stands in for each
+  // saved for the backward (see fused.py), indexed by time; without `save` one step's scratch stands in for each
   const int64_t Ts = save ? T : 1;
   Tensor cos_s = at::empty({Ts, B, Q}, opt), sin_s = at::empty({Ts, B, Q}, opt), z_s = at::empty({Ts, B, Q}, opt),
          k_s = at::empty({Ts, B, M}, opt), act_s = at::empty({Ts, G, B, H}, opt), tc_s = at::empty({Ts, B, H}, opt);
-  Tensor h_s, c_s;
-  if (save) {
-    h_s = at::empty({T + 1, B, H}, opt), c_s = at::empty({T + 1, B, H}, opt);
-    h_s[0].copy_(h0), c_s[0].copy_(c0);
-  }
+  Tensor h_s = save ? at::empty({T, B, H}, opt) : Tensor(), c_s = save ? at::empty({T, B, H}, opt) : Tensor();
   Tensor scratch = at::empty({BQ + Q * M}, opt), cn = at::empty({B, H}, opt), hn = at::empty({B, H}, opt);
   const bool aten_tanh = G * BH >= 512;
-  // sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' readout halved, every gate is one tanh
-  Tensor half = at::ones({G, 1, 1}, opt);
-  half.narrow(0, 0, 3).fill_(0.5);
-  Tensor A_half = (A * half).contiguous(), bias_half = (bias * half).contiguous(), Wh = WhT.t().contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
-  AT_DISPATCH_FLOATING_TYPES(U.scalar_type(), "product_lstm_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "product_lstm_forward", [&] {
     using V = Vectorized<scalar_t>;
     constexpr int64_t S = V::size();
     const scalar_t *Up = U.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>(),
-                   *RBp = RB.data_ptr<scalar_t>(), *whp = Wh.data_ptr<scalar_t>(), *Ahp = A_half.data_ptr<scalar_t>(),
+                   *whp = Wh.data_ptr<scalar_t>(), *Ahp = A_half.data_ptr<scalar_t>(),
                    *bhp = bias_half.data_ptr<scalar_t>();
-    scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>();
+    scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>(),
+             *RBp = RB.data_ptr<scalar_t>();
+    reference_bloch(refs.data_ptr<scalar_t>(), wp, bp, RBp, M, Q);
     scalar_t *ap = sp, *fp = ap + BQ, *cnp = cn.data_ptr<scalar_t>(), *hnp = hn.data_ptr<scalar_t>();
     // a masked step computes into scratch and keeps the state where the mask is off
     scalar_t *c_dst = masked ? cnp : cp, *h_dst = masked ? hnp : hp;
     const V half_v(scalar_t(0.5));
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t ts = save ? t : 0;
+    for (int64_t step = 0; step < T; ++step) {
+      const int64_t t = reverse ? T - 1 - step : step, ts = save ? t : 0;
       scalar_t *co = cos_s.data_ptr<scalar_t>() + ts * BQ, *si = sin_s.data_ptr<scalar_t>() + ts * BQ,
                *kp = k_s.data_ptr<scalar_t>() + ts * BM, *pre = act_s.data_ptr<scalar_t>() + ts * G * BH,
                *tcp = tc_s.data_ptr<scalar_t>() + ts * BH;
+      if (save) {  // the state entering the step
+        std::copy(hp, hp + BH, h_s.data_ptr<scalar_t>() + t * BH);
+        std::copy(cp, cp + BH, c_s.data_ptr<scalar_t>() + t * BH);
+      }
       angles(Up + t * BQ, hp, whp, wp, bp, z_s.data_ptr<scalar_t>() + ts * BQ, co, si, B, Q, H, ap);
       for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, RBp, fp, kp + bb * M, Q, M);
       for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g] (halved for the sigmoid gates)
@@ -261,7 +296,6 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
       // the gates activated in place (the backward reads them), then the LSTM update. Many values: ATen's tanh
       // (MKL's, several times faster per value than SLEEF's) over all gates at once; a few: SLEEF's inline,
       // where a call would cost more than the arithmetic
-      scalar_t* tc_dst = tcp;
       if (aten_tanh) {
         Tensor pre_t = act_s.select(0, ts);
         at::tanh_out(pre_t, pre_t);
@@ -278,7 +312,7 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
         store(cn, c_dst + j, n);
         if (!aten_tanh) {
           const V tc = cn.tanh();
-          store(tc, tc_dst + j, n), store(o * tc, h_dst + j, n);
+          store(tc, tcp + j, n), store(o * tc, h_dst + j, n);
         }
       }
       if (aten_tanh) {
@@ -286,7 +320,7 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
         at::tanh_out(tc_t, (masked ? cn : c));
         const scalar_t* og = pre + 2 * BH;
         _Pragma("omp simd")
-        for (int64_t j = 0; j < BH; ++j) h_dst[j] = og[j] * tc_dst[j];
+        for (int64_t j = 0; j < BH; ++j) h_dst[j] = og[j] * tcp[j];
       }
       scalar_t* op = out.data_ptr<scalar_t>() + t * BH;
       if (!masked) {
@@ -302,10 +336,6 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
           }
         }
       }
-      if (save) {
-        std::copy(hp, hp + BH, h_s.data_ptr<scalar_t>() + (t + 1) * BH);
-        std::copy(cp, cp + BH, c_s.data_ptr<scalar_t>() + (t + 1) * BH);
-      }
     }
   });
   std::vector<Tensor> res = {out, h, c};
@@ -313,32 +343,36 @@ std::vector<Tensor> forward(Tensor U, Tensor h0, Tensor c0, Tensor WhT, Tensor w
   return res;
 }
 
-std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tensor WhT, Tensor w, Tensor RB, Tensor A,
-                             Tensor mask, std::vector<Tensor> saved) {
-  const int64_t T = U.size(0), B = U.size(1), Q = U.size(2), G = A.size(0), N = A.size(1), H = A.size(2);
+std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tensor Wp, Tensor w, Tensor b,
+                             Tensor refs, Tensor At, Tensor mask, bool reverse, bool need_dx, std::vector<Tensor> saved) {
+  const int64_t T = x.size(0), B = x.size(1), D = x.size(2), Q = Wp.size(0), H = At.size(1), N = At.size(2);
   const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
   const bool masked = mask.numel() > 0;
   Tensor cos_s = saved[0], sin_s = saved[1], z_s = saved[2], k_s = saved[3], act_s = saved[4], tc_s = saved[5],
          h_s = saved[6], c_s = saved[7];
-  auto opt = U.options();
+  auto opt = x.options();
   Tensor dh = dhn.clone(), dc = dcn.clone(), keep = at::zeros({B, H}, opt), d_ang = at::empty({T, B, Q}, opt);
   // sums over time, accumulated in the loop
   Tensor dRB = at::zeros({Q, 3, M}, opt), dA = at::zeros({G, N, H}, opt), dbias = at::zeros({G, 1, H}, opt);
-  Tensor scratch = at::empty({G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + BQ}, opt);
-  Tensor Wh = WhT.t().contiguous(), At = A.transpose(1, 2).contiguous();
+  Tensor dw = at::zeros({Q}, opt), db = at::zeros({Q}, opt), drefs = at::empty({M, Q}, opt);
+  Tensor scratch = at::empty({G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + BQ + Q * 3 * M}, opt);
+  Tensor Wh = Wp.narrow(1, 0, H).contiguous(), Atg = At.expand({G, H, N}).contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
-  AT_DISPATCH_FLOATING_TYPES(U.scalar_type(), "product_lstm_backward", [&] {
-    const scalar_t *wp = w.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>(), *Atp = At.data_ptr<scalar_t>(),
-                   *RBp = RB.data_ptr<scalar_t>(), *act_p = act_s.data_ptr<scalar_t>(),
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "product_lstm_backward", [&] {
+    const scalar_t *wp = w.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>(), *Whp = Wh.data_ptr<scalar_t>(),
+                   *Atp = Atg.data_ptr<scalar_t>(), *act_p = act_s.data_ptr<scalar_t>(),
                    *tc_p = tc_s.data_ptr<scalar_t>(), *c_p = c_s.data_ptr<scalar_t>(),
                    *dout_p = dout.data_ptr<scalar_t>(), *k_p = k_s.data_ptr<scalar_t>(),
-                   *cos_p = cos_s.data_ptr<scalar_t>(), *sin_p = sin_s.data_ptr<scalar_t>();
+                   *cos_p = cos_s.data_ptr<scalar_t>(), *sin_p = sin_s.data_ptr<scalar_t>(),
+                   *z_p = z_s.data_ptr<scalar_t>(), *refs_p = refs.data_ptr<scalar_t>();
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = dc.data_ptr<scalar_t>(), *kp = keep.data_ptr<scalar_t>(),
              *d_ang_p = d_ang.data_ptr<scalar_t>(), *dRBp = dRB.data_ptr<scalar_t>(), *dAp = dA.data_ptr<scalar_t>(),
              *dbp = dbias.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>();
     scalar_t *dp = sp, *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
-             *dzp = dpp + Q * B * 3;
-    for (int64_t t = T - 1; t >= 0; --t) {
+             *dzp = dpp + Q * B * 3, *RBp = dzp + BQ;
+    reference_bloch(refs_p, wp, bp, RBp, M, Q);
+    for (int64_t step = T - 1; step >= 0; --step) {
+      const int64_t t = reverse ? T - 1 - step : step;
       lstm_backward(act_p + t * G * BH, tc_p + t * BH, c_p + t * BH, dout_p + t * BH, masked ? mk + t * B : nullptr,
                     dhp, dcp, kp, dp, B, H);
       const scalar_t* kt = k_p + t * BM;
@@ -373,18 +407,22 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor U, Tens
       std::copy(kp, kp + BH, dhp);
       gemm(dzp, Q, int64_t(1), Whp, H, dhp, H, B, Q, H, true);  // dh = keep + dz Wh
     }
+    // the angle map a = z w + b: its gradients from the inputs' angles, then from the references'
+    scalar_t *dwp = dw.data_ptr<scalar_t>(), *dbq = db.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < T * B; ++i)
+      for (int64_t q = 0; q < Q; ++q) {
+        dwp[q] += d_ang_p[i * Q + q] * z_p[i * Q + q];
+        dbq[q] += d_ang_p[i * Q + q];
+      }
+    reference_bloch_backward(refs_p, wp, bp, dRBp, drefs.data_ptr<scalar_t>(), dwp, dbq, M, Q);
   });
-  Tensor dz_all = d_ang * w;
-  return {dz_all,
-          dh,
-          dc,
-          // dz^T h rather than h^T dz: the same product, the form MKL runs several times faster at these shapes
-          at::mm(dz_all.view({T * B, Q}).t(), h_s.narrow(0, 0, T).reshape({T * B, H})).t().contiguous(),
-          (d_ang * z_s).sum({0, 1}),
-          d_ang.sum({0, 1}),
-          dRB,
-          dA,
-          dbias};
+  // the sums over the sequence: the projection's gradients as dU^T [h | x] (the form MKL runs fastest here)
+  Tensor dU = (d_ang * w).view({T * B, Q}), dUt = dU.t();
+  Tensor dWp = at::cat({at::mm(dUt, h_s.view({T * B, H})), at::mm(dUt, x.view({T * B, D}))}, 1);
+  Tensor dx = need_dx ? at::mm(dU, Wp.narrow(1, H, D)).view({T, B, D}) : at::empty({0}, opt);
+  Tensor dAt = dA.transpose(1, 2), dbias_g = dbias.view({G, H});
+  if (At.size(0) == 1) dAt = dAt.sum(0, true), dbias_g = dbias_g.sum(0, true);  // a shared readout
+  return {dx, dh, dc, dWp, dU.sum(0), dw, db, drefs, dAt.contiguous(), dbias_g};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
