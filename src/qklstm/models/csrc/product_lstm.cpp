@@ -83,14 +83,15 @@ inline T dot(const T* a, const T* b, int64_t n) {
   return s;
 }
 
-// the angles a = b + (U_t + h Wh^T) w of one step, with z = U_t + h Wh^T kept, and their cosines and sines
+// the angles a = b + z w of one step, z = bp + Wx x_t + Wh h the projection of [h; x_t] (Wx (Q, D), Wh (Q, H)
+// row-major), with z kept, and their cosines and sines
 template <typename T>
-void angles(const T* U, const T* h, const T* Wh, const T* w, const T* b, T* z, T* co, T* si, int64_t B, int64_t Q,
-            int64_t H, T* a) {
+void angles(const T* x, const T* h, const T* Wx, const T* Wh, const T* bp, const T* w, const T* b, T* z, T* co, T* si,
+            int64_t B, int64_t Q, int64_t D, int64_t H, T* a) {
   for (int64_t bb = 0; bb < B; ++bb)
     for (int64_t q = 0; q < Q; ++q) {
       const int64_t j = bb * Q + q;
-      z[j] = U[j] + dot(h + bb * H, Wh + q * H, H);
+      z[j] = bp[q] + dot(x + bb * D, Wx + q * D, D) + dot(h + bb * H, Wh + q * H, H);
       a[j] = b[q] + z[j] * w[q];
     }
   using V = Vectorized<T>;
@@ -101,6 +102,29 @@ void angles(const T* U, const T* h, const T* Wh, const T* w, const T* b, T* z, T
     store(x.cos(), co + i, n);
     store(x.sin(), si + i, n);
   }
+}
+
+// tanh of a vector: SLEEF's (1 ulp) in double; in float the rational approximation Eigen and XLA use (a
+// degree 13/6 minimax fit on [-7.9, 7.9], within 6 ulp of tanh), several times faster than SLEEF's
+template <typename T>
+inline Vectorized<T> tanh_v(const Vectorized<T>& a) {
+  return a.tanh();
+}
+
+template <>
+inline Vectorized<float> tanh_v(const Vectorized<float>& a) {
+  using V = Vectorized<float>;
+  const V x = at::vec::clamp(a, V(-7.90531110763549805f), V(7.90531110763549805f)), x2 = x * x;
+  V p = at::vec::fmadd(x2, V(-2.76076847742355e-16f), V(2.00018790482477e-13f));
+  p = at::vec::fmadd(x2, p, V(-8.60467152213735e-11f));
+  p = at::vec::fmadd(x2, p, V(5.12229709037114e-08f));
+  p = at::vec::fmadd(x2, p, V(1.48572235717979e-05f));
+  p = at::vec::fmadd(x2, p, V(6.37261928875436e-04f));
+  p = at::vec::fmadd(x2, p, V(4.89352455891786e-03f));
+  V q = at::vec::fmadd(x2, V(1.19825839466702e-06f), V(1.18534705686654e-04f));
+  q = at::vec::fmadd(x2, q, V(2.26843463243900e-03f));
+  q = at::vec::fmadd(x2, q, V(4.89352518554385e-03f));
+  return V::blendv(x * p / q, a, a.abs() < V(0.0004f));  // tanh(a) = a to float precision below 4e-4
 }
 
 template <typename T>
@@ -239,90 +263,108 @@ constexpr int64_t G = 4;  // the LSTM's gates, in the order of GATES in qklstm.p
 
 }  // namespace
 
+// The constants every step shares, from the op's arguments, in the loops' layout: Wx (Q, D) and Wh (Q, H) the two
+// halves of the projection, RB (Q, 3, M), and the readout A (4, N, H), bias (4, H) with the sigmoid gates' halved:
+// sigmoid(x) = (1 + tanh(x / 2)) / 2 makes every gate one tanh. A shared readout (Gr = 1) serves all four gates.
+template <typename T>
+void constants(const T* Wp, const T* w, const T* b, const T* refs, const T* At, const T* bias, int64_t Gr, int64_t Q,
+               int64_t D, int64_t H, int64_t N, T* Wx, T* Wh, T* RB, T* A, T* bias_g) {
+  for (int64_t q = 0; q < Q; ++q) {
+    std::copy(Wp + q * (H + D), Wp + q * (H + D) + H, Wh + q * H);
+    std::copy(Wp + q * (H + D) + H, Wp + (q + 1) * (H + D), Wx + q * D);
+  }
+  reference_bloch(refs, w, b, RB, G * N, Q);
+  for (int64_t g = 0; g < G; ++g) {
+    const T scale = g < 3 ? T(0.5) : T(1);
+    const T* Ag = At + (Gr == 1 ? 0 : g) * H * N;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < H; ++j) A[(g * N + n) * H + j] = scale * Ag[j * N + n];
+    for (int64_t j = 0; j < H; ++j) bias_g[g * H + j] = scale * bias[(Gr == 1 ? 0 : g) * H + j];
+  }
+}
+
 std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp, Tensor w, Tensor b, Tensor refs,
                             Tensor At, Tensor bias, Tensor mask, bool reverse, bool save) {
   const int64_t T = x.size(0), B = x.size(1), D = x.size(2), Q = Wp.size(0), H = At.size(1), N = At.size(2);
-  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
+  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M, Gr = At.size(0);
   const bool masked = mask.numel() > 0;
   auto opt = x.options();
-  // the input half of the projection for the whole sequence in one GEMM, as (Wx x^T)^T: the form MKL runs
-  // fastest for Q << T B
-  Tensor U = at::addmm(bp.unsqueeze(1), Wp.narrow(1, H, D), x.view({T * B, D}).t()).t().contiguous();
-  Tensor Wh = Wp.narrow(1, 0, H).contiguous(), RB = at::empty({Q, 3, M}, opt);
-  // sigmoid(x) = (1 + tanh(x / 2)) / 2: with the sigmoid gates' readout halved, every gate is one tanh. A shared
-  // readout (At, bias with one gate) broadcasts over the four.
-  Tensor half = at::ones({G, 1, 1}, opt);
-  half.narrow(0, 0, 3).fill_(0.5);
-  Tensor A_half = (At.transpose(1, 2) * half).contiguous(), bias_half = (bias.unsqueeze(1) * half).contiguous();
-  Tensor out = at::empty({T, B, H}, opt);
-  Tensor h = h0.clone(), c = c0.clone();
+  Tensor out = at::empty({T, B, H}, opt), h = h0.clone(), c = c0.clone();
   // saved for the backward (see fused.py), indexed by time; without `save` one step's scratch stands in for each
-  const int64_t Ts = save ? T : 1;
-  Tensor cos_s = at::empty({Ts, B, Q}, opt), sin_s = at::empty({Ts, B, Q}, opt), z_s = at::empty({Ts, B, Q}, opt),
-         k_s = at::empty({Ts, B, M}, opt), act_s = at::empty({Ts, G, B, H}, opt), tc_s = at::empty({Ts, B, H}, opt);
-  Tensor h_s = save ? at::empty({T, B, H}, opt) : Tensor(), c_s = save ? at::empty({T, B, H}, opt) : Tensor();
-  Tensor scratch = at::empty({BQ + Q * M}, opt), cn = at::empty({B, H}, opt), hn = at::empty({B, H}, opt);
-  const bool aten_tanh = G * BH >= 512;
+  std::vector<Tensor> saved;
+  if (save)
+    for (auto shape : std::vector<std::vector<int64_t>>{
+             {T, B, Q}, {T, B, Q}, {T, B, Q}, {T, B, M}, {T, G, B, H}, {T, B, H}, {T, B, H}, {T, B, H}})
+      saved.push_back(at::empty(shape, opt));
+  // Many values: ATen's tanh (MKL's in double, several times faster per value than SLEEF's) over all gates at
+  // once; a few: tanh_v inline, where a call would cost more than the arithmetic. Float always inline.
+  const bool aten_tanh = x.scalar_type() == at::kDouble && G * BH >= 512;
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "product_lstm_forward", [&] {
     using V = Vectorized<scalar_t>;
     constexpr int64_t S = V::size();
-    const scalar_t *Up = U.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *bp = b.data_ptr<scalar_t>(),
-                   *whp = Wh.data_ptr<scalar_t>(), *Ahp = A_half.data_ptr<scalar_t>(),
-                   *bhp = bias_half.data_ptr<scalar_t>();
-    scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>(),
-             *RBp = RB.data_ptr<scalar_t>();
-    reference_bloch(refs.data_ptr<scalar_t>(), wp, bp, RBp, M, Q);
-    scalar_t *ap = sp, *fp = ap + BQ, *cnp = cn.data_ptr<scalar_t>(), *hnp = hn.data_ptr<scalar_t>();
+    // one buffer: the constants, then one step's scratch, then (without save) the stand-ins for the saved
+    std::vector<scalar_t> work(Q * (D + H) + Q * 3 * M + G * N * H + G * H + BQ + Q * M + 2 * BH +
+                               (save ? 0 : 3 * BQ + BM + G * BH + BH));
+    scalar_t *Wx = work.data(), *Wh = Wx + Q * D, *RB = Wh + Q * H, *A = RB + Q * 3 * M, *bias_g = A + G * N * H,
+             *ap = bias_g + G * H, *fp = ap + BQ, *cnp = fp + Q * M, *hnp = cnp + BH, *spare = hnp + BH;
+    const scalar_t *wp = w.data_ptr<scalar_t>(), *bq = b.data_ptr<scalar_t>(), *xp = x.data_ptr<scalar_t>(),
+                   *bpp = bp.data_ptr<scalar_t>();
+    constants(Wp.data_ptr<scalar_t>(), wp, bq, refs.data_ptr<scalar_t>(), At.data_ptr<scalar_t>(),
+              bias.data_ptr<scalar_t>(), Gr, Q, D, H, N, Wx, Wh, RB, A, bias_g);
+    scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *outp = out.data_ptr<scalar_t>();
+    scalar_t* base[6];  // cos, sin, z, k, gates, tanh c: the saved tensors, or one step of scratch
+    const int64_t per_step[6] = {BQ, BQ, BQ, BM, G * BH, BH};
+    for (int i = 0; i < 6; ++i) {
+      base[i] = save ? saved[i].data_ptr<scalar_t>() : spare;
+      if (!save) spare += per_step[i];
+    }
     // a masked step computes into scratch and keeps the state where the mask is off
     scalar_t *c_dst = masked ? cnp : cp, *h_dst = masked ? hnp : hp;
     const V half_v(scalar_t(0.5));
     for (int64_t step = 0; step < T; ++step) {
       const int64_t t = reverse ? T - 1 - step : step, ts = save ? t : 0;
-      scalar_t *co = cos_s.data_ptr<scalar_t>() + ts * BQ, *si = sin_s.data_ptr<scalar_t>() + ts * BQ,
-               *kp = k_s.data_ptr<scalar_t>() + ts * BM, *pre = act_s.data_ptr<scalar_t>() + ts * G * BH,
-               *tcp = tc_s.data_ptr<scalar_t>() + ts * BH;
+      scalar_t *co = base[0] + ts * BQ, *si = base[1] + ts * BQ, *z = base[2] + ts * BQ, *kp = base[3] + ts * BM,
+               *pre = base[4] + ts * G * BH, *tcp = base[5] + ts * BH;
       if (save) {  // the state entering the step
-        std::copy(hp, hp + BH, h_s.data_ptr<scalar_t>() + t * BH);
-        std::copy(cp, cp + BH, c_s.data_ptr<scalar_t>() + t * BH);
+        std::copy(hp, hp + BH, saved[6].data_ptr<scalar_t>() + t * BH);
+        std::copy(cp, cp + BH, saved[7].data_ptr<scalar_t>() + t * BH);
       }
-      angles(Up + t * BQ, hp, whp, wp, bp, z_s.data_ptr<scalar_t>() + ts * BQ, co, si, B, Q, H, ap);
-      for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, RBp, fp, kp + bb * M, Q, M);
-      for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g] (halved for the sigmoid gates)
+      angles(xp + t * B * D, hp, Wx, Wh, bpp, wp, bq, z, co, si, B, Q, D, H, ap);
+      for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, RB, fp, kp + bb * M, Q, M);
+      for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g]
         scalar_t* pg = pre + g * BH;
-        for (int64_t bb = 0; bb < B; ++bb) std::copy(bhp + g * H, bhp + (g + 1) * H, pg + bb * H);
-        gemm(kp + g * N, M, int64_t(1), Ahp + g * N * H, H, pg, H, B, N, H, true);
+        for (int64_t bb = 0; bb < B; ++bb) std::copy(bias_g + g * H, bias_g + (g + 1) * H, pg + bb * H);
+        gemm(kp + g * N, M, int64_t(1), A + g * N * H, H, pg, H, B, N, H, true);
       }
-      // the gates activated in place (the backward reads them), then the LSTM update. Many values: ATen's tanh
-      // (MKL's, several times faster per value than SLEEF's) over all gates at once; a few: SLEEF's inline,
-      // where a call would cost more than the arithmetic
+      // the gates activated in place (the backward reads them), then the LSTM update
       if (aten_tanh) {
-        Tensor pre_t = act_s.select(0, ts);
+        Tensor pre_t = at::from_blob(pre, {G * BH}, opt);
         at::tanh_out(pre_t, pre_t);
       }
       for (int64_t j = 0; j < BH; j += S) {
         const int64_t n = std::min(S, BH - j);
         V ti = load(pre + j, n), tf = load(pre + BH + j, n), to = load(pre + 2 * BH + j, n),
           g = load(pre + 3 * BH + j, n);
-        if (!aten_tanh) ti = ti.tanh(), tf = tf.tanh(), to = to.tanh(), g = g.tanh();
+        if (!aten_tanh) ti = tanh_v(ti), tf = tanh_v(tf), to = tanh_v(to), g = tanh_v(g);
         const V i = at::vec::fmadd(half_v, ti, half_v), f = at::vec::fmadd(half_v, tf, half_v),
                 o = at::vec::fmadd(half_v, to, half_v);
         const V cn = at::vec::fmadd(f, load(cp + j, n), i * g);
         store(i, pre + j, n), store(f, pre + BH + j, n), store(o, pre + 2 * BH + j, n), store(g, pre + 3 * BH + j, n);
         store(cn, c_dst + j, n);
         if (!aten_tanh) {
-          const V tc = cn.tanh();
+          const V tc = tanh_v(cn);
           store(tc, tcp + j, n), store(o * tc, h_dst + j, n);
         }
       }
       if (aten_tanh) {
-        Tensor tc_t = tc_s.select(0, ts);
-        at::tanh_out(tc_t, (masked ? cn : c));
+        Tensor tc_t = at::from_blob(tcp, {BH}, opt);
+        at::tanh_out(tc_t, at::from_blob(c_dst, {BH}, opt));
         const scalar_t* og = pre + 2 * BH;
         _Pragma("omp simd")
         for (int64_t j = 0; j < BH; ++j) h_dst[j] = og[j] * tcp[j];
       }
-      scalar_t* op = out.data_ptr<scalar_t>() + t * BH;
+      scalar_t* op = outp + t * BH;
       if (!masked) {
         std::copy(hp, hp + BH, op);
       } else {
@@ -339,7 +381,7 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
     }
   });
   std::vector<Tensor> res = {out, h, c};
-  if (save) res.insert(res.end(), {cos_s, sin_s, z_s, k_s, act_s, tc_s, h_s, c_s});
+  res.insert(res.end(), saved.begin(), saved.end());
   return res;
 }
 
