@@ -231,16 +231,16 @@ def test_the_op_is_registered_for_torch_compile_and_export():
     args = [a.detach() for a in _op_inputs()]
     mask = torch.empty(0, dtype=torch.bool)
     torch.library.opcheck(
-        torch.ops.qklstm.product_lstm.default, (*args, mask, False, True), test_utils=("test_schema", "test_faketensor")
+        torch.ops.qklstm.product_lstm.default, (*args, mask, 1, False, True), test_utils=("test_schema", "test_faketensor")
     )
-    outs = torch.ops.qklstm.product_lstm(*args, mask, False, True)
+    outs = torch.ops.qklstm.product_lstm(*args, mask, 1, False, True)
     saved = outs[3:]
     dout = torch.ones_like(outs[0])
     x, Wp, w, b, refs, At = args[0], args[3], args[5], args[6], args[7], args[8]
     for need_dx in (True, False):
         torch.library.opcheck(
             torch.ops.qklstm.product_lstm_backward.default,
-            (dout, outs[1], outs[2], x, Wp, w, b, refs, At, mask, False, need_dx, saved),
+            (dout, outs[1], outs[2], x, Wp, w, b, refs, At, mask, 1, False, need_dx, saved),
             test_utils=("test_schema", "test_faketensor"),
         )
 

@@ -65,6 +65,7 @@ def enabled() -> bool:
 # memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell state ``(T, B, H)``, and the
 # states entering each step ``h, c`` ``(T, B, H)``.
 GATES = 4
+ENTANGLERS = {"none": 0, "chain": 1, "ring": 2}
 
 
 def _bloch(a: torch.Tensor) -> torch.Tensor:
@@ -81,12 +82,19 @@ def _constants(Wp, w, b, refs, At):
     return Wp[:, :H].t(), RB, At.transpose(1, 2).expand(GATES, N, H)
 
 
+def _one_layer(w):
+    if w.dim() != 1:
+        raise NotImplementedError("the torch kernels run the one-layer map only; full-state maps need the C++ ones")
+
+
 def _times(T: int, reverse: bool):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse: bool, save: bool):
-    """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``)."""
+def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int, reverse: bool, save: bool):
+    """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``). One
+    layer only (``w, b (Q,)``); full-state maps run in the C++ kernels alone."""
+    _one_layer(w)
     WhT, RB, A = _constants(Wp, w, b, refs, At)
     T, B, D = x.shape
     G, N, H = A.shape
@@ -172,9 +180,10 @@ def parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx)
     ]
 
 
-def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse: bool, need_dx: bool, saved):
+def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, reverse: bool, need_dx: bool, saved):
     """Gradients of :func:`forward_torch` w.r.t. ``(x, h0, c0, Wp, bp, w, b, refs, At, bias)`` (``x``'s
     empty unless ``need_dx``)."""
+    _one_layer(w)
     cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
     WhT, RB, A = _constants(Wp, w, b, refs, At)
     T, B, Q = cos.shape
@@ -248,24 +257,25 @@ def _load_extension():
     return _ext
 
 
+def full_state_available() -> bool:
+    """Whether full-state maps (two or more layers) have a fused path: the C++ kernels only."""
+    return _load_extension() is not None
+
+
 def fused_backend() -> str:
     """``"cpp"`` when the compiled kernels are in use, else ``"torch"`` (with the reason)."""
     return "cpp" if _load_extension() is not None else f"torch ({_ext_error})"
 
 
 # ---------------------------------------------------------------------------------- the ops
-def _forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save):
-    ext = _load_extension() if x.device.type == "cpu" else None
-    if ext is not None:
-        return list(ext.forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save))
-    return forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save)
+def _forward(*args):
+    ext = _load_extension() if args[0].device.type == "cpu" else None
+    return list(ext.forward(*args)) if ext is not None else forward_torch(*args)
 
 
-def _backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved):
-    ext = _load_extension() if x.device.type == "cpu" else None
-    if ext is not None:
-        return list(ext.backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved))
-    return backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved)
+def _backward(*args):
+    ext = _load_extension() if args[0].device.type == "cpu" else None
+    return list(ext.backward(*args)) if ext is not None else backward_torch(*args)
 
 
 @torch.library.custom_op("qklstm::product_lstm", mutates_args=())
@@ -281,14 +291,15 @@ def _product_lstm_op(
     At: torch.Tensor,
     bias: torch.Tensor,
     mask: torch.Tensor,
+    entangler: int,
     reverse: bool,
     save: bool,
 ) -> list[torch.Tensor]:
-    return _forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save)
+    return _forward(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler, reverse, save)
 
 
 @_product_lstm_op.register_fake
-def _(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, save):
+def _(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler, reverse, save):
     T, B, _ = x.shape
     Q, (H, N) = Wp.shape[0], At.shape[1:]
     outs = [x.new_empty(T, B, H), h0.new_empty(B, H), c0.new_empty(B, H)]
@@ -310,15 +321,16 @@ def _product_lstm_backward_op(
     refs: torch.Tensor,
     At: torch.Tensor,
     mask: torch.Tensor,
+    entangler: int,
     reverse: bool,
     need_dx: bool,
     saved: list[torch.Tensor],
 ) -> list[torch.Tensor]:
-    return _backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved)
+    return _backward(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler, reverse, need_dx, saved)
 
 
 @_product_lstm_backward_op.register_fake
-def _(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, reverse, need_dx, saved):
+def _(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler, reverse, need_dx, saved):
     return [
         torch.empty_like(x) if need_dx else x.new_empty(0),
         torch.empty_like(dhn),
@@ -346,9 +358,9 @@ class _ProductLSTM(torch.autograd.Function):
     ``register_autograd``: its bookkeeping costs a quarter as much per call, measured.)"""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse):
-        outs = _ops()[0](x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, reverse, True)
-        ctx.reverse = reverse
+    def forward(ctx, x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler, reverse):
+        outs = _ops()[0](x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler, reverse, True)
+        ctx.entangler, ctx.reverse = entangler, reverse
         ctx.save_for_backward(x, Wp, w, b, refs, At, mask, *outs[3:])
         return outs[0], outs[1], outs[2]
 
@@ -357,15 +369,16 @@ class _ProductLSTM(torch.autograd.Function):
         x, Wp, w, b, refs, At, mask, *saved = ctx.saved_tensors
         need_dx = ctx.needs_input_grad[0]
         douts = [t.contiguous() for t in (dout, dhn, dcn)]
-        grads = _ops()[1](*douts, x, Wp, w, b, refs, At, mask, ctx.reverse, need_dx, saved)
-        return (grads[0] if need_dx else None, *grads[1:], None, None)
+        grads = _ops()[1](*douts, x, Wp, w, b, refs, At, mask, ctx.entangler, ctx.reverse, need_dx, saved)
+        return (grads[0] if need_dx else None, *grads[1:], None, None, None)
 
 
-def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=False):
+def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=False, entangler="chain"):
     """``(out (T, B, H), h_n, c_n)`` of the product-form QK-LSTM over a sequence ``x (T, B, D)``.
 
     ``Wp (Q, H + D)``, ``bp (Q,)``: the projection of ``[h; x]``; ``w, b (Q,)``: the map's angle scale and
-    offset; ``refs (4 N, Q)``: the references, gates in the order of :data:`~qklstm.models.qklstm.GATES`;
+    offset, or ``(L, Q)`` for a full-state map of ``L >= 2`` layers (C++ kernels only) with ``entangler``
+    ``"chain"``, ``"ring"`` or ``"none"``; ``refs (4 N, Q)``: the references, gates in the order of :data:`~qklstm.models.qklstm.GATES`;
     ``At (4, H, N)``, ``bias (4, H)``: the readout (``(1, H, N)``, ``(1, H)`` when the gates share it);
     ``mask (T, B)``: which steps are real (``None``: all); ``reverse``: run from the last step to the first.
     """
@@ -373,6 +386,6 @@ def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=Fal
         mask = torch.empty(0, dtype=torch.bool, device=x.device)
     args = [t.contiguous() for t in (x, h0, c0, Wp, bp, w, b, refs, At, bias)]
     if torch.is_grad_enabled() and any(t.requires_grad for t in args):
-        return _ProductLSTM.apply(*args, mask.contiguous(), reverse)
-    outs = _ops()[0](*args, mask.contiguous(), reverse, False)  # inference: nothing saved
+        return _ProductLSTM.apply(*args, mask.contiguous(), ENTANGLERS[entangler], reverse)
+    outs = _ops()[0](*args, mask.contiguous(), ENTANGLERS[entangler], reverse, False)  # inference: nothing saved
     return outs[0], outs[1], outs[2]

@@ -290,20 +290,22 @@ class QKLSTMCell(RecurrentCell):
         return self.alpha.transpose(1, 2), self.bias.unsqueeze(1)
 
     def fusable(self) -> bool:
-        """Whether :meth:`run_sequence` has a fused path for these options: exact product-form fidelity
-        kernels of the one-layer paper map (learned scaling only when the gates share it), by backprop
-        on the native simulator, with a projection."""
+        """Whether :meth:`run_sequence` has a fused path for these options: exact fidelity kernels of the
+        paper map (learned scaling only when the gates share it) by backprop on the native simulator, with a
+        projection; one layer in closed form, more (full-state) where the C++ kernels are built."""
         if self.projection is None or not fused.enabled():
             return False
         for k in self.kernels:
             fmap = k.feature_map
-            if not (isinstance(k, FidelityKernel) and k.use_product_form and k.diff_method == "backprop"):
+            if not (isinstance(k, FidelityKernel) and k.backend is None and k.diff_method == "backprop"):
                 return False
             if k.shots is not None or k.noise is not None or k.mitigate is not None:
                 return False
-            if not isinstance(fmap, PaperFeatureMap) or fmap.layers != 1:
+            if not isinstance(fmap, PaperFeatureMap) or (fmap.trainable and not self.share_feature_map):
                 return False
-            if fmap.trainable and not self.share_feature_map:
+            if fmap.layers == 1 and not k.use_product_form:
+                return False
+            if fmap.layers > 1 and not fused.full_state_available():
                 return False
         return True
 
@@ -321,8 +323,13 @@ class QKLSTMCell(RecurrentCell):
             return scan_direction(QKCell(self), x, mask, h, c, reverse)
         if not self.fusable():
             return None
-        T = x.shape[0]
-        w, b = self.kernels[0].feature_map.angle_affine(x)
+        T, fmap = x.shape[0], self.kernels[0].feature_map
+        if fmap.layers == 1:
+            w, b = fmap.angle_affine(x)
+        elif fmap.trainable:
+            w, b = fmap.weight, fmap.bias
+        else:
+            w, b = x.new_ones(fmap.layers, self.n_qubits), x.new_zeros(fmap.layers, self.n_qubits)
         if self.readout is not None:
             At, bias = self.readout.weight.unsqueeze(0), self.readout.bias.unsqueeze(0)
         else:
@@ -330,7 +337,7 @@ class QKLSTMCell(RecurrentCell):
         mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
         refs = self.references.reshape(-1, self.n_qubits)
         proj = self.projection
-        return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse)
+        return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse, fmap.entangler)
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -261,19 +261,141 @@ void reference_bloch_backward(const T* refs, const T* w, const T* b, const T* dR
 
 constexpr int64_t G = 4;  // the LSTM's gates, in the order of GATES in qklstm.py: input, forget, output, candidate
 
+// ------------------------------------------------------------------------------------ full-state maps
+// The paper map with L >= 2 layers: H on every qubit, then per layer RZ(a_lq) RY(a_lq) on each qubit q and the
+// entangler's CNOTs. Its states do not factorise, so they are simulated: 2^Q complex amplitudes (real and
+// imaginary parts apart), qubit 0 the most significant bit, as in qklstm.quantum.circuit. The kernel is
+// k = |<phi(r)|phi(z)>|^2; its backward runs the adjoint method gate by gate.
+struct Map {
+  int64_t Q, L, S;            // qubits, layers, amplitudes
+  std::vector<int64_t> perm;  // the entangler: its CNOTs send basis state j to perm[j]
+  Map(int64_t Q_, int64_t L_, int64_t entangler) : Q(Q_), L(L_), S(int64_t(1) << Q_), perm(S) {
+    std::vector<std::pair<int64_t, int64_t>> cnots;  // (control, target); entangler 0: none, 1: chain, 2: ring
+    if (entangler >= 1)
+      for (int64_t k = 0; k + 1 < Q; ++k) cnots.push_back({k, k + 1});
+    if (entangler == 2 && Q > 2) cnots.push_back({Q - 1, 0});
+    for (int64_t j = 0; j < S; ++j) {
+      int64_t v = j;
+      for (auto [c, t] : cnots)
+        if (v >> (Q - 1 - c) & 1) v ^= int64_t(1) << (Q - 1 - t);
+      perm[j] = v;
+    }
+  }
+};
+
+// RZ(a) then RY(a) on qubit q of the state (re, im)
+template <typename T>
+inline void rz_ry(T* re, T* im, int64_t S, int64_t bit, T a) {
+  const T c = std::cos(a / 2), s = std::sin(a / 2);
+  const int64_t st = int64_t(1) << bit;
+  for (int64_t base = 0; base < S; base += 2 * st)
+    for (int64_t j = base; j < base + st; ++j) {
+      const int64_t k = j + st;
+      // RZ: v0 (c - i s), v1 (c + i s)
+      const T r0 = c * re[j] + s * im[j], i0 = c * im[j] - s * re[j];
+      const T r1 = c * re[k] - s * im[k], i1 = c * im[k] + s * re[k];
+      re[j] = c * r0 - s * r1, im[j] = c * i0 - s * i1;  // RY
+      re[k] = s * r0 + c * r1, im[k] = s * i0 + c * i1;
+    }
+}
+
+// |phi(a)> for angles a (L, Q) into (re, im); with `record`, the state before each layer-qubit gate pair
+// (L Q slots of 2 S values) for the adjoint pass
+template <typename T>
+void simulate(const Map& mp, const T* a, T* re, T* im, T* record, T* tmp) {
+  const T amp = T(1) / std::sqrt(T(mp.S));
+  std::fill(re, re + mp.S, amp), std::fill(im, im + mp.S, T(0));
+  for (int64_t l = 0; l < mp.L; ++l) {
+    for (int64_t q = 0; q < mp.Q; ++q) {
+      if (record != nullptr) {
+        T* slot = record + (l * mp.Q + q) * 2 * mp.S;
+        std::copy(re, re + mp.S, slot), std::copy(im, im + mp.S, slot + mp.S);
+      }
+      rz_ry(re, im, mp.S, mp.Q - 1 - q, a[l * mp.Q + q]);
+    }
+    std::copy(re, re + mp.S, tmp), std::copy(im, im + mp.S, tmp + mp.S);
+    for (int64_t j = 0; j < mp.S; ++j) re[mp.perm[j]] = tmp[j], im[mp.perm[j]] = tmp[mp.S + j];
+  }
+}
+
+// The adjoint pass: from lam = dL/dRe phi + i dL/dIm phi at the circuit's output and the recorded states, the
+// angles' gradients da (L, Q). lam is overwritten.
+template <typename T>
+void adjoint(const Map& mp, const T* a, const T* record, T* lr, T* li, T* da, T* tmp) {
+  const int64_t S = mp.S;
+  for (int64_t l = mp.L - 1; l >= 0; --l) {
+    std::copy(lr, lr + S, tmp), std::copy(li, li + S, tmp + S);  // through the entangler: lam[j] = lam'[perm[j]]
+    for (int64_t j = 0; j < S; ++j) lr[j] = tmp[mp.perm[j]], li[j] = tmp[S + mp.perm[j]];
+    for (int64_t q = mp.Q - 1; q >= 0; --q) {
+      const T* vr = record + (l * mp.Q + q) * 2 * S;
+      const T* vi = vr + S;
+      const T ang = a[l * mp.Q + q], c = std::cos(ang / 2), s = std::sin(ang / 2);
+      const int64_t st = int64_t(1) << (mp.Q - 1 - q);
+      T g = 0;
+      for (int64_t base = 0; base < S; base += 2 * st)
+        for (int64_t j = base; j < base + st; ++j) {
+          const int64_t k = j + st;
+          const T o0r = c * vr[j] + s * vi[j], o0i = c * vi[j] - s * vr[j];  // RZ's output
+          const T o1r = c * vr[k] - s * vi[k], o1i = c * vi[k] + s * vr[k];
+          const T l0r = lr[j], l0i = li[j], l1r = lr[k], l1i = li[k];
+          // RY: d/da = [[-s, -c], [c, -s]] / 2
+          g += T(0.5) * (l0r * (-s * o0r - c * o1r) + l0i * (-s * o0i - c * o1i) + l1r * (c * o0r - s * o1r) +
+                         l1i * (c * o0i - s * o1i));
+          const T m0r = c * l0r + s * l1r, m0i = c * l0i + s * l1i;  // RY^T lam
+          const T m1r = -s * l0r + c * l1r, m1i = -s * l0i + c * l1i;
+          // RZ: d o0/da = -i/2 o0, d o1/da = i/2 o1
+          g += T(0.5) * ((m0r * o0i - m0i * o0r) - (m1r * o1i - m1i * o1r));
+          lr[j] = c * m0r - s * m0i, li[j] = c * m0i + s * m0r;  // RZ^dagger: (c + i s), (c - i s)
+          lr[k] = c * m1r + s * m1i, li[k] = c * m1i - s * m1r;
+        }
+      da[l * mp.Q + q] = g;
+    }
+  }
+}
+
+// angles a_lq = w_lq v_q + b_lq of one input v (Q)
+template <typename T>
+inline void layer_angles(const T* v, const T* w, const T* b, T* a, int64_t L, int64_t Q) {
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t q = 0; q < Q; ++q) a[l * Q + q] = w[l * Q + q] * v[q] + b[l * Q + q];
+}
+
+// the references' states: Phi (M, S) real and imaginary parts, and their transposes (S, M) with -Im
+template <typename T>
+void reference_states(const Map& mp, const T* refs, const T* w, const T* b, int64_t M, T* Pr, T* Pi, T* PrT, T* PiT,
+                      T* nPiT, T* scratch) {
+  T *a = scratch, *tmp = a + mp.L * mp.Q;
+  for (int64_t m = 0; m < M; ++m) {
+    layer_angles(refs + m * mp.Q, w, b, a, mp.L, mp.Q);
+    simulate(mp, a, Pr + m * mp.S, Pi + m * mp.S, (T*)nullptr, tmp);
+  }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < mp.S; ++j)
+      PrT[j * M + m] = Pr[m * mp.S + j], PiT[j * M + m] = Pi[m * mp.S + j], nPiT[j * M + m] = -Pi[m * mp.S + j];
+}
+
+// overlaps s = <phi_m|psi_b> (sr, si (B, M)) of states (pr, pi) with row stride ld
+template <typename T>
+void overlaps(const T* pr, const T* pi, int64_t ld, const T* PrT, const T* PiT, const T* nPiT, T* sr, T* si, int64_t B,
+              int64_t S, int64_t M) {
+  gemm(pr, ld, int64_t(1), PrT, M, sr, M, B, S, M, false);
+  gemm(pi, ld, int64_t(1), PiT, M, sr, M, B, S, M, true);
+  gemm(pi, ld, int64_t(1), PrT, M, si, M, B, S, M, false);
+  gemm(pr, ld, int64_t(1), nPiT, M, si, M, B, S, M, true);
+}
+
 }  // namespace
 
 // The constants every step shares, from the op's arguments, in the loops' layout: Wx (Q, D) and Wh (Q, H) the two
-// halves of the projection, RB (Q, 3, M), and the readout A (4, N, H), bias (4, H) with the sigmoid gates' halved:
+// halves of the projection and the readout A (4, N, H), bias (4, H) with the sigmoid gates' halved:
 // sigmoid(x) = (1 + tanh(x / 2)) / 2 makes every gate one tanh. A shared readout (Gr = 1) serves all four gates.
 template <typename T>
-void constants(const T* Wp, const T* w, const T* b, const T* refs, const T* At, const T* bias, int64_t Gr, int64_t Q,
-               int64_t D, int64_t H, int64_t N, T* Wx, T* Wh, T* RB, T* A, T* bias_g) {
+void constants(const T* Wp, const T* At, const T* bias, int64_t Gr, int64_t Q, int64_t D, int64_t H, int64_t N, T* Wx,
+               T* Wh, T* A, T* bias_g) {
   for (int64_t q = 0; q < Q; ++q) {
     std::copy(Wp + q * (H + D), Wp + q * (H + D) + H, Wh + q * H);
     std::copy(Wp + q * (H + D) + H, Wp + (q + 1) * (H + D), Wx + q * D);
   }
-  reference_bloch(refs, w, b, RB, G * N, Q);
   for (int64_t g = 0; g < G; ++g) {
     const T scale = g < 3 ? T(0.5) : T(1);
     const T* Ag = At + (Gr == 1 ? 0 : g) * H * N;
@@ -283,10 +405,33 @@ void constants(const T* Wp, const T* w, const T* b, const T* refs, const T* At, 
   }
 }
 
+// The reference side of the kernel, shared by forward and backward: the references' Bloch vectors RB (Q, 3, M)
+// for one layer, else their states and the map
+template <typename T>
+struct References {
+  int64_t M, L, Q, S;
+  Map map;
+  std::vector<T> buf;
+  T *RB = nullptr, *Pr = nullptr, *Pi = nullptr, *PrT = nullptr, *PiT = nullptr, *nPiT = nullptr;
+  References(const T* refs, const T* w, const T* b, int64_t M_, int64_t L_, int64_t Q_, int64_t entangler)
+      : M(M_), L(L_), Q(Q_), S(L_ == 1 ? 0 : int64_t(1) << Q_), map(L_ == 1 ? 0 : Q_, L_, entangler) {  // one layer: no map
+    if (L == 1) {
+      buf.resize(Q * 3 * M);
+      RB = buf.data();
+      reference_bloch(refs, w, b, RB, M, Q);
+    } else {
+      buf.resize(5 * M * S + L * Q + 2 * S);
+      Pr = buf.data(), Pi = Pr + M * S, PrT = Pi + M * S, PiT = PrT + M * S, nPiT = PiT + M * S;
+      reference_states(map, refs, w, b, M, Pr, Pi, PrT, PiT, nPiT, nPiT + M * S);
+    }
+  }
+};
+
 std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp, Tensor w, Tensor b, Tensor refs,
-                            Tensor At, Tensor bias, Tensor mask, bool reverse, bool save) {
+                            Tensor At, Tensor bias, Tensor mask, int64_t entangler, bool reverse, bool save) {
   const int64_t T = x.size(0), B = x.size(1), D = x.size(2), Q = Wp.size(0), H = At.size(1), N = At.size(2);
-  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M, Gr = At.size(0);
+  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M, Gr = At.size(0), L = w.dim() == 2 ? w.size(0) : 1;
+  const int64_t S = L == 1 ? 0 : int64_t(1) << Q;
   const bool masked = mask.numel() > 0;
   auto opt = x.options();
   Tensor out = at::empty({T, B, H}, opt), h = h0.clone(), c = c0.clone();
@@ -302,16 +447,18 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "product_lstm_forward", [&] {
     using V = Vectorized<scalar_t>;
-    constexpr int64_t S = V::size();
-    // one buffer: the constants, then one step's scratch, then (without save) the stand-ins for the saved
-    std::vector<scalar_t> work(Q * (D + H) + Q * 3 * M + G * N * H + G * H + BQ + Q * M + 2 * BH +
-                               (save ? 0 : 3 * BQ + BM + G * BH + BH));
-    scalar_t *Wx = work.data(), *Wh = Wx + Q * D, *RB = Wh + Q * H, *A = RB + Q * 3 * M, *bias_g = A + G * N * H,
-             *ap = bias_g + G * H, *fp = ap + BQ, *cnp = fp + Q * M, *hnp = cnp + BH, *spare = hnp + BH;
+    constexpr int64_t VS = V::size();
     const scalar_t *wp = w.data_ptr<scalar_t>(), *bq = b.data_ptr<scalar_t>(), *xp = x.data_ptr<scalar_t>(),
                    *bpp = bp.data_ptr<scalar_t>();
-    constants(Wp.data_ptr<scalar_t>(), wp, bq, refs.data_ptr<scalar_t>(), At.data_ptr<scalar_t>(),
-              bias.data_ptr<scalar_t>(), Gr, Q, D, H, N, Wx, Wh, RB, A, bias_g);
+    References<scalar_t> ref(refs.data_ptr<scalar_t>(), wp, bq, M, L, Q, entangler);
+    // one buffer: the constants, then one step's scratch, then (without save) the stand-ins for the saved
+    std::vector<scalar_t> work(Q * (D + H) + G * N * H + G * H + BQ + Q * M + 2 * BH + 2 * B * S + 2 * BM + L * Q +
+                               2 * S + (save ? 0 : 3 * BQ + BM + G * BH + BH));
+    scalar_t *Wx = work.data(), *Wh = Wx + Q * D, *A = Wh + Q * H, *bias_g = A + G * N * H, *ap = bias_g + G * H,
+             *fp = ap + BQ, *cnp = fp + Q * M, *hnp = cnp + BH, *psi = hnp + BH, *sov = psi + 2 * B * S,
+             *ang = sov + 2 * BM, *tmp = ang + L * Q, *spare = tmp + 2 * S;
+    constants(Wp.data_ptr<scalar_t>(), At.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>(), Gr, Q, D, H, N, Wx, Wh, A,
+              bias_g);
     scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *outp = out.data_ptr<scalar_t>();
     scalar_t* base[6];  // cos, sin, z, k, gates, tanh c: the saved tensors, or one step of scratch
     const int64_t per_step[6] = {BQ, BQ, BQ, BM, G * BH, BH};
@@ -331,7 +478,17 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
         std::copy(cp, cp + BH, saved[7].data_ptr<scalar_t>() + t * BH);
       }
       angles(xp + t * B * D, hp, Wx, Wh, bpp, wp, bq, z, co, si, B, Q, D, H, ap);
-      for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, RB, fp, kp + bb * M, Q, M);
+      if (L == 1) {
+        for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, ref.RB, fp, kp + bb * M, Q, M);
+      } else {
+        for (int64_t bb = 0; bb < B; ++bb) {
+          layer_angles(z + bb * Q, wp, bq, ang, L, Q);
+          simulate(ref.map, ang, psi + bb * S, psi + (B + bb) * S, (scalar_t*)nullptr, tmp);
+        }
+        scalar_t *sr = sov, *sim = sov + BM;
+        overlaps(psi, psi + B * S, S, ref.PrT, ref.PiT, ref.nPiT, sr, sim, B, S, M);
+        for (int64_t i = 0; i < BM; ++i) kp[i] = sr[i] * sr[i] + sim[i] * sim[i];
+      }
       for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g]
         scalar_t* pg = pre + g * BH;
         for (int64_t bb = 0; bb < B; ++bb) std::copy(bias_g + g * H, bias_g + (g + 1) * H, pg + bb * H);
@@ -342,8 +499,8 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
         Tensor pre_t = at::from_blob(pre, {G * BH}, opt);
         at::tanh_out(pre_t, pre_t);
       }
-      for (int64_t j = 0; j < BH; j += S) {
-        const int64_t n = std::min(S, BH - j);
+      for (int64_t j = 0; j < BH; j += VS) {
+        const int64_t n = std::min(VS, BH - j);
         V ti = load(pre + j, n), tf = load(pre + BH + j, n), to = load(pre + 2 * BH + j, n),
           g = load(pre + 3 * BH + j, n);
         if (!aten_tanh) ti = tanh_v(ti), tf = tanh_v(tf), to = tanh_v(to), g = tanh_v(g);
@@ -386,18 +543,19 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
 }
 
 std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tensor Wp, Tensor w, Tensor b,
-                             Tensor refs, Tensor At, Tensor mask, bool reverse, bool need_dx, std::vector<Tensor> saved) {
+                             Tensor refs, Tensor At, Tensor mask, int64_t entangler, bool reverse, bool need_dx,
+                             std::vector<Tensor> saved) {
   const int64_t T = x.size(0), B = x.size(1), D = x.size(2), Q = Wp.size(0), H = At.size(1), N = At.size(2);
-  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M;
+  const int64_t M = G * N, BH = B * H, BQ = B * Q, BM = B * M, L = w.dim() == 2 ? w.size(0) : 1;
+  const int64_t S = L == 1 ? 0 : int64_t(1) << Q, LQ = L * Q;
   const bool masked = mask.numel() > 0;
   Tensor cos_s = saved[0], sin_s = saved[1], z_s = saved[2], k_s = saved[3], act_s = saved[4], tc_s = saved[5],
          h_s = saved[6], c_s = saved[7];
   auto opt = x.options();
-  Tensor dh = dhn.clone(), dc = dcn.clone(), keep = at::zeros({B, H}, opt), d_ang = at::empty({T, B, Q}, opt);
+  Tensor dh = dhn.clone(), dc = dcn.clone(), keep = at::zeros({B, H}, opt), dz_all = at::empty({T, B, Q}, opt);
   // sums over time, accumulated in the loop
   Tensor dRB = at::zeros({Q, 3, M}, opt), dA = at::zeros({G, N, H}, opt), dbias = at::zeros({G, 1, H}, opt);
-  Tensor dw = at::zeros({Q}, opt), db = at::zeros({Q}, opt), drefs = at::empty({M, Q}, opt);
-  Tensor scratch = at::empty({G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + BQ + Q * 3 * M}, opt);
+  Tensor dw = at::zeros_like(w), db = at::zeros_like(b), drefs = at::empty({M, Q}, opt);
   Tensor Wh = Wp.narrow(1, 0, H).contiguous(), Atg = At.expand({G, H, N}).contiguous();
   const bool* mk = masked ? mask.data_ptr<bool>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "product_lstm_backward", [&] {
@@ -408,11 +566,15 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
                    *cos_p = cos_s.data_ptr<scalar_t>(), *sin_p = sin_s.data_ptr<scalar_t>(),
                    *z_p = z_s.data_ptr<scalar_t>(), *refs_p = refs.data_ptr<scalar_t>();
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = dc.data_ptr<scalar_t>(), *kp = keep.data_ptr<scalar_t>(),
-             *d_ang_p = d_ang.data_ptr<scalar_t>(), *dRBp = dRB.data_ptr<scalar_t>(), *dAp = dA.data_ptr<scalar_t>(),
-             *dbp = dbias.data_ptr<scalar_t>(), *sp = scratch.data_ptr<scalar_t>();
-    scalar_t *dp = sp, *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
-             *dzp = dpp + Q * B * 3, *RBp = dzp + BQ;
-    reference_bloch(refs_p, wp, bp, RBp, M, Q);
+             *dz_p = dz_all.data_ptr<scalar_t>(), *dRBp = dRB.data_ptr<scalar_t>(), *dAp = dA.data_ptr<scalar_t>(),
+             *dbp = dbias.data_ptr<scalar_t>(), *dwp = dw.data_ptr<scalar_t>(), *dbq = db.data_ptr<scalar_t>();
+    References<scalar_t> ref(refs_p, wp, bp, M, L, Q, entangler);
+    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + B * LQ * 2 * S + 2 * B * S +
+                               4 * BM + 2 * B * S + 2 * M * S + 2 * S + LQ);
+    scalar_t *dp = work.data(), *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
+             *rec = dpp + Q * B * 3, *psi = rec + B * LQ * 2 * S, *sov = psi + 2 * B * S, *cf = sov + 2 * BM,
+             *lam = cf + 2 * BM, *GP = lam + 2 * B * S, *tmp = GP + 2 * M * S, *ang = tmp + 2 * S;
+    std::vector<scalar_t> dang(LQ);
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = reverse ? T - 1 - step : step;
       lstm_backward(act_p + t * G * BH, tc_p + t * BH, c_p + t * BH, dout_p + t * BH, masked ? mk + t * B : nullptr,
@@ -428,38 +590,98 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
           for (int64_t j = 0; j < H; ++j) dbg[j] += dpg[bb * H + j];
         }
       }
-      // dd[q, m] = dk[m] / 2 * prod_{q' != q} f[q', m] per batch row, by prefix and suffix products (a factor
-      // may be 0); at once dphi[q, i] = sum_m dd[q, m] RB[q, i, m] and dRB[q, i, m] += phi[q, i] dd[q, m]
-      const scalar_t *co = cos_p + t * BQ, *si = sin_p + t * BQ;
-      for (int64_t bb = 0; bb < B; ++bb) {
-        for (int64_t g = 0; g < G; ++g)
-          for (int64_t n = 0; n < N; ++n) pp[g * N + n] = scalar_t(0.5) * dkp[(g * B + bb) * N + n];
-        kernel_backward(co + bb * Q, si + bb * Q, RBp, fp, pp, dRBp, dpp + bb * Q * 3, Q, M);
-      }
-      scalar_t* dap = d_ang_p + t * BQ;
-      for (int64_t bb = 0; bb < B; ++bb) {
-        for (int64_t q = 0; q < Q; ++q) {
-          const scalar_t c = co[bb * Q + q], s = si[bb * Q + q];
-          const scalar_t* d3 = dpp + (bb * Q + q) * 3;
-          const scalar_t da = scalar_t(-2) * c * s * d3[0] + c * d3[1] - (c * c - s * s) * d3[2];
-          dap[bb * Q + q] = da;
-          dzp[bb * Q + q] = da * wp[q];
+      const scalar_t *co = cos_p + t * BQ, *si = sin_p + t * BQ, *z = z_p + t * BQ;
+      scalar_t* dz = dz_p + t * BQ;
+      if (L == 1) {
+        // dd[q, m] = dk[m] / 2 * prod_{q' != q} f[q', m] per batch row, by prefix and suffix products (a factor
+        // may be 0); at once dphi[q, i] = sum_m dd[q, m] RB[q, i, m] and dRB[q, i, m] += phi[q, i] dd[q, m]
+        for (int64_t bb = 0; bb < B; ++bb) {
+          for (int64_t g = 0; g < G; ++g)
+            for (int64_t n = 0; n < N; ++n) pp[g * N + n] = scalar_t(0.5) * dkp[(g * B + bb) * N + n];
+          kernel_backward(co + bb * Q, si + bb * Q, ref.RB, fp, pp, dRBp, dpp + bb * Q * 3, Q, M);
+        }
+        for (int64_t bb = 0; bb < B; ++bb) {
+          for (int64_t q = 0; q < Q; ++q) {
+            const scalar_t c = co[bb * Q + q], s = si[bb * Q + q];
+            const scalar_t* d3 = dpp + (bb * Q + q) * 3;
+            const scalar_t da = scalar_t(-2) * c * s * d3[0] + c * d3[1] - (c * c - s * s) * d3[2];
+            dz[bb * Q + q] = da * wp[q];
+            dwp[q] += da * z[bb * Q + q];
+            dbq[q] += da;
+          }
+        }
+      } else {
+        // the states again, recording each gate's input; the overlaps; then lam = dk/dpsi = sum_m 2 dk s_m phi_m
+        // and dPhi_m += 2 dk conj(s_m) psi per batch row, and the adjoint pass
+        for (int64_t bb = 0; bb < B; ++bb) {
+          layer_angles(z + bb * Q, wp, bp, ang, L, Q);
+          simulate(ref.map, ang, psi + bb * S, psi + (B + bb) * S, rec + bb * LQ * 2 * S, tmp);
+        }
+        scalar_t *sr = sov, *sim = sov + BM, *cr = cf, *ci = cf + BM;
+        overlaps(psi, psi + B * S, S, ref.PrT, ref.PiT, ref.nPiT, sr, sim, B, S, M);
+        for (int64_t bb = 0; bb < B; ++bb)
+          for (int64_t g = 0; g < G; ++g)
+            for (int64_t n = 0; n < N; ++n) {
+              const int64_t i = bb * M + g * N + n;
+              const scalar_t dk2 = scalar_t(2) * dkp[(g * B + bb) * N + n];
+              cr[i] = dk2 * sr[i], ci[i] = dk2 * sim[i];
+            }
+        // with c = 2 dk s: lam = c Phi (lr = cr Pr - ci Pi, li = cr Pi + ci Pr), dPhi += c^T-conj psi
+        // (Gr += cr^T pr + ci^T pi, Gi += cr^T pi - ci^T pr), summed over the steps from the first one here
+        scalar_t *lr = lam, *li = lam + B * S, *Gr = GP, *Gi = GP + M * S, *pr = psi, *pim = psi + B * S;
+        const bool acc = step != T - 1;
+        gemm(cr, M, int64_t(1), ref.Pr, S, lr, S, B, M, S, false);
+        gemm(cr, M, int64_t(1), ref.Pi, S, li, S, B, M, S, false);
+        gemm(ci, M, int64_t(1), ref.Pr, S, li, S, B, M, S, true);
+        gemm(cr, int64_t(1), M, pr, S, Gr, S, M, B, S, acc);
+        gemm(ci, int64_t(1), M, pim, S, Gr, S, M, B, S, true);
+        gemm(cr, int64_t(1), M, pim, S, Gi, S, M, B, S, acc);
+        for (int64_t i = 0; i < BM; ++i) ci[i] = -ci[i];
+        gemm(ci, int64_t(1), M, pr, S, Gi, S, M, B, S, true);
+        gemm(ci, M, int64_t(1), ref.Pi, S, lr, S, B, M, S, true);
+        for (int64_t bb = 0; bb < B; ++bb) {
+          layer_angles(z + bb * Q, wp, bp, ang, L, Q);
+          adjoint(ref.map, ang, rec + bb * LQ * 2 * S, lr + bb * S, li + bb * S, dang.data(), tmp);
+          for (int64_t q = 0; q < Q; ++q) {
+            scalar_t dzq = 0;
+            for (int64_t l = 0; l < L; ++l) {
+              const scalar_t da = dang[l * Q + q];
+              dzq += wp[l * Q + q] * da;
+              dwp[l * Q + q] += da * z[bb * Q + q];
+              dbq[l * Q + q] += da;
+            }
+            dz[bb * Q + q] = dzq;
+          }
         }
       }
       std::copy(kp, kp + BH, dhp);
-      gemm(dzp, Q, int64_t(1), Whp, H, dhp, H, B, Q, H, true);  // dh = keep + dz Wh
+      gemm(dz, Q, int64_t(1), Whp, H, dhp, H, B, Q, H, true);  // dh = keep + dz Wh
     }
-    // the angle map a = z w + b: its gradients from the inputs' angles, then from the references'
-    scalar_t *dwp = dw.data_ptr<scalar_t>(), *dbq = db.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < T * B; ++i)
-      for (int64_t q = 0; q < Q; ++q) {
-        dwp[q] += d_ang_p[i * Q + q] * z_p[i * Q + q];
-        dbq[q] += d_ang_p[i * Q + q];
+    // the references' side of the angle map
+    scalar_t* drp = drefs.data_ptr<scalar_t>();
+    if (L == 1) {
+      reference_bloch_backward(refs_p, wp, bp, dRBp, drp, dwp, dbq, M, Q);
+    } else {
+      scalar_t *st = psi, *rc = rec, *Gr = GP, *Gi = GP + M * S;
+      for (int64_t m = 0; m < M; ++m) {
+        layer_angles(refs_p + m * Q, wp, bp, ang, L, Q);
+        simulate(ref.map, ang, st, st + S, rc, tmp);
+        adjoint(ref.map, ang, rc, Gr + m * S, Gi + m * S, dang.data(), tmp);
+        for (int64_t q = 0; q < Q; ++q) {
+          scalar_t d = 0;
+          for (int64_t l = 0; l < L; ++l) {
+            const scalar_t da = dang[l * Q + q];
+            d += wp[l * Q + q] * da;
+            dwp[l * Q + q] += da * refs_p[m * Q + q];
+            dbq[l * Q + q] += da;
+          }
+          drp[m * Q + q] = d;
+        }
       }
-    reference_bloch_backward(refs_p, wp, bp, dRBp, drefs.data_ptr<scalar_t>(), dwp, dbq, M, Q);
+    }
   });
-  // the sums over the sequence: the projection's gradients as dU^T [h | x] (the form MKL runs fastest here)
-  Tensor dU = (d_ang * w).view({T * B, Q}), dUt = dU.t();
+  // the sums over the sequence: the projection's gradients as dz^T [h | x] (the form MKL runs fastest here)
+  Tensor dU = dz_all.view({T * B, Q}), dUt = dU.t();
   Tensor dWp = at::cat({at::mm(dUt, h_s.view({T * B, H})), at::mm(dUt, x.view({T * B, D}))}, 1);
   Tensor dx = need_dx ? at::mm(dU, Wp.narrow(1, H, D)).view({T, B, D}) : at::empty({0}, opt);
   Tensor dAt = dA.transpose(1, 2), dbias_g = dbias.view({G, H});
@@ -468,6 +690,6 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "product-form QK-LSTM over a sequence");
+  m.def("forward", &forward, "QK-LSTM with the paper map over a sequence");
   m.def("backward", &backward, "its backward through time");
 }
