@@ -210,13 +210,12 @@ def test_inference_saves_nothing_for_backward(kernels):
     "options",
     [
         {"feature_map": "zz"},
-        {"layers": 2},
         {"kernel": "projected"},
         {"shots": 64, "seed": 0},
         {"feature_map": "paper-trainable", "share_feature_map": False},
         {"projection": False},
     ],
-    ids=["zz", "two-layers", "projected", "shots", "per-gate-trainable", "no-projection"],
+    ids=["zz", "projected", "shots", "per-gate-trainable", "no-projection"],
 )
 def test_options_without_a_fused_form_take_the_step_path(options):
     input_size = 1 if options.get("projection") is False else 3
@@ -226,13 +225,90 @@ def test_options_without_a_fused_form_take_the_step_path(options):
     assert out.shape == (3, 2, 3)
 
 
+@pytest.fixture
+def cpp():
+    """Full-state maps are fused by the C++ kernels only."""
+    if fused._load_extension() is None:
+        pytest.skip(f"no C++ kernels here: {fused.fused_backend()}")
+
+
+FULL_STATE = [
+    {"layers": 2},
+    {"layers": 3, "entangler": "ring"},
+    {"layers": 2, "entangler": "none"},
+    {"layers": 2, "feature_map": "paper-trainable"},
+    {"layers": 2, "shared_readout": True, "references": "fixed"},
+]
+
+
+@pytest.mark.parametrize("options", FULL_STATE, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("kind", ["plain", "packed", "h0"])
+def test_full_state_maps_fused_equal_the_step_path_in_float64(cpp, options, bidirectional, kind):
+    """Full-state maps simulate 2^Q amplitudes per input in the fused op (lane blocks of inputs, the adjoint
+    method backwards); 5 inputs span a partial lane block, 4 qubits give gates at strides 1 to 8."""
+    torch.manual_seed(0)
+    rnn = QKLSTM(3, 5, num_layers=2, bidirectional=bidirectional, n_qubits=4, n_references=2, **options).double()
+    with torch.no_grad():  # a trained map's scale and offset, not the initial ones and zeros
+        for name, p in rnn.named_parameters():
+            if "feature_map" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    assert all(cell.fusable() for cell in rnn.cells)
+    x = torch.randn(7, 5, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([7, 3, 6, 1, 5])
+    fast = _run(rnn, x, kind, torch.float64, lengths)
+    with fused_disabled():
+        slow = _run(rnn, x, kind, torch.float64, lengths)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_full_state_maps_fused_equal_the_step_path_in_float32(cpp):
+    torch.manual_seed(1)
+    rnn = QKLSTM(4, 6, num_layers=2, bidirectional=True, n_qubits=4, n_references=3, layers=2)
+    x = torch.randn(8, 5, 4, requires_grad=True)
+    lengths = torch.tensor([8, 2, 5, 7, 1])
+    for kind in ("plain", "packed"):
+        fast = _run(rnn, x, kind, torch.float32, lengths)
+        with fused_disabled():
+            slow = _run(rnn, x, kind, torch.float32, lengths)
+        for a, b in zip(fast, slow):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck_of_the_op_with_a_full_state_map(cpp, masked):
+    args = _op_inputs(Q=3)
+    g = torch.Generator().manual_seed(5)
+    # a two-layer map's scale and offset per layer and qubit
+    args[5] = (1 + 0.3 * torch.randn(2, 3, generator=g, dtype=torch.float64)).requires_grad_()
+    args[6] = (0.3 * torch.randn(2, 3, generator=g, dtype=torch.float64)).requires_grad_()
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 1], [0, 0, 1]], dtype=torch.bool) if masked else None
+
+    def f(*a):
+        return fused.product_lstm(*a, mask, False, "ring")
+
+    assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def test_without_the_cpp_kernels_full_state_maps_take_the_step_path(monkeypatch):
+    monkeypatch.setattr(fused, "_load_extension", lambda: None)
+    rnn = QKLSTM(3, 3, n_qubits=3, n_references=2, layers=2)
+    assert not rnn.cells[0].fusable()
+    out, _ = rnn(torch.randn(3, 2, 3))
+    assert out.shape == (3, 2, 3)
+    args = [a.detach() for a in _op_inputs()]
+    args[5] = torch.ones(2, 2, dtype=torch.float64)  # two layers
+    with pytest.raises(NotImplementedError, match="full-state"):
+        fused.forward_torch(*args, torch.empty(0, dtype=torch.bool), 1, False, False)
+
+
 def test_the_op_is_registered_for_torch_compile_and_export():
     """One op each way, with fake-tensor (meta) implementations, as torch.compile and torch.export need."""
     args = [a.detach() for a in _op_inputs()]
     mask = torch.empty(0, dtype=torch.bool)
-    torch.library.opcheck(
-        torch.ops.qklstm.product_lstm.default, (*args, mask, 1, False, True), test_utils=("test_schema", "test_faketensor")
-    )
+    utils = ("test_schema", "test_faketensor")
+    torch.library.opcheck(torch.ops.qklstm.product_lstm.default, (*args, mask, 1, False, True), test_utils=utils)
     outs = torch.ops.qklstm.product_lstm(*args, mask, 1, False, True)
     saved = outs[3:]
     dout = torch.ones_like(outs[0])

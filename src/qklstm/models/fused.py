@@ -374,13 +374,14 @@ class _ProductLSTM(torch.autograd.Function):
 
 
 def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=False, entangler="chain"):
-    """``(out (T, B, H), h_n, c_n)`` of the product-form QK-LSTM over a sequence ``x (T, B, D)``.
+    """``(out (T, B, H), h_n, c_n)`` of the QK-LSTM with the paper map over a sequence ``x (T, B, D)``.
 
-    ``Wp (Q, H + D)``, ``bp (Q,)``: the projection of ``[h; x]``; ``w, b (Q,)``: the map's angle scale and
-    offset, or ``(L, Q)`` for a full-state map of ``L >= 2`` layers (C++ kernels only) with ``entangler``
-    ``"chain"``, ``"ring"`` or ``"none"``; ``refs (4 N, Q)``: the references, gates in the order of :data:`~qklstm.models.qklstm.GATES`;
-    ``At (4, H, N)``, ``bias (4, H)``: the readout (``(1, H, N)``, ``(1, H)`` when the gates share it);
-    ``mask (T, B)``: which steps are real (``None``: all); ``reverse``: run from the last step to the first.
+    ``Wp (Q, H + D)``, ``bp (Q,)``: the projection of ``[h; x]``. ``w, b (Q,)``: the map's angle scale and
+    offset; ``(L, Q)`` for a full-state map of ``L >= 2`` layers (C++ kernels only) with ``entangler``
+    ``"chain"``, ``"ring"`` or ``"none"``. ``refs (4 N, Q)``: the references, gates in the order of
+    :data:`~qklstm.models.qklstm.GATES`. ``At (4, H, N)``, ``bias (4, H)``: the readout (``(1, H, N)``,
+    ``(1, H)`` when the gates share it). ``mask (T, B)``: which steps are real (``None``: all).
+    ``reverse``: run from the last step to the first.
     """
     if mask is None:
         mask = torch.empty(0, dtype=torch.bool, device=x.device)

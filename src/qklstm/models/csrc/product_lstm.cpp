@@ -283,105 +283,134 @@ struct Map {
   }
 };
 
-// RZ(a) then RY(a) on qubit q of the state (re, im)
+// Full-state simulation runs Vectorized<T>::size() inputs at once, one per vector lane (a "lane block"): a
+// block's state is (S, LB) with the lane innermost, so every gate is whole-vector arithmetic whatever qubit
+// it acts on. Per-lane angles come as cos(a / 2), sin(a / 2) arrays cs (L Q, 2, LB).
 template <typename T>
-inline void rz_ry(T* re, T* im, int64_t S, int64_t bit, T a) {
-  const T c = std::cos(a / 2), s = std::sin(a / 2);
+inline void rz_ry(T* re, T* im, int64_t S, int64_t bit, const T* cs) {
+  using V = Vectorized<T>;
+  constexpr int64_t LB = V::size();
+  const V c = V::loadu(cs), s = V::loadu(cs + LB);
   const int64_t st = int64_t(1) << bit;
   for (int64_t base = 0; base < S; base += 2 * st)
     for (int64_t j = base; j < base + st; ++j) {
-      const int64_t k = j + st;
-      // RZ: v0 (c - i s), v1 (c + i s)
-      const T r0 = c * re[j] + s * im[j], i0 = c * im[j] - s * re[j];
-      const T r1 = c * re[k] - s * im[k], i1 = c * im[k] + s * re[k];
-      re[j] = c * r0 - s * r1, im[j] = c * i0 - s * i1;  // RY
-      re[k] = s * r0 + c * r1, im[k] = s * i0 + c * i1;
+      T *pr = re + j * LB, *pi = im + j * LB, *qr = re + (j + st) * LB, *qi = im + (j + st) * LB;
+      const V ar = V::loadu(pr), ai = V::loadu(pi), br = V::loadu(qr), bi = V::loadu(qi);
+      // RZ: v0 (c - i s), v1 (c + i s); then RY: [[c, -s], [s, c]]
+      const V r0 = c * ar + s * ai, i0 = c * ai - s * ar, r1 = c * br - s * bi, i1 = c * bi + s * br;
+      (c * r0 - s * r1).store(pr), (c * i0 - s * i1).store(pi), (s * r0 + c * r1).store(qr), (s * i0 + c * i1).store(qi);
     }
 }
 
-// |phi(a)> for angles a (L, Q) into (re, im); with `record`, the state before each layer-qubit gate pair
-// (L Q slots of 2 S values) for the adjoint pass
+// |phi(a)> of a lane block into (re, im). tmp: 2 S LB values.
 template <typename T>
-void simulate(const Map& mp, const T* a, T* re, T* im, T* record, T* tmp) {
-  const T amp = T(1) / std::sqrt(T(mp.S));
-  std::fill(re, re + mp.S, amp), std::fill(im, im + mp.S, T(0));
+void simulate(const Map& mp, const T* cs, T* re, T* im, T* tmp) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  const int64_t n = mp.S * LB;
+  std::fill(re, re + n, T(1) / std::sqrt(T(mp.S))), std::fill(im, im + n, T(0));
   for (int64_t l = 0; l < mp.L; ++l) {
-    for (int64_t q = 0; q < mp.Q; ++q) {
-      if (record != nullptr) {
-        T* slot = record + (l * mp.Q + q) * 2 * mp.S;
-        std::copy(re, re + mp.S, slot), std::copy(im, im + mp.S, slot + mp.S);
-      }
-      rz_ry(re, im, mp.S, mp.Q - 1 - q, a[l * mp.Q + q]);
+    for (int64_t q = 0; q < mp.Q; ++q) rz_ry(re, im, mp.S, mp.Q - 1 - q, cs + (l * mp.Q + q) * 2 * LB);
+    std::copy(re, re + n, tmp), std::copy(im, im + n, tmp + n);
+    for (int64_t j = 0; j < mp.S; ++j) {
+      std::copy(tmp + j * LB, tmp + (j + 1) * LB, re + mp.perm[j] * LB);
+      std::copy(tmp + n + j * LB, tmp + n + (j + 1) * LB, im + mp.perm[j] * LB);
     }
-    std::copy(re, re + mp.S, tmp), std::copy(im, im + mp.S, tmp + mp.S);
-    for (int64_t j = 0; j < mp.S; ++j) re[mp.perm[j]] = tmp[j], im[mp.perm[j]] = tmp[mp.S + j];
   }
 }
 
-// The adjoint pass: from lam = dL/dRe phi + i dL/dIm phi at the circuit's output and the recorded states, the
-// angles' gradients da (L, Q). lam is overwritten.
+// x[j] = x'[perm[j]] for the S lane vectors of x (the entangler undone: its CNOTs are a permutation)
 template <typename T>
-void adjoint(const Map& mp, const T* a, const T* record, T* lr, T* li, T* da, T* tmp) {
+inline void unpermute(const Map& mp, T* x, T* tmp) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  std::copy(x, x + mp.S * LB, tmp);
+  for (int64_t j = 0; j < mp.S; ++j) std::copy(tmp + mp.perm[j] * LB, tmp + (mp.perm[j] + 1) * LB, x + j * LB);
+}
+
+// The adjoint pass of a lane block: from the circuit's output state (vr, vi) and lam = dL/dRe phi + i dL/dIm phi
+// there, the angles' gradients da (L Q, LB). Gate by gate backwards, the state is uncomputed (the gates are
+// unitary) and lam pulled back; both are overwritten.
+template <typename T>
+void adjoint(const Map& mp, const T* cs, T* vr, T* vi, T* lr, T* li, T* da, T* tmp) {
+  using V = Vectorized<T>;
+  constexpr int64_t LB = V::size();
   const int64_t S = mp.S;
+  const V half(T(0.5));
   for (int64_t l = mp.L - 1; l >= 0; --l) {
-    std::copy(lr, lr + S, tmp), std::copy(li, li + S, tmp + S);  // through the entangler: lam[j] = lam'[perm[j]]
-    for (int64_t j = 0; j < S; ++j) lr[j] = tmp[mp.perm[j]], li[j] = tmp[S + mp.perm[j]];
+    unpermute(mp, vr, tmp), unpermute(mp, vi, tmp), unpermute(mp, lr, tmp), unpermute(mp, li, tmp);
     for (int64_t q = mp.Q - 1; q >= 0; --q) {
-      const T* vr = record + (l * mp.Q + q) * 2 * S;
-      const T* vi = vr + S;
-      const T ang = a[l * mp.Q + q], c = std::cos(ang / 2), s = std::sin(ang / 2);
+      const T* csq = cs + (l * mp.Q + q) * 2 * LB;
+      const V c = V::loadu(csq), s = V::loadu(csq + LB);
       const int64_t st = int64_t(1) << (mp.Q - 1 - q);
-      T g = 0;
+      V g(T(0));
       for (int64_t base = 0; base < S; base += 2 * st)
         for (int64_t j = base; j < base + st; ++j) {
-          const int64_t k = j + st;
-          const T o0r = c * vr[j] + s * vi[j], o0i = c * vi[j] - s * vr[j];  // RZ's output
-          const T o1r = c * vr[k] - s * vi[k], o1i = c * vi[k] + s * vr[k];
-          const T l0r = lr[j], l0i = li[j], l1r = lr[k], l1i = li[k];
-          // RY: d/da = [[-s, -c], [c, -s]] / 2
-          g += T(0.5) * (l0r * (-s * o0r - c * o1r) + l0i * (-s * o0i - c * o1i) + l1r * (c * o0r - s * o1r) +
-                         l1i * (c * o0i - s * o1i));
-          const T m0r = c * l0r + s * l1r, m0i = c * l0i + s * l1i;  // RY^T lam
-          const T m1r = -s * l0r + c * l1r, m1i = -s * l0i + c * l1i;
+          const int64_t j0 = j * LB, j1 = (j + st) * LB;
+          const V p0r = V::loadu(vr + j0), p0i = V::loadu(vi + j0), p1r = V::loadu(vr + j1), p1i = V::loadu(vi + j1);
+          // RZ's output o = RY^T psi_out, and psi_in = RZ^dagger o: (c + i s), (c - i s)
+          const V o0r = c * p0r + s * p1r, o0i = c * p0i + s * p1i, o1r = c * p1r - s * p0r, o1i = c * p1i - s * p0i;
+          (c * o0r - s * o0i).store(vr + j0), (c * o0i + s * o0r).store(vi + j0);
+          (c * o1r + s * o1i).store(vr + j1), (c * o1i - s * o1r).store(vi + j1);
+          const V l0r = V::loadu(lr + j0), l0i = V::loadu(li + j0), l1r = V::loadu(lr + j1), l1i = V::loadu(li + j1);
+          // RY: d/da = [[-s, -c], [c, -s]] / 2, paired with lam (Re <lam, .>)
+          g = g + half * (l0r * (-s * o0r - c * o1r) + l0i * (-s * o0i - c * o1i) + l1r * (c * o0r - s * o1r) +
+                          l1i * (c * o0i - s * o1i));
+          const V m0r = c * l0r + s * l1r, m0i = c * l0i + s * l1i;  // RY^T lam
+          const V m1r = c * l1r - s * l0r, m1i = c * l1i - s * l0i;
           // RZ: d o0/da = -i/2 o0, d o1/da = i/2 o1
-          g += T(0.5) * ((m0r * o0i - m0i * o0r) - (m1r * o1i - m1i * o1r));
-          lr[j] = c * m0r - s * m0i, li[j] = c * m0i + s * m0r;  // RZ^dagger: (c + i s), (c - i s)
-          lr[k] = c * m1r + s * m1i, li[k] = c * m1i - s * m1r;
+          g = g + half * ((m0r * o0i - m0i * o0r) - (m1r * o1i - m1i * o1r));
+          (c * m0r - s * m0i).store(lr + j0), (c * m0i + s * m0r).store(li + j0);  // RZ^dagger
+          (c * m1r + s * m1i).store(lr + j1), (c * m1i - s * m1r).store(li + j1);
         }
-      da[l * mp.Q + q] = g;
+      g.store(da + (l * mp.Q + q) * LB);
     }
   }
 }
 
-// angles a_lq = w_lq v_q + b_lq of one input v (Q)
+// cos and sin of half the angles a_lq = w_lq v_q + b_lq for the lanes of a block (rows of v, stride Q; n of
+// them, the rest of the block gets angle 0), as cs (L Q, 2, LB)
 template <typename T>
-inline void layer_angles(const T* v, const T* w, const T* b, T* a, int64_t L, int64_t Q) {
+void lane_angles(const T* v, int64_t n, const T* w, const T* b, int64_t L, int64_t Q, T* cs) {
+  using V = Vectorized<T>;
+  constexpr int64_t LB = V::size();
+  T a[LB];
   for (int64_t l = 0; l < L; ++l)
-    for (int64_t q = 0; q < Q; ++q) a[l * Q + q] = w[l * Q + q] * v[q] + b[l * Q + q];
+    for (int64_t q = 0; q < Q; ++q) {
+      for (int64_t i = 0; i < LB; ++i) a[i] = i < n ? (w[l * Q + q] * v[i * Q + q] + b[l * Q + q]) / 2 : T(0);
+      const V x = V::loadu(a);
+      x.cos().store(cs + (l * Q + q) * 2 * LB), x.sin().store(cs + (l * Q + q) * 2 * LB + LB);
+    }
 }
 
 // the references' states: Phi (M, S) real and imaginary parts, and their transposes (S, M) with -Im
 template <typename T>
 void reference_states(const Map& mp, const T* refs, const T* w, const T* b, int64_t M, T* Pr, T* Pi, T* PrT, T* PiT,
                       T* nPiT, T* scratch) {
-  T *a = scratch, *tmp = a + mp.L * mp.Q;
-  for (int64_t m = 0; m < M; ++m) {
-    layer_angles(refs + m * mp.Q, w, b, a, mp.L, mp.Q);
-    simulate(mp, a, Pr + m * mp.S, Pi + m * mp.S, (T*)nullptr, tmp);
+  constexpr int64_t LB = Vectorized<T>::size();
+  const int64_t S = mp.S;
+  T *cs = scratch, *re = cs + mp.L * mp.Q * 2 * LB, *im = re + S * LB, *tmp = im + S * LB;
+  for (int64_t m0 = 0; m0 < M; m0 += LB) {
+    const int64_t n = std::min(LB, M - m0);
+    lane_angles(refs + m0 * mp.Q, n, w, b, mp.L, mp.Q, cs);
+    simulate(mp, cs, re, im, tmp);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < S; ++j) {
+        const int64_t m = m0 + i;
+        Pr[m * S + j] = PrT[j * M + m] = re[j * LB + i];
+        Pi[m * S + j] = PiT[j * M + m] = im[j * LB + i];
+        nPiT[j * M + m] = -im[j * LB + i];
+      }
   }
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t j = 0; j < mp.S; ++j)
-      PrT[j * M + m] = Pr[m * mp.S + j], PiT[j * M + m] = Pi[m * mp.S + j], nPiT[j * M + m] = -Pi[m * mp.S + j];
 }
 
-// overlaps s = <phi_m|psi_b> (sr, si (B, M)) of states (pr, pi) with row stride ld
+// overlaps s = <phi_m|psi> (sr, si: n rows of M) of a lane block's states (re, im)
 template <typename T>
-void overlaps(const T* pr, const T* pi, int64_t ld, const T* PrT, const T* PiT, const T* nPiT, T* sr, T* si, int64_t B,
-              int64_t S, int64_t M) {
-  gemm(pr, ld, int64_t(1), PrT, M, sr, M, B, S, M, false);
-  gemm(pi, ld, int64_t(1), PiT, M, sr, M, B, S, M, true);
-  gemm(pi, ld, int64_t(1), PrT, M, si, M, B, S, M, false);
-  gemm(pr, ld, int64_t(1), nPiT, M, si, M, B, S, M, true);
+void overlaps(const T* re, const T* im, int64_t n, const T* PrT, const T* PiT, const T* nPiT, T* sr, T* si, int64_t S,
+              int64_t M) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  gemm(re, int64_t(1), LB, PrT, M, sr, M, n, S, M, false);
+  gemm(im, int64_t(1), LB, PiT, M, sr, M, n, S, M, true);
+  gemm(im, int64_t(1), LB, PrT, M, si, M, n, S, M, false);
+  gemm(re, int64_t(1), LB, nPiT, M, si, M, n, S, M, true);
 }
 
 }  // namespace
@@ -420,7 +449,8 @@ struct References {
       RB = buf.data();
       reference_bloch(refs, w, b, RB, M, Q);
     } else {
-      buf.resize(5 * M * S + L * Q + 2 * S);
+      constexpr int64_t LB = Vectorized<T>::size();
+      buf.resize(5 * M * S + L * Q * 2 * LB + 4 * S * LB);
       Pr = buf.data(), Pi = Pr + M * S, PrT = Pi + M * S, PiT = PrT + M * S, nPiT = PiT + M * S;
       reference_states(map, refs, w, b, M, Pr, Pi, PrT, PiT, nPiT, nPiT + M * S);
     }
@@ -452,11 +482,12 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
                    *bpp = bp.data_ptr<scalar_t>();
     References<scalar_t> ref(refs.data_ptr<scalar_t>(), wp, bq, M, L, Q, entangler);
     // one buffer: the constants, then one step's scratch, then (without save) the stand-ins for the saved
-    std::vector<scalar_t> work(Q * (D + H) + G * N * H + G * H + BQ + Q * M + 2 * BH + 2 * B * S + 2 * BM + L * Q +
-                               2 * S + (save ? 0 : 3 * BQ + BM + G * BH + BH));
+    constexpr int64_t LB = V::size();  // a lane block of full-state simulation
+    std::vector<scalar_t> work(Q * (D + H) + G * N * H + G * H + BQ + Q * M + 2 * BH + 2 * S * LB + 2 * BM +
+                               L * Q * 2 * LB + 2 * S * LB + (save ? 0 : 3 * BQ + BM + G * BH + BH));
     scalar_t *Wx = work.data(), *Wh = Wx + Q * D, *A = Wh + Q * H, *bias_g = A + G * N * H, *ap = bias_g + G * H,
-             *fp = ap + BQ, *cnp = fp + Q * M, *hnp = cnp + BH, *psi = hnp + BH, *sov = psi + 2 * B * S,
-             *ang = sov + 2 * BM, *tmp = ang + L * Q, *spare = tmp + 2 * S;
+             *fp = ap + BQ, *cnp = fp + Q * M, *hnp = cnp + BH, *psi = hnp + BH, *sov = psi + 2 * S * LB,
+             *ang = sov + 2 * BM, *tmp = ang + L * Q * 2 * LB, *spare = tmp + 2 * S * LB;
     constants(Wp.data_ptr<scalar_t>(), At.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>(), Gr, Q, D, H, N, Wx, Wh, A,
               bias_g);
     scalar_t *hp = h.data_ptr<scalar_t>(), *cp = c.data_ptr<scalar_t>(), *outp = out.data_ptr<scalar_t>();
@@ -481,12 +512,13 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
       if (L == 1) {
         for (int64_t bb = 0; bb < B; ++bb) kernel_row(co + bb * Q, si + bb * Q, ref.RB, fp, kp + bb * M, Q, M);
       } else {
-        for (int64_t bb = 0; bb < B; ++bb) {
-          layer_angles(z + bb * Q, wp, bq, ang, L, Q);
-          simulate(ref.map, ang, psi + bb * S, psi + (B + bb) * S, (scalar_t*)nullptr, tmp);
-        }
         scalar_t *sr = sov, *sim = sov + BM;
-        overlaps(psi, psi + B * S, S, ref.PrT, ref.PiT, ref.nPiT, sr, sim, B, S, M);
+        for (int64_t b0 = 0; b0 < B; b0 += LB) {
+          const int64_t n = std::min(LB, B - b0);
+          lane_angles(z + b0 * Q, n, wp, bq, L, Q, ang);
+          simulate(ref.map, ang, psi, psi + S * LB, tmp);
+          overlaps(psi, psi + S * LB, n, ref.PrT, ref.PiT, ref.nPiT, sr + b0 * M, sim + b0 * M, S, M);
+        }
         for (int64_t i = 0; i < BM; ++i) kp[i] = sr[i] * sr[i] + sim[i] * sim[i];
       }
       for (int64_t g = 0; g < G; ++g) {  // pre[g] = bias[g] + k[:, gN:(g+1)N] A[g]
@@ -569,12 +601,13 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
              *dz_p = dz_all.data_ptr<scalar_t>(), *dRBp = dRB.data_ptr<scalar_t>(), *dAp = dA.data_ptr<scalar_t>(),
              *dbp = dbias.data_ptr<scalar_t>(), *dwp = dw.data_ptr<scalar_t>(), *dbq = db.data_ptr<scalar_t>();
     References<scalar_t> ref(refs_p, wp, bp, M, L, Q, entangler);
-    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + B * LQ * 2 * S + 2 * B * S +
-                               4 * BM + 2 * B * S + 2 * M * S + 2 * S + LQ);
+    constexpr int64_t LB = Vectorized<scalar_t>::size();  // a lane block of full-state simulation
+    const int64_t SL = S * LB;
+    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + 2 * SL + 4 * LB * M + 2 * SL + 2 * SL + 2 * M * S + 2 * SL + LQ * 2 * LB + LQ * LB);
     scalar_t *dp = work.data(), *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
-             *rec = dpp + Q * B * 3, *psi = rec + B * LQ * 2 * S, *sov = psi + 2 * B * S, *cf = sov + 2 * BM,
-             *lam = cf + 2 * BM, *GP = lam + 2 * B * S, *tmp = GP + 2 * M * S, *ang = tmp + 2 * S;
-    std::vector<scalar_t> dang(LQ);
+             *psi = dpp + Q * B * 3, *sov = psi + 2 * SL, *cf = sov + 2 * LB * M,
+             *lrow = cf + 2 * LB * M, *lam = lrow + 2 * SL, *GT = lam + 2 * SL, *tmp = GT + 2 * M * S,
+             *ang = tmp + 2 * SL, *dang = ang + LQ * 2 * LB;
     for (int64_t step = T - 1; step >= 0; --step) {
       const int64_t t = reverse ? T - 1 - step : step;
       lstm_backward(act_p + t * G * BH, tc_p + t * BH, c_p + t * BH, dout_p + t * BH, masked ? mk + t * B : nullptr,
@@ -611,46 +644,51 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
           }
         }
       } else {
-        // the states again, recording each gate's input; the overlaps; then lam = dk/dpsi = sum_m 2 dk s_m phi_m
-        // and dPhi_m += 2 dk conj(s_m) psi per batch row, and the adjoint pass
-        for (int64_t bb = 0; bb < B; ++bb) {
-          layer_angles(z + bb * Q, wp, bp, ang, L, Q);
-          simulate(ref.map, ang, psi + bb * S, psi + (B + bb) * S, rec + bb * LQ * 2 * S, tmp);
-        }
-        scalar_t *sr = sov, *sim = sov + BM, *cr = cf, *ci = cf + BM;
-        overlaps(psi, psi + B * S, S, ref.PrT, ref.PiT, ref.nPiT, sr, sim, B, S, M);
-        for (int64_t bb = 0; bb < B; ++bb)
-          for (int64_t g = 0; g < G; ++g)
-            for (int64_t n = 0; n < N; ++n) {
-              const int64_t i = bb * M + g * N + n;
-              const scalar_t dk2 = scalar_t(2) * dkp[(g * B + bb) * N + n];
-              cr[i] = dk2 * sr[i], ci[i] = dk2 * sim[i];
+        // per lane block: the states again; the overlaps s; with c = 2 dk s,
+        // lam = dk/dpsi = c Phi and dPhi^T += psi^T conj(c), summed over the steps from the first one here;
+        // then the adjoint pass
+        scalar_t *lr = lam, *li = lam + SL, *GTr = GT, *GTi = GT + M * S, *pr = psi, *pim = psi + SL;
+        for (int64_t b0 = 0; b0 < B; b0 += LB) {
+          const int64_t n = std::min(LB, B - b0);
+          lane_angles(z + b0 * Q, n, wp, bp, L, Q, ang);
+          simulate(ref.map, ang, pr, pim, tmp);
+          scalar_t *sr = sov, *sim = sov + LB * M, *cr = cf, *ci = cf + LB * M, *lrr = lrow, *lri = lrow + SL;
+          overlaps(pr, pim, n, ref.PrT, ref.PiT, ref.nPiT, sr, sim, S, M);
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t g = 0; g < G; ++g)
+              for (int64_t k = 0; k < N; ++k) {
+                const int64_t m = g * N + k;
+                const scalar_t dk2 = scalar_t(2) * dkp[(g * B + b0 + i) * N + k];
+                cr[i * M + m] = dk2 * sr[i * M + m], ci[i * M + m] = dk2 * sim[i * M + m];
+              }
+          // lam rows (n, S): lr = cr Pr - ci Pi, li = cr Pi + ci Pr; dPhi^T (S, M) += pr^T cr + pi^T ci (real),
+          // pi^T cr - pr^T ci (imaginary)
+          const bool acc = step != T - 1 || b0 > 0;
+          gemm(cr, M, int64_t(1), ref.Pr, S, lrr, S, n, M, S, false);
+          gemm(cr, M, int64_t(1), ref.Pi, S, lri, S, n, M, S, false);
+          gemm(ci, M, int64_t(1), ref.Pr, S, lri, S, n, M, S, true);
+          gemm(pr, LB, int64_t(1), cr, M, GTr, M, S, n, M, acc);
+          gemm(pim, LB, int64_t(1), ci, M, GTr, M, S, n, M, true);
+          gemm(pim, LB, int64_t(1), cr, M, GTi, M, S, n, M, acc);
+          for (int64_t i = 0; i < n * M; ++i) ci[i] = -ci[i];
+          gemm(pr, LB, int64_t(1), ci, M, GTi, M, S, n, M, true);
+          gemm(ci, M, int64_t(1), ref.Pi, S, lrr, S, n, M, S, true);
+          std::fill(lam, lam + 2 * SL, scalar_t(0));  // into the lane layout (S, LB)
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < S; ++j) lr[j * LB + i] = lrr[i * S + j], li[j * LB + i] = lri[i * S + j];
+          adjoint(ref.map, ang, pr, pim, lr, li, dang, tmp);
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t bb = b0 + i;
+            for (int64_t q = 0; q < Q; ++q) {
+              scalar_t dzq = 0;
+              for (int64_t l = 0; l < L; ++l) {
+                const scalar_t da = dang[(l * Q + q) * LB + i];
+                dzq += wp[l * Q + q] * da;
+                dwp[l * Q + q] += da * z[bb * Q + q];
+                dbq[l * Q + q] += da;
+              }
+              dz[bb * Q + q] = dzq;
             }
-        // with c = 2 dk s: lam = c Phi (lr = cr Pr - ci Pi, li = cr Pi + ci Pr), dPhi += c^T-conj psi
-        // (Gr += cr^T pr + ci^T pi, Gi += cr^T pi - ci^T pr), summed over the steps from the first one here
-        scalar_t *lr = lam, *li = lam + B * S, *Gr = GP, *Gi = GP + M * S, *pr = psi, *pim = psi + B * S;
-        const bool acc = step != T - 1;
-        gemm(cr, M, int64_t(1), ref.Pr, S, lr, S, B, M, S, false);
-        gemm(cr, M, int64_t(1), ref.Pi, S, li, S, B, M, S, false);
-        gemm(ci, M, int64_t(1), ref.Pr, S, li, S, B, M, S, true);
-        gemm(cr, int64_t(1), M, pr, S, Gr, S, M, B, S, acc);
-        gemm(ci, int64_t(1), M, pim, S, Gr, S, M, B, S, true);
-        gemm(cr, int64_t(1), M, pim, S, Gi, S, M, B, S, acc);
-        for (int64_t i = 0; i < BM; ++i) ci[i] = -ci[i];
-        gemm(ci, int64_t(1), M, pr, S, Gi, S, M, B, S, true);
-        gemm(ci, M, int64_t(1), ref.Pi, S, lr, S, B, M, S, true);
-        for (int64_t bb = 0; bb < B; ++bb) {
-          layer_angles(z + bb * Q, wp, bp, ang, L, Q);
-          adjoint(ref.map, ang, rec + bb * LQ * 2 * S, lr + bb * S, li + bb * S, dang.data(), tmp);
-          for (int64_t q = 0; q < Q; ++q) {
-            scalar_t dzq = 0;
-            for (int64_t l = 0; l < L; ++l) {
-              const scalar_t da = dang[l * Q + q];
-              dzq += wp[l * Q + q] * da;
-              dwp[l * Q + q] += da * z[bb * Q + q];
-              dbq[l * Q + q] += da;
-            }
-            dz[bb * Q + q] = dzq;
           }
         }
       }
@@ -662,20 +700,27 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
     if (L == 1) {
       reference_bloch_backward(refs_p, wp, bp, dRBp, drp, dwp, dbq, M, Q);
     } else {
-      scalar_t *st = psi, *rc = rec, *Gr = GP, *Gi = GP + M * S;
-      for (int64_t m = 0; m < M; ++m) {
-        layer_angles(refs_p + m * Q, wp, bp, ang, L, Q);
-        simulate(ref.map, ang, st, st + S, rc, tmp);
-        adjoint(ref.map, ang, rc, Gr + m * S, Gi + m * S, dang.data(), tmp);
-        for (int64_t q = 0; q < Q; ++q) {
-          scalar_t d = 0;
-          for (int64_t l = 0; l < L; ++l) {
-            const scalar_t da = dang[l * Q + q];
-            d += wp[l * Q + q] * da;
-            dwp[l * Q + q] += da * refs_p[m * Q + q];
-            dbq[l * Q + q] += da;
+      scalar_t *pr = psi, *pim = psi + SL, *lr = lam, *li = lam + SL, *GTr = GT, *GTi = GT + M * S;
+      for (int64_t m0 = 0; m0 < M; m0 += LB) {
+        const int64_t n = std::min(LB, M - m0);
+        lane_angles(refs_p + m0 * Q, n, wp, bp, L, Q, ang);
+        simulate(ref.map, ang, pr, pim, tmp);
+        std::fill(lam, lam + 2 * SL, scalar_t(0));
+        for (int64_t j = 0; j < S; ++j)
+          for (int64_t i = 0; i < n; ++i) lr[j * LB + i] = GTr[j * M + m0 + i], li[j * LB + i] = GTi[j * M + m0 + i];
+        adjoint(ref.map, ang, pr, pim, lr, li, dang, tmp);
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t m = m0 + i;
+          for (int64_t q = 0; q < Q; ++q) {
+            scalar_t d = 0;
+            for (int64_t l = 0; l < L; ++l) {
+              const scalar_t da = dang[(l * Q + q) * LB + i];
+              d += wp[l * Q + q] * da;
+              dwp[l * Q + q] += da * refs_p[m * Q + q];
+              dbq[l * Q + q] += da;
+            }
+            drp[m * Q + q] = d;
           }
-          drp[m * Q + q] = d;
         }
       }
     }
