@@ -1,7 +1,8 @@
 """Training speed: a recurrent layer's forward+backward and a single sequence's inference, QK-LSTM
 (its fused sequence path, and the per-step path it replaces) against the fused ``nn.LSTM`` (the baseline a
-user would pick) and an ``nn.LSTMCell`` loop; and one Adam step of a tagger (embedding, layer, linear
-head) for every model, the PennyLane TorchLayer QLSTM included.
+user would pick) and an ``nn.LSTMCell`` loop; one Adam step of a tagger (embedding, layer, linear
+head) for every model, the PennyLane TorchLayer QLSTM included; and the tagger step with the two-layer
+(full-state) paper map against the one-layer one.
 
     python -m benchmarks training [--threads N] [--quick]
 """
@@ -55,20 +56,24 @@ def layer_tasks(e: int, h: int, batch: int, steps: int, inference: bool) -> dict
     return tasks
 
 
-def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_tags: int = 13) -> dict:
+def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_tags: int = 13, maps=None) -> dict:
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(max_len // 2, max_len + 1, (batch,), generator=g).sort(descending=True).values
     tokens = torch.randint(1, vocab, (batch, max_len), generator=g) * (torch.arange(max_len) < lengths[:, None])
     tags = torch.randint(1, n_tags, (batch, max_len), generator=g) * (tokens > 0)
     torch.manual_seed(0)
+    kinds = (
+        [("qklstm", "qklstm", {"n_qubits": 4, "n_references": 8}), ("lstm_fused", "lstm", {}),
+         ("qlstm", "qlstm", {"n_qubits": 4})]
+        if maps is None  # else the one-layer and the two-layer (full-state) map at `maps` qubits
+        else [(f"qklstm_{L}layer", "qklstm", {"n_qubits": maps, "n_references": 8, "layers": L}) for L in (1, 2)]
+    )  # fmt: skip
     models = {
         name: SequenceTagger(vocab, n_tags, embedding_dim=e, hidden_size=h, recurrent=kind, padding_idx=0, **opts)
-        for name, kind, opts in (
-            ("qklstm", "qklstm", {"n_qubits": 4, "n_references": 8}),
-            ("lstm_fused", "lstm", {}),
-            ("qlstm", "qlstm", {"n_qubits": 4}),
-        )
+        for name, kind, opts in kinds
     }
+    if maps is not None:
+        return {name: _adam_step(m, tokens, lengths, tags) for name, m in models.items()}
     models["lstm_cell_loop"] = peers.LoopTagger(vocab, n_tags, nn.LSTMCell(e, h), e, h)
     try:
         with warnings.catch_warnings():
@@ -77,19 +82,20 @@ def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_
     except ImportError:
         print("pennylane not installed: its row is skipped")
 
-    def step(model):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        mask = tags > 0
+    return {name: _adam_step(m, tokens, lengths, tags) for name, m in models.items()}
 
-        def run():
-            opt.zero_grad(set_to_none=True)
-            logp = model(tokens, lengths)
-            nn.functional.nll_loss(logp[mask], tags[mask]).backward()
-            opt.step()
 
-        return run
+def _adam_step(model, tokens, lengths, tags):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mask = tags > 0
 
-    return {name: step(m) for name, m in models.items()}
+    def run():
+        opt.zero_grad(set_to_none=True)
+        logp = model(tokens, lengths)
+        nn.functional.nll_loss(logp[mask], tags[mask]).backward()
+        opt.step()
+
+    return run
 
 
 def main(argv=None) -> int:
@@ -118,6 +124,13 @@ def main(argv=None) -> int:
         )
         measurements += ms.values()
         rows += common.rows_from(case, ms, {**vs_lstm, "qlstm": "qklstm", "qlstm_pennylane": "qklstm"})
+    for q in [2] if args.quick else [4, 8]:
+        case = f"tagger step E=H=32, B=64, T<=30, {q} qubits: two-layer (full-state) map"
+        ms = common.interleaved(
+            tagger_tasks(32, 32, 64, 30, maps=q), label="map layers", sub_label=case, threads=args.threads, **timing
+        )
+        measurements += ms.values()
+        rows += common.rows_from(case, ms, {"qklstm_2layer": "qklstm_1layer"})
     common.report("training", rows, measurements, args.out)
     return 0
 
