@@ -303,9 +303,7 @@ class QKLSTMCell(RecurrentCell):
                 return False
             if not isinstance(fmap, PaperFeatureMap) or (fmap.trainable and not self.share_feature_map):
                 return False
-            if fmap.layers == 1 and not k.use_product_form:
-                return False
-            if fmap.layers > 1 and not fused.full_state_available():
+            if not (k.use_product_form if fmap.layers == 1 else fused.full_state_available()):
                 return False
         return True
 
@@ -323,17 +321,13 @@ class QKLSTMCell(RecurrentCell):
             return scan_direction(QKCell(self), x, mask, h, c, reverse)
         if not self.fusable():
             return None
-        T, fmap = x.shape[0], self.kernels[0].feature_map
-        if fmap.layers == 1:
-            w, b = fmap.angle_affine(x)
-        elif fmap.trainable:
-            w, b = fmap.weight, fmap.bias
-        else:
-            w, b = x.new_ones(fmap.layers, self.n_qubits), x.new_zeros(fmap.layers, self.n_qubits)
-        if self.readout is not None:
-            At, bias = self.readout.weight.unsqueeze(0), self.readout.bias.unsqueeze(0)
-        else:
-            At, bias = self.alpha, self.bias
+        T, fmap, Q = x.shape[0], self.kernels[0].feature_map, self.n_qubits
+        L = fmap.layers
+        w, b = (fmap.weight, fmap.bias) if fmap.trainable else (x.new_ones(L, Q), x.new_zeros(L, Q))
+        w, b = (w[0], b[0]) if L == 1 else (w, b)  # the op takes one layer's as (Q,)
+        At, bias = self.readout_parameters()
+        if self.readout is not None:  # one readout for all four gates
+            At, bias = At.unsqueeze(0), bias.unsqueeze(0)
         mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
         refs = self.references.reshape(-1, self.n_qubits)
         proj = self.projection

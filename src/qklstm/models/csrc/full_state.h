@@ -1,0 +1,162 @@
+// Full-state paper maps (layers >= 2) for the fused op: lane-block state-vector simulation and the adjoint
+// method. Included by product_lstm.cpp after kernels.h.
+#pragma once
+#include <utility>
+#include <vector>
+
+#include "kernels.h"
+
+namespace {
+
+// The paper map with L >= 2 layers: H on every qubit, then per layer RZ(a_lq) RY(a_lq) on each qubit q and the
+// entangler's CNOTs. Its states do not factorise, so they are simulated: 2^Q complex amplitudes (real and
+// imaginary parts apart), qubit 0 the most significant bit, as in qklstm.quantum.circuit. The kernel is
+// k = |<phi(r)|phi(z)>|^2; its backward runs the adjoint method gate by gate.
+struct Map {
+  int64_t Q, L, S;            // qubits, layers, amplitudes
+  std::vector<int64_t> perm;  // the entangler: its CNOTs send basis state j to perm[j]
+  Map(int64_t Q_, int64_t L_, int64_t entangler) : Q(Q_), L(L_), S(int64_t(1) << Q_), perm(S) {
+    std::vector<std::pair<int64_t, int64_t>> cnots;  // (control, target); entangler 0: none, 1: chain, 2: ring
+    if (entangler >= 1)
+      for (int64_t k = 0; k + 1 < Q; ++k) cnots.push_back({k, k + 1});
+    if (entangler == 2 && Q > 2) cnots.push_back({Q - 1, 0});
+    for (int64_t j = 0; j < S; ++j) {
+      int64_t v = j;
+      for (auto [c, t] : cnots)
+        if (v >> (Q - 1 - c) & 1) v ^= int64_t(1) << (Q - 1 - t);
+      perm[j] = v;
+    }
+  }
+};
+
+// Full-state simulation runs Vectorized<T>::size() inputs at once, one per vector lane (a "lane block"): a
+// block's state is (S, LB) with the lane innermost, so every gate is whole-vector arithmetic whatever qubit
+// it acts on. Per-lane angles come as cos(a / 2), sin(a / 2) arrays cs (L Q, 2, LB).
+template <typename T>
+inline void rz_ry(T* re, T* im, int64_t S, int64_t bit, const T* cs) {
+  using V = Vectorized<T>;
+  constexpr int64_t LB = V::size();
+  const V c = V::loadu(cs), s = V::loadu(cs + LB);
+  const int64_t st = int64_t(1) << bit;
+  for (int64_t base = 0; base < S; base += 2 * st)
+    for (int64_t j = base; j < base + st; ++j) {
+      T *pr = re + j * LB, *pi = im + j * LB, *qr = re + (j + st) * LB, *qi = im + (j + st) * LB;
+      const V ar = V::loadu(pr), ai = V::loadu(pi), br = V::loadu(qr), bi = V::loadu(qi);
+      // RZ: v0 (c - i s), v1 (c + i s); then RY: [[c, -s], [s, c]]
+      const V r0 = c * ar + s * ai, i0 = c * ai - s * ar, r1 = c * br - s * bi, i1 = c * bi + s * br;
+      (c * r0 - s * r1).store(pr), (c * i0 - s * i1).store(pi), (s * r0 + c * r1).store(qr), (s * i0 + c * i1).store(qi);
+    }
+}
+
+// |phi(a)> of a lane block into (re, im). tmp: 2 S LB values.
+template <typename T>
+void simulate(const Map& mp, const T* cs, T* re, T* im, T* tmp) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  const int64_t n = mp.S * LB;
+  std::fill(re, re + n, T(1) / std::sqrt(T(mp.S))), std::fill(im, im + n, T(0));
+  for (int64_t l = 0; l < mp.L; ++l) {
+    for (int64_t q = 0; q < mp.Q; ++q) rz_ry(re, im, mp.S, mp.Q - 1 - q, cs + (l * mp.Q + q) * 2 * LB);
+    std::copy(re, re + n, tmp), std::copy(im, im + n, tmp + n);
+    for (int64_t j = 0; j < mp.S; ++j) {
+      std::copy(tmp + j * LB, tmp + (j + 1) * LB, re + mp.perm[j] * LB);
+      std::copy(tmp + n + j * LB, tmp + n + (j + 1) * LB, im + mp.perm[j] * LB);
+    }
+  }
+}
+
+// x[j] = x'[perm[j]] for the S lane vectors of x (the entangler undone: its CNOTs are a permutation)
+template <typename T>
+inline void unpermute(const Map& mp, T* x, T* tmp) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  std::copy(x, x + mp.S * LB, tmp);
+  for (int64_t j = 0; j < mp.S; ++j) std::copy(tmp + mp.perm[j] * LB, tmp + (mp.perm[j] + 1) * LB, x + j * LB);
+}
+
+// The adjoint pass of a lane block: from the circuit's output state (vr, vi) and lam = dL/dRe phi + i dL/dIm phi
+// there, the angles' gradients da (L Q, LB). Gate by gate backwards, the state is uncomputed (the gates are
+// unitary) and lam pulled back; both are overwritten.
+template <typename T>
+void adjoint(const Map& mp, const T* cs, T* vr, T* vi, T* lr, T* li, T* da, T* tmp) {
+  using V = Vectorized<T>;
+  constexpr int64_t LB = V::size();
+  const int64_t S = mp.S;
+  const V half(T(0.5));
+  for (int64_t l = mp.L - 1; l >= 0; --l) {
+    unpermute(mp, vr, tmp), unpermute(mp, vi, tmp), unpermute(mp, lr, tmp), unpermute(mp, li, tmp);
+    for (int64_t q = mp.Q - 1; q >= 0; --q) {
+      const T* csq = cs + (l * mp.Q + q) * 2 * LB;
+      const V c = V::loadu(csq), s = V::loadu(csq + LB);
+      const int64_t st = int64_t(1) << (mp.Q - 1 - q);
+      V g(T(0));
+      for (int64_t base = 0; base < S; base += 2 * st)
+        for (int64_t j = base; j < base + st; ++j) {
+          const int64_t j0 = j * LB, j1 = (j + st) * LB;
+          const V p0r = V::loadu(vr + j0), p0i = V::loadu(vi + j0), p1r = V::loadu(vr + j1), p1i = V::loadu(vi + j1);
+          // RZ's output o = RY^T psi_out, and psi_in = RZ^dagger o: (c + i s), (c - i s)
+          const V o0r = c * p0r + s * p1r, o0i = c * p0i + s * p1i, o1r = c * p1r - s * p0r, o1i = c * p1i - s * p0i;
+          (c * o0r - s * o0i).store(vr + j0), (c * o0i + s * o0r).store(vi + j0);
+          (c * o1r + s * o1i).store(vr + j1), (c * o1i - s * o1r).store(vi + j1);
+          const V l0r = V::loadu(lr + j0), l0i = V::loadu(li + j0), l1r = V::loadu(lr + j1), l1i = V::loadu(li + j1);
+          // RY: d/da = [[-s, -c], [c, -s]] / 2, paired with lam (Re <lam, .>)
+          g = g + half * (l0r * (-s * o0r - c * o1r) + l0i * (-s * o0i - c * o1i) + l1r * (c * o0r - s * o1r) +
+                          l1i * (c * o0i - s * o1i));
+          const V m0r = c * l0r + s * l1r, m0i = c * l0i + s * l1i;  // RY^T lam
+          const V m1r = c * l1r - s * l0r, m1i = c * l1i - s * l0i;
+          // RZ: d o0/da = -i/2 o0, d o1/da = i/2 o1
+          g = g + half * ((m0r * o0i - m0i * o0r) - (m1r * o1i - m1i * o1r));
+          (c * m0r - s * m0i).store(lr + j0), (c * m0i + s * m0r).store(li + j0);  // RZ^dagger
+          (c * m1r + s * m1i).store(lr + j1), (c * m1i - s * m1r).store(li + j1);
+        }
+      g.store(da + (l * mp.Q + q) * LB);
+    }
+  }
+}
+
+// cos and sin of half the angles a_lq = w_lq v_q + b_lq for the lanes of a block (rows of v, stride Q; n of
+// them, the rest of the block gets angle 0), as cs (L Q, 2, LB)
+template <typename T>
+void lane_angles(const T* v, int64_t n, const T* w, const T* b, int64_t L, int64_t Q, T* cs) {
+  using V = Vectorized<T>;
+  constexpr int64_t LB = V::size();
+  T a[LB];
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t q = 0; q < Q; ++q) {
+      for (int64_t i = 0; i < LB; ++i) a[i] = i < n ? (w[l * Q + q] * v[i * Q + q] + b[l * Q + q]) / 2 : T(0);
+      const V x = V::loadu(a);
+      x.cos().store(cs + (l * Q + q) * 2 * LB), x.sin().store(cs + (l * Q + q) * 2 * LB + LB);
+    }
+}
+
+// the references' states: Phi (M, S) real and imaginary parts, and their transposes (S, M) with -Im
+template <typename T>
+void reference_states(const Map& mp, const T* refs, const T* w, const T* b, int64_t M, T* Pr, T* Pi, T* PrT, T* PiT,
+                      T* nPiT, T* scratch) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  const int64_t S = mp.S;
+  T *cs = scratch, *re = cs + mp.L * mp.Q * 2 * LB, *im = re + S * LB, *tmp = im + S * LB;
+  for (int64_t m0 = 0; m0 < M; m0 += LB) {
+    const int64_t n = std::min(LB, M - m0);
+    lane_angles(refs + m0 * mp.Q, n, w, b, mp.L, mp.Q, cs);
+    simulate(mp, cs, re, im, tmp);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < S; ++j) {
+        const int64_t m = m0 + i;
+        Pr[m * S + j] = PrT[j * M + m] = re[j * LB + i];
+        Pi[m * S + j] = PiT[j * M + m] = im[j * LB + i];
+        nPiT[j * M + m] = -im[j * LB + i];
+      }
+  }
+}
+
+// overlaps s = <phi_m|psi> (sr, si: n rows of M) of a lane block's states (re, im)
+template <typename T>
+void overlaps(const T* re, const T* im, int64_t n, const T* PrT, const T* PiT, const T* nPiT, T* sr, T* si, int64_t S,
+              int64_t M) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  gemm(re, int64_t(1), LB, PrT, M, sr, M, n, S, M, false);
+  gemm(im, int64_t(1), LB, PiT, M, sr, M, n, S, M, true);
+  gemm(im, int64_t(1), LB, PrT, M, si, M, n, S, M, false);
+  gemm(re, int64_t(1), LB, nPiT, M, si, M, n, S, M, true);
+}
+
+}  // namespace
