@@ -377,6 +377,8 @@ def test_clear_errors():
         layer(torch.randn(4, 2, 5))
     with pytest.raises(ValueError, match="NaN"):
         layer(torch.full((4, 2, 3), float("nan")))
+    with pytest.raises(ValueError, match=r"^input: dtype torch.float64 does not match the parameters' torch.float32"):
+        layer(torch.randn(4, 2, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"hx\[0\]"):
         layer(torch.randn(4, 2, 3), (torch.zeros(1, 3, 2), torch.zeros(1, 3, 2)))
     with pytest.raises(ValueError, match="input"):

@@ -240,6 +240,7 @@ class RecurrentBase(nn.Module):
                 raise ValueError(
                     f"input: packed data must have {self.input_size} features, got {tuple(input.data.shape)}"
                 )
+            self._check_dtype(input.data)
             if not all_finite(input.data):
                 raise ValueError("input: holds NaN or inf values; features must be finite")
             padded, lengths = pad_packed_sequence(input, batch_first=False)
@@ -253,6 +254,7 @@ class RecurrentBase(nn.Module):
             )
         if not input.is_floating_point():
             raise ValueError(f"input: expected a floating-point tensor, got {input.dtype}")
+        self._check_dtype(input)
         if not all_finite(input):
             raise ValueError("input: holds NaN or inf values; features must be finite")
         if input.shape[-3 if input.dim() == 3 and not self.batch_first else -2] == 0:
@@ -262,6 +264,14 @@ class RecurrentBase(nn.Module):
         if input.dim() == 2:
             return input.unsqueeze(1), None, True
         return (input.transpose(0, 1) if self.batch_first else input), None, False
+
+    def _check_dtype(self, x: torch.Tensor) -> None:
+        weight = next(self.parameters())
+        if x.dtype != weight.dtype:  # as nn.LSTM: one line here, not a matmul's complaint from inside a cell
+            raise ValueError(
+                f"input: dtype {x.dtype} does not match the parameters' {weight.dtype}; convert the input "
+                f"(input.to({weight.dtype})) or the model (model.to({x.dtype}))"
+            )
 
     def _initial_state(self, hx, batch, ref, unbatched):
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
