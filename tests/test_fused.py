@@ -292,6 +292,7 @@ def test_gradcheck_of_the_op_with_a_full_state_map(cpp, masked):
 
 
 def test_without_the_cpp_kernels_full_state_maps_take_the_step_path(monkeypatch):
+    assert not fused.full_state_available(torch.device("meta"))  # off the CPU: no C++ kernels either
     monkeypatch.setattr(fused, "_load_extension", lambda: None)
     rnn = QKLSTM(3, 3, n_qubits=3, n_references=2, layers=2)
     assert not rnn.cells[0].fusable()

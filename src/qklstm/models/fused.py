@@ -258,9 +258,10 @@ def _load_extension():
     return _ext
 
 
-def full_state_available() -> bool:
-    """Whether full-state maps (two or more layers) have a fused path: the C++ kernels only."""
-    return _load_extension() is not None
+def full_state_available(device: torch.device) -> bool:
+    """Whether full-state maps (two or more layers) have a fused path on ``device``: the C++ kernels (CPU)
+    only."""
+    return device.type == "cpu" and _load_extension() is not None
 
 
 def fused_backend() -> str:

@@ -303,7 +303,9 @@ class QKLSTMCell(RecurrentCell):
                 return False
             if not isinstance(fmap, PaperFeatureMap) or (fmap.trainable and not self.share_feature_map):
                 return False
-            if not (k.use_product_form if fmap.layers == 1 else fused.full_state_available()):
+            if not (
+                k.use_product_form if fmap.layers == 1 else fused.full_state_available(self.projection.weight.device)
+            ):
                 return False
         return True
 
