@@ -4,7 +4,9 @@ With the paper map of one layer the kernel is a product over qubits of one-qubit
 ``k(z, r) = prod_q (1 + b(z_q) . b(r_q)) / 2`` with ``b(a) = (cos^2 a, sin a, -sin a cos a)`` the
 Bloch vector of ``RY(a) RZ(a) H|0>`` (method note, section 3). This module runs the whole recurrence
 in that closed real arithmetic and back-propagates through time by hand, as cuDNN does for
-``nn.LSTM``: autograd sees one node per sequence instead of ~55 per step.
+``nn.LSTM``: autograd sees one node per sequence instead of ~55 per step. Maps of two or more layers
+(full-state) run in the same op as a state-vector simulation with the adjoint method backwards, in the
+C++ kernels only (``csrc/full_state.h``).
 
 ``product_lstm`` runs two ``torch.library`` custom ops, ``qklstm::product_lstm`` and its backward, under
 one ``torch.autograd.Function`` (``torch.compile`` sees one op each way). Their kernels are a C++

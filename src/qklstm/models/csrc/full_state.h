@@ -44,7 +44,8 @@ inline void rz_ry(T* re, T* im, int64_t S, int64_t bit, const T* cs) {
       const V ar = V::loadu(pr), ai = V::loadu(pi), br = V::loadu(qr), bi = V::loadu(qi);
       // RZ: v0 (c - i s), v1 (c + i s); then RY: [[c, -s], [s, c]]
       const V r0 = c * ar + s * ai, i0 = c * ai - s * ar, r1 = c * br - s * bi, i1 = c * bi + s * br;
-      (c * r0 - s * r1).store(pr), (c * i0 - s * i1).store(pi), (s * r0 + c * r1).store(qr), (s * i0 + c * i1).store(qi);
+      (c * r0 - s * r1).store(pr), (c * i0 - s * i1).store(pi);
+      (s * r0 + c * r1).store(qr), (s * i0 + c * i1).store(qi);
     }
 }
 

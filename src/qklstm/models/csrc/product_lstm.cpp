@@ -45,7 +45,8 @@ struct References {
   std::vector<T> buf;
   T *RB = nullptr, *Pr = nullptr, *Pi = nullptr, *PrT = nullptr, *PiT = nullptr, *nPiT = nullptr;
   References(const T* refs, const T* w, const T* b, int64_t M_, int64_t L_, int64_t Q_, int64_t entangler)
-      : M(M_), L(L_), Q(Q_), S(L_ == 1 ? 0 : int64_t(1) << Q_), map(L_ == 1 ? 0 : Q_, L_, entangler) {  // one layer: no map
+      // one layer needs no map (and no 2^Q permutation)
+      : M(M_), L(L_), Q(Q_), S(L_ == 1 ? 0 : int64_t(1) << Q_), map(L_ == 1 ? 0 : Q_, L_, entangler) {
     if (L == 1) {
       buf.resize(Q * 3 * M);
       RB = buf.data();
@@ -205,7 +206,9 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
     References<scalar_t> ref(refs_p, wp, bp, M, L, Q, entangler);
     constexpr int64_t LB = Vectorized<scalar_t>::size();  // a lane block of full-state simulation
     const int64_t SL = S * LB;
-    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + 2 * SL + 4 * LB * M + 2 * SL + 2 * SL + 2 * M * S + 2 * SL + LQ * 2 * LB + LQ * LB);
+    // the pointers below, in order: dp, dk, f, prefix/suffix, dphi; psi, s, c, lam rows, lam, dPhi^T, tmp, angles, da
+    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + 2 * SL + 4 * LB * M + 2 * SL +
+                               2 * SL + 2 * M * S + 2 * SL + LQ * 2 * LB + LQ * LB);
     scalar_t *dp = work.data(), *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
              *psi = dpp + Q * B * 3, *sov = psi + 2 * SL, *cf = sov + 2 * LB * M,
              *lrow = cf + 2 * LB * M, *lam = lrow + 2 * SL, *GT = lam + 2 * SL, *tmp = GT + 2 * M * S,
