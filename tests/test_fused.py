@@ -32,6 +32,14 @@ def kernels(request, monkeypatch):
     return request.param
 
 
+def _assert_fused_equals_step_path(rnn, x, kind, dtype, lengths, rtol, atol):
+    fast = _run(rnn, x, kind, dtype, lengths)
+    with fused_disabled():
+        slow = _run(rnn, x, kind, dtype, lengths)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+
+
 def _run(rnn, x, kind, dtype, lengths=None):
     """Outputs, final states and every gradient of a loss that touches all of them."""
     B = x.shape[1]
@@ -70,11 +78,7 @@ def test_fused_equals_the_step_path_in_float64(kernels, options, bidirectional, 
     assert all(cell.fusable() for cell in rnn.cells)
     x = torch.randn(9, 4, 3, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([9, 3, 6, 1])
-    fast = _run(rnn, x, kind, torch.float64, lengths)
-    with fused_disabled():
-        slow = _run(rnn, x, kind, torch.float64, lengths)
-    for a, b in zip(fast, slow):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    _assert_fused_equals_step_path(rnn, x, kind, torch.float64, lengths, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("options", OPTIONS[:3], ids=["default", "shared", "trainable"])
@@ -84,11 +88,7 @@ def test_fused_equals_the_step_path_in_float32(kernels, options):
     x = torch.randn(8, 5, 4, requires_grad=True)
     lengths = torch.tensor([8, 2, 5, 7, 1])
     for kind in ("plain", "packed"):
-        fast = _run(rnn, x, kind, torch.float32, lengths)
-        with fused_disabled():
-            slow = _run(rnn, x, kind, torch.float32, lengths)
-        for a, b in zip(fast, slow):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        _assert_fused_equals_step_path(rnn, x, kind, torch.float32, lengths, rtol=1e-5, atol=1e-6)
 
 
 def test_batch_first_and_unbatched_inputs_take_the_fused_path_too(kernels):
@@ -256,11 +256,7 @@ def test_full_state_maps_fused_equal_the_step_path_in_float64(cpp, options, bidi
     assert all(cell.fusable() for cell in rnn.cells)
     x = torch.randn(7, 5, 3, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([7, 3, 6, 1, 5])
-    fast = _run(rnn, x, kind, torch.float64, lengths)
-    with fused_disabled():
-        slow = _run(rnn, x, kind, torch.float64, lengths)
-    for a, b in zip(fast, slow):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    _assert_fused_equals_step_path(rnn, x, kind, torch.float64, lengths, rtol=1e-12, atol=1e-12)
 
 
 def test_full_state_maps_fused_equal_the_step_path_in_float32(cpp):
@@ -269,11 +265,7 @@ def test_full_state_maps_fused_equal_the_step_path_in_float32(cpp):
     x = torch.randn(8, 5, 4, requires_grad=True)
     lengths = torch.tensor([8, 2, 5, 7, 1])
     for kind in ("plain", "packed"):
-        fast = _run(rnn, x, kind, torch.float32, lengths)
-        with fused_disabled():
-            slow = _run(rnn, x, kind, torch.float32, lengths)
-        for a, b in zip(fast, slow):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        _assert_fused_equals_step_path(rnn, x, kind, torch.float32, lengths, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("masked", [False, True])

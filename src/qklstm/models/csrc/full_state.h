@@ -128,6 +128,23 @@ void lane_angles(const T* v, int64_t n, const T* w, const T* b, int64_t L, int64
     }
 }
 
+// The angle map a_lq = w_lq v_q + b_lq backwards for lane i of a block: dv (Q) from the angles' gradients da
+// (L Q, LB), and w's and b's gradients accumulated into dw, db (L Q)
+template <typename T>
+void angle_map_backward(const T* da, int64_t i, const T* v, const T* w, int64_t L, int64_t Q, T* dv, T* dw, T* db) {
+  constexpr int64_t LB = Vectorized<T>::size();
+  for (int64_t q = 0; q < Q; ++q) {
+    T d = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      const T g = da[(l * Q + q) * LB + i];
+      d += w[l * Q + q] * g;
+      dw[l * Q + q] += g * v[q];
+      db[l * Q + q] += g;
+    }
+    dv[q] = d;
+  }
+}
+
 // the references' states: Phi (M, S) real and imaginary parts, and their transposes (S, M) with -Im
 template <typename T>
 void reference_states(const Map& mp, const T* refs, const T* w, const T* b, int64_t M, T* Pr, T* Pi, T* PrT, T* PiT,

@@ -282,19 +282,8 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
           for (int64_t i = 0; i < n; ++i)
             for (int64_t j = 0; j < S; ++j) lr[j * LB + i] = lrr[i * S + j], li[j * LB + i] = lri[i * S + j];
           adjoint(ref.map, ang, pr, pim, lr, li, dang, tmp);
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t bb = b0 + i;
-            for (int64_t q = 0; q < Q; ++q) {
-              scalar_t dzq = 0;
-              for (int64_t l = 0; l < L; ++l) {
-                const scalar_t da = dang[(l * Q + q) * LB + i];
-                dzq += wp[l * Q + q] * da;
-                dwp[l * Q + q] += da * z[bb * Q + q];
-                dbq[l * Q + q] += da;
-              }
-              dz[bb * Q + q] = dzq;
-            }
-          }
+          for (int64_t i = 0; i < n; ++i)
+            angle_map_backward(dang, i, z + (b0 + i) * Q, wp, L, Q, dz + (b0 + i) * Q, dwp, dbq);
         }
       }
       std::copy(kp, kp + BH, dhp);
@@ -314,19 +303,8 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
         for (int64_t j = 0; j < S; ++j)
           for (int64_t i = 0; i < n; ++i) lr[j * LB + i] = GTr[j * M + m0 + i], li[j * LB + i] = GTi[j * M + m0 + i];
         adjoint(ref.map, ang, pr, pim, lr, li, dang, tmp);
-        for (int64_t i = 0; i < n; ++i) {
-          const int64_t m = m0 + i;
-          for (int64_t q = 0; q < Q; ++q) {
-            scalar_t d = 0;
-            for (int64_t l = 0; l < L; ++l) {
-              const scalar_t da = dang[(l * Q + q) * LB + i];
-              d += wp[l * Q + q] * da;
-              dwp[l * Q + q] += da * refs_p[m * Q + q];
-              dbq[l * Q + q] += da;
-            }
-            drp[m * Q + q] = d;
-          }
-        }
+        for (int64_t i = 0; i < n; ++i)
+          angle_map_backward(dang, i, refs_p + (m0 + i) * Q, wp, L, Q, drp + (m0 + i) * Q, dwp, dbq);
       }
     }
   });
