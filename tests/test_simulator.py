@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import qsim_reference as ref
-from qklstm.quantum import gates
 from qklstm.quantum.circuit import Circuit, Op
 
 ATOL = 1e-10  # complex128 everywhere unless stated
@@ -32,42 +31,40 @@ def apply_dense(mats, states):
 
 
 # ---------------------------------------------------------------------------- gates
-ONE_QUBIT_FIXED = [("H", gates.h), ("X", gates.x)]
-ONE_QUBIT_PARAM = [("RX", gates.rx), ("RY", gates.ry), ("RZ", gates.rz), ("P", gates.phase)]
+ONE_QUBIT_FIXED = ["H", "X"]
+ONE_QUBIT_PARAM = ["RX", "RY", "RZ", "P"]
+
+
+def one_gate(name, wires, state, theta=None):
+    """``state`` after the one-gate circuit ``name`` on ``wires`` (``theta``: one angle per row)."""
+    n = state.shape[-1].bit_length() - 1
+    circuit = Circuit(n, [Op(name, tuple(wires), None if theta is None else 0)])
+    angles = torch.zeros(state.shape[0], 0, dtype=torch.float64) if theta is None else theta.reshape(-1, 1)
+    return circuit.apply(state, angles)
 
 
 @pytest.mark.parametrize("n", [1, 3, 4])
-@pytest.mark.parametrize("name,fn", ONE_QUBIT_FIXED, ids=[g for g, _ in ONE_QUBIT_FIXED])
-def test_fixed_one_qubit_gates_match_dense(n, name, fn):
+@pytest.mark.parametrize("name", ONE_QUBIT_FIXED)
+def test_fixed_one_qubit_gates_match_dense(n, name):
     rng = np.random.default_rng(n)
     s = random_states(rng, 5, n)
     for wire in range(n):
-        got = fn(torch.tensor(s), wire).numpy()
+        got = one_gate(name, (wire,), torch.tensor(s)).numpy()
         want = apply_one(ref.gate_full(name, (wire,), n), s)
         np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("n", [1, 3, 4])
-@pytest.mark.parametrize("name,fn", ONE_QUBIT_PARAM, ids=[g for g, _ in ONE_QUBIT_PARAM])
-def test_parametric_one_qubit_gates_per_sample_angles(n, name, fn):
+@pytest.mark.parametrize("name", ONE_QUBIT_PARAM)
+def test_parametric_one_qubit_gates_per_sample_angles(n, name):
     rng = np.random.default_rng(10 + n)
     batch = 6
     s = random_states(rng, batch, n)
     theta = rng.uniform(-2 * np.pi, 2 * np.pi, size=batch)
     for wire in range(n):
-        got = fn(torch.tensor(s), torch.tensor(theta), wire).numpy()
+        got = one_gate(name, (wire,), torch.tensor(s), torch.tensor(theta)).numpy()
         mats = np.stack([ref.gate_full(name, (wire,), n, t) for t in theta])
         np.testing.assert_allclose(got, apply_dense(mats, s), atol=ATOL, rtol=0)
-
-
-@pytest.mark.parametrize("name,fn", ONE_QUBIT_PARAM, ids=[g for g, _ in ONE_QUBIT_PARAM])
-def test_parametric_gates_scalar_angle_is_shared_by_the_batch(name, fn):
-    rng = np.random.default_rng(3)
-    s = random_states(rng, 4, 2)
-    got = fn(torch.tensor(s), 0.7, 1).numpy()
-    np.testing.assert_allclose(got, apply_one(ref.gate_full(name, (1,), 2, 0.7), s), atol=ATOL, rtol=0)
-    got0d = fn(torch.tensor(s), torch.tensor(0.7, dtype=torch.float64), 1).numpy()
-    np.testing.assert_allclose(got0d, got, atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])
@@ -77,21 +74,20 @@ def test_two_qubit_gates_match_dense_on_every_wire_pair(n):
     s = random_states(rng, batch, n)
     st = torch.tensor(s)
     for a, b in itertools.permutations(range(n), 2):
-        np.testing.assert_allclose(
-            gates.cnot(st, a, b).numpy(), apply_one(ref.cnot_full(a, b, n), s), atol=ATOL, rtol=0
-        )
-        np.testing.assert_allclose(gates.cz(st, a, b).numpy(), apply_one(ref.cz_full(a, b, n), s), atol=ATOL, rtol=0)
+        got = one_gate("CNOT", (a, b), st).numpy()
+        np.testing.assert_allclose(got, apply_one(ref.cnot_full(a, b, n), s), atol=ATOL, rtol=0)
+        got = one_gate("CZ", (a, b), st).numpy()
+        np.testing.assert_allclose(got, apply_one(ref.cz_full(a, b, n), s), atol=ATOL, rtol=0)
         theta = rng.uniform(-2 * np.pi, 2 * np.pi, size=batch)
         mats = np.stack([ref.rzz_full(t, a, b, n) for t in theta])
-        np.testing.assert_allclose(
-            gates.rzz(st, torch.tensor(theta), a, b).numpy(), apply_dense(mats, s), atol=ATOL, rtol=0
-        )
+        got = one_gate("RZZ", (a, b), st, torch.tensor(theta)).numpy()
+        np.testing.assert_allclose(got, apply_dense(mats, s), atol=ATOL, rtol=0)
 
 
 def test_qubit_zero_is_the_most_significant_bit():
-    s = gates.x(gates.zero_state(1, 3, dtype=torch.complex128), 0)
+    s = Circuit(3, [Op("X", (0,))]).run(torch.zeros(1, 0, dtype=torch.float64))
     assert s[0, 0b100].real == 1.0
-    s = gates.x(gates.zero_state(1, 3, dtype=torch.complex128), 2)
+    s = Circuit(3, [Op("X", (2,))]).run(torch.zeros(1, 0, dtype=torch.float64))
     assert s[0, 0b001].real == 1.0
 
 
@@ -100,44 +96,33 @@ def test_gates_keep_complex64_for_complex64_states():
     s = random_states(rng, 3, 2)
     theta = rng.uniform(-3, 3, size=3)
     st = torch.tensor(s, dtype=torch.complex64)
-    for name, fn in ONE_QUBIT_PARAM:
-        out = fn(st, torch.tensor(theta, dtype=torch.float32), 0)
+    for name in ONE_QUBIT_PARAM:
+        out = one_gate(name, (0,), st, torch.tensor(theta, dtype=torch.float32))
         assert out.dtype == torch.complex64
         # reference at the float32-rounded angles and states; one 2x2 complex64 product per amplitude
         # (a few operations of eps32 = 1.2e-7 each on values of modulus <= 1) stays far below 1e-5
         theta32 = np.float32(theta).astype(np.float64)
         mats = np.stack([ref.gate_full(name, (0,), 2, t) for t in theta32])
         np.testing.assert_allclose(out.numpy(), apply_dense(mats, st.numpy().astype(np.complex128)), atol=1e-5, rtol=0)
-    assert gates.rzz(st, torch.tensor(theta, dtype=torch.float32), 0, 1).dtype == torch.complex64
-    assert gates.cnot(st, 0, 1).dtype == torch.complex64
+    assert one_gate("RZZ", (0, 1), st, torch.tensor(theta, dtype=torch.float32)).dtype == torch.complex64
+    assert one_gate("CNOT", (0, 1), st).dtype == torch.complex64
 
 
-@pytest.mark.parametrize("name,fn", ONE_QUBIT_PARAM + [("RZZ", None)], ids=["RX", "RY", "RZ", "P", "RZZ"])
-def test_gate_gradients_gradcheck(name, fn):
+@pytest.mark.parametrize("name", ONE_QUBIT_PARAM + ["RZZ"])
+def test_gate_gradients_gradcheck(name):
     rng = np.random.default_rng(5)
     s = torch.tensor(random_states(rng, 2, 2), requires_grad=True)
     theta = torch.tensor(rng.uniform(-3, 3, size=2), requires_grad=True)
-
-    def f(st, th):
-        return gates.rzz(st, th, 0, 1) if fn is None else fn(st, th, 1)
-
-    assert torch.autograd.gradcheck(f, (s, theta))
+    wires = (0, 1) if name == "RZZ" else (1,)
+    assert torch.autograd.gradcheck(lambda st, th: one_gate(name, wires, st, th), (s, theta))
 
 
-def test_gate_argument_errors():
-    s = gates.zero_state(1, 2, dtype=torch.complex128)
-    with pytest.raises(ValueError, match="control, target"):
-        gates.cnot(s, 1, 1)
-    with pytest.raises(ValueError, match="a, b"):
-        gates.cz(s, 0, 0)
-    with pytest.raises(ValueError, match="a, b"):
-        gates.rzz(s, 0.1, 1, 1)
-    with pytest.raises(ValueError, match="wire"):
-        gates.h(s, 2)
-    with pytest.raises(ValueError, match="state"):
-        gates.h(torch.zeros(1, 3, dtype=torch.complex128), 0)
-    with pytest.raises(ValueError, match="name"):
-        gates.matrix_1q("T", torch.zeros(1), dtype=torch.complex128)
+def test_apply_rejects_states_of_another_size():
+    c = Circuit(2, [Op("H", (0,))])
+    with pytest.raises(ValueError, match=r"state: expected a complex tensor of shape \(1, 4\)"):
+        c.apply(torch.zeros(1, 8, dtype=torch.complex128), torch.zeros(1, 0))
+    with pytest.raises(ValueError, match="state: expected a complex tensor"):
+        c.apply(torch.zeros(1, 4), torch.zeros(1, 0))
 
 
 # ---------------------------------------------------------------------------- circuits

@@ -362,8 +362,13 @@ class Circuit:
         )
 
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-        """Apply the whole template (prefix included) to existing ``state``."""
+        """Apply the whole template (prefix included) to existing ``state``, shape ``(batch, 2**n_qubits)``."""
         angles = self._check_angles(angles)
+        if state.shape != (angles.shape[0], 2**self.n_qubits) or not state.is_complex():
+            raise ValueError(
+                f"state: expected a complex tensor of shape ({angles.shape[0]}, {2**self.n_qubits}) "
+                f"(one state of {self.n_qubits} qubits per row of angles), got {state.dtype} {tuple(state.shape)}"
+            )
         self._check_memory(angles)
         trig = self._trig(angles)
         if self._prefix_wires:
@@ -381,7 +386,7 @@ class Circuit:
                 for i, wire in enumerate(wires):
                     state = G.apply_matrix(state, mats[:, i], wire)
             elif stage[0] == "perm":
-                state = G.apply_permutation(state, self._perm(stage[1], device))
+                state = state.index_select(-1, self._perm(stage[1], device))
             else:
                 ops = stage[1]
                 rows, cz = self._zz_signs(ops, device)
@@ -391,7 +396,7 @@ class Circuit:
                     th = torch.stack(cols, -1)
                     ph = -0.5 * (th @ rows.to(th.dtype))
                     diag = diag * torch.polar(torch.ones_like(ph), ph)
-                state = G.apply_diagonal(state, diag)
+                state = state * diag
         return state
 
     def __repr__(self) -> str:
