@@ -29,6 +29,7 @@ from .config import LABELS, MODELS, TrainConfig
 from .evaluate import evaluate_run
 from .loop import quiet
 from .metrics import format_table, mean_std, plot_compare, plot_frontier
+from .tasks import TASK_CLASSES
 from .trainer import resume, train
 
 __all__ = ["frontier", "parse_models", "run_compare"]
@@ -188,10 +189,12 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share=None
     atomic_write_text(out / "compare.md", md)
     write_csv(out / "compare.csv", list(agg_rows[0]), agg_rows)
     write_csv(out / "runs.csv", run_keys, runs)
-    plot_compare(result, out / "compare.png")
+    key, column, _, scale = TASK_CLASSES[base.task].scores[0]
+    ylabel = column + (f" ({runs[0]['units']})" if "units" in runs[0] else "")
+    plot_compare(result, out / "compare.png", key, ylabel, scale)
     points = frontier(result)
     write_csv(out / "frontier.csv", list(points[0]), points)
-    plot_frontier(result, points, out / "frontier.png")
+    plot_frontier(result, points, out / "frontier.png", ylabel, scale)
     log("\n" + md)
     log(f"wrote {out / 'compare.md'}, compare.csv, runs.csv, compare.png, frontier.csv and frontier.png")
     return result
@@ -201,22 +204,17 @@ def frontier(result: dict) -> list[dict]:
     """One point per model spec: trainable parameters without the embedding, the test score's mean and
     sample std over seeds, and whether it is on its model family's Pareto front and on the front of all
     (no other point has at most as many parameters and a better mean score)."""
-    pos = result["task"] == "pos"
-    key = "accuracy" if pos else "rmse"
-    groups: dict = {}
-    for r in result["runs"]:
-        groups.setdefault(r["label"], []).append(r)
+    task = TASK_CLASSES[result["task"]]
     points = []
-    for label, rs in groups.items():
-        mean, std = mean_std([r[key] for r in rs])
+    for label, rs in _groups(result["runs"]).items():
+        mean, std = mean_std([r[task.metric] for r in rs])
         n = rs[0]["n_parameters"] - rs[0]["n_embedding_parameters"]
-        points.append({"label": label, "model": rs[0]["model"], "parameters": n, "metric": key,
+        points.append({"label": label, "model": rs[0]["model"], "parameters": n, "metric": task.metric,
                        "mean": mean, "std": std, "seeds": len(rs)})  # fmt: skip
 
     def better(a, b):  # a dominates b
-        if a["parameters"] > b["parameters"]:
-            return False
-        return a["mean"] > b["mean"] if pos else a["mean"] < b["mean"]
+        sign = 1 if task.higher_is_better else -1
+        return a["parameters"] <= b["parameters"] and sign * a["mean"] > sign * b["mean"]
 
     for p in points:
         p["front_of_family"] = not any(better(q, p) for q in points if q is not p and q["model"] == p["model"])
@@ -224,94 +222,39 @@ def frontier(result: dict) -> list[dict]:
     return sorted(points, key=lambda p: (p["model"], p["parameters"]))
 
 
-def _pm(values, fmt: str, scale: float = 1.0) -> str:
-    m, s = mean_std([v * scale for v in values])
-    return f"{m:{fmt}} +- {s:{fmt}}"
+def _groups(runs: list[dict]) -> dict:
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r["label"], []).append(r)
+    return groups
 
 
 def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
-    runs, task = result["runs"], result["task"]
-    groups = {}
-    for r in runs:
-        groups.setdefault(r["label"], []).append(r)
+    """The comparison as markdown, its rows for compare.csv (mean and sample std over seeds) and the
+    columns of runs.csv."""
+    runs, scores = result["runs"], TASK_CLASSES[result["task"]].scores
+    embedded = any(r["n_embedding_parameters"] for r in runs)
+    header = ["model", "trainable parameters", *(["without embedding"] * embedded), *(c for _, c, _, _ in scores),
+              "train s/epoch", "epochs"]  # fmt: skip
     agg_rows, md_rows = [], []
-    for label, rs in groups.items():
-        first = rs[0]
+    for label, rs in _groups(runs).items():
+        first, n = rs[0], rs[0]["n_parameters"]
+        row = {"model": label, "hidden": first["hidden"], "seeds": len(rs), "n_parameters": n,
+               "n_parameters_without_embedding": n - first["n_embedding_parameters"]}  # fmt: skip
         name = LABELS[first["model"]] + (f" ({label[len(first['model']) + 1 :]})" if label != first["model"] else "")
-        secs = _pm([r["seconds_per_epoch"] for r in rs], ".1f")
-        epochs = "/".join(str(r["epochs"]) for r in rs)
-        row = {
-            "model": label,
-            "hidden": first["hidden"],
-            "seeds": len(rs),
-            "n_parameters": first["n_parameters"],
-            "n_parameters_without_embedding": first["n_parameters"] - first["n_embedding_parameters"],
-        }
-        if task == "pos":
-            for key in ("accuracy", "macro_f1"):
-                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
-            md_rows.append(
-                [
-                    name,
-                    f"{first['n_parameters']:,}",
-                    f"{row['n_parameters_without_embedding']:,}",
-                    _pm([r["accuracy"] for r in rs], ".2f", 100),
-                    _pm([r["macro_f1"] for r in rs], ".3f"),
-                    _pm([r["best_dev"] for r in rs], ".2f", 100),
-                    secs,
-                    epochs,
-                ]
-            )
-        else:
-            for key in ("rmse", "mae", "mape"):
-                row[f"{key}_mean"], row[f"{key}_std"] = mean_std([r[key] for r in rs])
-            md_rows.append(
-                [
-                    name,
-                    f"{first['n_parameters']:,}",
-                    _pm([r["rmse"] for r in rs], ".3f"),
-                    _pm([r["mae"] for r in rs], ".3f"),
-                    _pm([r["mape"] for r in rs], ".2f", 100),
-                    secs,
-                    epochs,
-                ]
-            )
-        row["seconds_per_epoch_mean"], row["seconds_per_epoch_std"] = mean_std([r["seconds_per_epoch"] for r in rs])
+        md = [name, f"{n:,}", *([f"{row['n_parameters_without_embedding']:,}"] * embedded)]
+        for key, _, fmt, scale in (*scores, ("seconds_per_epoch", "", ".1f", 1)):
+            m, sd = mean_std([r[key] for r in rs])
+            row[f"{key}_mean"], row[f"{key}_std"] = m, sd
+            md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
+        md_rows.append(md + ["/".join(str(r["epochs"]) for r in rs)])
         agg_rows.append(row)
-    if task == "pos":
-        header = [
-            "model",
-            "trainable parameters",
-            "without embedding",
-            "test accuracy (%)",
-            "test macro F1",
-            "best dev accuracy (%)",
-            "train s/epoch",
-            "epochs",
-        ]
-    else:
+    if "persistence" in runs[0]:  # forecasting's naive baseline: the window's last value
         p = runs[0]["persistence"]
-        header = ["model", "trainable parameters", "test RMSE", "test MAE", "test MAPE (%)", "train s/epoch", "epochs"]
-        md_rows.append(
-            ["persistence (last value)", "0", f"{p['rmse']:.3f}", f"{p['mae']:.3f}", f"{100 * p['mape']:.2f}", "-", "-"]
-        )
-        agg_rows.append(
-            {
-                "model": "persistence",
-                "hidden": "",
-                "seeds": "",
-                "n_parameters": 0,
-                "n_parameters_without_embedding": 0,
-                "rmse_mean": p["rmse"],
-                "rmse_std": 0.0,
-                "mae_mean": p["mae"],
-                "mae_std": 0.0,
-                "mape_mean": p["mape"],
-                "mape_std": 0.0,
-                "seconds_per_epoch_mean": "",
-                "seconds_per_epoch_std": "",
-            }
-        )
+        md_rows.append(["persistence (last value)", "0", *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores), "-", "-"])
+        row = {"model": "persistence", "n_parameters": 0, "n_parameters_without_embedding": 0}
+        row.update({f"{k}_{s}": p[k] if s == "mean" else 0.0 for k, *_ in scores for s in ("mean", "std")})
+        agg_rows.append(row)
     seeds = sorted({r["seed"] for r in runs})
     cfg = base
     lim = f", training subset {cfg.train_limit:,} (evenly spaced)" if cfg.train_limit else ""
@@ -320,25 +263,18 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
         f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {seeds}; "
         "mean +- sample std over seeds; test scores of each run's best-dev checkpoint"
     )
-    if task == "pos":
+    if embedded:
         data_line += f"; embedding {cfg.embedding_dim}"
-    else:
+    if "units" in runs[0]:
         u = runs[0]["units"]
         data_line += (
             f"; window {cfg.window}, horizon {cfg.horizon}; errors in {u} units, MAPE over targets with "
             f"|y| > {runs[0]['scores']['mape_epsilon']:g}"
         )
     models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
-    md = "\n".join([f"# compare: {task}", "", data_line, "", models_line, "", format_table(header, md_rows), ""])
-    keys = [
-        "label",
-        "model",
-        "hidden",
-        "seed",
-        "n_parameters",
-        "n_embedding_parameters",
-        "epochs",
-        "best_dev",
-        "seconds_per_epoch",
-    ] + (["accuracy", "macro_f1", "unknown_tokens", "tokens"] if task == "pos" else ["rmse", "mae", "mape"])
+    table = format_table(header, md_rows)
+    md = "\n".join([f"# compare: {result['task']}", "", data_line, "", models_line, "", table, ""])
+    keys = ["label", "model", "hidden", "seed", "n_parameters", "n_embedding_parameters", "epochs", "best_dev",
+            "seconds_per_epoch"]  # fmt: skip
+    keys += [k for k, *_ in scores if k not in keys] + [k for k in ("unknown_tokens", "tokens") if k in runs[0]]
     return md, agg_rows, keys

@@ -129,12 +129,12 @@ def plot_history(task, history: list[dict], path, title: str) -> None:
     atomic_savefig(fig, path, dpi=100)
 
 
-def plot_compare(result: dict, path: Path) -> None:
-    """Each model's test score per seed (dots) with the mean and sample std over seeds (bar, whisker)."""
-    pos = result["task"] == "pos"
+def plot_compare(result: dict, path: Path, key: str, ylabel: str, scale: float = 1.0) -> None:
+    """Each model's test score ``key`` (times ``scale``) per seed (dots) with the mean and sample std over
+    seeds (bar, whisker)."""
     groups: dict = {}
     for r in result["runs"]:
-        groups.setdefault(r["label"], []).append(100 * r["accuracy"] if pos else r["rmse"])
+        groups.setdefault(r["label"], []).append(scale * r[key])
     fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
     for i, (label, values) in enumerate(groups.items()):
         m, sd = mean_std(values)
@@ -148,9 +148,9 @@ def plot_compare(result: dict, path: Path) -> None:
     ax.set_xticks(range(len(groups)), [f"{k}\n{n_params[k]:,} params" for k in groups])
     values = [v for vs in groups.values() for v in vs]
     lo, hi = min(values), max(values)
-    ax.set_ylim(lo - 0.5 * (hi - lo + 1e-9) - (0.5 if pos else 0.05 * hi), hi + 0.5 * (hi - lo + 1e-9) + 0.1)
+    ax.set_ylim(lo - 0.5 * (hi - lo + 1e-9) - 0.01 * abs(hi), hi + 0.5 * (hi - lo + 1e-9) + 0.1)
     ax.set(
-        ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
+        ylabel=ylabel,
         title=f"{result['task']}: mean +- std over {result['seeds']} seed(s); dots are seeds",
     )
     ax.grid(axis="y", alpha=0.3)
@@ -158,12 +158,10 @@ def plot_compare(result: dict, path: Path) -> None:
     atomic_savefig(fig, path, dpi=110)
 
 
-def plot_frontier(result: dict, points: list[dict], path: Path) -> None:
-    """Test score against trainable parameters without the embedding (log scale): mean +- std over seeds
-    per spec, each family's Pareto front as a line, the points on the front of all ringed."""
-    pos = result["task"] == "pos"
+def plot_frontier(result: dict, points: list[dict], path: Path, ylabel: str, scale: float = 1.0) -> None:
+    """Test score (times ``scale``) against trainable parameters without the embedding (log scale): mean +- std
+    over seeds per spec, each family's Pareto front as a line, the points on the front of all ringed."""
     fig, ax = subplots(figsize=(7.5, 4.8))
-    scale = 100.0 if pos else 1.0
     for model in sorted({p["model"] for p in points}):
         ps = [p for p in points if p["model"] == model]
         ax.errorbar([p["parameters"] for p in ps], [scale * p["mean"] for p in ps],
@@ -179,8 +177,7 @@ def plot_frontier(result: dict, points: list[dict], path: Path) -> None:
                edgecolors="black", label="Pareto front of all")  # fmt: skip
     ax.set_xscale("log")
     ax.set(xlabel="trainable parameters without the embedding",
-           ylabel="test accuracy (%)" if pos else f"test RMSE ({result['runs'][0]['units']})",
-           title=f"{result['task']}: mean +- std over {result['seeds']} seed(s)")  # fmt: skip
+           ylabel=ylabel, title=f"{result['task']}: mean +- std over {result['seeds']} seed(s)")  # fmt: skip
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -21,7 +21,7 @@ from .data import (
 )
 from .reports import forecast_report, tagging_report
 
-__all__ = ["ForecastTask", "PosTask", "build_regressor", "build_tagger", "make_task"]
+__all__ = ["TASK_CLASSES", "ForecastTask", "PosTask", "build_regressor", "build_tagger", "make_task"]
 
 
 def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int) -> SequenceTagger:
@@ -44,6 +44,9 @@ class PosTask:
     metric_columns = ("accuracy",)
     stat_keys = ("n", "loss_sum", "correct")  # what batch_loss counts (summed over ranks under DDP)
     loss_label, metric_label = "loss (NLL)", "accuracy"
+    #: a comparison's scores: (report key, column, format, scale); the first is the headline
+    scores = (("accuracy", "test accuracy (%)", ".2f", 100), ("macro_f1", "test macro F1", ".3f", 1),
+              ("best_dev", "best dev accuracy (%)", ".2f", 100))  # fmt: skip
 
     def __init__(self, data: PosData, device: torch.device):
         self.data, self.device = data, device
@@ -142,6 +145,7 @@ class ForecastTask:
     metric_columns = ("rmse", "mae")
     stat_keys = ("n", "loss_sum", "abs_sum")
     loss_label = "loss (MSE, scaled)"
+    scores = (("rmse", "test RMSE", ".3f", 1), ("mae", "test MAE", ".3f", 1), ("mape", "test MAPE (%)", ".2f", 100))
 
     @property
     def metric_label(self) -> str:
@@ -230,5 +234,9 @@ def _shard(batches: list, shard) -> list:
     return batches if shard is None else batches[shard[0] :: shard[1]]
 
 
+#: task name -> its class
+TASK_CLASSES = {"pos": PosTask, "forecast": ForecastTask}
+
+
 def make_task(cfg: TrainConfig, data, device: torch.device):
-    return PosTask(data, device) if cfg.task == "pos" else ForecastTask(data, device)
+    return TASK_CLASSES[cfg.task](data, device)
