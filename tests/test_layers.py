@@ -102,3 +102,16 @@ def test_the_check_finds_an_upward_import(tmp_path):
         "qklstm/models/tagger.py:1: models imports qklstm.data (data)",
         "qklstm/quantum/circuit.py:2: quantum imports qklstm.models (models)",
     ]
+
+
+def test_modules_and_benchmarks_stay_small():
+    """The lean redesign's sizes: no source file of the package over 400 lines (C++ included), the
+    benchmarks 800 lines together (counted as ``wc -l`` counts: newlines)."""
+    big = [
+        f"{p.relative_to(SRC)}: {n}"
+        for p in sorted(SRC.rglob("*"))
+        if p.suffix in (".py", ".h", ".cpp") and (n := p.read_bytes().count(b"\n")) > 400
+    ]
+    assert big == []
+    bench = sum(p.read_bytes().count(b"\n") for p in (SRC.parents[1] / "benchmarks").rglob("*.py"))
+    assert bench <= 800, bench

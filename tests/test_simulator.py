@@ -119,7 +119,7 @@ def test_gate_gradients_gradcheck(name):
 
 def test_apply_rejects_states_of_another_size():
     c = Circuit(2, [Op("H", (0,))])
-    with pytest.raises(ValueError, match=r"state: expected a complex tensor of shape \(1, 4\)"):
+    with pytest.raises(ValueError, match=r"state: expected a complex tensor of shape \[1, 4\]"):
         c.apply(torch.zeros(1, 8, dtype=torch.complex128), torch.zeros(1, 0))
     with pytest.raises(ValueError, match="state: expected a complex tensor"):
         c.apply(torch.zeros(1, 4), torch.zeros(1, 0))

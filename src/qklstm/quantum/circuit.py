@@ -351,24 +351,16 @@ class Circuit:
     def _check_memory(self, angles: torch.Tensor) -> None:
         """The guard under every simulation: refuse a batch whose states would not fit, before allocating.
         (Public entry points check first with their own argument names; this catches every other path.)"""
-        grad = torch.is_grad_enabled() and angles.requires_grad
-        check_state_memory(
-            angles.shape[0],
-            self.n_qubits,
-            G.complex_dtype_for(angles.dtype),
-            angles.device,
-            argument="states",
-            copies=self.state_copies(grad),
-        )
+        copies = self.state_copies(torch.is_grad_enabled() and angles.requires_grad)
+        dtype = G.complex_dtype_for(angles.dtype)
+        check_state_memory(angles.shape[0], self.n_qubits, dtype, angles.device, argument="states", copies=copies)
 
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the whole template (prefix included) to existing ``state``, shape ``(batch, 2**n_qubits)``."""
         angles = self._check_angles(angles)
         if state.shape != (angles.shape[0], 2**self.n_qubits) or not state.is_complex():
-            raise ValueError(
-                f"state: expected a complex tensor of shape ({angles.shape[0]}, {2**self.n_qubits}) "
-                f"(one state of {self.n_qubits} qubits per row of angles), got {state.dtype} {tuple(state.shape)}"
-            )
+            want = f"[{angles.shape[0]}, {2**self.n_qubits}] (one state of {self.n_qubits} qubits per row of angles)"
+            raise ValueError(f"state: expected a complex tensor of shape {want}, got {state.dtype} {list(state.shape)}")
         self._check_memory(angles)
         trig = self._trig(angles)
         if self._prefix_wires:
