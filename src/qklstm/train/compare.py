@@ -28,7 +28,7 @@ from .checkpoint import LAST, load_run_checkpoint
 from .config import LABELS, MODELS, TrainConfig
 from .evaluate import evaluate_run
 from .loop import quiet
-from .metrics import format_table, mean_std, plot_compare, plot_frontier
+from .metrics import by_label, format_table, mean_std, plot_compare, plot_frontier
 from .tasks import TASK_CLASSES
 from .trainer import resume, train
 
@@ -206,7 +206,7 @@ def frontier(result: dict) -> list[dict]:
     (no other point has at most as many parameters and a better mean score)."""
     task = TASK_CLASSES[result["task"]]
     points = []
-    for label, rs in _groups(result["runs"]).items():
+    for label, rs in by_label(result["runs"]).items():
         mean, std = mean_std([r[task.metric] for r in rs])
         n = rs[0]["n_parameters"] - rs[0]["n_embedding_parameters"]
         points.append({"label": label, "model": rs[0]["model"], "parameters": n, "metric": task.metric,
@@ -222,13 +222,6 @@ def frontier(result: dict) -> list[dict]:
     return sorted(points, key=lambda p: (p["model"], p["parameters"]))
 
 
-def _groups(runs: list[dict]) -> dict:
-    groups: dict = {}
-    for r in runs:
-        groups.setdefault(r["label"], []).append(r)
-    return groups
-
-
 def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     """The comparison as markdown, its rows for compare.csv (mean and sample std over seeds) and the
     columns of runs.csv."""
@@ -237,7 +230,7 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     header = ["model", "trainable parameters", *(["without embedding"] * embedded), *(c for _, c, _, _ in scores),
               "train s/epoch", "epochs"]  # fmt: skip
     agg_rows, md_rows = [], []
-    for label, rs in _groups(runs).items():
+    for label, rs in by_label(runs).items():
         first, n = rs[0], rs[0]["n_parameters"]
         row = {"model": label, "hidden": first["hidden"], "seeds": len(rs), "n_parameters": n,
                "n_parameters_without_embedding": n - first["n_embedding_parameters"]}  # fmt: skip

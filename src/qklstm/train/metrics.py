@@ -24,6 +24,7 @@ __all__ = [
     "plot_history",
     "write_history",
     "MAPE_EPSILON",
+    "by_label",
     "confusion_matrix",
     "forecast_metrics",
     "format_table",
@@ -71,6 +72,14 @@ def mean_std(values) -> tuple[float, float]:
     m = sum(v) / len(v)
     s = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
     return m, s
+
+
+def by_label(runs: list[dict]) -> dict[str, list[dict]]:
+    """A comparison's runs grouped by their model spec (``run["label"]``), in order of first appearance."""
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r["label"], []).append(r)
+    return groups
 
 
 def format_table(header, rows, markdown: bool = True) -> str:
@@ -132,9 +141,7 @@ def plot_history(task, history: list[dict], path, title: str) -> None:
 def plot_compare(result: dict, path: Path, key: str, ylabel: str, scale: float = 1.0) -> None:
     """Each model's test score ``key`` (times ``scale``) per seed (dots) with the mean and sample std over
     seeds (bar, whisker)."""
-    groups: dict = {}
-    for r in result["runs"]:
-        groups.setdefault(r["label"], []).append(scale * r[key])
+    groups = {label: [scale * r[key] for r in rs] for label, rs in by_label(result["runs"]).items()}
     fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
     for i, (label, values) in enumerate(groups.items()):
         m, sd = mean_std(values)
