@@ -189,7 +189,8 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share=None
     atomic_write_text(out / "compare.md", md)
     write_csv(out / "compare.csv", list(agg_rows[0]), agg_rows)
     write_csv(out / "runs.csv", run_keys, runs)
-    key, column, _, scale = TASK_CLASSES[base.task].scores[0]
+    task = TASK_CLASSES[base.task]
+    key, column, _, scale = next(score for score in task.scores if score[0] == task.metric)
     ylabel = column + (f" ({runs[0]['units']})" if "units" in runs[0] else "")
     plot_compare(result, out / "compare.png", key, ylabel, scale)
     points = frontier(result)

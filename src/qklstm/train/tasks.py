@@ -44,7 +44,7 @@ class PosTask:
     metric_columns = ("accuracy",)
     stat_keys = ("n", "loss_sum", "correct")  # what batch_loss counts (summed over ranks under DDP)
     loss_label, metric_label = "loss (NLL)", "accuracy"
-    #: a comparison's scores: (report key, column, format, scale); the first is the headline
+    #: a comparison's scores: (report key, column, format, scale); plots show the one of ``metric``
     scores = (("accuracy", "test accuracy (%)", ".2f", 100), ("macro_f1", "test macro F1", ".3f", 1),
               ("best_dev", "best dev accuracy (%)", ".2f", 100))  # fmt: skip
 
