@@ -11,12 +11,14 @@ compare at 1e-5 (rel) / 1e-6 (abs): the same op count at eps32 = 6e-8, with the 
 summed over up to 9 steps.
 """
 
+import shutil
+
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from qklstm import QKLSTM
-from qklstm.models import fused
+from qklstm.models import build, fused
 from qklstm.models.fused import fused_disabled
 
 KERNELS = ["cpp", "torch"]
@@ -341,3 +343,45 @@ def test_torch_compile_sees_the_op_and_gives_the_eager_result():
     assert len(bodies) == 2  # one autograd node per direction
     assert all("qklstm.product_lstm" in body.code for body in bodies)
     torch._dynamo.reset()
+
+
+# ---------------------------------------------------------------------------------- the build, required in CI
+def test_ci_runs_the_compiled_kernels():
+    """Where CI (or QKLSTM_REQUIRE_FUSED) requires them, the fused op runs the C++ kernels, not a fall-back."""
+    if not build.fused_required():
+        pytest.skip("the C++ kernels are not required here (no CI, compiler or ninja)")
+    assert fused.fused_backend() == "cpp"
+
+
+def test_a_broken_source_fails_the_build_with_the_compilers_message(tmp_path, monkeypatch):
+    """A compile error in the kernels' source (here a missing header) is a RuntimeError carrying the compiler's
+    diagnostic, which the loader re-raises where the build is required (so CI fails) and reports in one line
+    elsewhere."""
+    from torch.utils import cpp_extension
+
+    if shutil.which("c++") is None or not cpp_extension.is_ninja_available():
+        pytest.skip("needs a C++ compiler and ninja")
+    for f in build.CSRC.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    src = tmp_path / "product_lstm.cpp"
+    src.write_text(src.read_text().replace("#include", "#include <no_such_header_qklstm.h>\n#include", 1))
+    with pytest.raises(RuntimeError, match="no_such_header_qklstm"):
+        build.build_extension("qklstm_broken_for_test", [src], str(tmp_path))
+    compile_, attempts = build.build_extension, iter(range(1, 9))
+
+    def build_broken(name, sources, build_directory=None):  # torch builds a name once per process: a new one each
+        return compile_(f"qklstm_broken_for_test_{next(attempts)}", [src], str(tmp_path))
+
+    monkeypatch.setattr(build, "build_extension", build_broken)
+    for required, var in ((True, "1"), (False, "0")):
+        monkeypatch.setenv("QKLSTM_REQUIRE_FUSED", var)
+        for state in ("_ext", "_ext_error", "_failure"):
+            monkeypatch.setattr(build, state, None)
+        if required:
+            with pytest.raises(RuntimeError, match="(?s)failed to build .*no_such_header_qklstm"):
+                build.load_extension()
+            with pytest.raises(RuntimeError, match="failed to build"):  # and on every later use
+                build.load_extension()
+        else:
+            assert build.load_extension() is None
+            assert fused.fused_backend().startswith("torch (RuntimeError")

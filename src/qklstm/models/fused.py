@@ -36,9 +36,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from pathlib import Path
 
 import torch
+
+from . import build
 
 __all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch"]
 
@@ -227,37 +228,8 @@ def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, 
 
 
 # ---------------------------------------------------------------------------------- C++ kernels
-_ext = None
-_ext_error: str | None = None
-
-
 def _load_extension():
-    """The compiled kernels, built on first use and cached by torch; ``None`` where no compiler works."""
-    global _ext, _ext_error
-    if _ext is not None or _ext_error is not None:
-        return _ext
-    if os.environ.get("QKLSTM_FUSED") == "torch":
-        _ext_error = "QKLSTM_FUSED=torch"
-        return None
-    try:
-        from torch.utils import cpp_extension
-
-        # vector instructions only where torch itself found them; the name keeps builds for different CPUs apart
-        simd = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
-        src = Path(__file__).with_name("csrc") / "product_lstm.cpp"
-        _ext = cpp_extension.load(
-            name="qklstm_product_lstm" + ("_avx2" if simd else ""),
-            sources=[str(src)],
-            # -fopenmp-simd: the loops' `omp simd` pragmas (vectorised reductions), no OpenMP runtime
-            # CPU_CAPABILITY_AVX2: ATen's vector types (at::vec::Vectorized) in their AVX2 form, the one torch
-            # dispatches to on such CPUs; elsewhere they are plain C++ loops
-            extra_cflags=["-O3", "-fopenmp-simd"]
-            + (["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=QKLSTM_AVX2"] if simd else []),
-            verbose=False,
-        )
-    except Exception as err:  # no compiler, no ninja, no headers: the torch loops compute the same
-        _ext_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    return _ext
+    return build.load_extension()
 
 
 def full_state_available(device: torch.device) -> bool:
@@ -268,7 +240,7 @@ def full_state_available(device: torch.device) -> bool:
 
 def fused_backend() -> str:
     """``"cpp"`` when the compiled kernels are in use, else ``"torch"`` (with the reason)."""
-    return "cpp" if _load_extension() is not None else f"torch ({_ext_error})"
+    return "cpp" if _load_extension() is not None else f"torch ({build.unavailable_reason()})"
 
 
 # ---------------------------------------------------------------------------------- the ops
