@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -86,9 +85,8 @@ def test_a_dying_rank_takes_the_others_down_and_the_run_resumes_on_another_numbe
     script = tmp_path / "kill.py"
     script.write_text(KILL)
     run, whole = tmp_path / "run", tmp_path / "whole"
-    start = time.monotonic()
-    proc = torchrun(2, DATA / "brown", run, script=str(script))
-    assert proc.returncode != 0 and time.monotonic() - start < 120  # bounded, not a hang
+    proc = torchrun(2, DATA / "brown", run, script=str(script))  # bounded by torchrun's timeout, not a hang
+    assert proc.returncode != 0
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # the last good checkpoint loads
     resumed = single("train", "--resume", run, "--no-progress")
     assert resumed.returncode == 0, resumed.stderr

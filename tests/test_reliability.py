@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -299,13 +298,6 @@ def test_an_out_folder_the_user_cannot_write_is_named(tmp_path):
         _one_line_error(proc.returncode, proc.stderr, f"{flag}: {locked}", "is not writable")
 
 
-@pytest.fixture(scope="module")
-def checkpoint_bytes(tmp_path_factory):
-    cfg = _cfg(tmp_path_factory.mktemp("ck"))
-    train(cfg, progress=False, log=quiet)
-    return (cfg.run_dir / "last.pt").read_bytes()
-
-
 def test_a_checkpoint_cut_at_any_byte_is_named_as_damaged(tmp_path, checkpoint_bytes):
     path = tmp_path / "last.pt"
     cuts = sorted(
@@ -454,8 +446,19 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@pytest.fixture
+def free_24gib(monkeypatch):
+    """The machine reports 24 GiB available (CI's size) whatever it has, so the refusals below do not depend on
+    the machine the suite runs on; the cgroup and address-space limits are left out (none on CI's machines)."""
+    from qklstm.quantum import memory
+
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 24 * 2**30)
+    monkeypatch.setattr(memory, "_cgroup_available", lambda: None)
+    monkeypatch.setattr(memory, "_address_space_available", lambda: None)
+
+
 @pytest.mark.parametrize("make", [lambda: QKLSTM(4, 6, n_qubits=28, layers=2), lambda: QLSTM(4, 6, n_qubits=28)])
-def test_a_model_too_large_for_memory_is_refused_before_any_allocation(make):
+def test_a_model_too_large_for_memory_is_refused_before_any_allocation(make, free_24gib):
     before = _peak_mib()
     with pytest.raises(MemoryError) as err:
         make()(torch.randn(5, 3, 4))
@@ -464,14 +467,14 @@ def test_a_model_too_large_for_memory_is_refused_before_any_allocation(make):
     assert _peak_mib() - before < 1024  # the 2**28-amplitude states were never allocated
 
 
-def test_the_sequence_check_counts_every_step_autograd_keeps(monkeypatch):
+def test_the_sequence_check_counts_every_step_autograd_keeps(free_24gib):
     """22 qubits: one step fits easily; 5 steps x 3 kept for backward do not fit in 24 GiB."""
     layer = QKLSTM(4, 6, n_qubits=22, layers=2)
     with pytest.raises(MemoryError, match=r"22 qubits \(a sequence of 5 steps x 3 in 1 cell\(s\), kept for backward"):
         layer(torch.randn(5, 3, 4))
 
 
-def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys):
+def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys, free_24gib):
     rc, _, err = run_cli(
         capsys, "train", *CLI_FC, "--window", "4", "--n-qubits", "28", "--layers", "2", "--epochs", "1",
         "--out", tmp_path / "r",
@@ -504,101 +507,5 @@ def test_lock_holder_process_really_ends(tmp_path):
     holder = _hold_lock(tmp_path / "f")
     holder.kill()
     holder.wait(timeout=10)
-    start = time.monotonic()
-    with folder_lock(tmp_path / "f"):
+    with folder_lock(tmp_path / "f"):  # does not wait: a lock still held raises FolderBusy at once
         pass
-    assert time.monotonic() - start < 5
-
-
-# ------------------------------------------------------------------------------ readers under random and mutated bytes
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from qklstm.data.conll import read_conllu  # noqa: E402
-from qklstm.data.timeseries import read_timeseries_csv  # noqa: E402
-from qklstm.train.checkpoint import load_run_checkpoint  # noqa: E402
-from qklstm.train.config import load_toml  # noqa: E402
-
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-#: one edit: (where, what, how): replace a byte, insert one, delete one, or cut the file there
-EDITS = st.lists(st.tuples(st.integers(0, 2**20), st.integers(0, 255), st.sampled_from("ridc")), min_size=1, max_size=6)
-CLEAR = r"^(/|--[a-z-]+[: ]|config:|checkpoint:|columns \[)"  # the file or the option comes first
-
-
-def _mutate(data: bytes, edits) -> bytes:
-    b = bytearray(data)
-    for where, value, how in edits:
-        i = where % (len(b) + 1)
-        if how == "r" and i < len(b):
-            b[i] = value
-        elif how == "i":
-            b.insert(i, value)
-        elif how == "d" and i < len(b):
-            del b[i]
-        elif how == "c":
-            del b[i:]
-    return bytes(b)
-
-
-def _loads_or_says_clearly(read, path: Path, data: bytes):
-    """``read(path)`` either returns, or raises the project's own one-line error that names the file or
-    the option, never another exception type (a KeyError, a UnicodeDecodeError, torch's internals)."""
-    import re
-
-    path.write_bytes(data)
-    try:
-        read(path)
-    except (ValueError, FileNotFoundError) as err:
-        assert type(err) in (ValueError, FileNotFoundError), f"{type(err).__name__}: {err}"
-        assert "\n" not in str(err) and re.match(CLEAR, str(err)), str(err)
-
-
-def _temp(suffix: str) -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp()) / f"input{suffix}"
-
-
-def _read_csv(path):
-    return read_timeseries_csv(path, "pm2.5", ["DEWP", "TEMP"], ["cbwd"])
-
-
-def _read_toml(path):
-    return TrainConfig.from_mapping(load_toml(path), source=f"--config {path}")
-
-
-TOML_SEED = b'task = "forecast"\nmodel = "lstm"\nhidden = 8\nlr = 0.01\nbidirectional = true\ncovariates = "A,B"\n'
-
-
-@FUZZ
-@given(edits=EDITS, base=st.sampled_from(["sample.conllu", "malformed.conllu"]))
-def test_conllu_reader_under_mutated_bytes(edits, base):
-    _loads_or_says_clearly(read_conllu, _temp(".conllu"), _mutate((DATA / base).read_bytes(), edits))
-
-
-@FUZZ
-@given(edits=EDITS)
-def test_csv_reader_under_mutated_bytes(edits):
-    head = b"\n".join(SLICE.read_bytes().splitlines()[:40]) + b"\n"
-    _loads_or_says_clearly(_read_csv, _temp(".csv"), _mutate(head, edits))
-
-
-@FUZZ
-@given(edits=EDITS)
-def test_toml_config_reader_under_mutated_bytes(edits):
-    _loads_or_says_clearly(_read_toml, _temp(".toml"), _mutate(TOML_SEED, edits))
-
-
-@FUZZ
-@given(edits=EDITS)
-def test_checkpoint_loader_under_mutated_bytes(checkpoint_bytes, edits):
-    _loads_or_says_clearly(load_run_checkpoint, _temp(".pt"), _mutate(checkpoint_bytes, edits))
-
-
-@FUZZ
-@given(data=st.binary(max_size=3000), suffix=st.sampled_from([".conllu", ".csv", ".toml", ".pt"]))
-def test_every_reader_under_random_bytes(data, suffix):
-    read = {".conllu": read_conllu, ".csv": _read_csv, ".toml": _read_toml, ".pt": load_run_checkpoint}[suffix]
-    _loads_or_says_clearly(read, _temp(suffix), data)
