@@ -28,6 +28,7 @@ __all__ = [
     "confusion_matrix",
     "forecast_metrics",
     "format_table",
+    "macro_f1",
     "mean_std",
     "per_class_scores",
     "plot_compare",
@@ -62,6 +63,16 @@ def per_class_scores(cm: np.ndarray, names) -> list[dict]:
             }
         )
     return rows
+
+
+def macro_f1(rows: list[dict]) -> float:
+    """The mean F1 of :func:`per_class_scores` over the classes that occur in the gold labels (support > 0);
+    a class only ever predicted counts in its precision row but not here.
+
+    >>> macro_f1(per_class_scores(confusion_matrix([0, 0, 1], [0, 1, 1], 3), "ABC"))
+    0.6666666666666666
+    """
+    return float(np.mean([r["f1"] for r in rows if r["support"]]))
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import numpy as np
 from ..data import persistence_forecast
 from ..io import atomic_savefig, atomic_write_text, subplots, write_csv
 from .data import count_unknown
-from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, per_class_scores
+from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, macro_f1, per_class_scores
 
 __all__ = ["forecast_report", "tagging_report"]
 
@@ -30,14 +30,14 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
     is_unk = np.array([w not in data.words for s in sentences for w, _ in s], dtype=bool)
     unk_acc = float((g[is_unk] == p[is_unk]).mean()) if unk else float("nan")
     known_acc = float((g[~is_unk] == p[~is_unk]).mean()) if total - unk else float("nan")
-    macro_f1 = float(np.mean([r["f1"] for r in rows if r["support"]]))
+    macro = macro_f1(rows)
     header = ["tag", "precision", "recall", "F1", "support"]
     body = [
         [r["tag"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", f"{r['support']:,}"] for r in rows
     ]
     log(format_table(header, body, markdown=False))
     log(
-        f"accuracy {accuracy:.4f} over {total:,} tokens ({len(sentences):,} sentences), macro F1 {macro_f1:.4f}, "
+        f"accuracy {accuracy:.4f} over {total:,} tokens ({len(sentences):,} sentences), macro F1 {macro:.4f}, "
         f"loss {loss:.4f}"
     )
     log(
@@ -63,7 +63,7 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
         md = [
             f"# Tagging, {split} split",
             "",
-            f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro_f1:.4f}; "
+            f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro:.4f}; "
             f"{unk:,} tokens ({unk / max(total, 1):.2%}) mapped to <unk> (accuracy on them {unk_acc:.4f})",
             "",
             format_table(header, body),
@@ -74,7 +74,7 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
     return {
         "accuracy": accuracy,
         "loss": loss,
-        "macro_f1": macro_f1,
+        "macro_f1": macro,
         "tokens": total,
         "sentences": len(sentences),
         "unknown_tokens": unk,
