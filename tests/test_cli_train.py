@@ -187,8 +187,11 @@ def test_compare_writes_mean_std_table_with_persistence(tmp_path, capsys):
 
 def test_sigkilled_run_resumes_to_identical_weights(tmp_path, capsys):
     """Kill a training process right after its first checkpoint; --resume must end where an
-    uninterrupted run ends, tensor for tensor."""
-    common = [*TINY_POS, "--model", "qklstm", "--epochs", "3", "--batch-size", "32"]
+    uninterrupted run ends, tensor for tensor, random states included. Dropout between two layers draws
+    from torch's generator every step and the batches are shuffled by the data generator every epoch, so a
+    resume that restored either state wrongly would end on other weights too."""
+    common = [*TINY_POS, "--model", "qklstm", "--epochs", "3", "--batch-size", "32", "--num-layers", "2"]
+    common += ["--dropout", "0.5"]
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
@@ -225,6 +228,10 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path, capsys):
     for k, st in a["optimizer"]["state"].items():
         for name, t in st.items():
             assert torch.equal(t, b["optimizer"]["state"][k][name]), (k, name)
+    ra, rb = a["rng"], b["rng"]
+    assert torch.equal(ra["torch"], rb["torch"]) and torch.equal(ra["data"], rb["data"])
+    assert torch.equal(ra["numpy"]["keys"], rb["numpy"]["keys"]) and ra["numpy"]["pos"] == rb["numpy"]["pos"]
+    assert ra["python"] == rb["python"]
 
 
 def test_compare_with_two_jobs_gives_the_table_of_one_job(tmp_path, capsys):

@@ -302,20 +302,41 @@ def _shot_problem():
     return fmap, X, Y
 
 
-def test_shot_estimates_are_unbiased():
+#: few shots and many repeats, so that a bias of order 1/shots is many standard errors of the mean: with S = 4
+#: and R = 100,000 the mean's standard error is sqrt(p (1 - p) / (S R)) <= 8e-4, while drawing from
+#: Binomial(S - 1, p) (or any estimator off by p / S) moves the mean by p / S >= 3e-3 for these p (>= 0.012):
+#: over 17 standard errors. The bound is 5 standard errors (a false alarm about once in 2 million per value).
+FEW_SHOTS, REPEATS = 4, 100_000
+
+
+def _assert_unbiased_with_binomial_variance(est, exact, shots):
+    """``est (R, ...)``: R independent estimates of probabilities ``exact``; their mean within 5 standard errors,
+    their variance p (1 - p) / S within 3% (the relative standard error of a variance over 1e5 draws is at most
+    sqrt((kurtosis - 1) / R) <= 0.6% for these p and S), and every value a whole count over S."""
+    np.testing.assert_allclose(est * shots, np.round(est * shots), atol=1e-9)
+    repeats = est.shape[0]
+    se = np.sqrt(exact * (1 - exact) / (shots * repeats))
+    assert np.all(np.abs(est.mean(0) - exact) <= 5 * se), (est.mean(0) - exact) / se
+    np.testing.assert_allclose(est.var(0, ddof=1), exact * (1 - exact) / shots, rtol=0.03)
+
+
+def test_shot_estimates_are_unbiased_with_the_binomial_variance():
     fmap, X, Y = _shot_problem()
     exact = FidelityKernel(fmap)(X, Y).numpy()
     assert exact.min() > 0.01 and exact.max() < 0.99
-    shots, repeats = 200, 500
-    kernel = FidelityKernel(fmap, shots=shots, seed=1234)
-    est = kernel(X.repeat(repeats, 1), Y).numpy().reshape(repeats, 3, 2)
-    assert np.allclose(est * shots, np.round(est * shots))  # frequencies of whole counts
-    se = np.sqrt(exact * (1 - exact) / (shots * repeats))
-    assert np.all(np.abs(est.mean(0) - exact) <= 4 * se)
+    kernel = FidelityKernel(fmap, shots=FEW_SHOTS, seed=1234)
+    est = kernel(X.repeat(REPEATS, 1), Y).numpy().reshape(REPEATS, 3, 2)
+    _assert_unbiased_with_binomial_variance(est, exact, FEW_SHOTS)
     # compute_uncompute with shots samples the same distribution
-    cu = FidelityKernel(fmap, shots=shots, seed=99).compute_uncompute(X.repeat(repeats, 1), Y)
-    cu = cu.numpy().reshape(repeats, 3, 2)
-    assert np.all(np.abs(cu.mean(0) - exact) <= 4 * se)
+    cu = FidelityKernel(fmap, shots=FEW_SHOTS, seed=99).compute_uncompute(X.repeat(REPEATS, 1), Y)
+    _assert_unbiased_with_binomial_variance(cu.numpy().reshape(REPEATS, 3, 2), exact, FEW_SHOTS)
+
+
+def test_sampled_probabilities_are_unbiased_with_the_binomial_variance():
+    p = torch.tensor([0.0, 0.012, 0.3, 0.5, 0.97, 1.0], dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    est = F.sample_probabilities(p.repeat(REPEATS, 1), FEW_SHOTS, g).numpy()
+    _assert_unbiased_with_binomial_variance(est, p.numpy(), FEW_SHOTS)
 
 
 def test_shot_spread_shrinks_as_one_over_sqrt_shots():

@@ -30,6 +30,7 @@ from ..backends.api import resolve_backend
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import reduced_bloch
 from .evaluator import Prepared
+from .functional import sample_probabilities
 
 __all__ = ["ProjectedKernel", "reduced_bloch"]
 
@@ -86,8 +87,7 @@ class ProjectedKernel(nn.Module):
         if self.shots is None:
             return b
         p = ((1 + b.detach().clamp(-1, 1)) / 2).cpu()  # P(+1) of each Pauli measurement
-        counts = torch.binomial(torch.full_like(p, float(self.shots)), p, generator=self._generator)
-        return (2 * counts / self.shots - 1).to(b)
+        return (2 * sample_probabilities(p, self.shots, self._generator) - 1).to(b)
 
     def prepare(self, x: torch.Tensor, *, validate: bool = True, argument: str = "x") -> Prepared:
         if validate:
