@@ -36,6 +36,10 @@ MAPS = {
     "zz": lambda n: FeatureMap.zz(n),
 }
 GRID = [(m, n) for m in MAPS for n in (2, 4, 6)]
+#: exact backends against the native simulator, all in complex128: at most 6 qubits and a few dozen gates, so
+#: each amplitude carries a few dozen roundings of 1.1e-16 on values of order 1; 1e-12 leaves room for that
+#: (and for parameter-shift sums of three such values), while any wrong gate or angle is off by far more
+EXACT = dict(atol=1e-12, rtol=0)
 
 
 def _data(n, seed=0):
@@ -56,11 +60,11 @@ def test_exact_gram_matches_native(backend, name, n):
     kernel = FidelityKernel(fmap, backend=backend)
     got = kernel(x, y)
     assert got.shape == (3, 2) and got.dtype == torch.float64
-    assert torch.allclose(got, ref, atol=1e-6, rtol=0)
+    assert torch.allclose(got, ref, **EXACT)
     assert kernel.backend.jobs == 1  # one job for the whole Gram matrix
     sym = kernel(x)  # y = x: one set of states
-    assert torch.allclose(sym, FidelityKernel(fmap)(x), atol=1e-6, rtol=0)
-    assert torch.allclose(sym.diagonal(), torch.ones(3, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(sym, FidelityKernel(fmap)(x), **EXACT)
+    assert torch.allclose(sym.diagonal(), torch.ones(3, dtype=torch.float64), **EXACT)
 
 
 @pytest.mark.parametrize("device", ["lightning.qubit", "default.mixed"])
@@ -71,7 +75,7 @@ def test_other_pennylane_devices_exact(device):
     fmap = FeatureMap.paper(3, layers=2)
     x, y = _data(3)
     got = FidelityKernel(fmap, backend=f"pennylane:{device}")(x, y)
-    assert torch.allclose(got, FidelityKernel(fmap)(x, y), atol=1e-6, rtol=0)
+    assert torch.allclose(got, FidelityKernel(fmap)(x, y), **EXACT)
 
 
 def test_float32_inputs_give_float32_values():
@@ -105,7 +109,7 @@ def test_sampled_gram_within_4_standard_errors(backend, name, n):
     assert kernel.diff_method == "parameter-shift"
     got = kernel(x, y)
     assert kernel.backend.jobs == 1
-    assert torch.allclose(got * shots, torch.round(got * shots), atol=1e-6)  # frequencies of `shots` samples
+    assert torch.allclose(got * shots, torch.round(got * shots), atol=1e-9)  # whole counts (float64 k / shots * shots)
     assert _within_4_se(got, exact, shots), (got, exact)
 
 
@@ -194,7 +198,7 @@ def test_parameter_shift_on_backend_equals_native_backprop(backend, make):
     got = _grads(kernel, fmap, x, y, w)
     assert len(got) == len(ref) >= 2
     for a, b in zip(got, ref):
-        assert torch.allclose(a, b, atol=1e-6, rtol=0), (a, b)
+        assert torch.allclose(a, b, **EXACT), (a, b)
     assert kernel.backend.jobs == 3  # forward, shifts of x, shifts of y
 
 
@@ -211,7 +215,7 @@ def test_a_few_sgd_steps_on_a_backend_follow_native():
             ((kernel(x, y) - target) ** 2).sum().backward()
             opt.step()
     for a, b in zip(fmap_a.parameters(), fmap_b.parameters()):
-        assert torch.allclose(a, b, atol=1e-8)
+        assert torch.allclose(a, b, **EXACT)  # three steps of lr 0.5 on gradients of order 1 keep the error at eps
 
 
 # --------------------------------------------------------------------- use_backend
@@ -240,7 +244,7 @@ def test_use_backend_switches_every_kernel_and_back():
     if _has("pennylane"):
         use_backend(model, "pennylane:default.qubit")
         for kernel, ref in zip(switched, exact):
-            assert kernel.shots is None and torch.allclose(kernel(x, y), ref, atol=1e-9)
+            assert kernel.shots is None and torch.allclose(kernel(x, y), ref, **EXACT)
     use_backend(model, "native")
     for kernel, ref in zip(switched, exact):
         assert kernel.backend is None and kernel.shots is None and kernel.diff_method == "backprop"
@@ -334,8 +338,8 @@ def test_backend_instance_is_shared_and_repr_names_it():
     a = FidelityKernel(FeatureMap.zz(2), backend=backend)
     b = FidelityKernel(FeatureMap.paper(2, layers=2), backend=backend)
     x, y = _data(2)
-    assert torch.allclose(a(x, y), FidelityKernel(FeatureMap.zz(2))(x, y), atol=1e-9)
-    assert torch.allclose(b(x, y), FidelityKernel(FeatureMap.paper(2, layers=2))(x, y), atol=1e-9)
+    assert torch.allclose(a(x, y), FidelityKernel(FeatureMap.zz(2))(x, y), **EXACT)
+    assert torch.allclose(b(x, y), FidelityKernel(FeatureMap.paper(2, layers=2))(x, y), **EXACT)
     assert a.backend is b.backend and backend.jobs == 2
     assert "qiskit:statevector" in repr(a)
 
