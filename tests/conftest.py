@@ -36,6 +36,27 @@ def _ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--mem-available",
+        type=float,
+        metavar="GIB",
+        help="run every test as on a machine whose MemAvailable is GIB (no cgroup or address-space limit), to show "
+        "that no test depends on the memory of the machine it runs on",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _machine_memory(request, monkeypatch):
+    gib = request.config.getoption("--mem-available")
+    if gib is not None:
+        from qklstm.quantum import memory
+
+        monkeypatch.setattr(memory, "_meminfo_available", lambda: int(gib * 2**30))
+        monkeypatch.setattr(memory, "_cgroup_available", lambda: None)
+        monkeypatch.setattr(memory, "_address_space_available", lambda: None)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything(request):
     """Seed torch, numpy and ``random`` from the test's id: order-independent and the same on every run."""
