@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import qsim_reference as ref
 from qklstm import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
 from qklstm.models import GATES, RecurrentBase, parameter_table
-from qklstm.models.rnn import RecurrentCell
+from qklstm.models.cell import RecurrentCell
 
 COMBOS = list(itertools.product([False, True], [1, 2], [False, True]))  # batch_first, num_layers, bidirectional
 
@@ -28,9 +28,9 @@ COMBOS = list(itertools.product([False, True], [1, 2], [False, True]))  # batch_
 class _TorchCell(RecurrentCell):
     """nn.LSTMCell behind the cell protocol, so RecurrentBase can be checked against nn.LSTM."""
 
-    def __init__(self, input_size, hidden_size):
-        super().__init__(input_size, hidden_size)
-        self.cell = nn.LSTMCell(input_size, hidden_size)
+    def __init__(self, input_size, hidden_size, bias=True, *, proj_size=0, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias=bias, proj_size=proj_size)
+        self.cell = nn.LSTMCell(input_size, hidden_size, bias=bias, device=device, dtype=dtype)
 
     def step(self, x, hx, context):
         return self.cell(x, hx)

@@ -178,6 +178,8 @@ class QKCell(nn.Module):
         super().__init__()
         if cell.projection is None:
             raise ValueError("model: deploying a QK-LSTM cell without a projection is not supported")
+        if cell.proj_size:
+            raise ValueError("model: a QK-LSTM with proj_size has no deployable form yet (it runs the step path)")
         for k in cell.kernels:
             if not isinstance(k, FidelityKernel) or k.backend is not None or k.shots is not None:
                 raise ValueError("model: only exact native fidelity kernels have a deployable form")

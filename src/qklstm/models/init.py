@@ -21,7 +21,7 @@ GAIN = 1.0
 
 @torch.no_grad()
 def unit_variance_(
-    weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, gain: float = GAIN, floor: float = 1e-3
+    weight: torch.Tensor, bias: torch.Tensor | None, features: torch.Tensor, gain: float = GAIN, floor: float = 1e-3
 ) -> None:
     r"""Set a linear readout in place so that, over the given features, each output has mean 0 and standard
     deviation ``gain`` (population statistics; a readout shared by the groups: the deviation within each
@@ -66,4 +66,5 @@ def unit_variance_(
     w3 = w3 * (gain / (spread * norm)).unsqueeze(-1)
     b = -(w3 @ mu.transpose(1, 2)).squeeze(-1)  # (G, H)
     weight.copy_(w3.squeeze(0) if shared else w3)
-    bias.copy_(b.squeeze(0) if shared else b)
+    if bias is not None:  # without a bias (``bias=False``) the outputs keep their mean w . mu
+        bias.copy_(b.squeeze(0) if shared else b)

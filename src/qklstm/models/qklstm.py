@@ -26,9 +26,9 @@ from torch import nn
 
 from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
-from ..quantum.feature_maps import PaperFeatureMap
-from . import fused
-from .rnn import RecurrentBase, RecurrentCell, lstm_update, project_step
+from . import engine
+from .cell import RecurrentCell
+from .rnn import RecurrentBase
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
 
@@ -73,6 +73,9 @@ class QKLSTMCell(RecurrentCell):
         shared_readout: one ``alpha`` and ``b`` (a ``Linear(N -> hidden)``) for
             all gates, as in the paper preset.
         diff_method, shots, seed: passed to the kernel.
+        bias: ``False`` drops the readout's bias ``b_g`` (as ``nn.LSTMCell(bias=False)`` drops its biases).
+        proj_size, device, dtype: as in ``nn.LSTM`` (a layer passes ``proj_size``; the cell then reads and
+            returns ``h`` of ``proj_size`` features, ``h_t = W_hr (o_t * tanh(c_t))``).
         kernel: ``"fidelity"`` (:class:`~qklstm.kernels.FidelityKernel`, the paper's) or ``"projected"``
             (:class:`~qklstm.kernels.ProjectedKernel`, Huang et al. 2021, with bandwidth ``gamma``).
 
@@ -90,7 +93,11 @@ class QKLSTMCell(RecurrentCell):
         self,
         input_size: int,
         hidden_size: int,
+        bias: bool = True,
         *,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
         n_qubits: int = 4,
         n_references: int = 4,
         feature_map="paper",
@@ -106,7 +113,9 @@ class QKLSTMCell(RecurrentCell):
         kernel: str = "fidelity",
         gamma: float = 1.0,
     ):
-        super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_references=n_references)
+        super().__init__(
+            input_size, hidden_size, bias=bias, proj_size=proj_size, n_qubits=n_qubits, n_references=n_references
+        )
         if references not in ("learned", "fixed"):
             raise ValueError(f"references: expected 'learned' or 'fixed', got {references!r}")
         self.options = dict(
@@ -128,13 +137,14 @@ class QKLSTMCell(RecurrentCell):
         self.n_qubits, self.n_references = n_qubits, n_references
         self.references_mode, self.shared_readout = references, bool(shared_readout)
         self.share_feature_map = bool(share_feature_map) or isinstance(feature_map, FeatureMap)
-        concat = hidden_size + input_size
+        concat = self.state_size + input_size
         if projection is None:
             projection = concat != n_qubits
         if not projection and concat != n_qubits:
             raise ValueError(
                 f"projection: without a projection the cell input [h; x] must have n_qubits={n_qubits} "
-                f"features, but hidden_size + input_size = {concat}; set projection=True or change the sizes"
+                f"features, but {'proj' if proj_size else 'hidden'}_size + input_size = {concat}; set projection=True "
+                "or change the sizes"
             )
         self.projection = nn.Linear(concat, n_qubits) if projection else None
         if kernel not in ("fidelity", "projected"):
@@ -154,14 +164,15 @@ class QKLSTMCell(RecurrentCell):
         else:
             self.register_buffer("references", ref)
         if self.shared_readout:
-            self.readout = nn.Linear(n_references, hidden_size)
+            self.readout = nn.Linear(n_references, hidden_size, bias=bias)
             self.register_parameter("alpha", None)
             self.register_parameter("bias", None)
         else:
             self.readout = None
             self.alpha = nn.Parameter(torch.empty(len(GATES), hidden_size, n_references))
-            self.bias = nn.Parameter(torch.empty(len(GATES), hidden_size))
+            self.bias = nn.Parameter(torch.empty(len(GATES), hidden_size)) if bias else None
         self.reset_parameters()
+        self._to_factory(device, dtype)
 
     def reset_parameters(self) -> None:
         """References uniform in [-pi/2, pi/2] (angles of the map); alpha and b like ``nn.Linear`` of fan-in
@@ -179,12 +190,14 @@ class QKLSTMCell(RecurrentCell):
             self.readout.reset_parameters()
         else:
             nn.init.uniform_(self.alpha, -bound, bound)
-            nn.init.uniform_(self.bias, -bound, bound)
+            if self.bias is not None:
+                nn.init.uniform_(self.bias, -bound, bound)
         if self.projection is not None:
             self.projection.reset_parameters()
         for k in self.kernels:
             if hasattr(k.feature_map, "reset_parameters"):
                 k.feature_map.reset_parameters()
+        super().reset_parameters()
 
     # ------------------------------------------------------------------ references
     @torch.no_grad()
@@ -201,9 +214,9 @@ class QKLSTMCell(RecurrentCell):
         if data.dim() != 2 or not data.is_floating_point():
             raise ValueError(f"data: expected a float tensor (M, features), got {tuple(data.shape)} {data.dtype}")
         data = data.to(self.references.device, self.references.dtype)
-        concat = self.hidden_size + self.input_size
+        concat = self.state_size + self.input_size
         if data.shape[1] == self.input_size and data.shape[1] not in (self.n_qubits, concat):
-            data = torch.cat([data.new_zeros(data.shape[0], self.hidden_size), data], 1)
+            data = torch.cat([data.new_zeros(data.shape[0], self.state_size), data], 1)
         if data.shape[1] == concat and self.projection is not None:
             data = self.projection(data)
         if data.shape[1] != self.n_qubits:
@@ -263,17 +276,13 @@ class QKLSTMCell(RecurrentCell):
             return k.reshape(z.shape[0], len(GATES), self.n_references).transpose(0, 1)
         return torch.stack([k.gram(k.prepare(z, validate=False), ctx) for k, ctx in zip(self.kernels, context)], 0)
 
-    def _readout(self, k: torch.Tensor) -> torch.Tensor:
+    def apply_readout(self, k: torch.Tensor) -> torch.Tensor:
         if self.readout is not None:
             return self.readout(k)
-        return torch.baddbmm(self.bias.unsqueeze(1), k.to(self.alpha.dtype), self.alpha.transpose(1, 2))
-
-    def step(self, u: torch.Tensor, hx, context):
-        """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
-        h, c = hx
-        z = project_step(self.projection, self.hidden_size, u, h)
-        pre = self._readout(self.readout_features(z, context))
-        return lstm_update(pre, c)
+        k = k.to(self.alpha.dtype)
+        if self.bias is None:
+            return torch.bmm(k, self.alpha.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), k, self.alpha.transpose(1, 2))
 
     def readout_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.readout is not None:
@@ -284,56 +293,21 @@ class QKLSTMCell(RecurrentCell):
         """The readout as ``(A (4, N, H), bias (4, 1, H))``: gate ``g``'s pre-activation is ``k_g A[g] + bias[g]``
         (the shared readout expanded over the gates)."""
         N, H = self.n_references, self.hidden_size
+        weight, bias = self.readout_parameters()
+        if bias is None:  # bias=False: no b_g
+            bias = weight.new_zeros(H)
         if self.readout is not None:
-            A = self.readout.weight.t().expand(len(GATES), N, H)
-            return A, self.readout.bias.view(1, 1, H).expand(len(GATES), 1, H)
-        return self.alpha.transpose(1, 2), self.bias.unsqueeze(1)
+            return weight.t().expand(len(GATES), N, H), bias.view(1, 1, H).expand(len(GATES), 1, H)
+        return weight.transpose(1, 2), bias.expand(len(GATES), H).unsqueeze(1)
 
     def fusable(self) -> bool:
-        """Whether :meth:`run_sequence` has a fused path for these options: exact fidelity kernels of the
-        paper map (learned scaling only when the gates share it) by backprop on the native simulator, with a
-        projection; one layer in closed form, more (full-state) where the C++ kernels are built."""
-        if self.projection is None or not fused.enabled():
-            return False
-        for k in self.kernels:
-            fmap = k.feature_map
-            if not (isinstance(k, FidelityKernel) and k.backend is None and k.diff_method == "backprop"):
-                return False
-            if k.shots is not None or k.noise is not None or k.mitigate is not None:
-                return False
-            if not isinstance(fmap, PaperFeatureMap) or (fmap.trainable and not self.share_feature_map):
-                return False
-            if not (
-                k.use_product_form if fmap.layers == 1 else fused.full_state_available(self.projection.weight.device)
-            ):
-                return False
-        return True
+        """Whether :meth:`run_sequence` has a fused path for these options (:func:`.engine.fused_eligible`)."""
+        return engine.fused_eligible(self)
 
     def run_sequence(self, x, lengths, h, c, reverse):
-        """The whole sequence as one fused op (:mod:`qklstm.models.fused`) when :meth:`fusable`; under
-        ``torch.export`` (``torch.onnx.export``'s default) as a ``scan`` over real-arithmetic steps
-        (:mod:`qklstm.models.deploy`), which ONNX keeps as one loop of dynamic length."""
-        if torch.compiler.is_exporting():
-            from .deploy import QKCell, scan_direction
-
-            T = x.shape[0]
-            mask = torch.ones(T, x.shape[1], 1, dtype=torch.bool, device=x.device)
-            if lengths is not None:
-                mask = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1)
-            return scan_direction(QKCell(self), x, mask, h, c, reverse)
-        if not self.fusable():
-            return None
-        T, fmap, Q = x.shape[0], self.kernels[0].feature_map, self.n_qubits
-        L = fmap.layers
-        w, b = (fmap.weight, fmap.bias) if fmap.trainable else (x.new_ones(L, Q), x.new_zeros(L, Q))
-        w, b = (w[0], b[0]) if L == 1 else (w, b)  # the op takes one layer's as (Q,)
-        At, bias = self.readout_parameters()
-        if self.readout is not None:  # one readout for all four gates
-            At, bias = At.unsqueeze(0), bias.unsqueeze(0)
-        mask = None if lengths is None else torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
-        refs = self.references.reshape(-1, self.n_qubits)
-        proj = self.projection
-        return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse, fmap.entangler)
+        """The whole sequence in one engine call where one serves these options (:func:`.engine.run_sequence`),
+        else ``None`` (the layer then steps)."""
+        return engine.run_sequence(self, x, lengths, h, c, reverse)
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -28,7 +28,8 @@ from torch import nn
 from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
 from ..quantum.memory import check_bytes
-from .rnn import RecurrentBase, RecurrentCell, lstm_update, project_step
+from .cell import RecurrentCell
+from .rnn import RecurrentBase
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
 
@@ -60,30 +61,46 @@ class QLSTMCell(RecurrentCell):
         n_qlayers: variational layers per gate circuit.
         rotation: the trainable rotation of each variational layer.
 
+        bias, proj_size, device, dtype: as in ``nn.LSTM`` (``bias=False``: the readout has no bias).
+
     Parameters: ``projection`` ``(H + D) * n + n``, ``weights`` ``4 * n_qlayers * n``,
     ``readout`` ``n * H + H``.
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, *, n_qubits: int = 4, n_qlayers: int = 1, rotation: str = "RX"
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        n_qubits: int = 4,
+        n_qlayers: int = 1,
+        rotation: str = "RX",
     ):
-        super().__init__(input_size, hidden_size, n_qubits=n_qubits, n_qlayers=n_qlayers)
+        super().__init__(
+            input_size, hidden_size, bias=bias, proj_size=proj_size, n_qubits=n_qubits, n_qlayers=n_qlayers
+        )
         self.options = dict(n_qubits=n_qubits, n_qlayers=n_qlayers, rotation=rotation)
         self.n_qubits, self.n_qlayers, self.rotation = n_qubits, n_qlayers, rotation
         # the <Z> sign table below holds 2**n x n floats (and its bits 2**n x n integers while built)
         check_bytes(2**n_qubits * n_qubits * 12, "n_qubits", f"the <Z> table of {n_qubits} qubits")
         self.circuit = vqc_circuit(n_qubits, n_qlayers, rotation)
-        self.projection = nn.Linear(hidden_size + input_size, n_qubits)
+        self.projection = nn.Linear(self.state_size + input_size, n_qubits)
         self.weights = nn.Parameter(torch.empty(4, n_qlayers, n_qubits))
-        self.readout = nn.Linear(n_qubits, hidden_size)
+        self.readout = nn.Linear(n_qubits, hidden_size, bias=bias)
         # <Z_k> = sum_i |psi_i|^2 (1 - 2 bit_k(i)): a real (2**n, n) matrix
         self.register_buffer("z_signs", (1.0 - 2.0 * basis_bits(n_qubits).T.float()), persistent=False)
         self.reset_parameters()
+        self._to_factory(device, dtype)
 
     def reset_parameters(self) -> None:
         nn.init.uniform_(self.weights, 0, 2 * math.pi)
         self.projection.reset_parameters()
         self.readout.reset_parameters()
+        super().reset_parameters()
 
     def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
         """``(states, qubits, copies per state)`` one pass over ``steps`` x ``batch`` simulates and keeps:
@@ -103,12 +120,6 @@ class QLSTMCell(RecurrentCell):
 
     def readout_features(self, z: torch.Tensor, context=None) -> torch.Tensor:
         return self.expectations(z)
-
-    def step(self, u, hx, context=None):
-        """One step from ``u = embed_inputs(x_t)``; returns ``(h', c')``."""
-        h, c = hx
-        pre = self.readout(self.expectations(project_step(self.projection, self.hidden_size, u, h)))
-        return lstm_update(pre, c)
 
 
 class QLSTM(RecurrentBase):

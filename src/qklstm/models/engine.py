@@ -1,0 +1,70 @@
+"""Which engine runs a QK-LSTM cell's whole sequence, and the call into it.
+
+Three ways run a :class:`~qklstm.models.QKLSTMCell` over a sequence: the step path (the layer's loop over
+:meth:`~qklstm.models.cell.RecurrentCell.step`, any kernel, shots, backends, noise, projections), the fused op
+(:mod:`.fused`: exact fidelity kernels of the paper map, one autograd node per sequence), and, under
+``torch.export``, a ``scan`` over real-arithmetic steps (:mod:`.deploy`, which ONNX keeps as one loop of
+dynamic length). :func:`run_sequence` picks one; :func:`fused_eligible` holds the fused op's rules.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..kernels import FidelityKernel
+from ..quantum.feature_maps import PaperFeatureMap
+from . import fused
+
+__all__ = ["fused_eligible", "length_mask", "run_sequence"]
+
+
+def length_mask(lengths: torch.Tensor | None, steps: int, device) -> torch.Tensor | None:
+    """``(T, B)``: which steps of each sequence are real (``None`` for ``lengths=None``: all of them)."""
+    if lengths is None:
+        return None
+    return torch.arange(steps, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+
+
+def fused_eligible(cell) -> bool:
+    """Whether the fused op runs ``cell``: exact fidelity kernels of the paper map (learned scaling only when
+    the gates share it) by backprop on the native simulator, with a projection and no ``proj_size``; one layer
+    in closed form, more (full-state) where the C++ kernels are built."""
+    if cell.projection is None or cell.proj_size or not fused.enabled():
+        return False
+    for k in cell.kernels:
+        fmap = k.feature_map
+        if not (isinstance(k, FidelityKernel) and k.backend is None and k.diff_method == "backprop"):
+            return False
+        if k.shots is not None or k.noise is not None or k.mitigate is not None:
+            return False
+        if not isinstance(fmap, PaperFeatureMap) or (fmap.trainable and not cell.share_feature_map):
+            return False
+        if not (k.use_product_form if fmap.layers == 1 else fused.full_state_available(cell.projection.weight.device)):
+            return False
+    return True
+
+
+def run_sequence(cell, x, lengths, h, c, reverse):
+    """``(outputs (T, B, H), h_n, c_n)`` of ``cell`` over ``x (T, B, D)`` from ``(h, c)``: the export scan under
+    ``torch.export``, the fused op where :func:`fused_eligible`, else ``None`` (the step path)."""
+    T = x.shape[0]
+    mask = length_mask(lengths, T, x.device)
+    if torch.compiler.is_exporting():
+        from .deploy import QKCell, scan_direction
+
+        mask = torch.ones(T, x.shape[1], dtype=torch.bool, device=x.device) if mask is None else mask
+        return scan_direction(QKCell(cell), x, mask.unsqueeze(-1), h, c, reverse)
+    if not fused_eligible(cell):
+        return None
+    fmap, Q = cell.kernels[0].feature_map, cell.n_qubits
+    L = fmap.layers
+    w, b = (fmap.weight, fmap.bias) if fmap.trainable else (x.new_ones(L, Q), x.new_zeros(L, Q))
+    w, b = (w[0], b[0]) if L == 1 else (w, b)  # the op takes one layer's as (Q,)
+    At, bias = cell.readout_parameters()
+    if bias is None:  # bias=False: the op adds zeros
+        bias = At.new_zeros(At.shape[:-1])
+    if cell.readout is not None:  # one readout for all four gates
+        At, bias = At.unsqueeze(0), bias.unsqueeze(0)
+    refs = cell.references.reshape(-1, Q)
+    proj = cell.projection
+    return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse, fmap.entangler)
