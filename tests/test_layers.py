@@ -42,8 +42,14 @@ def _module_name(path: Path, src: Path) -> str:
     return ".".join(parts)
 
 
+def _is_module(name: str, src: Path) -> bool:
+    path = src.parent.joinpath(*name.split("."))
+    return path.is_dir() or path.with_suffix(".py").exists()
+
+
 def _imports(path: Path, src: Path):
-    """Every qklstm module ``path`` imports, at module level or inside functions: ``(line, module)``."""
+    """Every qklstm module ``path`` imports, at module level or inside functions: ``(line, module)``;
+    ``from pkg import name`` names the module ``pkg.name`` where that is one, else ``pkg``."""
     name = _module_name(path, src)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -60,13 +66,9 @@ def _imports(path: Path, src: Path):
                 target = node.module or ""
             if target.split(".")[0] != "qklstm":
                 continue
-            if target == "qklstm":  # ``from .. import x``: x may be a subpackage
-                for alias in node.names:
-                    sub = f"qklstm.{alias.name}"
-                    is_part = (src / alias.name).is_dir() or (src / f"{alias.name}.py").exists()
-                    yield node.lineno, sub if is_part else "qklstm"
-            else:
-                yield node.lineno, target
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                yield node.lineno, sub if _is_module(sub, src) else target
 
 
 def violations(src: Path = SRC) -> list[str]:
@@ -102,6 +104,57 @@ def test_the_check_finds_an_upward_import(tmp_path):
         "qklstm/models/tagger.py:1: models imports qklstm.data (data)",
         "qklstm/quantum/circuit.py:2: quantum imports qklstm.models (models)",
     ]
+
+
+def _module_graph(src: Path) -> dict[str, set[str]]:
+    """Module -> the qklstm modules it imports (lazy imports included)."""
+    modules = {_module_name(p, src): p for p in src.rglob("*.py")}
+    return {m: {t for _, t in _imports(p, src) if t in modules and t != m} for m, p in modules.items()}
+
+
+def import_circles(src: Path = SRC) -> list[list[str]]:
+    """Every circle of imports among the package's modules (a strongly connected set of two or more)."""
+    graph, index, low, stack, on, found = _module_graph(src), {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_in_the_package():
+    assert import_circles() == []
+
+
+def test_the_circle_check_finds_a_lazy_circle(tmp_path):
+    fake = tmp_path / "qklstm"
+    (fake / "models").mkdir(parents=True)
+    for f in ("__init__.py", "models/__init__.py", "models/tagger.py"):
+        (fake / f).write_text("")
+    (fake / "models" / "cell.py").write_text("def f():\n    from .deploy import g\n")
+    (fake / "models" / "deploy.py").write_text("from . import cell\nfrom qklstm.models.tagger import x\n")
+    assert import_circles(fake) == [["qklstm.models.cell", "qklstm.models.deploy"]]
 
 
 def test_modules_and_benchmarks_stay_small():

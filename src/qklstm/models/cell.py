@@ -21,6 +21,7 @@ __all__ = [
     "check_cell_input",
     "check_proj_size",
     "check_sizes",
+    "length_mask",
     "lstm_update",
     "project_inputs",
     "project_step",
@@ -58,6 +59,13 @@ def lstm_update(pre: torch.Tensor, c: torch.Tensor):
     sig = torch.sigmoid(pre[:3])
     c_new = torch.addcmul(sig[1] * c, sig[0], torch.tanh(pre[3]))
     return sig[2] * torch.tanh(c_new), c_new
+
+
+def length_mask(lengths: torch.Tensor | None, steps: int, device) -> torch.Tensor | None:
+    """``(T, B)``: which steps of each sequence are real (``None`` for ``lengths=None``: all of them)."""
+    if lengths is None:
+        return None
+    return torch.arange(steps, device=device).unsqueeze(1) < lengths.unsqueeze(0)
 
 
 def all_finite(x: torch.Tensor) -> bool:

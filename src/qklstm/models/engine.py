@@ -14,15 +14,9 @@ import torch
 from ..kernels import FidelityKernel
 from ..quantum.feature_maps import PaperFeatureMap
 from . import fused
+from .cell import length_mask
 
-__all__ = ["fused_eligible", "length_mask", "run_sequence"]
-
-
-def length_mask(lengths: torch.Tensor | None, steps: int, device) -> torch.Tensor | None:
-    """``(T, B)``: which steps of each sequence are real (``None`` for ``lengths=None``: all of them)."""
-    if lengths is None:
-        return None
-    return torch.arange(steps, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+__all__ = ["fused_eligible", "run_sequence"]
 
 
 def fused_eligible(cell) -> bool:
@@ -50,7 +44,7 @@ def run_sequence(cell, x, lengths, h, c, reverse):
     T = x.shape[0]
     mask = length_mask(lengths, T, x.device)
     if torch.compiler.is_exporting():
-        from .deploy import QKCell, scan_direction
+        from .export import QKCell, scan_direction
 
         mask = torch.ones(T, x.shape[1], dtype=torch.bool, device=x.device) if mask is None else mask
         return scan_direction(QKCell(cell), x, mask.unsqueeze(-1), h, c, reverse)
