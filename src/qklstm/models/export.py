@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..kernels import FidelityKernel
-from ..quantum.feature_maps import PaperFeatureMap
+from ..quantum.feature_maps import PaperFeatureMap, paper_bloch
 from .cell import length_mask
 
 __all__ = ["DeployRNN", "LSTMCell", "QKCell", "scan_direction", "script"]
@@ -39,8 +39,7 @@ class ProductKernel(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         a = z * self.w + self.b
-        co, si = torch.cos(a), torch.sin(a)
-        phi = torch.stack([co * co, si, -si * co], 0)  # (3, B, Q)
+        phi = paper_bloch(torch.cos(a), torch.sin(a), 0)  # (3, B, Q)
         f = (torch.bmm(phi.permute(2, 1, 0), self.ref_bloch) + 1.0) * 0.5  # (Q, B, M)
         return torch.prod(f, 0)
 

@@ -39,6 +39,7 @@ import threading
 
 import torch
 
+from ..quantum.feature_maps import paper_bloch
 from . import build
 
 __all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch"]
@@ -71,18 +72,12 @@ GATES = 4
 ENTANGLERS = {"none": 0, "chain": 1, "ring": 2}
 
 
-def _bloch(co: torch.Tensor, si: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Bloch vectors (along ``dim``) of the paper map's one-qubit states at angles with cosines ``co`` and
-    sines ``si``: ``(cos^2 a, sin a, -sin a cos a)``."""
-    return torch.stack([co * co, si, -si * co], dim)
-
-
 def _constants(Wp, w, b, refs, At):
     """What every step shares, in the loops' layout: ``WhT (H, Q)``, the references' Bloch vectors
     ``RB (Q, 3, M)`` and the readout ``A (4, N, H)`` (a shared one broadcast over the gates)."""
     H, N = At.shape[1:]
     a = torch.addcmul(b, refs, w)
-    RB = _bloch(a.cos(), a.sin()).permute(2, 0, 1)
+    RB = paper_bloch(a.cos(), a.sin(), 0).permute(2, 0, 1)
     return Wp[:, :H].t(), RB, At.transpose(1, 2).expand(GATES, N, H)
 
 
@@ -117,7 +112,7 @@ def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int,
         z = torch.addmm(U[t], h, WhT)
         a = torch.addcmul(b, z, w)
         co, si = torch.cos(a), torch.sin(a)
-        k = _fidelities(_bloch(co, si), RB).prod(0)
+        k = _fidelities(paper_bloch(co, si, 0), RB).prod(0)
         pre = torch.baddbmm(bias, k.view(B, G, N).transpose(0, 1), A)  # (G, B, H)
         sig = torch.sigmoid(pre[:3])
         g = torch.tanh(pre[3])
@@ -162,7 +157,7 @@ def parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx)
     T, B, D = x.shape
     H, N = At.shape[1:]
     dU = (d_ang * w).reshape(T * B, -1)
-    phi = _bloch(cos, sin, -1)  # (T, B, Q, 3)
+    phi = paper_bloch(cos, sin, -1)  # (T, B, Q, 3)
     dRB = torch.einsum("tbqk,tqbm->qkm", phi, d_dots)
     a_ref = torch.addcmul(b, refs, w)
     da_ref = _dangle(a_ref.cos(), a_ref.sin(), dRB.permute(1, 2, 0))  # (M, Q)
@@ -213,7 +208,7 @@ def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, 
         dc = dc * f
         dk = torch.bmm(d_pre[t], At_).transpose(0, 1).reshape(B, G * N)  # (B, M)
         co, si = cos[t], sin[t]
-        fac = _fidelities(_bloch(co, si), RB)
+        fac = _fidelities(paper_bloch(co, si, 0), RB)
         dd = _leave_one_out(fac).mul_(dk).mul_(0.5)  # d k / d dots, (Q, B, M)
         d_dots[t] = dd
         dphi = torch.bmm(dd, RBt).permute(2, 1, 0)  # (3, B, Q)

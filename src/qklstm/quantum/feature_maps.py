@@ -26,7 +26,20 @@ from .circuit import Circuit, Op
 from .gates import complex_dtype_for
 from .memory import check_bytes, check_state_memory, state_bytes
 
-__all__ = ["FeatureMap", "PaperFeatureMap", "ZZFeatureMap"]
+__all__ = ["FeatureMap", "PaperFeatureMap", "ZZFeatureMap", "paper_bloch"]
+
+
+def paper_bloch(co: torch.Tensor, si: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """The Bloch vector ``(cos^2 a, sin a, -sin a cos a)`` of the paper map's one-qubit state ``RY(a) RZ(a) H|0>``,
+    from ``co = cos a`` and ``si = sin a``, stacked along ``dim`` (the fused op and the export engine use it too).
+
+    Example:
+        >>> import math, torch
+        >>> a = torch.tensor([math.pi / 4])
+        >>> paper_bloch(a.cos(), a.sin())
+        tensor([[ 0.5000,  0.7071, -0.5000]])
+    """
+    return torch.stack([co * co, si, -si * co], dim)
 
 
 def validate_features(x, n_features: int, argument: str = "x") -> torch.Tensor:
@@ -235,8 +248,7 @@ class PaperFeatureMap(FeatureMap):
         if self.layers != 1:
             return super().product_bloch(x)
         a = x * self.weight[0] + self.bias[0] if self.trainable else x
-        c, s = torch.cos(a), torch.sin(a)
-        return torch.stack([c * c, s, -s * c], -1)
+        return paper_bloch(torch.cos(a), torch.sin(a))
 
     def symbolic_angles(self, x) -> list:
         out = []
