@@ -14,7 +14,6 @@ use it.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -22,6 +21,7 @@ from torch import nn
 
 from ..kernels import FidelityKernel
 from ..quantum.feature_maps import PaperFeatureMap, paper_bloch
+from ..quantum.gates import gate_parts
 from .cell import length_mask
 
 __all__ = ["DeployRNN", "LSTMCell", "QKCell", "scan_direction", "script"]
@@ -62,23 +62,6 @@ def _add(x, y):
     if y[0] is None:
         return x
     return x[0] + y[0], x[1] + y[1]
-
-
-def _entries(name: str, c, s):
-    """The one-qubit gate ``[[m00, m01], [m10, m11]]`` as ``(re, im)`` pairs (the simulator's conventions)."""
-    zero = (0.0, 0.0)
-    if name == "H":
-        r = 1 / math.sqrt(2)
-        return (r, 0.0), (r, 0.0), (r, 0.0), (-r, 0.0)
-    if name == "RY":
-        return (c, 0.0), (-s, 0.0), (s, 0.0), (c, 0.0)
-    if name == "RZ":
-        return (c, -s), zero, zero, (c, s)
-    if name == "P":
-        return (1.0, 0.0), zero, zero, (c * c - s * s, 2 * c * s)
-    if name == "RX":
-        return (c, 0.0), (0.0, -s), (0.0, -s), (c, 0.0)
-    raise ValueError(f"feature_map: gate {name!r} has no deployable form")
 
 
 def _two_qubit_blocks(x: torch.Tensor, n: int, a: int, b: int):
@@ -151,7 +134,7 @@ class StateKernel(nn.Module):
                 if op.param is not None:
                     half = (op.sign * cols[op.param] / 2).reshape(-1, 1, 1)
                     c, s = torch.cos(half), torch.sin(half)
-                m00, m01, m10, m11 = _entries(op.name, c, s)
+                m00, m01, m10, m11 = gate_parts(op.name, c, s)
                 y0 = _add(_cmul(m00, *x0), _cmul(m01, *x1))
                 y1 = _add(_cmul(m10, *x0), _cmul(m11, *x1))
             re = torch.stack([y0[0], y1[0]], 2).reshape(-1, 2**n)

@@ -39,6 +39,7 @@ __all__ = [
     "entry_add",
     "entry_mul",
     "gate_entries",
+    "gate_parts",
     "reduced_bloch",
 ]
 
@@ -71,29 +72,46 @@ def entry_add(a, b):
     return a + b
 
 
+def gate_parts(name: str, c, s):
+    """``(m00, m01, m10, m11)`` of a one-qubit gate as ``(real, imaginary)`` pairs, from ``c = cos(t/2)``,
+    ``s = sin(t/2)`` (real tensors, or None for the fixed gates): the one table of the simulator's gate
+    conventions. Structural zeros and ones are Python floats, so a compiler multiplies them away; the export
+    engine runs these pairs as real arithmetic, :func:`gate_entries` combines them to complex values.
+
+    >>> gate_parts("X", None, None)
+    ((0.0, 0.0), (1.0, 0.0), (1.0, 0.0), (0.0, 0.0))
+    """
+    zero, one = (0.0, 0.0), (1.0, 0.0)
+    if name == "H":
+        r = 1 / math.sqrt(2)
+        return (r, 0.0), (r, 0.0), (r, 0.0), (-r, 0.0)
+    if name == "X":
+        return zero, one, one, zero
+    if name == "RY":
+        return (c, 0.0), (-s, 0.0), (s, 0.0), (c, 0.0)
+    if name == "RZ":
+        return (c, -s), zero, zero, (c, s)
+    if name == "P":  # e^{i t} = (cos(t/2) + i sin(t/2))^2
+        return one, zero, zero, (c * c - s * s, 2 * c * s)
+    if name == "RX":
+        return (c, 0.0), (0.0, -s), (0.0, -s), (c, 0.0)
+    raise ValueError(f"name: unknown one-qubit gate {name!r}; expected one of {sorted(ONE_QUBIT_GATES)}")
+
+
 def gate_entries(name: str, c, s):
-    """``(m00, m01, m10, m11)`` of a one-qubit gate from ``c = cos(t/2)``, ``s = sin(t/2)``
-    (real tensors, or None for the fixed gates). Structural zeros and ones are Python floats, so
-    the circuit compiler multiplies them away; :class:`Circuit` multiplies runs of them.
+    """``(m00, m01, m10, m11)`` of a one-qubit gate (:func:`gate_parts`) as complex tensors, or Python floats
+    where the entry is a real constant; :class:`Circuit` multiplies runs of them.
 
     >>> gate_entries("X", None, None)
     (0.0, 1.0, 1.0, 0.0)
     """
-    if name == "H":
-        r = 1 / math.sqrt(2)
-        return r, r, r, -r
-    if name == "X":
-        return 0.0, 1.0, 1.0, 0.0
-    if name == "RY":
-        return c, -s, s, c
-    if name == "RZ":
-        return torch.complex(c, -s), 0.0, 0.0, torch.complex(c, s)
-    if name == "P":  # e^{i t} = (cos(t/2) + i sin(t/2))^2
-        return 1.0, 0.0, 0.0, torch.complex(c, s).square()
-    if name == "RX":
-        ms = torch.complex(torch.zeros_like(s), -s)
-        return c, ms, ms, c
-    raise ValueError(f"name: unknown one-qubit gate {name!r}; expected one of {sorted(ONE_QUBIT_GATES)}")
+    return tuple(_complex(re, im) for re, im in gate_parts(name, c, s))
+
+
+def _complex(re, im):
+    if isinstance(im, float) and im == 0.0:
+        return re
+    return torch.complex(re if isinstance(re, torch.Tensor) else torch.full_like(im, re), im)
 
 
 def apply_matrix(state: torch.Tensor, matrix: torch.Tensor, wire: int) -> torch.Tensor:
