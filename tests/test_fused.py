@@ -208,6 +208,46 @@ def test_inference_saves_nothing_for_backward(kernels):
     torch.testing.assert_close(out, out2.detach(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("options", [{}, {"shared_readout": True, "references": "fixed"}], ids=["default", "shared"])
+def test_inference_equals_the_step_path_in_both_directions(kernels, options):
+    """Under no_grad the op runs without saving: outputs and both final states, the reverse direction included."""
+    torch.manual_seed(3)
+    rnn = QKLSTM(3, 4, num_layers=2, bidirectional=True, n_qubits=2, n_references=2, **options).double()
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        fast = rnn(pack_padded_sequence(x, torch.tensor([6, 2, 4]), enforce_sorted=False))
+        with fused_disabled():
+            slow = rnn(pack_padded_sequence(x, torch.tensor([6, 2, 4]), enforce_sorted=False))
+    for a, b in ((fast[0].data, slow[0].data), (fast[1][0], slow[1][0]), (fast[1][1], slow[1][1])):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_ops_padded_steps_output_zeros_in_both_kernels():
+    """The op's documented output at a masked step is 0 (the torch loops and the C++ kernels alike)."""
+    if build.load_extension() is None:
+        pytest.skip(f"no C++ kernels here: {fused.fused_backend()}")
+    args = [a.detach() for a in _op_inputs()]
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [1, 0, 1], [0, 0, 1]], dtype=torch.bool)
+    for reverse in (False, True):
+        ours = fused.forward_torch(*args, mask, 1, reverse, False)
+        cpp = build.load_extension().forward(*args, mask, 1, reverse, False)
+        assert bool((ours[0][~mask] == 0).all())
+        for a, b in zip(ours, cpp):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_a_per_gate_readout_of_one_hidden_unit_has_the_right_gradient(kernels):
+    args = _op_inputs(H=1)
+    assert torch.autograd.gradcheck(lambda *a: fused.product_lstm(*a), args, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def test_qklstm_fused_0_turns_the_fused_path_off(monkeypatch):
+    rnn = QKLSTM(3, 4, n_qubits=2, n_references=2)
+    assert rnn.cells[0].fusable()
+    monkeypatch.setenv("QKLSTM_FUSED", "0")
+    assert not rnn.cells[0].fusable()
+
+
 @pytest.mark.parametrize(
     "options",
     [

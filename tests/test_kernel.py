@@ -332,6 +332,28 @@ def test_shot_estimates_are_unbiased_with_the_binomial_variance():
     _assert_unbiased_with_binomial_variance(cu.numpy().reshape(REPEATS, 3, 2), exact, FEW_SHOTS)
 
 
+def test_sampled_probabilities_clip_rounding_outside_zero_and_one():
+    """A probability computed as 1 + 1e-12 or -1e-12 (rounding) is a certain or an impossible outcome."""
+    p = torch.tensor([-1e-12, 1 + 1e-12], dtype=torch.float64)
+    torch.testing.assert_close(F.sample_probabilities(p, 50), torch.tensor([0.0, 1.0], dtype=torch.float64))
+
+
+def test_mitigation_clips_to_zero_and_one():
+    p, n = 0.2, 2
+    k = torch.tensor([0.0, 0.05, 0.5, 1.0], dtype=torch.float64)  # 0.0 and 1.0 lie outside the depolarized range
+    want = ((k - p / 4) / (1 - p)).clamp(0, 1)
+    torch.testing.assert_close(F.mitigate_depolarizing(k, p, n), want, rtol=0, atol=1e-15)
+    assert float(F.mitigate_depolarizing(k, p, n)[0]) == 0.0 and float(F.mitigate_depolarizing(k, p, n)[-1]) == 1.0
+
+
+def test_overlap_gram_broadcasts_leading_batch_dimensions():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 5, 8, dtype=torch.complex128, generator=g)
+    y = torch.randn(3, 4, 8, dtype=torch.complex128, generator=g)
+    want = (y.conj().unsqueeze(-3) * x.unsqueeze(-2)).sum(-1).abs().square()  # |<y_n|x_b>|^2 per batch
+    torch.testing.assert_close(F.overlap_gram(x, y), want, rtol=1e-12, atol=1e-12)
+
+
 def test_sampled_probabilities_are_unbiased_with_the_binomial_variance():
     p = torch.tensor([0.0, 0.012, 0.3, 0.5, 0.97, 1.0], dtype=torch.float64)
     g = torch.Generator().manual_seed(5)

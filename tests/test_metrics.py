@@ -76,7 +76,7 @@ def test_rmse_mae_mape_equal_numpy(seed):
     assert (m["n"], m["mape_n"]) == (500, int(keep.sum()))
 
 
-@pytest.mark.parametrize("values", [[0.81, 0.85, 0.9], [3.0, 3.0], [1.0, 2.0, 4.0, 8.0, 16.0]])
+@pytest.mark.parametrize("values", [[0.81, 0.85, 0.9], [3.0, 3.0], [1.0, 3.0], [1.0, 2.0, 4.0, 8.0, 16.0]])
 def test_mean_std_is_the_mean_and_the_sample_standard_deviation(values):
     m, s = mean_std(values)
     assert m == pytest.approx(statistics.fmean(values), **TOL)
