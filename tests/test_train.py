@@ -328,3 +328,25 @@ def test_evaluation_in_shards_adds_up_to_the_whole_split(tmp_path, base):
     whole = task.evaluate(model, "dev", 8)
     assert sharded == pytest.approx(whole, rel=1e-12)  # float64 sums in another order
     assert total[1 if base is TINY_POS else 2] > 0  # the count of tokens or windows
+
+
+def test_fit_builds_the_fused_kernels_before_its_first_epoch_clock(monkeypatch):
+    """The first build of the C++ kernels (about a minute) happens in fit's warm-up, before any epoch's timer
+    starts, and only for a model whose cells run the fused op."""
+    from qklstm import QKLSTM
+    from qklstm.models import build
+    from qklstm.train.loop import fit
+
+    events = []
+    monkeypatch.setattr(build, "load_extension", lambda: events.append("build"))
+    monkeypatch.setattr("time.perf_counter", lambda: events.append("clock") or 0.0)
+
+    def step_loss(model, batch):
+        out, _ = model(batch)
+        return out.sum(), {"n": 1.0, "loss_sum": float(out.sum())}
+
+    cases = ((QKLSTM(3, 2, n_qubits=2, n_references=2), True), (torch.nn.LSTM(3, 2), False))
+    for model, fused in cases:
+        events.clear()
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.0), 1, lambda epoch: [torch.randn(2, 1, 3)], step_loss)
+        assert (events[:2] == ["build", "clock"]) if fused else ("build" not in events), events

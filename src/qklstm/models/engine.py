@@ -13,10 +13,10 @@ import torch
 
 from ..kernels import FidelityKernel
 from ..quantum.feature_maps import PaperFeatureMap
-from . import fused
+from . import build, fused
 from .cell import length_mask
 
-__all__ = ["fused_eligible", "run_sequence"]
+__all__ = ["fused_eligible", "run_sequence", "warm_up"]
 
 
 def fused_eligible(cell) -> bool:
@@ -62,3 +62,10 @@ def run_sequence(cell, x, lengths, h, c, reverse):
     refs = cell.references.reshape(-1, Q)
     proj = cell.projection
     return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse, fmap.entangler)
+
+
+def warm_up(model: torch.nn.Module) -> None:
+    """Build (or load from torch's cache) the fused op's C++ kernels now if a cell of ``model`` runs them, so
+    that no clock around training counts the first build (about a minute; :mod:`.build` says so in a line)."""
+    if any(callable(getattr(m, "fusable", None)) and m.fusable() for m in model.modules()):
+        build.load_extension()

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ..io import writable_folder
+from ..models.engine import warm_up
 from .config import READOUT_INITS
 
 __all__ = [
@@ -143,6 +144,7 @@ def fit(
 
     callbacks = list(callbacks)
     stats: dict = {}
+    warm_up(model)  # the fused kernels' first build is not training time
     for epoch in range(start, epochs + 1):
         model.train()
         items = list(batches(epoch))
