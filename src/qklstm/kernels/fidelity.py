@@ -135,6 +135,12 @@ class FidelityKernel(nn.Module):
             else Evaluator(circuit, self.use_product_form, shots, self._generator, noise_p, mitigate_p)
         )
 
+    @property
+    def is_exact_native(self) -> bool:
+        """Whether the values are exact fidelities from the native simulator (no backend, shots, noise or
+        mitigation): what the fused op and the export engine, which compute the same values themselves, need."""
+        return self.backend is None and self.shots is None and self.noise is None and self.mitigate is None
+
     def _check_noise(self, noise, mitigate, native: bool):
         """``(noise, p applied natively or None, p to invert or None)``."""
         from ..backends.noise import NoiseModel, check_probability

@@ -27,9 +27,7 @@ def fused_eligible(cell) -> bool:
         return False
     for k in cell.kernels:
         fmap = k.feature_map
-        if not (isinstance(k, FidelityKernel) and k.backend is None and k.diff_method == "backprop"):
-            return False
-        if k.shots is not None or k.noise is not None or k.mitigate is not None:
+        if not (isinstance(k, FidelityKernel) and k.is_exact_native and k.diff_method == "backprop"):
             return False
         if not isinstance(fmap, PaperFeatureMap) or (fmap.trainable and not cell.share_feature_map):
             return False

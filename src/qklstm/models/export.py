@@ -153,10 +153,12 @@ class QKCell(nn.Module):
         if cell.proj_size:
             raise ValueError("model: a QK-LSTM with proj_size has no deployable form yet (it runs the step path)")
         for k in cell.kernels:
-            if not isinstance(k, FidelityKernel) or k.backend is not None or k.shots is not None:
-                raise ValueError("model: only exact native fidelity kernels have a deployable form")
-            if k.noise is not None or k.mitigate is not None:
+            if getattr(k, "noise", None) is not None or getattr(k, "mitigate", None) is not None:
                 raise ValueError("model: a kernel with a noise model has no deployable form")
+            if not (isinstance(k, FidelityKernel) and k.is_exact_native):
+                raise ValueError(
+                    "model: only exact native fidelity kernels (no backend or shots) have a deployable form"
+                )
         H, N = cell.hidden_size, cell.n_references
         weight = cell.projection.weight.detach()
         self.register_buffer("wx", weight[:, H:].t().contiguous())
