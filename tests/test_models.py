@@ -436,3 +436,22 @@ def test_qklstm_learns_a_tag_decided_by_the_previous_token():
     with torch.no_grad():
         acc_alone = (words_alone(Xt.reshape(-1, 1)).argmax(-1).reshape(Yt.shape) == Yt).float().mean().item()
     assert acc_alone <= ceiling + 1e-9
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_frozen_cell_is_built_from_the_parameters_and_carries_their_gradients(shared):
+    from qklstm.models import QKLSTMCell
+
+    cell = QKLSTMCell(3, 5, n_qubits=2, n_references=4, shared_readout=shared, feature_map="paper-trainable")
+    f = cell.freeze()
+    weight, bias = (cell.readout.weight, cell.readout.bias) if shared else (cell.alpha, cell.bias)
+    assert torch.equal(f.A, weight.unsqueeze(0) if shared else weight) and f.A.shape[0] == (1 if shared else 4)
+    assert torch.equal(torch.cat([f.Wh, f.Wx], 1), cell.projection.weight) and f.Wh.shape == (2, 5)
+    assert torch.equal(f.refs, cell.references.reshape(16, 2)) and (f.layers, f.entangler) == (1, "chain")
+    A, b = f.gate_readout(4)
+    assert A.shape == (4, 4, 5) and b.shape == (4, 1, 5) and torch.equal(A[3], f.A[-1].t())
+    (f.A.sum() + f.bias.sum() + f.Wx.sum() + f.w.sum()).backward()
+    for p in (weight, bias, cell.projection.weight, cell.kernels[0].feature_map.weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    nobias = QKLSTMCell(3, 5, bias=False, n_qubits=2, n_references=4, shared_readout=shared).freeze()
+    assert nobias.bias.shape == f.bias.shape and not nobias.bias.any()

@@ -48,18 +48,10 @@ def run_sequence(cell, x, lengths, h, c, reverse):
         return scan_direction(QKCell(cell), x, mask.unsqueeze(-1), h, c, reverse)
     if not fused_eligible(cell):
         return None
-    fmap, Q = cell.kernels[0].feature_map, cell.n_qubits
-    L = fmap.layers
-    w, b = (fmap.weight, fmap.bias) if fmap.trainable else (x.new_ones(L, Q), x.new_zeros(L, Q))
-    w, b = (w[0], b[0]) if L == 1 else (w, b)  # the op takes one layer's as (Q,)
-    At, bias = cell.readout_parameters()
-    if bias is None:  # bias=False: the op adds zeros
-        bias = At.new_zeros(At.shape[:-1])
-    if cell.readout is not None:  # one readout for all four gates
-        At, bias = At.unsqueeze(0), bias.unsqueeze(0)
-    refs = cell.references.reshape(-1, Q)
-    proj = cell.projection
-    return fused.product_lstm(x, h, c, proj.weight, proj.bias, w, b, refs, At, bias, mask, reverse, fmap.entangler)
+    f = cell.freeze()
+    w, b = (f.w[0], f.b[0]) if f.layers == 1 else (f.w, f.b)  # the op takes one layer's as (Q,)
+    proj = cell.projection  # the op takes the whole weight (the record's halves are views of it)
+    return fused.product_lstm(x, h, c, proj.weight, f.bp, w, b, f.refs, f.A, f.bias, mask, reverse, f.entangler)
 
 
 def warm_up(model: torch.nn.Module) -> None:

@@ -160,11 +160,12 @@ class QKCell(nn.Module):
                     "model: only exact native fidelity kernels (no backend or shots) have a deployable form"
                 )
         H, N = cell.hidden_size, cell.n_references
+        f = cell.freeze()
         weight = cell.projection.weight.detach()
-        self.register_buffer("wx", weight[:, H:].t().contiguous())
-        self.register_buffer("bx", cell.projection.bias.detach().clone())
-        self.register_buffer("wh", weight[:, :H].t().contiguous())
-        A, bias = cell.readout_matrices()
+        self.register_buffer("wx", f.Wx.detach().t().contiguous())
+        self.register_buffer("bx", f.bp.detach().clone())
+        self.register_buffer("wh", f.Wh.detach().t().contiguous())
+        A, bias = f.gate_readout(4)
         self.register_buffer("A", A.detach().contiguous())
         self.register_buffer("bias", bias.detach().contiguous())
         self.hidden_size, self.n_refs = H, N

@@ -28,6 +28,7 @@ from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
 from . import engine
 from .cell import RecurrentCell
+from .frozen import freeze
 from .rnn import RecurrentBase
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
@@ -289,16 +290,10 @@ class QKLSTMCell(RecurrentCell):
             return self.readout.weight, self.readout.bias
         return self.alpha, self.bias
 
-    def readout_matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The readout as ``(A (4, N, H), bias (4, 1, H))``: gate ``g``'s pre-activation is ``k_g A[g] + bias[g]``
-        (the shared readout expanded over the gates)."""
-        N, H = self.n_references, self.hidden_size
-        weight, bias = self.readout_parameters()
-        if bias is None:  # bias=False: no b_g
-            bias = weight.new_zeros(H)
-        if self.readout is not None:
-            return weight.t().expand(len(GATES), N, H), bias.view(1, 1, H).expand(len(GATES), 1, H)
-        return weight.transpose(1, 2), bias.expand(len(GATES), H).unsqueeze(1)
+    def freeze(self):
+        """The cell as one record of tensors every engine reads (:class:`~qklstm.models.frozen.FrozenCell`),
+        built from the parameters on every call so that autograd flows through it."""
+        return freeze(self)
 
     def fusable(self) -> bool:
         """Whether :meth:`run_sequence` has a fused path for these options (:func:`.engine.fused_eligible`)."""

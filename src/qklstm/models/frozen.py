@@ -1,0 +1,86 @@
+"""The frozen QK-LSTM cell: one record of what every engine reads, built from a cell's parameters.
+
+:func:`freeze` (``QKLSTMCell.freeze()``) gathers, on every call, the tensors a sequence engine needs, so that
+autograd flows from the record back to the parameters: the two halves of the input projection, the map's
+angle affine per layer, the references, the readout in one layout and its bias, and the output projection.
+The fused op reads it (:mod:`.engine`), and so does the export engine (:mod:`.export`, detached once).
+
+Example:
+    >>> import torch
+    >>> from qklstm.models import QKLSTMCell
+    >>> f = QKLSTMCell(3, 5, n_qubits=2, n_references=4, shared_readout=True).freeze()
+    >>> f.A.shape, f.bias.shape, f.Wh.shape, f.Wx.shape, f.w.shape
+    (torch.Size([1, 5, 4]), torch.Size([1, 5]), torch.Size([2, 5]), torch.Size([2, 3]), torch.Size([1, 2]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["FrozenCell", "freeze"]
+
+
+@dataclass(frozen=True)
+class FrozenCell:
+    """A QK-LSTM cell as tensors (``Q`` qubits, ``S`` state size, ``D`` inputs, ``H`` hidden, ``N`` references
+    per gate, ``L`` map layers; gates in the order of :data:`~qklstm.models.qklstm.GATES`).
+
+    Attributes:
+        Wh, Wx, bp: the projection ``z = Wh h + Wx x + bp``: ``(Q, S)``, ``(Q, D)``, ``(Q,)``.
+        w, b: the map's angles ``a = w * z + b`` per layer, ``(L, Q)`` (ones and zeros when not trainable).
+        refs: the references ``(4 N, Q)``.
+        A, bias: the readout ``(G, H, N)`` and ``(G, H)``; ``G = 1`` when the gates share it; zeros for
+            ``bias=False``. Gate ``g``'s pre-activation is ``A[g] k_g + bias[g]``.
+        weight_hr: the output projection ``(proj_size, H)``, or ``None``.
+        layers, entangler: the map's layers and entangler.
+    """
+
+    Wh: torch.Tensor
+    Wx: torch.Tensor
+    bp: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+    refs: torch.Tensor
+    A: torch.Tensor
+    bias: torch.Tensor
+    weight_hr: torch.Tensor | None
+    layers: int
+    entangler: str
+
+    def gate_readout(self, gates: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A (gates, N, H), bias (gates, 1, H))``: the readout per gate, a shared one expanded over them."""
+        G, H, N = self.A.shape
+        return self.A.transpose(1, 2).expand(gates, N, H), self.bias.unsqueeze(1).expand(gates, 1, H)
+
+
+def freeze(cell) -> FrozenCell:
+    """The :class:`FrozenCell` of a :class:`~qklstm.models.QKLSTMCell` with a projection and a paper-map
+    first kernel (the fused op's and the export engine's cells)."""
+    if cell.projection is None:
+        raise ValueError("model: freezing a QK-LSTM cell needs a projection (projection=True)")
+    S, Q = cell.state_size, cell.n_qubits
+    weight, bp = cell.projection.weight, cell.projection.bias
+    fmap = cell.kernels[0].feature_map
+    L = getattr(fmap, "layers", 1)
+    trainable = getattr(fmap, "trainable", False)
+    w, b = (fmap.weight, fmap.bias) if trainable else (weight.new_ones(L, Q), weight.new_zeros(L, Q))
+    A, bias = cell.readout_parameters()
+    if bias is None:  # bias=False: no b_g
+        bias = A.new_zeros(A.shape[:-1])
+    if A.dim() == 2:  # one readout for all four gates
+        A, bias = A.unsqueeze(0), bias.unsqueeze(0)
+    return FrozenCell(
+        Wh=weight[:, :S],
+        Wx=weight[:, S:],
+        bp=bp,
+        w=w,
+        b=b,
+        refs=cell.references.reshape(-1, Q),
+        A=A,
+        bias=bias,
+        weight_hr=cell.weight_hr,
+        layers=L,
+        entangler=getattr(fmap, "entangler", "chain"),
+    )
