@@ -241,8 +241,15 @@ def test_a_per_gate_readout_of_one_hidden_unit_has_the_right_gradient(kernels):
     assert torch.autograd.gradcheck(lambda *a: fused.product_lstm(*a), args, eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
-def test_qklstm_fused_0_turns_the_fused_path_off(monkeypatch):
+def test_fused_disabled_and_qklstm_fused_0_turn_the_fused_path_off(monkeypatch):
+    """The equivalence tests above compare against ``fused_disabled()``: it must really leave the fused path."""
     rnn = QKLSTM(3, 4, n_qubits=2, n_references=2)
+    assert rnn.cells[0].fusable()
+    with fused_disabled():
+        assert not rnn.cells[0].fusable()
+        with fused_disabled():
+            pass
+        assert not rnn.cells[0].fusable()  # nested blocks restore the outer one's state
     assert rnn.cells[0].fusable()
     monkeypatch.setenv("QKLSTM_FUSED", "0")
     assert not rnn.cells[0].fusable()
