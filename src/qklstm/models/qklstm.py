@@ -153,12 +153,14 @@ class QKLSTMCell(RecurrentCell):
         if kernel == "projected" and diff_method not in (None, "backprop"):
             raise ValueError("diff_method: the projected kernel is differentiated by backprop only")
         n_maps = 1 if self.share_feature_map else len(GATES)
-        self.kernels = nn.ModuleList(
-            FidelityKernel(_make_feature_map(feature_map, n_qubits, layers, entangler), diff_method=diff_method,
-                           shots=shots, seed=seed) if kernel == "fidelity" else
-            ProjectedKernel(_make_feature_map(feature_map, n_qubits, layers, entangler), gamma, shots=shots, seed=seed)
-            for _ in range(n_maps)
-        )  # fmt: skip
+
+        def make_kernel():
+            fmap = _make_feature_map(feature_map, n_qubits, layers, entangler)
+            if kernel == "fidelity":
+                return FidelityKernel(fmap, diff_method=diff_method, shots=shots, seed=seed)
+            return ProjectedKernel(fmap, gamma, shots=shots, seed=seed)
+
+        self.kernels = nn.ModuleList(make_kernel() for _ in range(n_maps))
         ref = torch.empty(len(GATES), n_references, n_qubits)
         if references == "learned":
             self.references = nn.Parameter(ref)
