@@ -50,8 +50,7 @@ def run_sequence(cell, x, lengths, h, c, reverse):
         return None
     f = cell.freeze()
     w, b = (f.w[0], f.b[0]) if f.layers == 1 else (f.w, f.b)  # the op takes one layer's as (Q,)
-    proj = cell.projection  # the op takes the whole weight (the record's halves are views of it)
-    return fused.product_lstm(x, h, c, proj.weight, f.bp, w, b, f.refs, f.A, f.bias, mask, reverse, f.entangler)
+    return fused.product_lstm(x, h, c, f.Wp, f.bp, w, b, f.refs, f.A, f.bias, mask, reverse, f.entangler)
 
 
 def warm_up(model: torch.nn.Module) -> None:

@@ -28,7 +28,8 @@ class FrozenCell:
     per gate, ``L`` map layers; gates in the order of :data:`~qklstm.models.qklstm.GATES`).
 
     Attributes:
-        Wh, Wx, bp: the projection ``z = Wh h + Wx x + bp``: ``(Q, S)``, ``(Q, D)``, ``(Q,)``.
+        Wp, bp: the projection ``z = Wp [h; x] + bp``: ``(Q, S + D)``, ``(Q,)`` (its halves: :attr:`Wh`, :attr:`Wx`).
+        state_size: ``S``, the features of ``h``.
         w, b: the map's angles ``a = w * z + b`` per layer, ``(L, Q)`` (ones and zeros when not trainable).
         refs: the references ``(4 N, Q)``.
         A, bias: the readout ``(G, H, N)`` and ``(G, H)``; ``G = 1`` when the gates share it; zeros for
@@ -37,9 +38,9 @@ class FrozenCell:
         layers, entangler: the map's layers and entangler.
     """
 
-    Wh: torch.Tensor
-    Wx: torch.Tensor
+    Wp: torch.Tensor
     bp: torch.Tensor
+    state_size: int
     w: torch.Tensor
     b: torch.Tensor
     refs: torch.Tensor
@@ -48,6 +49,16 @@ class FrozenCell:
     weight_hr: torch.Tensor | None
     layers: int
     entangler: str
+
+    @property
+    def Wh(self) -> torch.Tensor:
+        """The recurrent half of the projection, ``(Q, S)`` (a view)."""
+        return self.Wp[:, : self.state_size]
+
+    @property
+    def Wx(self) -> torch.Tensor:
+        """The input half of the projection, ``(Q, D)`` (a view)."""
+        return self.Wp[:, self.state_size :]
 
     def gate_readout(self, gates: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(A (gates, N, H), bias (gates, 1, H))``: the readout per gate, a shared one expanded over them."""
@@ -60,8 +71,8 @@ def freeze(cell) -> FrozenCell:
     first kernel (the fused op's and the export engine's cells)."""
     if cell.projection is None:
         raise ValueError("model: freezing a QK-LSTM cell needs a projection (projection=True)")
-    S, Q = cell.state_size, cell.n_qubits
-    weight, bp = cell.projection.weight, cell.projection.bias
+    Q, projection = cell.n_qubits, cell.projection
+    weight = projection.weight
     fmap = cell.kernels[0].feature_map
     L = getattr(fmap, "layers", 1)
     trainable = getattr(fmap, "trainable", False)
@@ -72,9 +83,9 @@ def freeze(cell) -> FrozenCell:
     if A.dim() == 2:  # one readout for all four gates
         A, bias = A.unsqueeze(0), bias.unsqueeze(0)
     return FrozenCell(
-        Wh=weight[:, :S],
-        Wx=weight[:, S:],
-        bp=bp,
+        Wp=weight,
+        bp=projection.bias,
+        state_size=cell.state_size,
         w=w,
         b=b,
         refs=cell.references.reshape(-1, Q),
