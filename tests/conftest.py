@@ -15,7 +15,6 @@ every extra, fetches the data and builds the fused op, so a skip there means
 something broke. Only tests marked ``cuda`` (no GPU on CI's machines) may skip.
 """
 
-import os
 import random
 import zlib
 from pathlib import Path
@@ -24,16 +23,14 @@ import numpy as np
 import pytest
 import torch
 
+from qklstm.models.build import in_ci
+
 torch.set_num_threads(1)
 
 DATA = Path(__file__).parent / "data"
 
 #: skips allowed under CI: what CI's machines cannot have
 CI_MAY_SKIP = ("cuda",)
-
-
-def _ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
 def pytest_addoption(parser):
@@ -69,7 +66,7 @@ def _seed_everything(request):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if report.skipped and _ci() and not hasattr(report, "wasxfail"):
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
         if not any(item.get_closest_marker(m) for m in CI_MAY_SKIP):
             reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             report.outcome = "failed"
@@ -84,7 +81,7 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     """A module skipped whole at import (a module-level ``importorskip``) fails under CI too."""
     report = yield
-    if report.skipped and _ci():
+    if report.skipped and in_ci():
         report.outcome = "failed"
         report.longrepr = f"{collector.nodeid}: skipped whole under CI ({report.longrepr}); nothing may skip there"
     return report

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["CSRC", "build_extension", "fused_required", "load_extension", "unavailable_reason"]
+__all__ = ["CSRC", "build_extension", "fused_required", "in_ci", "load_extension", "unavailable_reason"]
 
 _ext = None
 _ext_error: str | None = None
 _failure: RuntimeError | None = None  # a build that failed where one was required, raised on every use
 CSRC = Path(__file__).with_name("csrc")
+
+
+def in_ci() -> bool:
+    """Whether this runs under CI (``CI`` set to anything but empty, ``0`` or ``false``)."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
 def fused_required() -> bool:
@@ -30,7 +35,7 @@ def fused_required() -> bool:
     flag = os.environ.get("QKLSTM_REQUIRE_FUSED", "")
     if flag:
         return flag != "0"
-    if os.environ.get("CI", "").lower() in ("", "0", "false"):
+    if not in_ci():
         return False
     from torch.utils import cpp_extension
 

@@ -40,14 +40,15 @@ def run_sequence(cell, x, lengths, h, c, reverse):
     """``(outputs (T, B, H), h_n, c_n)`` of ``cell`` over ``x (T, B, D)`` from ``(h, c)``: the export scan under
     ``torch.export``, the fused op where :func:`fused_eligible`, else ``None`` (the step path)."""
     T = x.shape[0]
-    mask = length_mask(lengths, T, x.device)
     if torch.compiler.is_exporting():
         from .export import QKCell, scan_direction
 
+        mask = length_mask(lengths, T, x.device)
         mask = torch.ones(T, x.shape[1], dtype=torch.bool, device=x.device) if mask is None else mask
         return scan_direction(QKCell(cell), x, mask.unsqueeze(-1), h, c, reverse)
     if not fused_eligible(cell):
-        return None
+        return None  # the step path masks step by step itself
+    mask = length_mask(lengths, T, x.device)
     f = cell.freeze()
     w, b = (f.w[0], f.b[0]) if f.layers == 1 else (f.w, f.b)  # the op takes one layer's as (Q,)
     return fused.product_lstm(x, h, c, f.Wp, f.bp, w, b, f.refs, f.A, f.bias, mask, reverse, f.entangler)

@@ -1,7 +1,7 @@
 """The frozen QK-LSTM cell: one record of what every engine reads, built from a cell's parameters.
 
 :func:`freeze` (``QKLSTMCell.freeze()``) gathers, on every call, the tensors a sequence engine needs, so that
-autograd flows from the record back to the parameters: the two halves of the input projection, the map's
+autograd flows from the record back to the parameters: the input projection (and views of its halves), the map's
 angle affine per layer, the references, the readout in one layout and its bias, and the output projection.
 The fused op reads it (:mod:`.engine`), and so does the export engine (:mod:`.export`, detached once).
 

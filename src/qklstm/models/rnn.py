@@ -119,8 +119,9 @@ class RecurrentBase(nn.Module):
 
     def _initial_state(self, hx, batch, ref, unbatched):
         n = self.num_layers * self.num_directions
-        if hx is None:
-            return ref.new_zeros(n, batch, self.state_size), ref.new_zeros(n, batch, self.hidden_size)
+        if hx is None:  # one zero tensor serves both where h and c have the same size (no proj_size)
+            c0 = ref.new_zeros(n, batch, self.hidden_size)
+            return (c0 if self.state_size == self.hidden_size else ref.new_zeros(n, batch, self.state_size)), c0
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise ValueError("hx: expected a tuple (h_0, c_0)")
         h0, c0 = hx
