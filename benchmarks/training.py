@@ -16,7 +16,7 @@ from torch import nn
 
 from benchmarks import common, peers
 from qklstm import QKLSTM, SequenceTagger
-from qklstm.models.fused import fused_backend, fused_disabled
+from qklstm.models.engines.fused import fused_backend, fused_disabled
 
 
 class CellLoop(nn.Module):

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from qklstm.models.build import in_ci
+from qklstm.models.engines.build import in_ci
 
 torch.set_num_threads(1)
 

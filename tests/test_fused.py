@@ -18,8 +18,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from qklstm import QKLSTM
-from qklstm.models import build, fused
-from qklstm.models.fused import fused_disabled
+from qklstm.models.engines import build, fused, fused_eligible
+from qklstm.models.engines.fused import fused_disabled
 
 KERNELS = ["cpp", "torch"]
 
@@ -77,7 +77,7 @@ def test_fused_equals_the_step_path_in_float64(kernels, options, bidirectional, 
     torch.manual_seed(0)
     options = {"n_qubits": 3, "n_references": 2, **options}
     rnn = QKLSTM(3, 5, num_layers=2, bidirectional=bidirectional, **options).double()
-    assert all(cell.fusable() for cell in rnn.cells)
+    assert all(fused_eligible(cell) for cell in rnn.cells)
     x = torch.randn(9, 4, 3, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([9, 3, 6, 1])
     _assert_fused_equals_step_path(rnn, x, kind, torch.float64, lengths, rtol=1e-12, atol=1e-12)
@@ -244,15 +244,15 @@ def test_a_per_gate_readout_of_one_hidden_unit_has_the_right_gradient(kernels):
 def test_fused_disabled_and_qklstm_fused_0_turn_the_fused_path_off(monkeypatch):
     """The equivalence tests above compare against ``fused_disabled()``: it must really leave the fused path."""
     rnn = QKLSTM(3, 4, n_qubits=2, n_references=2)
-    assert rnn.cells[0].fusable()
+    assert fused_eligible(rnn.cells[0])
     with fused_disabled():
-        assert not rnn.cells[0].fusable()
+        assert not fused_eligible(rnn.cells[0])
         with fused_disabled():
             pass
-        assert not rnn.cells[0].fusable()  # nested blocks restore the outer one's state
-    assert rnn.cells[0].fusable()
+        assert not fused_eligible(rnn.cells[0])  # nested blocks restore the outer one's state
+    assert fused_eligible(rnn.cells[0])
     monkeypatch.setenv("QKLSTM_FUSED", "0")
-    assert not rnn.cells[0].fusable()
+    assert not fused_eligible(rnn.cells[0])
 
 
 @pytest.mark.parametrize(
@@ -269,7 +269,7 @@ def test_fused_disabled_and_qklstm_fused_0_turn_the_fused_path_off(monkeypatch):
 def test_options_without_a_fused_form_take_the_step_path(options):
     input_size = 1 if options.get("projection") is False else 3
     rnn = QKLSTM(input_size, 3, n_qubits=4, n_references=2, **options)
-    assert not rnn.cells[0].fusable()
+    assert not fused_eligible(rnn.cells[0])
     out, _ = rnn(torch.randn(3, 2, input_size))
     assert out.shape == (3, 2, 3)
 
@@ -302,7 +302,7 @@ def test_full_state_maps_fused_equal_the_step_path_in_float64(cpp, options, bidi
         for name, p in rnn.named_parameters():
             if "feature_map" in name:
                 p.add_(0.3 * torch.randn_like(p))
-    assert all(cell.fusable() for cell in rnn.cells)
+    assert all(fused_eligible(cell) for cell in rnn.cells)
     x = torch.randn(7, 5, 3, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([7, 3, 6, 1, 5])
     _assert_fused_equals_step_path(rnn, x, kind, torch.float64, lengths, rtol=1e-12, atol=1e-12)
@@ -336,7 +336,7 @@ def test_without_the_cpp_kernels_full_state_maps_take_the_step_path(monkeypatch)
     assert not fused.full_state_available(torch.device("meta"))  # off the CPU: no C++ kernels either
     monkeypatch.setattr(fused, "_load_extension", lambda: None)
     rnn = QKLSTM(3, 3, n_qubits=3, n_references=2, layers=2)
-    assert not rnn.cells[0].fusable()
+    assert not fused_eligible(rnn.cells[0])
     out, _ = rnn(torch.randn(3, 2, 3))
     assert out.shape == (3, 2, 3)
     args = [a.detach() for a in _op_inputs()]

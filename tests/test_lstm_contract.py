@@ -14,6 +14,7 @@ from torch import nn
 from qklstm import QKLSTM
 from qklstm.models import QLSTM, QKLSTMCell, QLSTMCell
 from qklstm.models.cell import RecurrentCell
+from qklstm.models.engines import fused_eligible
 from qklstm.models.rnn import RecurrentBase
 
 common_modules = pytest.importorskip(
@@ -134,7 +135,7 @@ def test_a_qklstm_with_proj_size_projects_its_output_and_reads_the_projection_ba
         hs, cs = cell(x[t], (hs, cs))
         torch.testing.assert_close(out[t], hs, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(c[0], cs, rtol=1e-12, atol=1e-12)
-    assert "proj_size=2" in repr(layer) and not cell.fusable()  # the step engine runs projections
+    assert "proj_size=2" in repr(layer) and not fused_eligible(cell)  # the step engine runs projections
     with pytest.raises(ValueError, match=r"^proj_size: expected 0 .* \[1, hidden_size = 5\)"):
         QKLSTM(3, 5, proj_size=5)
     with pytest.raises(ValueError, match=r"^hx\[0\]: expected shape \(1, 2, 2\) .*proj_size"):
@@ -144,7 +145,7 @@ def test_a_qklstm_with_proj_size_projects_its_output_and_reads_the_projection_ba
 # ---------------------------------------------------------------------------- bias, device, dtype
 @pytest.mark.parametrize("options", [{}, {"shared_readout": True, "references": "fixed"}], ids=["per-gate", "shared"])
 def test_bias_false_equals_a_zero_bias_in_the_fused_and_step_paths(options):
-    from qklstm.models.fused import fused_disabled
+    from qklstm.models.engines.fused import fused_disabled
 
     torch.manual_seed(2)
     with_bias = QKLSTM(3, 4, n_qubits=2, n_references=2, dtype=torch.float64, **options)

@@ -334,7 +334,7 @@ def test_fit_builds_the_fused_kernels_before_its_first_epoch_clock(monkeypatch):
     """The first build of the C++ kernels (about a minute) happens in fit's warm-up, before any epoch's timer
     starts, and only for a model whose cells run the fused op."""
     from qklstm import QKLSTM
-    from qklstm.models import build
+    from qklstm.models.engines import build
     from qklstm.train.loop import fit
 
     events = []

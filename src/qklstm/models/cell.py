@@ -13,59 +13,10 @@ import math
 import torch
 from torch import nn
 
+from .engines.recurrence import lstm_update, project_inputs, project_step
 from .init import GAIN, unit_variance_
 
-__all__ = [
-    "RecurrentCell",
-    "all_finite",
-    "check_cell_input",
-    "check_proj_size",
-    "check_sizes",
-    "length_mask",
-    "lstm_update",
-    "project_inputs",
-    "project_step",
-]
-
-
-def project_inputs(linear: nn.Linear | None, state_size: int, x: torch.Tensor) -> torch.Tensor:
-    """The ``x`` part of ``linear([h; x])`` for a whole sequence ``(T, B, D)`` at once.
-
-    A layer calls it once per sequence and :func:`project_step` once per step, so
-    the input half of the projection leaves the time loop (as cuDNN does for
-    ``nn.LSTM``). ``linear=None`` passes ``x`` through.
-    """
-    if linear is None:
-        return x
-    return nn.functional.linear(x, linear.weight[:, state_size:], linear.bias)
-
-
-def project_step(linear: nn.Linear | None, state_size: int, u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``linear([h; x])`` from ``u = project_inputs(linear, state_size, x)`` (``h`` has ``state_size`` features):
-    one addmm.
-    ``linear=None`` returns ``[h; u]``."""
-    if linear is None:
-        return torch.cat([h, u], -1)
-    return torch.addmm(u, h, linear.weight[:, :state_size].t())
-
-
-def lstm_update(pre: torch.Tensor, c: torch.Tensor):
-    """The LSTM state update from gate pre-activations ``pre`` of shape ``(4, B, H)``,
-    gates in the order input, forget, output, cell candidate (the sigmoid gates
-    first, so one sigmoid covers them)::
-
-        C_t = f * C_{t-1} + i * tanh(g),   h_t = o * tanh(C_t)
-    """
-    sig = torch.sigmoid(pre[:3])
-    c_new = torch.addcmul(sig[1] * c, sig[0], torch.tanh(pre[3]))
-    return sig[2] * torch.tanh(c_new), c_new
-
-
-def length_mask(lengths: torch.Tensor | None, steps: int, device) -> torch.Tensor | None:
-    """``(T, B)``: which steps of each sequence are real (``None`` for ``lengths=None``: all of them)."""
-    if lengths is None:
-        return None
-    return torch.arange(steps, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+__all__ = ["RecurrentCell", "all_finite", "check_cell_input", "check_proj_size", "check_sizes"]
 
 
 def all_finite(x: torch.Tensor) -> bool:
@@ -185,11 +136,6 @@ class RecurrentCell(nn.Module):
     def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
         """``(states, qubits, copies per state)`` a pass over ``steps`` x ``batch`` simulates (none here)."""
         return 0, 0, 0
-
-    def run_sequence(self, x: torch.Tensor, lengths, h: torch.Tensor, c: torch.Tensor, reverse: bool):
-        """A fused pass over a whole sequence ``(T, B, D)``: ``(outputs, h_n, c_n)``, or ``None`` where the
-        cell has none for its options (the layer then runs :meth:`step` per time step)."""
-        return None
 
     def readout_features(self, z: torch.Tensor, context) -> torch.Tensor:
         """What the readout reads for projected cell inputs ``z`` ``(B, n)``: ``(4, B, F)``, one slice per gate."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .export import DeployRNN, LSTMCell, QKCell, scan_direction, script
+from .engines.export import DeployRNN, LSTMCell, QKCell, scan_direction, script
 from .qklstm import QKLSTM
 from .regressor import SequenceRegressor
 from .tagger import SequenceTagger

@@ -26,7 +26,6 @@ from torch import nn
 
 from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
-from . import engine
 from .cell import RecurrentCell
 from .frozen import freeze
 from .rnn import RecurrentBase
@@ -296,15 +295,6 @@ class QKLSTMCell(RecurrentCell):
         """The cell as one record of tensors every engine reads (:class:`~qklstm.models.frozen.FrozenCell`),
         built from the parameters on every call so that autograd flows through it."""
         return freeze(self)
-
-    def fusable(self) -> bool:
-        """Whether :meth:`run_sequence` has a fused path for these options (:func:`.engine.fused_eligible`)."""
-        return engine.fused_eligible(self)
-
-    def run_sequence(self, x, lengths, h, c, reverse):
-        """The whole sequence in one engine call where one serves these options (:func:`.engine.run_sequence`),
-        else ``None`` (the layer then steps)."""
-        return engine.run_sequence(self, x, lengths, h, c, reverse)
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -19,9 +19,16 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
 from .cell import RecurrentCell, all_finite, check_proj_size, check_sizes
+from .engines import select_engine
 from .init import GAIN
 
-__all__ = ["RecurrentBase", "RecurrentCell"]
+__all__ = ["RecurrentBase", "RecurrentCell", "run"]
+
+
+def run(cell, x, lengths, h, c, reverse: bool):
+    """One cell over ``x (T, B, D)`` from ``(h, c)`` by the engine that serves it (:func:`.engines.select_engine`):
+    ``(outputs, h_n, c_n)``; masked steps keep the state and output zeros."""
+    return select_engine(cell, x).run(cell, x, lengths, h, c, reverse)
 
 
 def _default(cls, name: str):
@@ -160,28 +167,6 @@ class RecurrentBase(nn.Module):
             )
 
     # ------------------------------------------------------------------ recurrence
-    def _run_direction(self, cell, x, lengths, h, c, reverse):
-        """Run one cell over ``x`` (T, B, D); masked steps keep the state and output zeros."""
-        fused = cell.run_sequence(x, lengths, h, c, reverse)
-        if fused is not None:
-            return fused
-        T = x.shape[0]
-        context = cell.prepare()
-        inputs = cell.embed_inputs(x)
-        steps = range(T - 1, -1, -1) if reverse else range(T)
-        outputs = [None] * T
-        for t in steps:
-            h_new, c_new = cell.step(inputs[t], (h, c), context)
-            if lengths is None:
-                h, c = h_new, c_new
-                outputs[t] = h_new
-            else:
-                m = (t < lengths).unsqueeze(-1)
-                h = torch.where(m, h_new, h)
-                c = torch.where(m, c_new, c)
-                outputs[t] = torch.where(m, h_new, torch.zeros_like(h_new))
-        return torch.stack(outputs, 0), h, c
-
     def forward(self, input, hx=None):
         packed_in = input if isinstance(input, PackedSequence) else None
         x, lengths, unbatched = self._unpack(input)
@@ -194,7 +179,7 @@ class RecurrentBase(nn.Module):
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
-                out, h, c = self._run_direction(self.cells[idx], layer_input, lengths, h0[idx], c0[idx], d == 1)
+                out, h, c = run(self.cells[idx], layer_input, lengths, h0[idx], c0[idx], d == 1)
                 outs.append(out)
                 hs.append(h)
                 cs.append(c)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from ..io import writable_folder
-from ..models.engine import warm_up
+from ..models.engines import warm_up
 from .config import READOUT_INITS
 
 __all__ = [

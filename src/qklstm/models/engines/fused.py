@@ -39,10 +39,11 @@ import threading
 
 import torch
 
-from ..quantum.feature_maps import paper_bloch
+from ...quantum.feature_maps import paper_bloch
 from . import build
+from .recurrence import keep_masked, length_mask, lstm_gates, times
 
-__all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch"]
+__all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch", "run"]
 
 _state = threading.local()
 
@@ -86,10 +87,6 @@ def _one_layer(w):
         raise NotImplementedError("the torch kernels run the one-layer map only; full-state maps need the C++ ones")
 
 
-def _times(T: int, reverse: bool):
-    return range(T - 1, -1, -1) if reverse else range(T)
-
-
 def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int, reverse: bool, save: bool):
     """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``). One
     layer only (``w, b (Q,)``); full-state maps run in the C++ kernels alone."""
@@ -106,7 +103,7 @@ def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int,
         cos, sin, zs = U.new_empty(T, B, Q), U.new_empty(T, B, Q), U.new_empty(T, B, Q)
         ks, acts = U.new_empty(T, B, G * N), U.new_empty(T, G, B, H)
         tanh_c, hs, cs = U.new_empty(T, B, H), U.new_empty(T, B, H), U.new_empty(T, B, H)
-    for t in _times(T, reverse):
+    for t in times(T, reverse):
         if save:
             hs[t], cs[t] = h, c
         z = torch.addmm(U[t], h, WhT)
@@ -114,18 +111,8 @@ def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int,
         co, si = torch.cos(a), torch.sin(a)
         k = _fidelities(paper_bloch(co, si, 0), RB).prod(0)
         pre = torch.baddbmm(bias, k.view(B, G, N).transpose(0, 1), A)  # (G, B, H)
-        sig = torch.sigmoid(pre[:3])
-        g = torch.tanh(pre[3])
-        c_new = torch.addcmul(sig[1] * c, sig[0], g)
-        tc = torch.tanh(c_new)
-        h_new = sig[2] * tc
-        if masked:
-            m = mask[t].unsqueeze(-1)
-            h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
-            out[t] = torch.where(m, h_new, 0)
-        else:
-            h, c = h_new, c_new
-            out[t] = h_new
+        sig, g, c_new, tc, h_new = lstm_gates(pre, c)
+        h, c, out[t] = keep_masked(mask[t].unsqueeze(-1) if masked else None, h_new, c_new, h, c)
         if save:
             cos[t], sin[t], zs[t], ks[t] = co, si, z, k
             acts[t, :3], acts[t, 3], tanh_c[t] = sig, g, tc
@@ -191,7 +178,7 @@ def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, 
     dh, dc = dhn, dcn
     d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), x.new_empty(T, Q, B, G * N)
     Wh, At_, RBt = WhT.t(), A.transpose(1, 2), RB.transpose(1, 2)
-    for t in reversed(_times(T, reverse)):
+    for t in reversed(times(T, reverse)):
         i, f, o, g = acts[t]
         tc = tanh_c[t]
         if masked:
@@ -361,3 +348,11 @@ def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=Fal
         return _ProductLSTM.apply(*args, mask.contiguous(), ENTANGLERS[entangler], reverse)
     outs = _ops()[0](*args, mask.contiguous(), ENTANGLERS[entangler], reverse, False)  # inference: nothing saved
     return outs[0], outs[1], outs[2]
+
+
+def run(cell, x, lengths, h, c, reverse: bool):
+    """The engine's call: ``(outputs (T, B, H), h_n, c_n)`` of a cell's frozen record over ``x (T, B, D)``."""
+    f = cell.freeze()
+    w, b = (f.w[0], f.b[0]) if f.layers == 1 else (f.w, f.b)  # the op takes one layer's as (Q,)
+    mask = length_mask(lengths, x.shape[0], x.device)
+    return product_lstm(x, h, c, f.Wp, f.bp, w, b, f.refs, f.A, f.bias, mask, reverse, f.entangler)

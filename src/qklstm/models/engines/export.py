@@ -19,12 +19,12 @@ import warnings
 import torch
 from torch import nn
 
-from ..kernels import FidelityKernel
-from ..quantum.feature_maps import PaperFeatureMap, paper_bloch
-from ..quantum.gates import gate_parts
-from .cell import length_mask
+from ...kernels import FidelityKernel
+from ...quantum.feature_maps import PaperFeatureMap, paper_bloch
+from ...quantum.gates import gate_parts
+from .recurrence import keep_masked, length_mask, lstm_update
 
-__all__ = ["DeployRNN", "LSTMCell", "QKCell", "scan_direction", "script"]
+__all__ = ["DeployRNN", "LSTMCell", "QKCell", "run", "scan_direction", "script"]
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -187,31 +187,30 @@ class QKCell(nn.Module):
         ks = [kernel(z) for kernel in self.kernels]
         k = torch.cat(ks, 1)
         pre = torch.bmm(k.reshape(k.shape[0], 4, self.n_refs).transpose(0, 1), self.A) + self.bias
-        i, f, o, g = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.sigmoid(pre[2]), torch.tanh(pre[3])
-        c = f * c + i * g
-        return o * torch.tanh(c), c
+        return lstm_update(pre, c)
 
 
 class LSTMCell(nn.Module):
-    """One layer and direction of a trained ``nn.LSTM`` (gates in torch's order i, f, g, o)."""
+    """One layer and direction of a trained ``nn.LSTM``, its gates reordered from torch's ``(i, f, g, o)`` to
+    the recurrence's ``(i, f, o, g)`` (:func:`~.recurrence.lstm_update`)."""
 
     def __init__(self, lstm: nn.LSTM, suffix: str):
         super().__init__()
-        self.register_buffer("wx", getattr(lstm, "weight_ih" + suffix).detach().t().contiguous())
-        self.register_buffer("bx", (getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)).detach())
-        self.register_buffer("wh", getattr(lstm, "weight_hh" + suffix).detach().t().contiguous())
-        self.hidden_size = lstm.hidden_size
+        H = lstm.hidden_size
+        order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+        weights = [getattr(lstm, name + suffix).detach()[order] for name in ("weight_ih", "weight_hh")]
+        bias = (getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)).detach()[order]
+        self.register_buffer("wx", weights[0].t().contiguous())
+        self.register_buffer("bx", bias)
+        self.register_buffer("wh", weights[1].t().contiguous())
+        self.hidden_size = H
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.wx + self.bx
 
     def step(self, u: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        H = self.hidden_size
-        pre = u + h @ self.wh
-        i, f = torch.sigmoid(pre[:, :H]), torch.sigmoid(pre[:, H : 2 * H])
-        g, o = torch.tanh(pre[:, 2 * H : 3 * H]), torch.sigmoid(pre[:, 3 * H :])
-        c = f * c + i * g
-        return o * torch.tanh(c), c
+        pre = (u + h @ self.wh).reshape(u.shape[0], 4, self.hidden_size).transpose(0, 1)
+        return lstm_update(pre, c)
 
 
 class DeployRNN(nn.Module):
@@ -263,10 +262,8 @@ class DeployRNN(nn.Module):
             for i in range(T):
                 t = T - 1 - i if reverse else i
                 h_new, c_new = cell.step(u[t], h, c)
-                m = (lengths > t).unsqueeze(1)
-                h = torch.where(m, h_new, h)
-                c = torch.where(m, c_new, c)
-                steps.append(torch.where(m, h_new, torch.zeros_like(h_new)))
+                h, c, out_t = keep_masked((lengths > t).unsqueeze(1), h_new, c_new, h, c)
+                steps.append(out_t)
             out = torch.stack(steps, 0)
             outs.append(out.flip([0]) if reverse else out)
             finals.append(h)
@@ -283,11 +280,19 @@ def scan_direction(cell, x, mask, h, c, reverse: bool):
     def step(carry, inputs):
         h, c = carry
         u_t, m_t = inputs
-        h_new, c_new = cell.step(u_t, h, c)
-        return (torch.where(m_t, h_new, h), torch.where(m_t, c_new, c)), torch.where(m_t, h_new, 0.0)
+        h, c, out = keep_masked(m_t, *cell.step(u_t, h, c), h, c)
+        return (h, c), out
 
     (h, c), out = scan(step, (h.clone(), c.clone()), (u, mask), reverse=reverse)  # scan refuses aliased inits
     return out, h, c
+
+
+def run(cell, x, lengths, h, c, reverse: bool):
+    """The engine's call under ``torch.export``: ``(outputs (T, B, H), h_n, c_n)`` of a QK-LSTM cell's deployable
+    form (:class:`QKCell`) over ``x (T, B, D)``, as one ``scan``."""
+    mask = length_mask(lengths, x.shape[0], x.device)
+    mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask
+    return scan_direction(QKCell(cell), x, mask.unsqueeze(-1), h, c, reverse)
 
 
 def script(model: nn.Module) -> torch.jit.ScriptModule:
