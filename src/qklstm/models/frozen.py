@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..quantum.feature_maps import PaperFeatureMap
+
 __all__ = ["FrozenCell", "freeze"]
 
 
@@ -72,18 +74,19 @@ def freeze(cell) -> FrozenCell:
     if cell.projection is None:
         raise ValueError("model: freezing a QK-LSTM cell needs a projection (projection=True)")
     Q, projection = cell.n_qubits, cell.projection
-    weight = projection.weight
     fmap = cell.kernels[0].feature_map
-    L = getattr(fmap, "layers", 1)
-    trainable = getattr(fmap, "trainable", False)
-    w, b = (fmap.weight, fmap.bias) if trainable else (weight.new_ones(L, Q), weight.new_zeros(L, Q))
+    if isinstance(fmap, PaperFeatureMap):
+        (w, b), L, entangler = fmap.angle_affine(), fmap.layers, fmap.entangler
+    else:  # a map the export engine simulates gate by gate; no engine reads its affine
+        weight = projection.weight
+        (w, b), L, entangler = (weight.new_ones(1, Q), weight.new_zeros(1, Q)), 1, "chain"
     A, bias = cell.readout_parameters()
     if bias is None:  # bias=False: no b_g
         bias = A.new_zeros(A.shape[:-1])
     if A.dim() == 2:  # one readout for all four gates
         A, bias = A.unsqueeze(0), bias.unsqueeze(0)
     return FrozenCell(
-        Wp=weight,
+        Wp=projection.weight,
         bp=projection.bias,
         state_size=cell.state_size,
         w=w,
@@ -93,5 +96,5 @@ def freeze(cell) -> FrozenCell:
         bias=bias,
         weight_hr=cell.weight_hr,
         layers=L,
-        entangler=getattr(fmap, "entangler", "chain"),
+        entangler=entangler,
     )

@@ -222,6 +222,9 @@ class PaperFeatureMap(FeatureMap):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+            # the identity affine, kept (not saved) so that the engines read (w, b) without building it each call
+            self.register_buffer("unit_weight", torch.ones(layers, n), persistent=False)
+            self.register_buffer("unit_bias", torch.zeros(layers, n), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -236,12 +239,12 @@ class PaperFeatureMap(FeatureMap):
         # (batch, layers, n) -> (batch, layers, n, 2): the RZ and the RY angle of each qubit
         return a.unsqueeze(-1).expand(*a.shape, 2).reshape(*x.shape[:-1], self.circuit.n_params)
 
-    def angle_affine(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(w, b)`` of the first layer's angles ``a = w * x + b`` (ones and zeros, in ``like``'s dtype and
-        device, when the map is not trainable)."""
+    def angle_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w, b)`` ``(layers, n_qubits)`` of the angles ``a = w * x + b``: the learned ones, or ones and zeros
+        (buffers that follow the map's device and dtype) when the map is not trainable."""
         if self.trainable:
-            return self.weight[0], self.bias[0]
-        return like.new_ones(self.n_qubits), like.new_zeros(self.n_qubits)
+            return self.weight, self.bias
+        return self.unit_weight, self.unit_bias
 
     def product_bloch(self, x: torch.Tensor) -> torch.Tensor:
         """One layer: ``RY(a) RZ(a) H|0>`` has Bloch vector ``(cos^2 a, sin a, -sin a cos a)``."""

@@ -161,7 +161,6 @@ class QKCell(nn.Module):
                 )
         H, N = cell.hidden_size, cell.n_references
         f = cell.freeze()
-        weight = cell.projection.weight.detach()
         self.register_buffer("wx", f.Wx.detach().t().contiguous())
         self.register_buffer("bx", f.bp.detach().clone())
         self.register_buffer("wh", f.Wh.detach().t().contiguous())
@@ -173,8 +172,8 @@ class QKCell(nn.Module):
         for kernel, refs in cell.reference_groups():
             fmap = kernel.feature_map
             if kernel.use_product_form and isinstance(fmap, PaperFeatureMap) and fmap.layers == 1:
-                w, b = fmap.angle_affine(weight)
-                kernels.append(ProductKernel(w, b, fmap.product_bloch(refs.detach())))
+                w, b = fmap.angle_affine()
+                kernels.append(ProductKernel(w[0], b[0], fmap.product_bloch(refs.detach())))
             else:
                 kernels.append(StateKernel(fmap, refs))
         self.kernels = nn.ModuleList(kernels)
