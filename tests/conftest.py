@@ -28,6 +28,46 @@ from qklstm.models.engines.build import in_ci
 torch.set_num_threads(1)
 
 DATA = Path(__file__).parent / "data"
+BROWN = DATA / "brown"  # ten Brown documents: 91 training sentences
+SLICE = DATA / "beijing_pm25_slice.csv"  # 500 hours of the Beijing PM2.5 series
+CONLLU = DATA / "sample.conllu"
+
+#: the smallest runs that still train, as train options: tagging the Brown fixture, forecasting the slice
+TINY_POS = dict(task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=3)
+TINY_FC = dict(
+    task="forecast",
+    data=str(SLICE),
+    target="pm2.5",
+    covariates="DEWP,TEMP",
+    categorical="cbwd",
+    window=6,
+    hidden=3,
+    n_references=4,
+    batch_size=64,
+    epochs=3,
+)
+
+
+def cli_args(options: dict, **changes) -> list[str]:
+    """``options`` (train option -> value) with ``changes`` (``None`` drops one) as ``qklstm train`` flags."""
+    flags = []
+    for key, value in {**options, **changes}.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is not None and value is not False:
+            flags += [flag, str(value)]
+    return flags
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``qklstm ARGV`` in this process: ``(exit code, stdout, stderr)``."""
+    from qklstm.cli import main
+
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
 
 #: skips allowed under CI: what CI's machines cannot have
 CI_MAY_SKIP = ("cuda",)

@@ -7,55 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from qklstm.cli import main
+from conftest import BROWN, DATA, TINY_FC, TINY_POS, cli_args, run_cli
 from qklstm.train import load_checkpoint
 
-DATA = Path(__file__).parent / "data"
-BROWN = DATA / "brown"
-SLICE = DATA / "beijing_pm25_slice.csv"
-TINY_POS = [
-    "--task",
-    "pos",
-    "--data",
-    str(BROWN),
-    "--hidden",
-    "4",
-    "--embedding-dim",
-    "4",
-    "--n-references",
-    "4",
-    "--no-progress",
-]
-TINY_FC = [
-    "--task",
-    "forecast",
-    "--data",
-    str(SLICE),
-    "--target",
-    "pm2.5",
-    "--covariates",
-    "DEWP,TEMP",
-    "--categorical",
-    "cbwd",
-    "--window",
-    "6",
-    "--hidden",
-    "3",
-    "--n-references",
-    "4",
-    "--no-progress",
-]
-
-
-def run_cli(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+#: the tiny runs as ``qklstm train`` flags (torch's default batch size and epochs)
+POS_ARGS = cli_args(TINY_POS, batch_size=None, epochs=None) + ["--no-progress"]
+FC_ARGS = cli_args(TINY_FC, batch_size=None, epochs=None) + ["--no-progress"]
 
 
 # ------------------------------------------------------------------------------ errors
@@ -65,14 +26,14 @@ def run_cli(capsys, *argv):
     "argv,needle",
     [
         (["train", "--epochs", "-1"], "--epochs: expected an integer >= 1, got -1"),
-        (["train", "--model", "gru"], "--model: expected one of qklstm, lstm, qlstm, got 'gru'"),
+        (["train", "--model", "rnn"], "--model: expected one of qklstm, lstm, qlstm, gru, got 'rnn'"),
         (["train", "--optimizer", "rmsprop"], "--optimizer"),
         (["train", "--lr", "-0.1"], "--lr"),
         (["train", "--task", "forecast", "--data", "x.csv"], "--target: required"),
         (["train", "--resume", "somewhere", "--lr", "0.1"], "only --epochs and --device"),
         (["evaluate", "/nonexistent/run"], "is not a folder"),
         (["evaluate", str(DATA), "--split", "valid"], "--split"),
-        (["compare", "--models", "qklstm,gru"], "--models: 'gru'"),
+        (["compare", "--models", "qklstm,rnn"], "--models: 'rnn'"),
         (["compare", "--seeds", "0"], "--seeds"),
     ],
 )
@@ -140,7 +101,7 @@ def test_train_with_config_then_evaluate_tagging(tmp_path, capsys):
 
 def test_evaluate_forecast_reports_persistence_and_mape(tmp_path, capsys):
     run = tmp_path / "fc"
-    rc, _, err = run_cli(capsys, "train", *TINY_FC, "--model", "lstm", "--epochs", "1", "--out", run)
+    rc, _, err = run_cli(capsys, "train", *FC_ARGS, "--model", "lstm", "--epochs", "1", "--out", run)
     assert rc == 0, err
     rc, out, err = run_cli(capsys, "evaluate", run)
     assert rc == 0, err
@@ -154,7 +115,7 @@ def test_compare_writes_mean_std_table_with_persistence(tmp_path, capsys):
     out_dir = tmp_path / "cmp"
     argv = [
         "compare",
-        *TINY_FC,
+        *FC_ARGS,
         "--models",
         "lstm,qklstm",
         "--seeds",
@@ -190,7 +151,7 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path, capsys):
     uninterrupted run ends, tensor for tensor, random states included. Dropout between two layers draws
     from torch's generator every step and the batches are shuffled by the data generator every epoch, so a
     resume that restored either state wrongly would end on other weights too."""
-    common = [*TINY_POS, "--model", "qklstm", "--epochs", "3", "--batch-size", "32", "--num-layers", "2"]
+    common = [*POS_ARGS, "--model", "qklstm", "--epochs", "3", "--batch-size", "32", "--num-layers", "2"]
     common += ["--dropout", "0.5"]
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -238,7 +199,7 @@ def test_compare_with_two_jobs_gives_the_table_of_one_job(tmp_path, capsys):
     """Every run is fixed by its config, so running them in two processes changes nothing but the times."""
     import csv as _csv
 
-    argv = ["compare", *TINY_FC, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
+    argv = ["compare", *FC_ARGS, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
     tables = {}
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}"
@@ -262,7 +223,7 @@ def test_compare_shared_by_two_machines_gives_the_table_of_one(tmp_path, capsys)
     reuses every run and writes the table a single compare writes."""
     import csv as _csv
 
-    argv = ["compare", *TINY_FC, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
+    argv = ["compare", *FC_ARGS, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     procs = [subprocess.Popen([sys.executable, "-m", "qklstm", *map(str, argv), "--share", f"{i}/2", "--out",
                                str(shared)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -282,7 +243,7 @@ def test_compare_shared_by_two_machines_gives_the_table_of_one(tmp_path, capsys)
 
 
 def test_compare_share_needs_i_of_n(tmp_path, capsys):
-    rc, _, err = run_cli(capsys, "compare", *TINY_FC, "--share", "3/2", "--out", tmp_path)
+    rc, _, err = run_cli(capsys, "compare", *FC_ARGS, "--share", "3/2", "--out", tmp_path)
     assert rc != 0 and "--share" in err
 
 

@@ -1,10 +1,10 @@
 """Reading and splitting the Brown corpus (fixture: 10 real documents, cut to a few sentences each)."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
+from conftest import BROWN
 from qklstm.data import (
     UNIVERSAL_TAGS,
     DataNotFoundError,
@@ -15,8 +15,6 @@ from qklstm.data import (
     split_fileids,
 )
 from qklstm.data.brown import parse_brown_line, read_brown_categories
-
-BROWN = Path(__file__).parent / "data" / "brown"
 
 
 def test_parse_line_splits_at_the_last_slash_and_uppercases():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BROWN, DATA, SLICE
 from qklstm.cli import main
 from qklstm.data import download as fetch_mod
 from qklstm.data import is_cached, load_brown, read_conllu
@@ -18,10 +19,6 @@ from qklstm.data.download import (
     fetch_beijing_pm25,
     fetch_brown,
 )
-
-DATA = Path(__file__).parent / "data"
-BROWN = DATA / "brown"
-SLICE = DATA / "beijing_pm25_slice.csv"
 
 
 @pytest.fixture
@@ -216,7 +213,7 @@ def test_cli_fetch_all_with_fakes(cache, monkeypatch, capsys):
 def test_data_info_takes_covariates_separated_by_commas_like_train(capsys):
     from qklstm.cli import main
 
-    slice_csv = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
+    slice_csv = SLICE
     assert (
         main(["data", "info", str(slice_csv), "--target", "pm2.5", "--covariates", "DEWP,TEMP", "--window", "6"]) == 0
     )

@@ -1,12 +1,10 @@
 """The CoNLL-U reader: multi-word tokens, empty nodes, malformed input."""
 
-from pathlib import Path
-
 import pytest
 
+from conftest import DATA
 from qklstm.data import load_conllu, read_conllu
 
-DATA = Path(__file__).parent / "data"
 T = "\t"
 
 

@@ -1,12 +1,9 @@
 """Brown -> universal tag mapping."""
 
-from pathlib import Path
-
 import pytest
 
+from conftest import DATA
 from qklstm.data import BROWN_BASE_TO_UNIVERSAL, UNIVERSAL_TAGS, brown_to_universal, normalize_brown_tag
-
-DATA = Path(__file__).parent / "data"
 
 
 def test_table_uses_only_the_twelve_universal_tags():

@@ -1,11 +1,11 @@
 """Air-quality windows: interpolation, scaling and splitting without leakage (fixture: 500 real rows)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import SLICE
 from qklstm.data import (
     StandardScaler,
     TimeSeriesTable,
@@ -19,8 +19,6 @@ from qklstm.data import (
     read_timeseries_csv,
 )
 from qklstm.data.timeseries import BEIJING_CATEGORICAL, BEIJING_COVARIATES, BEIJING_TARGET, fill_categorical
-
-SLICE = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
 
 
 def _beijing_slice():

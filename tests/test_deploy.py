@@ -12,19 +12,18 @@ import json
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import DATA
 from qklstm import QKLSTM
 from qklstm.models import SequenceRegressor, SequenceTagger
 from qklstm.models.deploy import deployable, script
 from qklstm.train import TrainConfig, train
 from qklstm.train.export import export_model
 
-DATA = Path(__file__).parent / "data"
 MAPS = {
     "paper": {"n_qubits": 3, "n_references": 2},
     "paper-2-layers": {"n_qubits": 3, "n_references": 2, "layers": 2},

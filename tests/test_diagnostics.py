@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import SLICE
 from qklstm import QKLSTM, FeatureMap, FidelityKernel, ProjectedKernel
 from qklstm.diagnostics import (
     audit,
@@ -101,11 +102,10 @@ def test_audit_flags_a_self_undoing_circuit_and_unregistered_weights():
 
 
 def test_diagnose_a_trained_run_writes_a_report_with_its_plots(tmp_path, capsys):
-    from pathlib import Path
 
     from qklstm.cli import main
 
-    slice_csv = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
+    slice_csv = SLICE
     common = ["--task", "forecast", "--data", slice_csv, "--target", "pm2.5", "--window", "6", "--hidden", "3",
               "--n-references", "4", "--epochs", "1", "--no-progress"]  # fmt: skip
     assert main(["train", *map(str, common), "--layers", "2", "--out", str(tmp_path / "qk")]) == 0

@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA = Path(__file__).parent / "data"
-POS = ["--task", "pos", "--data", str(DATA / "brown"), "--hidden", "4", "--embedding-dim", "4",
-       "--n-references", "4", "--batch-size", "32"]  # fmt: skip  # 91 sentences: the last batch of 27 splits 14/13
-FC = ["--task", "forecast", "--data", str(DATA / "beijing_pm25_slice.csv"), "--target", "pm2.5",
-      "--covariates", "DEWP,TEMP", "--window", "6", "--hidden", "3", "--n-references", "4",
-      "--batch-size", "50"]  # fmt: skip
+from conftest import BROWN, TINY_FC, TINY_POS, cli_args
+
+POS = cli_args(TINY_POS, epochs=None)  # 91 sentences: the last batch of 27 splits 14/13
+FC = cli_args(TINY_FC, categorical=None, batch_size=50, epochs=None)
 ENV = {**os.environ, "QKLSTM_DIST_TIMEOUT": "60", "OMP_NUM_THREADS": "1"}
 
 
@@ -85,7 +83,7 @@ def test_a_dying_rank_takes_the_others_down_and_the_run_resumes_on_another_numbe
     script = tmp_path / "kill.py"
     script.write_text(KILL)
     run, whole = tmp_path / "run", tmp_path / "whole"
-    proc = torchrun(2, DATA / "brown", run, script=str(script))  # bounded by torchrun's timeout, not a hang
+    proc = torchrun(2, BROWN, run, script=str(script))  # bounded by torchrun's timeout, not a hang
     assert proc.returncode != 0
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # the last good checkpoint loads
     resumed = single("train", "--resume", run, "--no-progress")

@@ -18,7 +18,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from qklstm import QKLSTM
-from qklstm.models.engines import build, fused, fused_eligible
+from qklstm.models import QKLSTMCell
+from qklstm.models.engines import build, export, fused, fused_eligible, select_engine, step
 from qklstm.models.engines.fused import fused_disabled
 
 KERNELS = ["cpp", "torch"]
@@ -81,6 +82,38 @@ def test_fused_equals_the_step_path_in_float64(kernels, options, bidirectional, 
     x = torch.randn(9, 4, 3, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([9, 3, 6, 1])
     _assert_fused_equals_step_path(rnn, x, kind, torch.float64, lengths, rtol=1e-12, atol=1e-12)
+
+
+def _engine_run(engine, cell, x, lengths, h, c, reverse, params):
+    """One engine's outputs, final states and the gradients of a loss touching all of them w.r.t. ``params``."""
+    out, h_n, c_n = engine.run(cell, x, lengths, h, c, reverse)
+    weights = torch.arange(out.numel(), dtype=out.dtype).view_as(out).sin()
+    loss = (out * weights).sum() + h_n.square().sum() + 0.3 * c_n.sum()
+    return [out.detach(), h_n.detach(), c_n.detach(), *torch.autograd.grad(loss, params)]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(
+    "options", [{}, {"shared_readout": True, "feature_map": "paper-trainable"}], ids=["default", "shared"]
+)
+def test_the_step_fused_and_export_engines_equal_each_other(kernels, options, reverse):
+    """The engines called directly on one cell (float64): step and fused in outputs, states and every gradient
+    (input, initial state, parameters); the export engine (its deployable form holds the weights as buffers) in
+    outputs, states and the gradients it carries (input, initial state)."""
+    torch.manual_seed(2)
+    cell = QKLSTMCell(3, 5, n_qubits=3, n_references=2, **options).double()
+    g = torch.Generator().manual_seed(3)
+    x, h, c = (
+        torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in ((7, 4, 3), (4, 5), (4, 5))
+    )
+    lengths = torch.tensor([7, 2, 5, 1])
+    assert select_engine(cell, x) is fused
+    inputs = [x, h, c]
+    reference = _engine_run(step, cell, x, lengths, h, c, reverse, inputs + list(cell.parameters()))
+    for a, b in zip(_engine_run(fused, cell, x, lengths, h, c, reverse, inputs + list(cell.parameters())), reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for a, b in zip(_engine_run(export, cell, x, lengths, h, c, reverse, inputs), reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("options", OPTIONS[:3], ids=["default", "shared", "trainable"])

@@ -14,15 +14,12 @@ pytest.importorskip("hypothesis", reason="needs hypothesis: pip install 'qklstm[
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from conftest import DATA, SLICE
 from qklstm.data.conll import read_conllu  # noqa: E402
 from qklstm.data.timeseries import read_timeseries_csv  # noqa: E402
 from qklstm.train import TrainConfig  # noqa: E402
 from qklstm.train.checkpoint import load_run_checkpoint  # noqa: E402
 from qklstm.train.config import load_toml  # noqa: E402
-
-DATA = Path(__file__).parent / "data"
-SLICE = DATA / "beijing_pm25_slice.csv"
-
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: one edit: (where, what, how): replace a byte, insert one, delete one, or cut the file there

@@ -10,18 +10,17 @@ relative; 1e-9 leaves room for any BLAS's summation order.
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import qsim_reference as ref
+from conftest import SLICE
 from qklstm import QKLSTM, QLSTM
 from qklstm.models.init import unit_variance_
 from qklstm.train.loop import init_readout
 
-SLICE = Path(__file__).parent / "data" / "beijing_pm25_slice.csv"
 TOL = 1e-9
 GAIN = 1.0  # unit variance, the documented default
 

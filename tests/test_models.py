@@ -386,7 +386,7 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="tokens"):
         SequenceTagger(5, 2, recurrent="lstm")(torch.tensor([[1, 7]]))
     with pytest.raises(ValueError, match="recurrent"):
-        SequenceTagger(5, 2, recurrent="gru")
+        SequenceTagger(5, 2, recurrent="rnn")
 
 
 # ---------------------------------------------------------------------------- it really recurs

@@ -35,7 +35,7 @@ def test_cli_paper_and_its_errors(tmp_path, capsys):
     assert main(["paper", "--models", "lstm", "--epochs", "3", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Table I" in out and "| LSTM | 477 | 477 |" in out
-    assert main(["paper", "--models", "gru", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert main(["paper", "--models", "rnn", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "models" in capsys.readouterr().err
     assert main(["paper", "--seeds", "0", "--out", str(tmp_path)]) == 2
     assert "--seeds" in capsys.readouterr().err

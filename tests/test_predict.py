@@ -5,19 +5,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import qklstm
+from conftest import DATA, SLICE
 from qklstm.data.timeseries import chronological_bounds
 from qklstm.train import TrainConfig, load_checkpoint, train
 from qklstm.train.trainer import build_for_checkpoint
-
-DATA = Path(__file__).parent / "data"
-SLICE = DATA / "beijing_pm25_slice.csv"
 
 
 def quiet(*_):

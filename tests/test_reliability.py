@@ -17,32 +17,19 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import DATA, SLICE, cli_args, run_cli
+from conftest import TINY_POS as _TINY
 from qklstm import QKLSTM, QLSTM, FeatureMap, FidelityKernel
-from qklstm.cli import main
 from qklstm.io import FolderBusy, atomic_write_json, folder_lock
 from qklstm.train import TrainConfig, evaluate_run, load_checkpoint, resume, train
 from qklstm.train.runfolder import RunFolder, recover
 
-DATA = Path(__file__).parent / "data"
-BROWN = DATA / "brown"
-SLICE = DATA / "beijing_pm25_slice.csv"
-TINY_POS = dict(
-    task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=1, model="lstm"
-)
 CLI_FC = ["--task", "forecast", "--data", str(SLICE), "--target", "pm2.5", "--no-progress"]
-CLI_POS = [
-    "--task",
-    "pos",
-    "--data",
-    str(BROWN),
-    "--hidden",
-    "4",
-    "--embedding-dim",
-    "4",
-    "--model",
-    "lstm",
-    "--no-progress",
-]
+
+
+#: one epoch of the LSTM on the Brown fixture: runs whose results these tests do not read
+TINY_POS = {**_TINY, "epochs": 1, "model": "lstm"}
+CLI_POS = cli_args(TINY_POS, n_references=None, batch_size=None, epochs=None) + ["--no-progress"]
 
 
 def quiet(*_):
@@ -51,12 +38,6 @@ def quiet(*_):
 
 def _cfg(tmp_path, name="run", **kw):
     return TrainConfig.from_mapping({**TINY_POS, "out": str(tmp_path / name), **kw})
-
-
-def run_cli(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def _snapshot(folder: Path) -> dict:

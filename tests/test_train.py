@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_FC, TINY_POS
 from qklstm.models import GATES, SequenceRegressor, SequenceTagger
 from qklstm.train import (
     TrainConfig,
@@ -23,25 +24,6 @@ from qklstm.train import (
 )
 from qklstm.train.config import check_keys, load_toml, option_names
 from qklstm.train.data import collate_tagged
-
-DATA = Path(__file__).parent / "data"
-BROWN = DATA / "brown"
-SLICE = DATA / "beijing_pm25_slice.csv"
-
-#: a tiny tagging run on the 10-document Brown fixture (91 training sentences)
-TINY_POS = dict(task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=3)
-TINY_FC = dict(
-    task="forecast",
-    data=str(SLICE),
-    target="pm2.5",
-    covariates="DEWP,TEMP",
-    categorical="cbwd",
-    window=6,
-    hidden=3,
-    n_references=4,
-    batch_size=64,
-    epochs=3,
-)
 
 
 def quiet(*_):
@@ -133,7 +115,7 @@ def test_config_unknown_key_names_it_and_lists_valid_keys(tmp_path):
     "values,flag",
     [
         ({"epochs": -1}, "--epochs"),
-        ({"model": "gru"}, "--model"),
+        ({"model": "rnn"}, "--model"),
         ({"lr": "fast"}, "--lr"),
         ({"bidirectional": 1}, "--bidirectional"),
         ({"task": "forecast", "data": "x.csv"}, "--target"),

@@ -16,11 +16,13 @@ from .train import add_train_options, config_from_args
 
 
 def register(sub) -> None:
+    from ..models.registry import MODELS
+
     p = sub.add_parser("compare", help="train models x seeds and write a table of test scores (mean +- std)")
     p.add_argument(
         "--models",
         default="qklstm,lstm,qlstm",
-        help="comma-separated: qklstm, lstm, qlstm; NAME-hN gives a model hidden size N (lstm-h10)",
+        help=f"comma-separated: {', '.join(MODELS)}; NAME-hN gives a model hidden size N (lstm-h10)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds --seed, --seed + 1, ... (default: 3)")
     p.add_argument("--config", metavar="RUN.toml", help="TOML file of train options (not model or out)")

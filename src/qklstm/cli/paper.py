@@ -6,8 +6,10 @@ from .common import positive_int
 
 
 def register(sub) -> None:
+    from ..models.registry import MODELS
+
     p = sub.add_parser("paper", help="reproduce the paper's experiment (Table I, Fig. 3) on its two sentences")
-    p.add_argument("--models", default="qklstm,lstm,qlstm", help="comma-separated: qklstm, lstm, qlstm")
+    p.add_argument("--models", default="qklstm,lstm,qlstm", help=f"comma-separated: {', '.join(MODELS)}")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1); >1 draws mean and a band")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.1)

@@ -77,10 +77,12 @@ def config_from_args(args, exclude=()):
 
 
 def register(sub) -> None:
+    from ..models.registry import MODELS
+
     p = sub.add_parser(
         "train",
         help="train a tagger (pos) or a forecaster (forecast) on real data",
-        description="Train qklstm, lstm or qlstm on Brown/CoNLL-U tagging or an hourly series. "
+        description=f"Train {', '.join(MODELS)} on Brown/CoNLL-U tagging or an hourly series. "
         "Writes RUN_DIR/metrics.csv, metrics.png, config.toml, last.pt and best.pt.",
     )
     p.add_argument(

@@ -23,6 +23,7 @@ from ..diagnostics import (
 )
 from ..io import atomic_savefig, atomic_write_text, folder_lock, subplots
 from ..kernels import FidelityKernel, ProjectedKernel
+from ..models.registry import MODELS
 from ..quantum import FeatureMap
 from ..train.checkpoint import load_run_checkpoint
 from ..train.evaluate import checkpoint_path
@@ -37,7 +38,7 @@ def diagnose_run(run_dir, *, samples: int = 128, log=print) -> dict:
     """Diagnose the QK-LSTM run in ``run_dir`` (see the module docstring); returns the numbers."""
     run_dir = Path(run_dir)
     cfg, task, model = build_for_checkpoint(load_run_checkpoint(checkpoint_path(run_dir, "best")))
-    if cfg.model != "qklstm":
+    if not MODELS[cfg.model].references:
         raise ValueError(f"RUN_DIR: {run_dir} is a {cfg.model} run; diagnostics are for qklstm runs")
     cell = model.rnn.cells[0]
     g = torch.Generator().manual_seed(0)

@@ -8,7 +8,7 @@ import math
 import torch
 
 from ..io import atomic_savefig, subplots
-from ..train.config import LABELS
+from ..models.registry import MODELS
 
 __all__ = ["plot_fig3", "plot_noise"]
 
@@ -22,7 +22,7 @@ def plot_fig3(result, path) -> None:
         for ax, key in zip(axes, ("accuracy", "loss")):
             vals = torch.tensor([[r[key] for r in h] for h in hists])
             mean = vals.mean(0)
-            (line,) = ax.plot(epochs, mean.tolist(), label=f"{LABELS[m]} ({result.parameters[m]} params)")
+            (line,) = ax.plot(epochs, mean.tolist(), label=f"{MODELS[m].label} ({result.parameters[m]} params)")
             if len(hists) > 1:
                 ax.fill_between(
                     epochs, vals.min(0).values.tolist(), vals.max(0).values.tolist(), color=line.get_color(), alpha=0.2

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..models import SequenceTagger, count_parameters
-from ..train.config import LABELS
+from ..models.registry import MODELS
 from ..train.loop import Callback, check_readout_init, fit, init_readout, make_optimizer
 from ..train.metrics import mean_std
 from .figures import plot_fig3
@@ -42,13 +42,10 @@ SENTENCES = [
     ("Everybody read that book".split(), ["NN", "V", "DET", "NN"]),
 ]
 TAGS = ["DET", "NN", "V"]
-#: Table I's trainable-parameter counts (the paper reports no QLSTM count)
+#: Table I's trainable-parameter counts (the paper reports no QLSTM count, and has no GRU)
 PAPER_PARAMETERS = {"qklstm": 183, "lstm": 477, "qlstm": None}
-MODEL_OPTIONS = {
-    "qklstm": dict(recurrent="qklstm", preset="paper"),
-    "lstm": dict(recurrent="lstm"),
-    "qlstm": dict(recurrent="qlstm", n_qubits=4, n_qlayers=1),
-}
+#: every registry kind's tagger options in this experiment (its entry's ``paper`` options)
+MODEL_OPTIONS = {name: dict(recurrent=name, **kind.paper) for name, kind in MODELS.items()}
 
 
 def vocabulary():
@@ -75,7 +72,7 @@ def new_tagger(
     (:func:`~qklstm.train.loop.init_readout`, from the embedded words of the two sentences)."""
     torch.manual_seed(seed)
     tagger = build_tagger(model, embedding_dim, hidden_size)
-    if model != "lstm":  # the LSTM keeps torch's initialisation
+    if MODELS[model].readout_init is not None:  # the classical layers keep torch's initialisation
         init_readout(tagger.rnn, model, readout_init, tagger.embedding.weight.detach())
     return tagger
 
@@ -167,10 +164,10 @@ def table_one(result: PaperResult, n_words: int = 9) -> str:
         am, asd = mean_std([r["accuracy"] for r in fin])
         lm, lsd = mean_std([r["loss"] for r in fin])
         full = sum(r["accuracy"] >= 1.0 - 1e-9 for r in fin)
-        paper = PAPER_PARAMETERS[m]
+        paper = PAPER_PARAMETERS.get(m)
         secs = mean_std(result.seconds[m])[0]
         lines.append(
-            f"| {LABELS[m]} | {paper if paper is not None else '-'} | {result.parameters[m]} | "
+            f"| {MODELS[m].label} | {paper if paper is not None else '-'} | {result.parameters[m]} | "
             f"{am * n_words:.2f}/{n_words} ({am:.1%} +- {asd:.1%}) | {lm:.4f} +- {lsd:.4f} | "
             f"{full}/{len(fin)} | {secs:.1f} |"
         )

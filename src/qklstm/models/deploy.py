@@ -1,9 +1,10 @@
 """Deployable forms of the models: plain real tensor ops that TorchScript compiles and ONNX represents.
 
-A trained :class:`~qklstm.models.SequenceTagger` or :class:`~qklstm.models.SequenceRegressor` (with a
-QK-LSTM or an ``nn.LSTM`` inside) becomes a module whose recurrence is the export engine's (:mod:`.export`:
-no complex numbers, no custom op and no Python control flow but the loop over time; TorchScript keeps it as
-a loop, ONNX as a ``Loop`` node, so one exported file serves every batch size and length).
+A trained :class:`~qklstm.models.SequenceTagger` or :class:`~qklstm.models.SequenceRegressor` (with a layer
+whose registry entry has a deployable form: QK-LSTM, ``nn.LSTM``, ``nn.GRU``) becomes a module whose
+recurrence is the export engine's (:mod:`.engines.export`: no complex numbers, no custom op and no Python
+control flow but the loop over time; TorchScript keeps it as a loop, ONNX as a ``Loop`` node, so one exported
+file serves every batch size and length).
 
 Example:
     >>> import torch
@@ -20,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .engines.export import DeployRNN, LSTMCell, QKCell, scan_direction, script
-from .qklstm import QKLSTM
+from .engines.export import DeployRNN, scan_direction, script
+from .registry import kind_of
 from .regressor import SequenceRegressor
 from .tagger import SequenceTagger
 
@@ -29,14 +30,11 @@ __all__ = ["deployable", "script", "scan_direction", "DeployTagger", "DeployRegr
 
 
 def _deploy_rnn(rnn) -> DeployRNN:
-    if isinstance(rnn, QKLSTM):
-        cells = [QKCell(cell) for cell in rnn.cells]
-        return DeployRNN(cells, rnn.num_layers, rnn.num_directions, rnn.hidden_size)
-    if isinstance(rnn, nn.LSTM) and not rnn.proj_size:
-        dirs = 2 if rnn.bidirectional else 1
-        suffixes = [f"_l{layer}" + ("_reverse" if d else "") for layer in range(rnn.num_layers) for d in range(dirs)]
-        return DeployRNN([LSTMCell(rnn, s) for s in suffixes], rnn.num_layers, dirs, rnn.hidden_size)
-    raise ValueError(f"model: a {type(rnn).__name__} layer has no deployable form (QKLSTM and nn.LSTM have)")
+    kind = kind_of(rnn)
+    if kind.deploy is None:
+        raise ValueError(f"model: a {kind.label} layer has no deployable form")
+    dirs = 2 if rnn.bidirectional else 1
+    return DeployRNN(kind.deploy(rnn), rnn.num_layers, dirs, rnn.hidden_size)
 
 
 # ---------------------------------------------------------------------------------- models

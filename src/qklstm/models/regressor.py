@@ -24,7 +24,7 @@ class SequenceRegressor(nn.Module):
     Args:
         n_features: features per time step ``F``.
         hidden_size: hidden units of the recurrent layer.
-        recurrent: ``"qklstm"``, ``"lstm"`` or ``"qlstm"``.
+        recurrent: a registry name: ``"qklstm"``, ``"lstm"``, ``"qlstm"`` or ``"gru"``.
         **options: ``num_layers``, ``bidirectional``, ``dropout`` and the cell's quantum
             options (as for :class:`~qklstm.models.SequenceTagger`).
 
@@ -71,7 +71,8 @@ class SequenceRegressor(nn.Module):
             windows = windows.unsqueeze(0)
         if windows.dim() != 3 or windows.shape[-1] != self.n_features:
             raise ValueError(f"windows: expected (B, T, {self.n_features}), got {tuple(windows.shape)}")
-        _, (h_n, _) = self.rnn(windows)
+        _, state = self.rnn(windows)
+        h_n = state[0] if isinstance(state, tuple) else state  # an LSTM's (h_n, c_n), a GRU's h_n
         last = h_n[-self.num_directions :]  # (D, B, H) of the last layer
         feats = last.transpose(0, 1).reshape(windows.shape[0], -1)
         out = self.head(feats).squeeze(-1)

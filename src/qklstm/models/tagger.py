@@ -17,8 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .qklstm import QKLSTM
-from .qlstm import QLSTM
+from .registry import MODELS
 
 __all__ = [
     "RECURRENT",
@@ -29,38 +28,17 @@ __all__ = [
     "format_parameter_table",
 ]
 
-#: names accepted by ``recurrent=``
-RECURRENT = ("qklstm", "lstm", "qlstm")
+#: names accepted by ``recurrent=`` (the registry's kinds)
+RECURRENT = tuple(MODELS)
 
 
-def make_recurrent(
-    kind: str,
-    input_size: int,
-    hidden_size: int,
-    *,
-    batch_first: bool = True,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    dropout: float = 0.0,
-    **options,
-) -> nn.Module:
-    """Build a recurrent layer by name: ``"qklstm"`` (``preset="paper"`` for the paper
-    preset), ``"lstm"`` (``torch.nn.LSTM``) or ``"qlstm"``; ``options`` go to the cells."""
-    common = dict(num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional, dropout=dropout)
-    if kind == "qklstm":
-        preset = options.pop("preset", None)
-        if preset == "paper":
-            return QKLSTM.paper(input_size, hidden_size, **common, **options)
-        if preset is not None:
-            raise ValueError(f"preset: expected 'paper' or None, got {preset!r}")
-        return QKLSTM(input_size, hidden_size, **common, **options)
-    if kind == "lstm":
-        if options:
-            raise ValueError(f"options: the classical LSTM takes no quantum options, got {sorted(options)}")
-        return nn.LSTM(input_size, hidden_size, **common)
-    if kind == "qlstm":
-        return QLSTM(input_size, hidden_size, **common, **options)
-    raise ValueError(f"recurrent: expected one of {', '.join(RECURRENT)}, got {kind!r}")
+def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first: bool = True, **options) -> nn.Module:
+    """Build a recurrent layer by its registry name (:data:`~qklstm.models.registry.MODELS`): ``"qklstm"``
+    (``preset="paper"`` for the paper preset), ``"lstm"`` (``torch.nn.LSTM``), ``"qlstm"`` or ``"gru"``
+    (``torch.nn.GRU``); ``options`` (``num_layers``, ``bidirectional``, ``dropout`` and the cells') go to it."""
+    if kind not in MODELS:
+        raise ValueError(f"recurrent: expected one of {', '.join(MODELS)}, got {kind!r}")
+    return MODELS[kind].build(input_size, hidden_size, batch_first=batch_first, **options)
 
 
 class SequenceTagger(nn.Module):
@@ -69,7 +47,7 @@ class SequenceTagger(nn.Module):
     Args:
         vocab_size, n_tags: sizes of the token and tag vocabularies.
         embedding_dim, hidden_size: as in the paper (8 and 6 by default).
-        recurrent: ``"qklstm"``, ``"lstm"`` or ``"qlstm"``.
+        recurrent: a registry name: ``"qklstm"``, ``"lstm"``, ``"qlstm"`` or ``"gru"``.
         padding_idx: token id of padding (its embedding stays zero), or ``None``.
         **options: ``num_layers``, ``bidirectional``, ``dropout`` and the cell's
             quantum options (``preset="paper"`` for the QK-LSTM paper preset).

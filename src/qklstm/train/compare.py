@@ -24,8 +24,9 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
+from ..models.registry import MODELS
 from .checkpoint import LAST, load_run_checkpoint
-from .config import LABELS, MODELS, TrainConfig
+from .config import TrainConfig
 from .evaluate import evaluate_run
 from .loop import quiet
 from .metrics import by_label, format_table, mean_std, plot_compare, plot_frontier
@@ -34,14 +35,14 @@ from .trainer import resume, train
 
 __all__ = ["frontier", "parse_models", "run_compare"]
 
-_SPEC = re.compile(r"^(qklstm|lstm|qlstm)((?:-(?:h|q|r|l)[1-9]\d*|-projected)*)$")
-#: spec suffixes -> the train option they set, and the models that take it
-_SUFFIXES = {
-    "h": ("hidden", MODELS),
-    "q": ("n_qubits", ("qklstm", "qlstm")),
-    "r": ("n_references", ("qklstm",)),
-    "l": ("layers", ("qklstm",)),
-}
+_SPEC = re.compile(rf"^({'|'.join(MODELS)})((?:-(?:h|q|r|l)[1-9]\d*|-projected)*)$")
+
+
+def _suffixes(model: str) -> dict[str, str]:
+    """The spec letters ``model`` takes -> the train option each sets: ``h`` (hidden) for every kind, the rest
+    from its registry entry's options (``q`` qubits, ``r`` references, ``l`` layers)."""
+    names = MODELS[model].options.config_names()
+    return {"h": "hidden"} | {letter: name for name, letter in names.items() if letter}
 
 
 def parse_models(text: str) -> list[tuple[str, str, dict]]:
@@ -64,11 +65,12 @@ def parse_models(text: str) -> list[tuple[str, str, dict]]:
                 "with -hN (hidden), -qN (qubits), -rN (references), -lN (layers), -projected, as in lstm-h10"
             )
         model, options = m.group(1), {}
+        takes = _suffixes(model)
         for suffix in m.group(2).split("-")[1:]:
-            key, models = ("kernel", ("qklstm",)) if suffix == "projected" else _SUFFIXES[suffix[0]]
-            if model not in models:
+            projected = suffix == "projected"
+            if not (("kernel" in MODELS[model].options.config_names()) if projected else suffix[0] in takes):
                 raise ValueError(f"--models: {part!r}: -{suffix} does not apply to {model}")
-            options[key] = "projected" if suffix == "projected" else int(suffix[1:])
+            options["kernel" if projected else takes[suffix[0]]] = "projected" if projected else int(suffix[1:])
         specs.append((part, model, options))
     if not specs:
         raise ValueError("--models: expected at least one of " + ", ".join(MODELS))
@@ -228,14 +230,21 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     columns of runs.csv."""
     runs, scores = result["runs"], TASK_CLASSES[result["task"]].scores
     embedded = any(r["n_embedding_parameters"] for r in runs)
-    header = ["model", "trainable parameters", *(["without embedding"] * embedded), *(c for _, c, _, _ in scores),
-              "train s/epoch", "epochs"]  # fmt: skip
+    header = [
+        "model",
+        "trainable parameters",
+        *(["without embedding"] * embedded),
+        *(c for _, c, _, _ in scores),
+        "train s/epoch",
+        "epochs",
+    ]
     agg_rows, md_rows = [], []
     for label, rs in by_label(runs).items():
         first, n = rs[0], rs[0]["n_parameters"]
-        row = {"model": label, "hidden": first["hidden"], "seeds": len(rs), "n_parameters": n,
-               "n_parameters_without_embedding": n - first["n_embedding_parameters"]}  # fmt: skip
-        name = LABELS[first["model"]] + (f" ({label[len(first['model']) + 1 :]})" if label != first["model"] else "")
+        row = {"model": label, "hidden": first["hidden"], "seeds": len(rs), "n_parameters": n}
+        row["n_parameters_without_embedding"] = n - first["n_embedding_parameters"]
+        spec = label[len(first["model"]) + 1 :]  # what follows the name in lstm-h10
+        name = MODELS[first["model"]].label + (f" ({spec})" if spec else "")
         md = [name, f"{n:,}", *([f"{row['n_parameters_without_embedding']:,}"] * embedded)]
         for key, _, fmt, scale in (*scores, ("seconds_per_epoch", "", ".1f", 1)):
             m, sd = mean_std([r[key] for r in rs])

@@ -22,9 +22,10 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..models.registry import MODELS
+
 __all__ = [
     "DATA_DEFAULTS",
-    "LABELS",
     "MODELS",
     "OPTIMIZERS",
     "READOUT_INITS",
@@ -38,9 +39,6 @@ __all__ = [
 ]
 
 TASKS = ("pos", "forecast")
-MODELS = ("qklstm", "lstm", "qlstm")
-#: how tables and plots name the models
-LABELS = {"qklstm": "QK-LSTM", "lstm": "LSTM", "qlstm": "QLSTM"}
 OPTIMIZERS = ("adam", "sgd")
 #: ``data``: the readout from the statistics of its features on real inputs (``RecurrentBase.init_readout``);
 #: ``fan-in``: ``nn.Linear``'s rule; ``auto``: ``data`` for the QK-LSTM, the published rule for the baselines
@@ -62,7 +60,7 @@ class TrainConfig:
 
     # what
     task: str = _opt("pos", "pos (tagging) or forecast (next value of a series)", group="task", choices=TASKS)
-    model: str = _opt("qklstm", "recurrent layer: qklstm, lstm or qlstm", group="task", choices=MODELS)
+    model: str = _opt("qklstm", f"recurrent layer: {', '.join(MODELS)}", group="task", choices=tuple(MODELS))
     # data
     data: str | None = _opt(
         None,
@@ -107,7 +105,7 @@ class TrainConfig:
     # model
     hidden: int = _opt(32, "hidden units", group="model", minimum=1)
     embedding_dim: int = _opt(32, "pos: word embedding size", group="model", minimum=1)
-    n_qubits: int = _opt(4, "qklstm, qlstm: qubits per gate", group="model", minimum=1)
+    n_qubits: int = _opt(4, "the quantum models (qklstm, qlstm): qubits per gate", group="model", minimum=1)
     n_references: int = _opt(8, "qklstm: reference vectors per gate", group="model", minimum=1)
     feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
     layers: int = _opt(1, "qklstm: encoding layers of the feature map", group="model", minimum=1)
@@ -218,31 +216,20 @@ class TrainConfig:
         return Path(self.out or f"runs/{self.task}-{self.model}-seed{self.seed}")
 
     def model_options(self) -> dict:
-        """Keyword options of the recurrent layer for this model."""
+        """Keyword options of the recurrent layer for this model (its registry entry's options)."""
         common = dict(num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout)
-        if self.model == "qklstm":
-            common.update(
-                n_qubits=self.n_qubits, n_references=self.n_references, feature_map=self.feature_map, layers=self.layers
-            )
-            if self.kernel != "fidelity":  # only then: checkpoints of fidelity runs keep their options
-                common.update(kernel=self.kernel, gamma=self.gamma)
-        elif self.model == "qlstm":
-            common.update(n_qubits=self.n_qubits, n_qlayers=self.qlayers)
-        return common
+        return common | self.kind_options().layer_options()
+
+    def kind_options(self):
+        """This model's options as its registry entry's dataclass (:mod:`qklstm.models.registry`)."""
+        return MODELS[self.model].options.from_config(self)
 
     def describe(self) -> str:
         """One line naming the model and its sizes."""
         s = f"{self.model} hidden {self.hidden}"
         if self.task == "pos":
             s += f", embedding {self.embedding_dim}"
-        if self.model == "qklstm":
-            s += f", {self.n_qubits} qubits, {self.n_references} references per gate, {self.feature_map} map"
-            if self.kernel != "fidelity":
-                s += f", {self.kernel} kernel gamma {self.gamma:g}"
-            if self.layers > 1:
-                s += f" x{self.layers}"
-        elif self.model == "qlstm":
-            s += f", {self.n_qubits} qubits, {self.qlayers} variational layer(s)"
+        s += self.kind_options().describe()
         if self.num_layers > 1:
             s += f", {self.num_layers} layers"
         if self.bidirectional:

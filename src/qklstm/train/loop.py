@@ -26,6 +26,7 @@ import torch
 
 from ..io import writable_folder
 from ..models.engines import warm_up
+from ..models.registry import MODELS
 from .config import READOUT_INITS
 
 __all__ = [
@@ -106,13 +107,16 @@ def check_readout_init(how: str) -> None:
 
 
 def init_readout(rnn, model: str, how: str, inputs: torch.Tensor) -> bool:
-    """Initialise the readout of recurrent layer ``rnn`` (of kind ``model``: qklstm, lstm or qlstm) as ``how``
-    says (:data:`READOUT_INITS`), ``data`` from real first-layer ``inputs`` ``(M, input_size)``
-    (:meth:`~qklstm.models.rnn.RecurrentBase.init_readout`); returns whether it changed anything."""
+    """Initialise the readout of recurrent layer ``rnn`` (of the registry's kind ``model``) as ``how`` says
+    (:data:`READOUT_INITS`; ``auto`` as its registry entry's ``readout_init``), ``data`` from real first-layer
+    ``inputs`` ``(M, input_size)`` (:meth:`~qklstm.models.rnn.RecurrentBase.init_readout`); returns whether it
+    changed anything."""
     check_readout_init(how)
-    if how == "data" and model == "lstm":
-        raise ValueError("readout_init: 'data' is for the quantum models (qklstm, qlstm); the LSTM keeps torch's")
-    if how == "data" or (how == "auto" and model == "qklstm"):
+    policy = MODELS[model].readout_init
+    if how == "data" and policy is None:
+        takers = ", ".join(name for name, kind in MODELS.items() if kind.readout_init is not None)
+        raise ValueError(f"readout_init: 'data' is for the quantum models ({takers}); the {model} keeps torch's")
+    if how == "data" or (how == "auto" and policy == "data"):
         rnn.init_readout(inputs)
         return True
     return False

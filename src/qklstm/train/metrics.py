@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.timeseries import MAPE_EPSILON, forecast_metrics
 from ..io import atomic_savefig, subplots, write_csv
-from .config import LABELS
+from ..models.registry import MODELS
 
 __all__ = [
     "plot_history",
@@ -154,9 +154,10 @@ def plot_compare(result: dict, path: Path, key: str, ylabel: str, scale: float =
     seeds (bar, whisker)."""
     groups = {label: [scale * r[key] for r in rs] for label, rs in by_label(result["runs"]).items()}
     fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
+    kernel = {r["label"] for r in result["runs"] if MODELS[r["model"]].references}  # the kernel models in blue
     for i, (label, values) in enumerate(groups.items()):
         m, sd = mean_std(values)
-        ax.bar(i, m, color="tab:blue" if label.startswith("qklstm") else "tab:gray", alpha=0.5, width=0.6)
+        ax.bar(i, m, color="tab:blue" if label in kernel else "tab:gray", alpha=0.5, width=0.6)
         ax.errorbar(i, m, yerr=sd, color="black", capsize=6, lw=1.2)
         ax.plot([i] * len(values), values, "o", color="black", ms=4)
         ax.annotate(
@@ -183,7 +184,7 @@ def plot_frontier(result: dict, points: list[dict], path: Path, ylabel: str, sca
     for model in sorted({p["model"] for p in points}):
         ps = [p for p in points if p["model"] == model]
         ax.errorbar([p["parameters"] for p in ps], [scale * p["mean"] for p in ps],
-                    yerr=[scale * p["std"] for p in ps], fmt="o", capsize=3, label=LABELS[model])  # fmt: skip
+                    yerr=[scale * p["std"] for p in ps], fmt="o", capsize=3, label=MODELS[model].label)  # fmt: skip
         front = [p for p in ps if p["front_of_family"]]
         ax.plot([p["parameters"] for p in front], [scale * p["mean"] for p in front], "-", alpha=0.5,
                 color=ax.lines[-1].get_color())  # fmt: skip

@@ -25,6 +25,7 @@ import torch
 
 from ..io import atomic_write_text, folder_lock, writable_folder
 from ..models import GATES, count_parameters
+from ..models.registry import MODELS
 from . import distributed
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_toml, set_threads
@@ -175,11 +176,12 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     data = load_task_data(cfg, ckpt)
     task = make_task(cfg, data, device)
     model = task.build_model(cfg).to(device)
-    if ckpt is None and cfg.model != "lstm":
+    kind = MODELS[cfg.model]
+    if ckpt is None and kind.readout_init is not None:
         # real first-layer inputs (embedded training tokens or window rows) set the references and the readout
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         inputs = task.reference_inputs(model, gen)
-        if cfg.model == "qklstm":
+        if kind.references:
             model.rnn.init_references(inputs, generator=gen)
         init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
     run = _Run(

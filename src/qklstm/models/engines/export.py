@@ -24,7 +24,7 @@ from ...quantum.feature_maps import PaperFeatureMap, paper_bloch
 from ...quantum.gates import gate_parts
 from .recurrence import keep_masked, length_mask, lstm_update
 
-__all__ = ["DeployRNN", "LSTMCell", "QKCell", "run", "scan_direction", "script"]
+__all__ = ["DeployRNN", "GRUCell", "LSTMCell", "QKCell", "run", "scan_direction", "script", "torch_cells"]
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -189,6 +189,14 @@ class QKCell(nn.Module):
         return lstm_update(pre, c)
 
 
+def _torch_weights(layer: nn.RNNBase, suffix: str, order=None) -> tuple[torch.Tensor, ...]:
+    """``(W_ih, W_hh, b_ih, b_hh)`` of one layer and direction of a trained torch layer, detached, their gate
+    rows in ``order`` (all, in torch's order, by default)."""
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    out = tuple(getattr(layer, name + suffix).detach() for name in names)
+    return out if order is None else tuple(t[order] for t in out)
+
+
 class LSTMCell(nn.Module):
     """One layer and direction of a trained ``nn.LSTM``, its gates reordered from torch's ``(i, f, g, o)`` to
     the recurrence's ``(i, f, o, g)`` (:func:`~.recurrence.lstm_update`)."""
@@ -197,11 +205,10 @@ class LSTMCell(nn.Module):
         super().__init__()
         H = lstm.hidden_size
         order = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-        weights = [getattr(lstm, name + suffix).detach()[order] for name in ("weight_ih", "weight_hh")]
-        bias = (getattr(lstm, "bias_ih" + suffix) + getattr(lstm, "bias_hh" + suffix)).detach()[order]
-        self.register_buffer("wx", weights[0].t().contiguous())
-        self.register_buffer("bx", bias)
-        self.register_buffer("wh", weights[1].t().contiguous())
+        w_ih, w_hh, b_ih, b_hh = _torch_weights(lstm, suffix, order)
+        self.register_buffer("wx", w_ih.t().contiguous())
+        self.register_buffer("bx", b_ih + b_hh)
+        self.register_buffer("wh", w_hh.t().contiguous())
         self.hidden_size = H
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,6 +217,45 @@ class LSTMCell(nn.Module):
     def step(self, u: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pre = (u + h @ self.wh).reshape(u.shape[0], 4, self.hidden_size).transpose(0, 1)
         return lstm_update(pre, c)
+
+
+class GRUCell(nn.Module):
+    """One layer and direction of a trained ``nn.GRU`` (gates in torch's order r, z, n)::
+
+        r, z = sigmoid(W_i x + b_i + W_h h + b_h),   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
+        h' = n + z * (h - n)
+
+    It carries the recurrence's ``c`` through unchanged (a GRU has none)."""
+
+    def __init__(self, gru: nn.GRU, suffix: str):
+        super().__init__()
+        w_ih, w_hh, b_ih, b_hh = _torch_weights(gru, suffix)
+        self.register_buffer("wx", w_ih.t().contiguous())
+        self.register_buffer("bx", b_ih)
+        self.register_buffer("wh", w_hh.t().contiguous())
+        self.register_buffer("bh", b_hh)
+        self.hidden_size = gru.hidden_size
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.wx + self.bx
+
+    def step(self, u: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        H = self.hidden_size
+        gh = h @ self.wh + self.bh
+        rz = torch.sigmoid(u[:, : 2 * H] + gh[:, : 2 * H])
+        n = torch.tanh(u[:, 2 * H :] + rz[:, :H] * gh[:, 2 * H :])
+        return n + rz[:, H:] * (h - n), c
+
+
+def torch_cells(cell_class: type, layer: nn.RNNBase) -> list[nn.Module]:
+    """The deployable cells (``cell_class``: :class:`LSTMCell`, :class:`GRUCell`) of a trained torch layer, one
+    per layer and direction, in :class:`DeployRNN`'s order."""
+    if getattr(layer, "proj_size", 0):
+        raise ValueError(f"model: a {type(layer).__name__} with proj_size has no deployable form")
+    dirs = 2 if layer.bidirectional else 1
+    return [
+        cell_class(layer, f"_l{i}" + ("_reverse" if d else "")) for i in range(layer.num_layers) for d in range(dirs)
+    ]
 
 
 class DeployRNN(nn.Module):

@@ -1,0 +1,167 @@
+"""The model registry: one entry per kind of recurrent layer, read by the config, the CLI, the trainer,
+``compare``, the paper experiment, the frontier and export. A new kind is one :class:`ModelKind` in
+:data:`MODELS` (with its options dataclass), and every one of them knows it.
+
+Example:
+    >>> kind = MODELS["gru"]
+    >>> kind.label, kind.readout_init, kind.deploy is not None
+    ('GRU', None, True)
+    >>> kind.build(8, 6)
+    GRU(8, 6, batch_first=True)
+    >>> MODELS["qklstm"].options(n_qubits=2).layer_options()
+    {'n_qubits': 2, 'n_references': 8, 'feature_map': 'paper', 'layers': 1}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+from typing import Callable
+
+from torch import nn
+
+from .engines.export import GRUCell, LSTMCell, QKCell, torch_cells
+from .qklstm import QKLSTM
+from .qlstm import QLSTM
+
+__all__ = ["MODELS", "ModelKind", "NoOptions", "QKLSTMOptions", "QLSTMOptions", "kind_of"]
+
+
+def _config(name: str, suffix: str | None = None) -> dict:
+    """A field's metadata: the ``TrainConfig`` option it is read from and its ``compare`` spec letter."""
+    return {"config": name, "suffix": suffix}
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A classical layer's options: none beyond ``nn.LSTM``'s shared ones."""
+
+    def layer_options(self) -> dict:
+        """The keyword options of the layer's constructor."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """What :meth:`~qklstm.train.TrainConfig.describe` adds after the hidden size."""
+        return ""
+
+    @classmethod
+    def from_config(cls, cfg) -> NoOptions:
+        """The options of a ``TrainConfig`` (each field from the option its metadata names)."""
+        return cls(**{f.name: getattr(cfg, f.metadata["config"]) for f in fields(cls)})
+
+    @classmethod
+    def config_names(cls) -> dict[str, str | None]:
+        """``{TrainConfig option: compare spec letter or None}`` of the options this kind takes."""
+        return {f.metadata["config"]: f.metadata["suffix"] for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class QKLSTMOptions(NoOptions):
+    """:class:`~qklstm.models.QKLSTM`'s options as a run sets them (the rest keep the cell's defaults)."""
+
+    n_qubits: int = field(default=4, metadata=_config("n_qubits", "q"))
+    n_references: int = field(default=8, metadata=_config("n_references", "r"))
+    feature_map: str = field(default="paper", metadata=_config("feature_map"))
+    layers: int = field(default=1, metadata=_config("layers", "l"))
+    kernel: str = field(default="fidelity", metadata=_config("kernel"))
+    gamma: float = field(default=1.0, metadata=_config("gamma"))
+
+    def layer_options(self) -> dict:
+        opts = asdict(self)
+        if self.kernel == "fidelity":  # only then: checkpoints of fidelity runs keep their options
+            del opts["kernel"], opts["gamma"]
+        return opts
+
+    def describe(self) -> str:
+        s = f", {self.n_qubits} qubits, {self.n_references} references per gate, {self.feature_map} map"
+        if self.kernel != "fidelity":
+            s += f", {self.kernel} kernel gamma {self.gamma:g}"
+        return s + (f" x{self.layers}" if self.layers > 1 else "")
+
+
+@dataclass(frozen=True)
+class QLSTMOptions(NoOptions):
+    """:class:`~qklstm.models.QLSTM`'s options as a run sets them."""
+
+    n_qubits: int = field(default=4, metadata=_config("n_qubits", "q"))
+    n_qlayers: int = field(default=1, metadata=_config("qlayers"))
+
+    def describe(self) -> str:
+        return f", {self.n_qubits} qubits, {self.n_qlayers} variational layer(s)"
+
+
+def _build_qklstm(input_size: int, hidden_size: int, preset: str | None = None, **kwargs) -> QKLSTM:
+    if preset == "paper":
+        return QKLSTM.paper(input_size, hidden_size, **kwargs)
+    if preset is not None:
+        raise ValueError(f"preset: expected 'paper' or None, got {preset!r}")
+    return QKLSTM(input_size, hidden_size, **kwargs)
+
+
+def _build_torch(layer: type, input_size: int, hidden_size: int, **kwargs) -> nn.Module:
+    shared = {"num_layers", "batch_first", "bidirectional", "dropout"}
+    if set(kwargs) - shared:
+        raise ValueError(
+            f"options: the classical {layer.__name__} takes no quantum options, got {sorted(set(kwargs) - shared)}"
+        )
+    return layer(input_size, hidden_size, **kwargs)
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of recurrent layer.
+
+    Attributes:
+        name, label: how options and files name it, and how tables and plots do.
+        layer: its class (``nn.LSTM``-shaped: ``(input, hx) -> (output, state)``).
+        builder: ``(input_size, hidden_size, **options) -> layer``.
+        options: its options as a dataclass (:class:`NoOptions` and subclasses).
+        readout_init: what ``readout_init="auto"`` does: ``"data"`` (from real inputs), ``"published"`` (the
+            published rule, ``data`` on request), or ``None`` (torch's initialisation; ``data`` is refused).
+        references: whether it has reference vectors set from real inputs (a kernel model; diagnosable).
+        deploy: ``trained layer -> its cells in deployable form`` (:mod:`.engines.export`), or ``None``.
+        paper: its options in the paper experiment's tagger (Table I).
+    """
+
+    name: str
+    label: str
+    layer: type
+    builder: Callable
+    options: type = NoOptions
+    readout_init: str | None = None
+    references: bool = False
+    deploy: Callable | None = None
+    paper: dict = field(default_factory=dict)
+
+    def build(self, input_size: int, hidden_size: int, *, batch_first: bool = True, **options) -> nn.Module:
+        """The layer, ``batch_first`` unless told otherwise (the tagger's and the regressor's layout)."""
+        return self.builder(input_size, hidden_size, batch_first=batch_first, **options)
+
+
+MODELS: dict[str, ModelKind] = {
+    k.name: k
+    for k in (
+        ModelKind(
+            "qklstm",
+            "QK-LSTM",
+            QKLSTM,
+            _build_qklstm,
+            QKLSTMOptions,
+            readout_init="data",
+            references=True,
+            deploy=lambda rnn: [QKCell(cell) for cell in rnn.cells],
+            paper={"preset": "paper"},
+        ),
+        ModelKind("lstm", "LSTM", nn.LSTM, partial(_build_torch, nn.LSTM), deploy=partial(torch_cells, LSTMCell)),
+        ModelKind("qlstm", "QLSTM", QLSTM, QLSTM, QLSTMOptions, "published", paper={"n_qubits": 4, "n_qlayers": 1}),
+        ModelKind("gru", "GRU", nn.GRU, partial(_build_torch, nn.GRU), deploy=partial(torch_cells, GRUCell)),
+    )
+}
+
+
+def kind_of(layer: nn.Module) -> ModelKind:
+    """The registry entry of a recurrent layer (the first whose class it is an instance of)."""
+    for kind in MODELS.values():
+        if isinstance(layer, kind.layer):
+            return kind
+    raise ValueError(f"model: a {type(layer).__name__} layer is not a registered kind ({', '.join(MODELS)})")
