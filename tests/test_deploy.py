@@ -128,6 +128,22 @@ def test_default_torch_onnx_export_of_a_module_holding_a_qklstm(options, tmp_pat
             np.testing.assert_allclose(a, b.detach().numpy(), rtol=0, atol=1e-5)
 
 
+def test_torch_export_of_a_qklstm_with_proj_size_runs_the_export_engine():
+    """``proj_size`` in the export engine: the exported program (one scan per cell, dynamic batch and length)
+    equals the eager layer (which runs it on the step engine) in outputs and both final states."""
+    torch.manual_seed(0)
+    rnn = QKLSTM(3, 4, proj_size=2, num_layers=2, bidirectional=True, batch_first=True).eval()
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("length")}
+    program = torch.export.export(rnn, (torch.randn(3, 5, 3),), dynamic_shapes=(dims,))
+    assert any("scan" in str(node.target) for node in program.graph.nodes)
+    for B, T in [(1, 4), (6, 11)]:
+        x = torch.randn(B, T, 3)
+        (out, (h, c)), (want, (h_want, c_want)) = program.module()(x), rnn(x)
+        assert out.shape == (B, T, 4) and h.shape == (4, B, 2) and c.shape == (4, B, 4)
+        for a, b in ((out, want), (h, h_want), (c, c_want)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # float32, the same ops in another order
+
+
 def test_regressor_deploys_with_its_last_states():
     torch.manual_seed(0)
     reg = SequenceRegressor(3, hidden_size=4, num_layers=2, bidirectional=True, **MAPS["zz"]).eval()

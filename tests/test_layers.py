@@ -1,6 +1,6 @@
 """The package's folders import only downward, lazy imports included.
 
-quantum -> backends -> kernels -> models | data -> train -> experiments -> cli, with ``io`` and
+quantum -> backends -> kernels -> models | data -> train -> experiments -> cli, with ``io``, ``checks`` and
 ``_version`` free for all (they import nothing of qklstm) and the package root re-exporting from
 above. ``models`` and ``data`` sit side by side and import neither each other.
 """
@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "qklstm"
 RANK = {
     "_version": -1,
     "io": -1,
+    "checks": -1,
     "quantum": 0,
     "backends": 1,
     "kernels": 2,
@@ -26,6 +27,22 @@ RANK = {
     "__main__": 8,
 }
 SIDE_BY_SIDE = {("models", "data"), ("data", "models")}
+#: rank of each file (or folder) inside ``models``: the frozen record and the initialisers at the bottom, the
+#: engines above them, then the cells, the layers, the registry, the task models and the deployable forms
+MODELS_RANK = {
+    "frozen": 0,
+    "init": 0,
+    "engines": 1,
+    "cell": 2,
+    "rnn": 3,
+    "qklstm": 4,
+    "qlstm": 4,
+    "registry": 5,
+    "tagger": 6,
+    "regressor": 6,
+    "deploy": 7,
+    "__init__": 8,
+}
 
 
 def _part(module: str) -> str:
@@ -86,6 +103,33 @@ def violations(src: Path = SRC) -> list[str]:
 
 def test_every_import_goes_down_the_layers():
     assert violations() == []
+
+
+def models_violations(src: Path = SRC) -> list[str]:
+    """Imports between files of ``models`` that go up :data:`MODELS_RANK` (inside one file or folder, e.g.
+    among the engines, only the circle check applies)."""
+
+    def unit(module: str) -> str:
+        parts = module.split(".")
+        return parts[2] if len(parts) > 2 else "__init__"
+
+    bad = []
+    for path in sorted((src / "models").rglob("*.py")):
+        own = unit(_module_name(path, src))
+        for line, target in _imports(path, src):
+            if target.split(".")[:2] == ["qklstm", "models"] and (other := unit(target)) != own:
+                if MODELS_RANK[other] >= MODELS_RANK[own]:
+                    bad.append(f"{path.relative_to(src.parent)}:{line}: {own} imports {target} ({other})")
+    return bad
+
+
+def test_the_files_of_models_import_only_downward():
+    assert sorted(MODELS_RANK) == sorted(
+        p.stem if p.suffix else p.name
+        for p in (SRC / "models").iterdir()
+        if p.suffix == ".py" or (p / "__init__.py").exists()
+    )
+    assert models_violations() == []
 
 
 def test_the_check_finds_an_upward_import(tmp_path):
@@ -168,3 +212,15 @@ def test_modules_and_benchmarks_stay_small():
     assert big == []
     bench = sum(p.read_bytes().count(b"\n") for p in (SRC.parents[1] / "benchmarks").rglob("*.py"))
     assert bench <= 800, bench
+
+
+def test_the_models_check_finds_an_upward_import_inside_models(tmp_path):
+    fake = tmp_path / "qklstm"
+    (fake / "models" / "engines").mkdir(parents=True)
+    for f in ("__init__.py", "models/__init__.py", "models/engines/__init__.py", "models/qklstm.py"):
+        (fake / f).write_text("")
+    (fake / "models" / "engines" / "fused.py").write_text("def f():\n    from ..qklstm import QKLSTMCell\n")
+    (fake / "models" / "cell.py").write_text("from .engines import fused\n")  # downward: allowed
+    assert models_violations(fake) == [
+        "qklstm/models/engines/fused.py:2: engines imports qklstm.models.qklstm (qklstm)"
+    ]

@@ -43,8 +43,10 @@ def classical_features(kernel: FidelityKernel, x: torch.Tensor) -> torch.Tensor:
     ``k(x, y) = prod_q (1 + b_q(x) . b_q(y)) / 2 = phi(x) . phi(y)``: the kernel is classically computable
     in ``O(n)`` per pair, and no quantum advantage is possible for it."""
     if not kernel.feature_map.product_form:
-        raise ValueError("kernel: its data gates do not all precede a fixed entangler, so it does not factorise "
-                         "into one-qubit overlaps and has no O(n) classical twin")  # fmt: skip
+        raise ValueError(
+            "kernel: its data gates do not all precede a fixed entangler, so it does not factorise "
+            "into one-qubit overlaps and has no O(n) classical twin"
+        )
     b = kernel.feature_map.product_bloch(kernel.feature_map.validate(x))  # (B, n, 3)
     n = b.shape[1]
     check_bytes(b.shape[0] * 4**n * b.element_size(), "x", f"the classical twin of {n} qubits (4**{n} features)")
@@ -159,8 +161,10 @@ def audit(model: nn.Module, loss_fn) -> list[str]:
                 value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
             )
             if any(isinstance(t, torch.Tensor) and t.requires_grad and id(t) not in registered for t in items):
-                findings.append(f"{mod_name or 'model'}.{attr}: holds tensors that require a gradient but are not "
-                                "registered parameters (never trained, never counted)")  # fmt: skip
+                findings.append(
+                    f"{mod_name or 'model'}.{attr}: holds tensors that require a gradient but are not "
+                    "registered parameters (never trained, never counted)"
+                )
     g = torch.Generator().manual_seed(0)
     for name, k in model.named_modules():
         if not isinstance(k, FidelityKernel):
@@ -171,6 +175,8 @@ def audit(model: nn.Module, loss_fn) -> list[str]:
         if float(values.std()) < 1e-6:
             findings.append(f"{name}: its values do not depend on the input (a circuit that undoes itself?)")
         elif k.feature_map.product_form and k.feature_map.circuit.stages:
-            findings.append(f"{name}: the entangler cancels in U(y)^dagger U(x); the kernel is a product of "
-                            "one-qubit overlaps (see classical_features)")  # fmt: skip
+            findings.append(
+                f"{name}: the entangler cancels in U(y)^dagger U(x); the kernel is a product of "
+                "one-qubit overlaps (see classical_features)"
+            )
     return findings

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import shots as check_shots
 from ..quantum.circuit import Circuit
 from .noise import NoiseModel
 
-__all__ = ["KernelBackend", "check_shots", "overlaps_from_states", "zero_frequencies"]
-
-
-def check_shots(shots, argument: str = "shots") -> int | None:
-    if shots is None:
-        return None
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise ValueError(f"{argument}: expected a positive int or None, got {shots!r}")
-    return int(shots)
+__all__ = ["KernelBackend", "overlaps_from_states", "zero_frequencies"]
 
 
 def overlaps_from_states(states_x: np.ndarray, states_y: np.ndarray) -> np.ndarray:

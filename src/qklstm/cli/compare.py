@@ -28,8 +28,13 @@ def register(sub) -> None:
     p.add_argument("--config", metavar="RUN.toml", help="TOML file of train options (not model or out)")
     p.add_argument("--overwrite", action="store_true", help="replace runs in OUT trained with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--jobs", type=int, default=1, metavar="J",
-                   help="run J trainings at once, each in its own process (default 1; same table as 1)")  # fmt: skip
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="J",
+        help="run J trainings at once, each in its own process (default 1; same table as 1)",
+    )
     p.add_argument(
         "--share", default=None, metavar="I/N", help="only runs I, I+N, ... (machine I of N sharing OUT); no table"
     )

@@ -19,11 +19,20 @@ import sys
 def register(sub) -> None:
     p = sub.add_parser("predict", help="tag sentences or forecast a series with a trained run (no data cache)")
     p.add_argument("run", metavar="RUN_DIR", help="the --out folder of qklstm train, or a checkpoint file")
-    p.add_argument("input", nargs="?", default="-", metavar="FILE|-",
-                   help="sentences, one per line (a .conllu file: its FORM column), or a CSV for a forecaster; "
-                   "- or nothing: standard input")  # fmt: skip
-    p.add_argument("--format", choices=("text", "conllu", "jsonl"), default="text",
-                   help="tagging output: word/TAG text, CoNLL-U, or JSON lines (default: text)")  # fmt: skip
+    p.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        metavar="FILE|-",
+        help="sentences, one per line (a .conllu file: its FORM column), or a CSV for a forecaster; "
+        "- or nothing: standard input",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "conllu", "jsonl"),
+        default="text",
+        help="tagging output: word/TAG text, CoNLL-U, or JSON lines (default: text)",
+    )
     p.add_argument("--out", default="-", metavar="FILE", help="output file, written atomically (default: stdout)")
     p.add_argument("--checkpoint", default="best", help="best (the default) or last")
     p.add_argument("--batch-size", type=int, default=256, help="sentences or windows per batch (default: 256)")

@@ -238,8 +238,12 @@ def encode_rows(numeric: dict, categorical: dict, numeric_names, categories: dic
 
 def _fill_span(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict]:
     """Rows ``[a, b)`` of ``table`` filled (:func:`fill_rows`)."""
-    return fill_rows({k: v[a:b] for k, v in table.numeric.items()}, {k: v[a:b] for k, v in table.categorical.items()},
-                     table.times[a:b], f"{table.source} rows {a}-{b - 1}")  # fmt: skip
+    return fill_rows(
+        {k: v[a:b] for k, v in table.numeric.items()},
+        {k: v[a:b] for k, v in table.categorical.items()},
+        table.times[a:b],
+        f"{table.source} rows {a}-{b - 1}",
+    )
 
 
 def prepare_timeseries(

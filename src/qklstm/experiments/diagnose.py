@@ -79,8 +79,7 @@ def _by_qubits(cfg, v: torch.Tensor, g: torch.Generator) -> list[dict]:
             proj.weight.copy_(torch.rand(n, v.shape[1], generator=g) * 2 * bound - bound)
             proj.bias.zero_()
             zn = proj(v)
-        fmap = (FeatureMap.zz(n, reps=cfg.layers) if cfg.feature_map == "zz" else
-                FeatureMap.paper(n, layers=cfg.layers))  # fmt: skip
+        fmap = FeatureMap.zz(n, reps=cfg.layers) if cfg.feature_map == "zz" else FeatureMap.paper(n, layers=cfg.layers)
         fid, prj = concentration(FidelityKernel(fmap), zn), concentration(ProjectedKernel(fmap, cfg.gamma), zn)
         rows.append({"qubits": n, "fidelity": fid["variance"], "projected": prj["variance"], "mean": fid["mean"]})
     return rows
@@ -100,8 +99,11 @@ def _plots(report: dict, K: torch.Tensor, run_dir: Path) -> None:
     fig, ax = subplots(figsize=(6, 4))
     lam = torch.linalg.eigvalsh(K.double()).flip(0).clamp_min(1e-16)
     ax.semilogy(range(1, len(lam) + 1), lam.tolist(), ".-")
-    ax.set(xlabel="index", ylabel="eigenvalue", title=f"Gram spectrum (effective dimension "
-           f"{report['effective_dimension']:.1f} of {len(lam)})")  # fmt: skip
+    ax.set(
+        xlabel="index",
+        ylabel="eigenvalue",
+        title=f"Gram spectrum (effective dimension {report['effective_dimension']:.1f} of {len(lam)})",
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_savefig(fig, run_dir / "diagnostics_spectrum.png", dpi=110)
@@ -110,18 +112,28 @@ def _plots(report: dict, K: torch.Tensor, run_dir: Path) -> None:
 def _markdown(report: dict, cfg, samples: int) -> str:
     here, gd = report["here"], report["geometric_difference"]
     lines = [f"# Diagnostics: {report['run']}", "", f"{cfg.describe()}; {samples} real first-layer inputs.", ""]
-    lines += [f"- Off-diagonal kernel values: mean {here['mean']:.3g}, variance {here['variance']:.3g}"
-              + (f"; **{here['warning']}**" if here["warning"] else ""),  # fmt: skip
-              f"- Effective dimension of the Gram matrix: {report['effective_dimension']:.2f} of {samples}",
-              f"- Geometric difference to the closest RBF kernel (gamma {gd['gamma']:.3g}): g = {gd['g']:.3g} "
-              f"(a prediction advantage needs g of order sqrt(N) = {math.sqrt(samples):.1f})"]  # fmt: skip
+    lines += [
+        f"- Off-diagonal kernel values: mean {here['mean']:.3g}, variance {here['variance']:.3g}"
+        + (f"; **{here['warning']}**" if here["warning"] else ""),
+        f"- Effective dimension of the Gram matrix: {report['effective_dimension']:.2f} of {samples}",
+        f"- Geometric difference to the closest RBF kernel (gamma {gd['gamma']:.3g}): g = {gd['g']:.3g} "
+        f"(a prediction advantage needs g of order sqrt(N) = {math.sqrt(samples):.1f})",
+    ]
     if report["twin"]:
-        lines.append(f"- Classical twin: the kernel is a product of one-qubit overlaps, phi(x) . phi(y) with "
-                     f"phi = kron_q (1, b_q) / sqrt(2) (max error {report['twin_error']:.1e}): classically "
-                     "computable in O(n) per pair, so no quantum advantage is possible for it")  # fmt: skip
+        lines.append(
+            f"- Classical twin: the kernel is a product of one-qubit overlaps, phi(x) . phi(y) with "
+            f"phi = kron_q (1, b_q) / sqrt(2) (max error {report['twin_error']:.1e}): classically "
+            "computable in O(n) per pair, so no quantum advantage is possible for it"
+        )
     lines += ["", "| qubits | fidelity variance | projected variance | fidelity mean |", "|---|---|---|---|"]
-    lines += [f"| {r['qubits']} | {r['fidelity']:.3g} | {r['projected']:.3g} | {r['mean']:.3g} |"
-              for r in report["by_qubits"]]  # fmt: skip
-    lines += ["", "![concentration](diagnostics_concentration.png) ![spectrum](diagnostics_spectrum.png)", "",
-              "## Audit", ""] + ([f"- {f}" for f in report["audit"]] or ["- nothing found"])  # fmt: skip
+    lines += [
+        f"| {r['qubits']} | {r['fidelity']:.3g} | {r['projected']:.3g} | {r['mean']:.3g} |" for r in report["by_qubits"]
+    ]
+    lines += [
+        "",
+        "![concentration](diagnostics_concentration.png) ![spectrum](diagnostics_spectrum.png)",
+        "",
+        "## Audit",
+        "",
+    ] + ([f"- {f}" for f in report["audit"]] or ["- nothing found"])
     return "\n".join(lines) + "\n"

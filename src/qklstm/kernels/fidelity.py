@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import shots as check_shots
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
@@ -93,8 +94,7 @@ class FidelityKernel(nn.Module):
     def _configure(self, diff_method, shots, seed, product_form, backend, noise, mitigate) -> None:
         feature_map = self.feature_map
         native = isinstance(backend, str) and backend == "native"
-        if shots is not None and (not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1):
-            raise ValueError(f"shots: expected a positive int or None, got {shots!r}")
+        shots = check_shots(shots)
         if diff_method is None:
             diff_method = "parameter-shift" if shots is not None or not native else "backprop"
         if diff_method not in ("backprop", "parameter-shift"):

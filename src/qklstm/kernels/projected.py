@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..backends.api import resolve_backend
+from ..checks import shots as check_shots
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import reduced_bloch
 from .evaluator import Prepared
@@ -57,16 +58,15 @@ class ProjectedKernel(nn.Module):
 
     diff_method = "backprop"
 
-    def __init__(self, feature_map: FeatureMap, gamma: float = 1.0, *, shots: int | None = None, seed=None,
-                 backend="native"):  # fmt: skip
+    def __init__(
+        self, feature_map: FeatureMap, gamma: float = 1.0, *, shots: int | None = None, seed=None, backend="native"
+    ):
         super().__init__()
         if not isinstance(feature_map, FeatureMap):
             raise ValueError(f"feature_map: expected a qklstm FeatureMap, got {type(feature_map).__name__}")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
             raise ValueError(f"gamma: expected a positive number, got {gamma!r}")
-        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
-            raise ValueError(f"shots: expected a positive int or None, got {shots!r}")
-        self.feature_map, self.gamma, self.shots, self.seed = feature_map, float(gamma), shots, seed
+        self.feature_map, self.gamma, self.shots, self.seed = feature_map, float(gamma), check_shots(shots), seed
         self.use_product_form = not feature_map.circuit.stages  # no two-qubit gate: one-qubit states only
         self._generator = None if seed is None else torch.Generator().manual_seed(seed)
         native = isinstance(backend, str) and backend == "native"

@@ -5,19 +5,15 @@ Knows nothing about data sets or the CLI.
 
 from .qklstm import GATES, QKLSTM, QKLSTMCell
 from .qlstm import QLSTM, QLSTMCell
+from .registry import MODELS, RECURRENT, ModelKind, make_recurrent
 from .regressor import SequenceRegressor
 from .rnn import RecurrentBase
-from .tagger import (
-    RECURRENT,
-    SequenceTagger,
-    count_parameters,
-    format_parameter_table,
-    make_recurrent,
-    parameter_table,
-)
+from .tagger import SequenceTagger, count_parameters, format_parameter_table, parameter_table
 
 __all__ = [
     "GATES",
+    "MODELS",
+    "ModelKind",
     "QKLSTM",
     "QKLSTMCell",
     "QLSTM",

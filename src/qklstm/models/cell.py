@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from ..checks import positive_int
 from .engines.recurrence import lstm_update, project_inputs, project_step
 from .init import GAIN, unit_variance_
 
@@ -53,9 +54,9 @@ def check_cell_input(x, hx, input_size: int, hidden_size: int, name: str, state_
 
 
 def check_sizes(**sizes) -> None:
+    """Each of ``sizes`` (argument name -> value) is a positive int (:func:`qklstm.checks.positive_int`)."""
     for name, v in sizes.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        positive_int(v, name)
 
 
 def _non_defaults(obj, options: dict) -> str:

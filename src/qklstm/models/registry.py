@@ -24,7 +24,16 @@ from .engines.export import GRUCell, LSTMCell, QKCell, torch_cells
 from .qklstm import QKLSTM
 from .qlstm import QLSTM
 
-__all__ = ["MODELS", "ModelKind", "NoOptions", "QKLSTMOptions", "QLSTMOptions", "kind_of"]
+__all__ = [
+    "MODELS",
+    "RECURRENT",
+    "ModelKind",
+    "NoOptions",
+    "QKLSTMOptions",
+    "QLSTMOptions",
+    "kind_of",
+    "make_recurrent",
+]
 
 
 def _config(name: str, suffix: str | None = None) -> dict:
@@ -165,3 +174,16 @@ def kind_of(layer: nn.Module) -> ModelKind:
         if isinstance(layer, kind.layer):
             return kind
     raise ValueError(f"model: a {type(layer).__name__} layer is not a registered kind ({', '.join(MODELS)})")
+
+
+#: names accepted by ``recurrent=`` (the registry's kinds)
+RECURRENT = tuple(MODELS)
+
+
+def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first: bool = True, **options) -> nn.Module:
+    """Build a recurrent layer by its registry name (:data:`MODELS`): ``"qklstm"``
+    (``preset="paper"`` for the paper preset), ``"lstm"`` (``torch.nn.LSTM``), ``"qlstm"`` or ``"gru"``
+    (``torch.nn.GRU``); ``options`` (``num_layers``, ``bidirectional``, ``dropout`` and the cells') go to it."""
+    if kind not in MODELS:
+        raise ValueError(f"recurrent: expected one of {', '.join(MODELS)}, got {kind!r}")
+    return MODELS[kind].build(input_size, hidden_size, batch_first=batch_first, **options)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .tagger import make_recurrent
+from .registry import make_recurrent
 
 __all__ = ["SequenceRegressor"]
 

@@ -17,28 +17,14 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .registry import MODELS
+from .registry import make_recurrent
 
 __all__ = [
-    "RECURRENT",
-    "make_recurrent",
     "SequenceTagger",
     "count_parameters",
     "parameter_table",
     "format_parameter_table",
 ]
-
-#: names accepted by ``recurrent=`` (the registry's kinds)
-RECURRENT = tuple(MODELS)
-
-
-def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first: bool = True, **options) -> nn.Module:
-    """Build a recurrent layer by its registry name (:data:`~qklstm.models.registry.MODELS`): ``"qklstm"``
-    (``preset="paper"`` for the paper preset), ``"lstm"`` (``torch.nn.LSTM``), ``"qlstm"`` or ``"gru"``
-    (``torch.nn.GRU``); ``options`` (``num_layers``, ``bidirectional``, ``dropout`` and the cells') go to it."""
-    if kind not in MODELS:
-        raise ValueError(f"recurrent: expected one of {', '.join(MODELS)}, got {kind!r}")
-    return MODELS[kind].build(input_size, hidden_size, batch_first=batch_first, **options)
 
 
 class SequenceTagger(nn.Module):

@@ -169,15 +169,18 @@ def _compare(base, specs, seeds, out, overwrite, progress, jobs, log, share=None
         threads = max(1, (os.cpu_count() or 1) // jobs)
         log(f"{len(plans)} runs, {jobs} at a time in their own processes (their logs stay in their run folders)")
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_execute, label, cfg.to_dict(), state, False, quiet, threads)
-                       for label, cfg, state in plans]  # fmt: skip
+            futures = [
+                pool.submit(_execute, label, cfg.to_dict(), state, False, quiet, threads) for label, cfg, state in plans
+            ]
             runs = []
             for (label, cfg, state), future in zip(plans, futures):
                 runs.append(future.result())  # in the order of --jobs 1, so the tables are the same
                 log(f"== {label}, seed {cfg.seed}: {cfg.run_dir} ({state}) done")
     if share is not None:
-        log(f"share {share[0]}/{share[1]}: {len(runs)} run(s) done in {out}; the same command without --share "
-            "writes the table once every share is done")  # fmt: skip
+        log(
+            f"share {share[0]}/{share[1]}: {len(runs)} run(s) done in {out}; the same command without --share "
+            "writes the table once every share is done"
+        )
         return {"task": base.task, "runs": runs, "share": share}
     result = {
         "task": base.task,
@@ -212,8 +215,17 @@ def frontier(result: dict) -> list[dict]:
     for label, rs in by_label(result["runs"]).items():
         mean, std = mean_std([r[task.metric] for r in rs])
         n = rs[0]["n_parameters"] - rs[0]["n_embedding_parameters"]
-        points.append({"label": label, "model": rs[0]["model"], "parameters": n, "metric": task.metric,
-                       "mean": mean, "std": std, "seeds": len(rs)})  # fmt: skip
+        points.append(
+            {
+                "label": label,
+                "model": rs[0]["model"],
+                "parameters": n,
+                "metric": task.metric,
+                "mean": mean,
+                "std": std,
+                "seeds": len(rs),
+            }
+        )
 
     def better(a, b):  # a dominates b
         sign = 1 if task.higher_is_better else -1
@@ -277,7 +289,16 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
     table = format_table(header, md_rows)
     md = "\n".join([f"# compare: {result['task']}", "", data_line, "", models_line, "", table, ""])
-    keys = ["label", "model", "hidden", "seed", "n_parameters", "n_embedding_parameters", "epochs", "best_dev",
-            "seconds_per_epoch"]  # fmt: skip
+    keys = [
+        "label",
+        "model",
+        "hidden",
+        "seed",
+        "n_parameters",
+        "n_embedding_parameters",
+        "epochs",
+        "best_dev",
+        "seconds_per_epoch",
+    ]
     keys += [k for k, *_ in scores if k not in keys] + [k for k in ("unknown_tokens", "tokens") if k in runs[0]]
     return md, agg_rows, keys

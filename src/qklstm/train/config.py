@@ -109,8 +109,12 @@ class TrainConfig:
     n_references: int = _opt(8, "qklstm: reference vectors per gate", group="model", minimum=1)
     feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
     layers: int = _opt(1, "qklstm: encoding layers of the feature map", group="model", minimum=1)
-    kernel: str = _opt("fidelity", "qklstm: fidelity (the paper's) or projected (Huang et al. 2021)", group="model",
-                       choices=("fidelity", "projected"))  # fmt: skip
+    kernel: str = _opt(
+        "fidelity",
+        "qklstm: fidelity (the paper's) or projected (Huang et al. 2021)",
+        group="model",
+        choices=("fidelity", "projected"),
+    )
     gamma: float = _opt(1.0, "qklstm, projected kernel: bandwidth gamma", group="model", minimum=1e-12)
     readout_init: str = _opt(
         "auto",

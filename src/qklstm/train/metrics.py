@@ -183,20 +183,45 @@ def plot_frontier(result: dict, points: list[dict], path: Path, ylabel: str, sca
     fig, ax = subplots(figsize=(7.5, 4.8))
     for model in sorted({p["model"] for p in points}):
         ps = [p for p in points if p["model"] == model]
-        ax.errorbar([p["parameters"] for p in ps], [scale * p["mean"] for p in ps],
-                    yerr=[scale * p["std"] for p in ps], fmt="o", capsize=3, label=MODELS[model].label)  # fmt: skip
+        ax.errorbar(
+            [p["parameters"] for p in ps],
+            [scale * p["mean"] for p in ps],
+            yerr=[scale * p["std"] for p in ps],
+            fmt="o",
+            capsize=3,
+            label=MODELS[model].label,
+        )
         front = [p for p in ps if p["front_of_family"]]
-        ax.plot([p["parameters"] for p in front], [scale * p["mean"] for p in front], "-", alpha=0.5,
-                color=ax.lines[-1].get_color())  # fmt: skip
+        ax.plot(
+            [p["parameters"] for p in front],
+            [scale * p["mean"] for p in front],
+            "-",
+            alpha=0.5,
+            color=ax.lines[-1].get_color(),
+        )
         for p in ps:
-            ax.annotate(p["label"].split("-", 1)[1] if "-" in p["label"] else "default", (p["parameters"],
-                        scale * p["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")  # fmt: skip
+            ax.annotate(
+                p["label"].split("-", 1)[1] if "-" in p["label"] else "default",
+                (p["parameters"], scale * p["mean"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     best = [p for p in points if p["front_of_all"]]
-    ax.scatter([p["parameters"] for p in best], [scale * p["mean"] for p in best], s=160, facecolors="none",
-               edgecolors="black", label="Pareto front of all")  # fmt: skip
+    ax.scatter(
+        [p["parameters"] for p in best],
+        [scale * p["mean"] for p in best],
+        s=160,
+        facecolors="none",
+        edgecolors="black",
+        label="Pareto front of all",
+    )
     ax.set_xscale("log")
-    ax.set(xlabel="trainable parameters without the embedding",
-           ylabel=ylabel, title=f"{result['task']}: mean +- std over {result['seeds']} seed(s)")  # fmt: skip
+    ax.set(
+        xlabel="trainable parameters without the embedding",
+        ylabel=ylabel,
+        title=f"{result['task']}: mean +- std over {result['seeds']} seed(s)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -108,8 +108,10 @@ class Forecaster:
         x = x.astype(np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
         device = next(self.model.parameters()).device
-        out = [self.model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size])).to(device)).cpu()
-               for i in range(0, len(windows), batch_size)]  # fmt: skip
+        out = [
+            self.model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size])).to(device)).cpu()
+            for i in range(0, len(windows), batch_size)
+        ]
         return self.scaler.inverse_target(torch.cat(out).double().numpy())
 
     def _columns(self, data):
@@ -125,6 +127,8 @@ class Forecaster:
             return numeric, {c: [str(v) for v in data[c]] for c in self.categories}, None, "data"
         array = np.asarray(data, dtype=float)
         if self.categories or array.ndim != 2 or array.shape[1] != len(self.numeric):
-            raise ValueError(f"data: expected a CSV path, a mapping of the columns {self.columns}, or an array "
-                             f"(rows, {len(self.numeric)}) of {self.numeric}; got shape {array.shape}")  # fmt: skip
+            raise ValueError(
+                f"data: expected a CSV path, a mapping of the columns {self.columns}, or an array "
+                f"(rows, {len(self.numeric)}) of {self.numeric}; got shape {array.shape}"
+            )
         return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, None, "data"

@@ -26,8 +26,15 @@ __all__ = ["TASK_CLASSES", "ForecastTask", "PosTask", "build_regressor", "build_
 
 def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int) -> SequenceTagger:
     """The tagger of a run's config, for vocabularies of ``n_words`` and ``n_tags`` (padding included)."""
-    return SequenceTagger(n_words, n_tags, embedding_dim=cfg.embedding_dim, hidden_size=cfg.hidden,
-                          recurrent=cfg.model, padding_idx=0, **cfg.model_options())  # fmt: skip
+    return SequenceTagger(
+        n_words,
+        n_tags,
+        embedding_dim=cfg.embedding_dim,
+        hidden_size=cfg.hidden,
+        recurrent=cfg.model,
+        padding_idx=0,
+        **cfg.model_options(),
+    )
 
 
 def build_regressor(cfg: TrainConfig, n_features: int) -> SequenceRegressor:
@@ -45,8 +52,11 @@ class PosTask:
     stat_keys = ("n", "loss_sum", "correct")  # what batch_loss counts (summed over ranks under DDP)
     loss_label, metric_label = "loss (NLL)", "accuracy"
     #: a comparison's scores: (report key, column, format, scale); plots show the one of ``metric``
-    scores = (("accuracy", "test accuracy (%)", ".2f", 100), ("macro_f1", "test macro F1", ".3f", 1),
-              ("best_dev", "best dev accuracy (%)", ".2f", 100))  # fmt: skip
+    scores = (
+        ("accuracy", "test accuracy (%)", ".2f", 100),
+        ("macro_f1", "test macro F1", ".3f", 1),
+        ("best_dev", "best dev accuracy (%)", ".2f", 100),
+    )
 
     def __init__(self, data: PosData, device: torch.device):
         self.data, self.device = data, device

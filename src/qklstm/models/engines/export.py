@@ -150,8 +150,6 @@ class QKCell(nn.Module):
         super().__init__()
         if cell.projection is None:
             raise ValueError("model: deploying a QK-LSTM cell without a projection is not supported")
-        if cell.proj_size:
-            raise ValueError("model: a QK-LSTM with proj_size has no deployable form yet (it runs the step path)")
         for k in cell.kernels:
             if getattr(k, "noise", None) is not None or getattr(k, "mitigate", None) is not None:
                 raise ValueError("model: a kernel with a noise model has no deployable form")
@@ -168,6 +166,10 @@ class QKCell(nn.Module):
         self.register_buffer("A", A.detach().contiguous())
         self.register_buffer("bias", bias.detach().contiguous())
         self.hidden_size, self.n_refs = H, N
+        # proj_size: h_t = W_hr (o_t * tanh(c_t)), as nn.LSTM projects
+        self.output = nn.Identity() if f.weight_hr is None else nn.Linear(H, cell.proj_size, bias=False)
+        if f.weight_hr is not None:
+            self.output.weight = nn.Parameter(f.weight_hr.detach().clone(), requires_grad=False)
         kernels = []
         for kernel, refs in cell.reference_groups():
             fmap = kernel.feature_map
@@ -186,7 +188,8 @@ class QKCell(nn.Module):
         ks = [kernel(z) for kernel in self.kernels]
         k = torch.cat(ks, 1)
         pre = torch.bmm(k.reshape(k.shape[0], 4, self.n_refs).transpose(0, 1), self.A) + self.bias
-        return lstm_update(pre, c)
+        h, c = lstm_update(pre, c)
+        return self.output(h), c
 
 
 def _torch_weights(layer: nn.RNNBase, suffix: str, order=None) -> tuple[torch.Tensor, ...]:
