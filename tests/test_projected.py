@@ -128,6 +128,31 @@ def test_projected_kernel_on_pennylane_and_qiskit_equals_the_native_one(backend,
     torch.testing.assert_close(got, ProjectedKernel(fmap, 0.7)(x, y), atol=1e-10, rtol=0)
 
 
+def test_use_backend_switches_a_models_projected_kernels_and_back():
+    """``use_backend`` moves the projected kernels too (it once skipped them silently): a QK-LSTM with the
+    projected kernel on PennyLane equals the native one (float64; the backend's exact Bloch vectors), takes
+    shots natively, and comes back to the exact values; a noise model, which the projected kernel has no
+    form for, is refused in one line."""
+    pytest.importorskip("pennylane")
+    from qklstm import use_backend
+    from qklstm.backends import NoiseModel
+
+    torch.manual_seed(0)
+    rnn = QKLSTM(3, 4, n_qubits=2, n_references=2, kernel="projected", gamma=0.7).double()
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    want, _ = rnn(x)
+    switched = use_backend(rnn, "pennylane:default.qubit")
+    assert switched and all(isinstance(k, ProjectedKernel) and k.backend is not None for k in switched)
+    torch.testing.assert_close(rnn(x)[0], want, atol=1e-10, rtol=0)  # the same tolerance as the kernel test above
+    use_backend(rnn, "native", shots=64, seed=3)
+    assert all(k.backend is None and k.shots == 64 for k in switched)
+    assert not torch.equal(rnn(x)[0], want)  # 64 shots per basis move the Bloch estimates
+    use_backend(rnn, "native")
+    assert torch.equal(rnn(x)[0], want)
+    with pytest.raises(ValueError, match="noise, mitigate: the projected kernel takes no noise model"):
+        use_backend(rnn, "native", noise=NoiseModel(p1=0.01))
+
+
 @pytest.mark.parametrize("backend,module", BACKENDS)
 def test_measured_bloch_vectors_are_unbiased_on_the_backends(backend, module):
     """<P> from S outcomes in the P basis has standard error sqrt((1 - <P>^2) / S); every one of the 36

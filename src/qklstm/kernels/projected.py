@@ -66,11 +66,18 @@ class ProjectedKernel(nn.Module):
             raise ValueError(f"feature_map: expected a qklstm FeatureMap, got {type(feature_map).__name__}")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
             raise ValueError(f"gamma: expected a positive number, got {gamma!r}")
-        self.feature_map, self.gamma, self.shots, self.seed = feature_map, float(gamma), check_shots(shots), seed
+        self.feature_map, self.gamma = feature_map, float(gamma)
         self.use_product_form = not feature_map.circuit.stages  # no two-qubit gate: one-qubit states only
+        self.set_backend(backend, shots=shots, seed=seed)
+
+    def set_backend(self, backend="native", *, shots: int | None = None, seed=None) -> ProjectedKernel:
+        """Measure the Bloch vectors on ``backend`` (``"native"``, or a spec :class:`FidelityKernel` takes) with
+        ``shots`` (``None``: exact) from ``seed``; returns the kernel (:func:`~qklstm.kernels.use_backend` calls it)."""
+        self.shots, self.seed = check_shots(shots), seed
         self._generator = None if seed is None else torch.Generator().manual_seed(seed)
         native = isinstance(backend, str) and backend == "native"
-        self.backend = None if native else resolve_backend(backend, shots=shots, seed=seed)
+        self.backend = None if native else resolve_backend(backend, shots=self.shots, seed=seed)
+        return self
 
     @property
     def n_qubits(self) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from .fidelity import FidelityKernel
+from .projected import ProjectedKernel
 
 __all__ = ["use_backend"]
 
 
 def use_backend(module, backend, *, shots=None, seed=None, noise=None, mitigate=False, diff_method=None) -> list:
-    """Switch every :class:`~qklstm.kernels.FidelityKernel` inside ``module`` to ``backend``.
+    """Switch every :class:`~qklstm.kernels.FidelityKernel` and :class:`~qklstm.kernels.ProjectedKernel`
+    inside ``module`` to ``backend`` (a projected kernel takes no noise model or ``diff_method``: it is
+    differentiated by backprop through its measured Bloch vectors).
 
     One call moves a whole model (a QK-LSTM, a kernel SVM wrapper, ...) from the
     native simulator to PennyLane, Qiskit or hardware, and back with
@@ -28,10 +31,17 @@ def use_backend(module, backend, *, shots=None, seed=None, noise=None, mitigate=
         2
         >>> use_backend(model, "qiskit:aer", shots=8192)       # doctest: +SKIP
     """
-    kernels = [m for m in module.modules() if isinstance(m, FidelityKernel)]
+    kernels = [m for m in module.modules() if isinstance(m, (FidelityKernel, ProjectedKernel))]
     if not kernels:
-        raise ValueError(f"module: holds no FidelityKernel to switch (got a {type(module).__name__})")
+        raise ValueError(
+            f"module: holds no FidelityKernel or ProjectedKernel to switch (got a {type(module).__name__})"
+        )
+    if any(isinstance(k, ProjectedKernel) for k in kernels) and (noise is not None or mitigate):
+        raise ValueError("noise, mitigate: the projected kernel takes no noise model; switch its model without them")
     for i, kernel in enumerate(kernels):
+        if isinstance(kernel, ProjectedKernel):
+            kernel.set_backend(backend, shots=shots, seed=None if seed is None else seed + i)
+            continue
         kernel.set_backend(
             backend,
             shots=shots,
