@@ -137,5 +137,13 @@ def test_load_conllu_splits(tmp_path):
     assert splits.test == [[("w9", "NOUN")]] and splits.name == "ten"
     three = load_conllu(path, path, path)
     assert len(three.dev) == 10
-    with pytest.raises(ValueError, match="dev, test"):
-        load_conllu(path, dev=path)
+    for given in ("dev", "test"):  # one file given: the other split is a seeded 10% of train, never the given file
+        other = {"dev": "test", "test": "dev"}[given]
+        carved = load_conllu(path, **{given: path}, seed=4)
+        assert len(carved.split(given)) == 10 and len(carved.split(other)) == 1 and len(carved.train) == 9
+        assert sorted(carved.train + carved.split(other)) == sorted(splits.train + splits.dev + splits.test)
+        assert carved.meta["carved"] == {"split": other, "share": 0.1, "seed": 4}
+    draws = {tuple(map(tuple, load_conllu(path, test=path, seed=s).dev)) for s in range(8)}
+    assert len(draws) > 1  # the seed decides which sentence is carved
+    with pytest.raises(ValueError, match=r"carve: expected a share in \(0, 1\), got 1.5"):
+        load_conllu(path, test=path, carve=1.5)

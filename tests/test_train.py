@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_FC, TINY_POS
+from conftest import BROWN, TINY_FC, TINY_POS
 from qklstm.models import GATES, SequenceRegressor, SequenceTagger
 from qklstm.train import (
     TrainConfig,
@@ -332,3 +332,41 @@ def test_fit_builds_the_fused_kernels_before_its_first_epoch_clock(monkeypatch):
         events.clear()
         fit(model, torch.optim.SGD(model.parameters(), lr=0.0), 1, lambda epoch: [torch.randn(2, 1, 3)], step_loss)
         assert (events[:2] == ["build", "clock"]) if fused else ("build" not in events), events
+
+
+def _write_conllu(path: Path, sentences) -> Path:
+    """``sentences`` of ``(form, tag)`` as a CoNLL-U file (FORM and UPOS; the other columns ``_``)."""
+    rows = []
+    for i, sent in enumerate(sentences):
+        rows.append(f"# sent_id = {i}")
+        rows += [f"{k}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_" for k, (w, t) in enumerate(sent, 1)] + [""]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_test_file_alone_is_read_only_for_the_final_score(tmp_path):
+    """``--test FILE`` without ``--dev``: the dev split (the best epoch's judge) is carved from the training
+    file, so two runs that differ only in their test file train to the same weights, the same train and dev
+    numbers, and differ in the test score alone."""
+    from qklstm.data import load_pos_dataset
+
+    brown = load_pos_dataset(str(BROWN))
+    train_file = _write_conllu(tmp_path / "train.conllu", brown.train + brown.dev)
+    tests = {"a": brown.test, "b": brown.test[: len(brown.test) // 2]}
+    logs, scores = {}, {}
+    for name, sentences in tests.items():
+        test_file = _write_conllu(tmp_path / f"test-{name}.conllu", sentences)
+        cfg = _cfg(TINY_POS, tmp_path, name, data=str(train_file), test=str(test_file), epochs=2, model="lstm")
+        logs[name] = []
+        train(cfg, progress=False, log=logs[name].append)
+        scores[name] = evaluate_run(tmp_path / name, "test", write=False, log=quiet)
+    _assert_same_weights(*(load_checkpoint(tmp_path / name / "best.pt") for name in tests))
+
+    def history(name):  # every train and dev number of the run, without its clock
+        rows = (tmp_path / name / "metrics.csv").read_text().splitlines()
+        return [r.rsplit(",", 1)[0] for r in rows]
+
+    assert history("a") == history("b")
+    assert scores["a"]["tokens"] == sum(map(len, tests["a"])) != scores["b"]["tokens"] == sum(map(len, tests["b"]))
+    n_dev = round(0.1 * (len(brown.train) + len(brown.dev)))
+    assert any(f"dev: {n_dev} sentences (10%) carved from {train_file} with seed 0" in str(line) for line in logs["a"])

@@ -22,10 +22,11 @@ import re
 from pathlib import Path
 
 import conllu
+import numpy as np
 
 from .pos import Sentence, TaggedSplits, split_sentences
 
-__all__ = ["load_conllu", "read_conllu"]
+__all__ = ["carve_sentences", "load_conllu", "read_conllu"]
 
 _ID = re.compile(r"^(?:[1-9]\d*|[1-9]\d*-[1-9]\d*|\d+\.[1-9]\d*)$")
 _WORD_ID = re.compile(r"^[1-9]\d*$")
@@ -102,6 +103,21 @@ def read_conllu(path: str | os.PathLike, *, column: str = "upos") -> list[Senten
     return sentences
 
 
+def carve_sentences(sentences: list[Sentence], share: float, seed: int) -> tuple[list, list]:
+    """``(the rest, a share of the sentences)``: ``round(share * n)`` sentences (at least one) drawn without
+    replacement by numpy's generator from ``seed``; both keep the file's order.
+
+    >>> rest, dev = carve_sentences([[("a", "X")], [("b", "X")], [("c", "X")], [("d", "X")]], 0.25, seed=0)
+    >>> len(rest), len(dev)
+    (3, 1)
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"carve: expected a share in (0, 1), got {share!r}")
+    n = len(sentences)
+    picked = set(np.random.default_rng(seed).choice(n, min(n, max(1, round(share * n))), replace=False).tolist())
+    return [s for i, s in enumerate(sentences) if i not in picked], [s for i, s in enumerate(sentences) if i in picked]
+
+
 def load_conllu(
     train: str | os.PathLike,
     dev: str | os.PathLike | None = None,
@@ -109,20 +125,28 @@ def load_conllu(
     *,
     column: str = "upos",
     fractions=(0.8, 0.1, 0.1),
+    carve: float = 0.1,
+    seed: int = 0,
 ) -> TaggedSplits:
     """A UD treebank as :class:`TaggedSplits`.
 
-    With ``dev`` and ``test`` the three files are the splits; with ``train`` alone its
-    sentences are cut in order into ``fractions`` (80/10/10 by default).
+    With ``dev`` and ``test`` the three files are the splits; with ``train`` alone its sentences are cut in
+    order into ``fractions`` (80/10/10 by default). With only one of ``dev`` and ``test``, the other is carved
+    from ``train``: a share ``carve`` of its sentences drawn with ``seed`` (so a test file is never what a
+    model is selected on); ``meta["carved"]`` says which split and how many sentences.
     """
-    if (dev is None) != (test is None):
-        raise ValueError("dev, test: give both files or neither (then train is split by fractions)")
     train_sents = read_conllu(train, column=column)
-    if dev is None:
+    if dev is None and test is None:
         parts = split_sentences(train_sents, fractions)
         meta = {"files": [str(train)], "fractions": list(fractions)}
-    else:
+    elif dev is not None and test is not None:
         parts = (train_sents, read_conllu(dev, column=column), read_conllu(test, column=column))
         meta = {"files": [str(train), str(dev), str(test)]}
+    else:
+        rest, carved = carve_sentences(train_sents, carve, seed)
+        given = read_conllu(dev if dev is not None else test, column=column)
+        parts = (rest, carved, given) if dev is None else (rest, given, carved)
+        which = "dev" if dev is None else "test"
+        meta = {"files": [str(train), str(dev or test)], "carved": {"split": which, "share": carve, "seed": seed}}
     meta["column"] = column
     return TaggedSplits(*parts, name=Path(train).stem, meta=meta)

@@ -72,13 +72,26 @@ class TrainConfig:
     )
     dev: str | None = _opt(
         None,
-        "pos, CoNLL-U: the dev split as its own FILE.conllu (with --test; default: --data is cut 80/10/10)",
+        "pos, CoNLL-U: the dev split as its own FILE.conllu (alone: the test split is carved from --data, see "
+        "--carve; neither: --data is cut 80/10/10)",
         group="data",
         kind=str,
         metavar="FILE",
     )
     test: str | None = _opt(
-        None, "pos, CoNLL-U: the test split as its own FILE.conllu (with --dev)", group="data", kind=str, metavar="FILE"
+        None,
+        "pos, CoNLL-U: the test split as its own FILE.conllu (alone: the dev split, on which the best epoch is "
+        "chosen, is carved from --data, so the test file is read only for the final score)",
+        group="data",
+        kind=str,
+        metavar="FILE",
+    )
+    carve: float = _opt(
+        0.1,
+        "pos, CoNLL-U with only one of --dev and --test: the share of --data's sentences, drawn with --seed, that "
+        "becomes the missing split",
+        group="data",
+        minimum=1e-9,
     )
     target: str | None = _opt(
         None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)", group="data", kind=str
@@ -188,9 +201,11 @@ class TrainConfig:
             _check_value(f, getattr(self, f.name), "--" + f.name.replace("_", "-"))
         if self.dropout > 1:
             raise ValueError(f"--dropout: expected a probability in [0, 1], got {self.dropout}")
-        if (self.dev is None) != (self.test is None):
-            raise ValueError("--dev, --test: give both split files or neither (then --data is cut 80/10/10)")
-        if self.dev is not None and (self.task != "pos" or not self.data_source.endswith(".conllu")):
+        if self.carve >= 1:
+            raise ValueError(f"--carve: expected a share in (0, 1), got {self.carve}")
+        if (self.dev is not None or self.test is not None) and (
+            self.task != "pos" or not self.data_source.endswith(".conllu")
+        ):
             raise ValueError("--dev, --test: only for --task pos with a .conllu --data file")
         if self.task == "forecast":
             src = self.data_source

@@ -82,11 +82,19 @@ class PosData:
         c = self.splits.counts()
         used = len(self.splits.train)
         sub = f" (subset of {self.train_total:,})" if used < self.train_total else ""
-        return (
+        line = (
             f"{self.splits.name or 'data'}: train {used:,} sentences{sub} / {c['train']['tokens']:,} tokens, "
             f"dev {c['dev']['sentences']:,}, test {c['test']['sentences']:,} sentences; "
             f"{len(self.words):,} words, {len(self.tags) - 1} tags"
         )
+        carved = self.splits.meta.get("carved")
+        if carved:  # one line that says where the missing split came from
+            split, source = carved["split"], self.splits.meta["files"][0]
+            line += (
+                f"\n{split}: {c[split]['sentences']:,} sentences ({carved['share']:.0%}) carved from {source} with "
+                f"seed {carved['seed']} (see --carve); train keeps the rest"
+            )
+        return line
 
 
 def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
@@ -95,7 +103,7 @@ def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
     if all(sizes.values()):
         return
     src, empty = cfg.data_source, [k for k, v in sizes.items() if not v]
-    if cfg.dev is not None:
+    if cfg.dev is not None or cfg.test is not None:
         raise ValueError(f"--data, --dev, --test: the {', '.join(empty)} split has no sentences")
     total = sum(sizes.values())
     fractions = splits.meta.get("fractions")
@@ -115,7 +123,8 @@ def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
 def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None) -> PosData:
     """Read, subset and encode the tagging data of ``cfg``; vocabularies are built from the
     training sentences used unless given (from a checkpoint)."""
-    splits_files = {"dev": cfg.dev, "test": cfg.test} if cfg.data_source.endswith(".conllu") else {}
+    conllu = cfg.data_source.endswith(".conllu")
+    splits_files = dict(dev=cfg.dev, test=cfg.test, carve=cfg.carve, seed=cfg.seed) if conllu else {}
     splits = load_pos_dataset(cfg.data_source, argument="--data", **splits_files)
     _check_splits(splits, cfg)
     total = len(splits.train)
