@@ -623,6 +623,14 @@ def test_gram_numpy_with_sklearn_svc():
         "qklstm.quantum.feature_maps",
         "qklstm.kernels.functional",
         "qklstm.kernels.fidelity",
+        "qklstm.checks",
+        "qklstm.data.conll",
+        "qklstm.data.retag",
+        "qklstm.models.frozen",
+        "qklstm.models.registry",
+        "qklstm.models.engines",
+        "qklstm.models.engines.recurrence",
+        "qklstm.models.engines.step",
     ],
 )
 def test_docstring_examples(module):

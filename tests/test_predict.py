@@ -92,7 +92,8 @@ def test_predict_from_the_command_line_with_an_empty_data_cache(pos_run, tmp_pat
     out = tmp_path / "tagged.conllu"
     proc = _cli(pos_run, DATA / "sample.conllu", "--format", "conllu", "--out", out, env=empty)
     assert proc.returncode == 0 and out.read_text().count("\n\n") == 3  # three sentences
-    assert out.read_text().splitlines()[0].split("\t")[1] == "The" and not any(empty.glob("*"))
+    first_word = next(row for row in out.read_text().splitlines() if row[:1].isdigit())
+    assert first_word.split("\t")[1] == "The" and not any(empty.glob("*"))
 
 
 def test_forecast_from_the_command_line(forecast_run, tmp_path):
@@ -104,8 +105,59 @@ def test_forecast_from_the_command_line(forecast_run, tmp_path):
     assert [float(r.split(",")[1]) for r in rows[1:]] == pytest.approx(want, rel=1e-5)  # printed with 6 digits
 
 
+#: a UD-style file: comments, a multi-word token, an empty node, every column filled, a word whose FORM is a tag
+ROUND_TRIP = (
+    "# newdoc id = d1\n# sent_id = 1\n# text = Del mar vino.\n"
+    "1-2\tDel\t_\t_\t_\t_\t_\t_\t_\t_\n"
+    "1\tDe\tde\tADP\tSP\t_\t3\tcase\t3:case\t_\n"
+    "2\tel\tel\tDET\tDA\tDefinite=Def|Gender=Masc\t3\tdet\t3:det\t_\n"
+    "3\tmar\tmar\tNOUN\tNC\tNumber=Sing\t4\tnsubj\t4:nsubj\t_\n"
+    "3.1\tvino\tvenir\tVERB\t_\t_\t_\t_\t4:conj\tCopyOf=4\n"
+    "4\tvino\tvenir\tVERB\tVMIS3S0\tMood=Ind|Tense=Past\t0\troot\t0:root\tSpaceAfter=No\n"
+    "5\t.\t.\tPUNCT\tFp\t_\t4\tpunct\t4:punct\t_\n"
+    "\n"
+    "# sent_id = 2\n"
+    "1\tNOUN\tnoun\tX\t_\t_\t0\troot\t0:root\t_\n"
+    "\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_conllu_in_conllu_out_changes_only_the_upos_column(pos_run, tmp_path, newline):
+    """The file comes back byte for byte but for the UPOS column of its word lines (integer IDs): comments,
+    the multi-word token, the empty node, blank lines, line endings and the nine other columns are kept."""
+    src = tmp_path / "in.conllu"
+    src.write_bytes(ROUND_TRIP.replace("\n", newline).encode())
+    proc = _cli(pos_run, src, "--format", "conllu", env=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got, want = proc.stdout.split(b"\n"), src.read_bytes().split(b"\n")
+    assert len(got) == len(want)
+    tagger, words = qklstm.load(pos_run), []
+    for a, b in zip(got, want):
+        fa, fb = a.split(b"\t"), b.split(b"\t")
+        if len(fb) == 10 and fb[0].isdigit():  # a word line: only UPOS may differ
+            assert fa[:3] + fa[4:] == fb[:3] + fb[4:]
+            words.append((fb[1].decode(), fa[3].decode()))
+        else:
+            assert a == b
+    forms = [[w for w, _ in words[:5]], [words[5][0]]]
+    assert [t for _, t in words] == [t for tags in tagger.predict(forms) for t in tags]
+
+
+def test_text_input_keeps_a_line_per_line_and_strings_are_sentences(pos_run, tmp_path):
+    proc = _cli(pos_run, stdin=b"The dog ate\n\n  \nIt was late\n", env=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    tagger = qklstm.load(pos_run)
+    first, second = tagger.predict(["The dog ate", "It was late"])
+    rows = proc.stdout.decode().split("\n")
+    assert rows == [" ".join(f"{w}/{t}" for w, t in zip("The dog ate".split(), first)), "", "",
+                    " ".join(f"{w}/{t}" for w, t in zip("It was late".split(), second)), ""]  # fmt: skip
+    assert tagger.predict("The dog ate") == tagger.tag("The dog ate") == tagger.tag(["The", "dog", "ate"]) == first
+    with pytest.raises(ValueError, match="sentences: expected a string or a list of sentences, got bytes"):
+        tagger.predict(b"The dog")
+
+
 @pytest.mark.parametrize("kind,stdin,needle", [
-    ("pos", b"a b\n\nc\n", "standard input:2: empty line; expected one sentence per line"),
     ("pos", b"ok\n\xff\xfe\n", "standard input: line 2 is not valid UTF-8"),
     ("fc", None, "too few for a window of 6"),
     ("fc", "columns", "columns ['DEWP', 'TEMP', 'cbwd'] not in"),

@@ -2,6 +2,7 @@
 
 qklstm predict runs/pos-qk sentences.txt              # one sentence per line -> word/TAG lines
 qklstm predict runs/pos-qk - --format conllu < in.txt  # from standard input, CoNLL-U out
+qklstm predict runs/pos-qk test.conllu --format conllu # the file back, its UPOS column predicted
 qklstm predict runs/pos-qk test.conllu --format jsonl  # the FORM column of a CoNLL-U file
 qklstm predict runs/pm-qk new_hours.csv --out f.csv    # forecaster: a CSV with the training columns
 
@@ -24,8 +25,8 @@ def register(sub) -> None:
         nargs="?",
         default="-",
         metavar="FILE|-",
-        help="sentences, one per line (a .conllu file: its FORM column), or a CSV for a forecaster; "
-        "- or nothing: standard input",
+        help="sentences, one per line (a blank line stays blank), a .conllu file (with --format conllu written "
+        "back as it is but for its UPOS column), or a CSV for a forecaster; - or nothing: standard input",
     )
     p.add_argument(
         "--format",
@@ -40,6 +41,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..data.retag import conllu_blocks
     from ..io import atomic_write
     from ..train.predict import Tagger, load
     from .common import positive_int
@@ -52,43 +54,32 @@ def run(args) -> int:
         if isinstance(model, Tagger):
             source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
             conllu = args.input.endswith(".conllu")
-            for batch in _batches(_sentences(source, name, conllu), args.batch_size):
-                for words, tags in zip(batch, model.predict(batch, args.batch_size)):
-                    out.write(_format(words, tags, args.format))
+            items = conllu_blocks(source, name) if conllu else _text_lines(source, name)
+            for batch in _batches(items, args.batch_size):
+                tags = iter(model.predict([it.forms for it in batch if it.forms], args.batch_size))
+                for item in batch:
+                    out.write(_format(item, next(tags) if item.forms else [], args.format))
         else:
             _forecast(model, args, name, out)
     return 0
 
 
-def _sentences(lines, name: str, conllu: bool):
-    """Token lists from binary ``lines`` (each decoded alone, so a bad byte is named by its line): one
-    sentence per line, or the FORM column of CoNLL-U blocks."""
-    tokens = []
-    for n, raw in enumerate(lines, 1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{name}: line {n} is not valid UTF-8 ({err.reason})") from None
-        if conllu:
-            if not line.strip():
-                if tokens:
-                    yield tokens
-                tokens = []
-            elif not line.startswith("#"):
-                fields = line.split("\t")
-                if len(fields) != 10:
-                    raise ValueError(f"{name}:{n}: expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
-                if fields[0].isdigit():  # words only: no multi-word ranges, no empty nodes
-                    tokens.append(fields[1])
-        elif not line.strip():
-            raise ValueError(f"{name}:{n}: empty line; expected one sentence per line")
-        else:
-            yield line.split()
-    if tokens:
-        yield tokens
+class _TextLine:
+    """One line of text input: its words (none for a blank line) and the line itself."""
+
+    def __init__(self, line: str):
+        self.text, self.forms = line, line.split()
+
+
+def _text_lines(lines, name: str):
+    from ..data.retag import decoded_lines
+
+    for _, line in decoded_lines(lines, name):
+        yield _TextLine(line.rstrip("\r\n"))
 
 
 def _batches(items, size: int):
+    """Lists of ``size`` items (the last may be shorter); a batch holds up to ``size`` sentences to tag."""
     batch = []
     for item in items:
         batch.append(item)
@@ -99,11 +90,19 @@ def _batches(items, size: int):
         yield batch
 
 
-def _format(words, tags, fmt: str) -> str:
+def _format(item, tags, fmt: str) -> str:
+    """One item's output. Text input keeps a line per line (a blank line stays blank); a CoNLL-U block comes
+    back as read but for its UPOS column (``conllu``), or as its words (``text``, ``jsonl``)."""
+    words, block = item.forms, not isinstance(item, _TextLine)
+    if fmt == "conllu":
+        if block:
+            return item.with_upos(tags)
+        rows = "".join(f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_\n" for i, (w, t) in enumerate(zip(words, tags), 1))
+        return f"# text = {item.text}\n{rows}\n" if words else ""
+    if block and not words:  # a block of comments only has no sentence to show
+        return ""
     if fmt == "jsonl":
         return json.dumps({"tokens": words, "tags": tags}, ensure_ascii=False) + "\n"
-    if fmt == "conllu":
-        return "".join(f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_\n" for i, (w, t) in enumerate(zip(words, tags), 1)) + "\n"
     return " ".join(f"{w}/{t}" for w, t in zip(words, tags)) + "\n"
 
 

@@ -54,9 +54,25 @@ class Tagger:
     def __init__(self, model, words: Vocabulary, tags: Vocabulary, config: TrainConfig):
         self.model, self.words, self.tags, self.config = model, words, tags, config
 
+    def tag(self, sentence: str | Sequence[str]) -> list[str]:
+        """The tags of one sentence: a string (split on whitespace) or a list of words.
+
+        >>> tagger.tag("The dog ate")                 # doctest: +SKIP
+        ['DET', 'NOUN', 'VERB']
+        >>> tagger.tag(["The", "dog", "ate"])         # doctest: +SKIP
+        ['DET', 'NOUN', 'VERB']
+        """
+        return self.predict([sentence])[0]
+
     @torch.no_grad()
-    def predict(self, sentences: Sequence, batch_size: int = 256) -> list[list[str]]:
-        """Tags of every token: ``sentences`` are strings (split on whitespace) or token lists."""
+    def predict(self, sentences: str | Sequence, batch_size: int = 256) -> list[list[str]] | list[str]:
+        """Tags of every token of ``sentences``, a list of sentences (each a string, split on whitespace, or a
+        list of words); a single string is one sentence and gives its tags (as :meth:`tag`, which also takes
+        one sentence as a list of words: a list of strings here is a list of sentences)."""
+        if isinstance(sentences, str):
+            return self.tag(sentences)
+        if isinstance(sentences, (bytes, bytearray)):
+            raise ValueError("sentences: expected a string or a list of sentences, got bytes (decode them first)")
         tokens = [s.split() if isinstance(s, str) else list(s) for s in sentences]
         for i, t in enumerate(tokens):
             if not t:
