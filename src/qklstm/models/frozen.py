@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -24,8 +24,7 @@ from ..quantum.feature_maps import PaperFeatureMap
 __all__ = ["FrozenCell", "freeze"]
 
 
-@dataclass(frozen=True)
-class FrozenCell:
+class FrozenCell(NamedTuple):
     """A QK-LSTM cell as tensors (``Q`` qubits, ``S`` state size, ``D`` inputs, ``H`` hidden, ``N`` references
     per gate, ``L`` map layers; gates in the order of :data:`~qklstm.models.qklstm.GATES`).
 
@@ -74,7 +73,7 @@ def freeze(cell) -> FrozenCell:
     if cell.projection is None:
         raise ValueError("model: freezing a QK-LSTM cell needs a projection (projection=True)")
     Q, projection = cell.n_qubits, cell.projection
-    fmap = cell.kernels[0].feature_map
+    fmap = next(iter(cell.kernels)).feature_map  # (iterating a ModuleList costs a third of indexing it)
     if isinstance(fmap, PaperFeatureMap):
         (w, b), L, entangler = fmap.angle_affine(), fmap.layers, fmap.entangler
     else:  # a map the export engine simulates gate by gate; no engine reads its affine

@@ -71,6 +71,7 @@ def enabled() -> bool:
 # states entering each step ``h, c`` ``(T, B, H)``.
 GATES = 4
 ENTANGLERS = {"none": 0, "chain": 1, "ring": 2}
+_NO_MASK: dict = {}  # device -> the empty mask that says "no padding"
 
 
 def _constants(Wp, w, b, refs, At):
@@ -341,8 +342,10 @@ def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=Fal
     ``(1, H)`` when the gates share it). ``mask (T, B)``: which steps are real (``None``: all).
     ``reverse``: run from the last step to the first.
     """
-    if mask is None:
-        mask = torch.empty(0, dtype=torch.bool, device=x.device)
+    if mask is None:  # one empty mask per device, not one per call (a tensor's creation costs microseconds)
+        mask = _NO_MASK.get(x.device)
+        if mask is None:
+            mask = _NO_MASK.setdefault(x.device, torch.empty(0, dtype=torch.bool, device=x.device))
     args = [t.contiguous() for t in (x, h0, c0, Wp, bp, w, b, refs, At, bias)]
     if torch.is_grad_enabled() and any(t.requires_grad for t in args):
         return _ProductLSTM.apply(*args, mask.contiguous(), ENTANGLERS[entangler], reverse)
