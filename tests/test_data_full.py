@@ -55,8 +55,8 @@ def test_brown_splits(brown_docs):
         5_523,
         5_642,
     )
-    tags = splits.tag_counts()
-    assert set(tags) == set(UNIVERSAL_TAGS) and tags["NOUN"] == 275_563 and tags["X"] == 1_383
+    tags = splits.tag_counts()  # the classes as en-brown.map counts them
+    assert set(tags) == set(UNIVERSAL_TAGS) and tags["NOUN"] == 275_558 and tags["X"] == 1_386
     words, _ = splits.vocabularies()
     assert words.encode(["the"]) != [words.unk_id]
 
