@@ -490,3 +490,32 @@ def test_lock_holder_process_really_ends(tmp_path):
     holder.wait(timeout=10)
     with folder_lock(tmp_path / "f"):  # does not wait: a lock still held raises FolderBusy at once
         pass
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_it_resumes_once_space_is_back(tmp_path, capsys, monkeypatch):
+    """The disk fills up while the second ``last.pt`` is written (``fsync`` of its temporary file fails with
+    ENOSPC, as a full file system reports it): one line naming the checkpoint and the OS's reason, exit 2, the
+    epoch-1 checkpoint intact; with space back, ``--resume`` finishes the run."""
+    import errno
+
+    import qklstm.io
+
+    real_fsync, writes = os.fsync, []
+
+    def full_disk(fd):
+        if ".last.pt." in os.readlink(f"/proc/self/fd/{fd}"):  # the checkpoint's temporary file
+            writes.append(fd)
+            if len(writes) >= 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(qklstm.io.os, "fsync", full_disk)
+    run = tmp_path / "run"
+    rc, _, err = run_cli(capsys, "train", *CLI_POS, "--epochs", "3", "--out", run)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.strip() == f"qklstm train: error: {run / 'last.pt'}: No space left on device"
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1 and not list(run.glob(".*.tmp"))
+    monkeypatch.undo()  # space is back
+    rc, out, err = run_cli(capsys, "train", "--resume", run, "--no-progress")
+    assert rc == 0, err
+    assert load_checkpoint(run / "last.pt")["epoch"] == 3 and "epoch 3/3" in out and "epoch 1/3" not in out

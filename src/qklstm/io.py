@@ -81,14 +81,16 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, file_mode())
-        with os.fdopen(fd, mode, **open_kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
+            with os.fdopen(fd, mode, **open_kwargs) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, path)
-        except OSError as err:  # name the file the user asked for, not the temporary one
-            raise type(err)(err.errno, err.strerror, str(path)) from None
+        except OSError as err:  # a full disk, a read-only file system: name the file asked for, not the temporary one
+            if err.errno is None:
+                raise
+            raise type(err)(err.errno, err.strerror or os.strerror(err.errno), str(path)) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -13,6 +13,7 @@ the quantum cells' per-gate tensors, checked when the weights are loaded again).
 
 from __future__ import annotations
 
+import io
 import pickle
 import random
 import warnings
@@ -45,8 +46,10 @@ BEST = "best.pt"
 def save_checkpoint(path, payload: dict) -> None:
     """Write ``payload`` (plus the format tag) atomically."""
     data = {"format": FORMAT, "version": VERSION, **payload}
+    buffer = io.BytesIO()  # serialised first: a failing write is then Python's OSError (file, reason), not torch's
+    torch.save(data, buffer)
     with atomic_write(path, "wb") as fh:
-        torch.save(data, fh)
+        fh.write(buffer.getbuffer())
 
 
 #: what every checkpoint holds, and the type each entry must have
