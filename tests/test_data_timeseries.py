@@ -218,3 +218,21 @@ def test_load_timeseries_csv_and_errors(tmp_path, monkeypatch):
         load_timeseries("beijing-pm25")
     with pytest.raises(ValueError, match="target"):
         prepare_timeseries(_beijing_slice(), "cbwd")
+
+
+def test_the_linear_autoregression_baseline_is_ordinary_least_squares():
+    """Against scikit-learn's LinearRegression (an intercept and one coefficient per window value) on noisy
+    AR(2) windows; float64 on a well-conditioned design (400 x 13), so the two solvers agree far below 1e-9."""
+    from sklearn.linear_model import LinearRegression
+
+    from qklstm.data.windows import linear_autoregression
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(600)
+    for t in range(2, 600):
+        y[t] = 0.6 * y[t - 1] - 0.2 * y[t - 2] + rng.normal()
+    feats = np.stack([y, rng.normal(size=600)], 1)
+    x, target = make_windows(feats, y, 6, 1)
+    train, test = slice(0, 400), slice(400, None)
+    want = LinearRegression().fit(x[train].reshape(400, -1), target[train]).predict(x[test].reshape(len(x) - 400, -1))
+    np.testing.assert_allclose(linear_autoregression(x[train], target[train], x[test]), want, rtol=0, atol=1e-9)

@@ -626,6 +626,7 @@ def test_gram_numpy_with_sklearn_svc():
         "qklstm.checks",
         "qklstm.data.conll",
         "qklstm.data.retag",
+        "qklstm.data.windows",
         "qklstm.models.frozen",
         "qklstm.models.registry",
         "qklstm.models.engines",

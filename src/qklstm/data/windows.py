@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAPE_EPSILON", "StandardScaler", "WindowSet", "forecast_metrics", "make_windows", "persistence_forecast"]
+__all__ = [
+    "MAPE_EPSILON",
+    "StandardScaler",
+    "WindowSet",
+    "forecast_metrics",
+    "linear_autoregression",
+    "make_windows",
+    "persistence_forecast",
+]
 
 
 @dataclass
@@ -117,6 +125,25 @@ def persistence_forecast(x: np.ndarray, target_index: int = 0) -> np.ndarray:
     [4.0, 10.0]
     """
     return np.asarray(x)[:, -1, target_index]
+
+
+def linear_autoregression(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The linear baseline: least squares of the target on every value of the window and a constant, fitted on
+    the training windows ``train_x (N, T, F)``, ``train_y (N,)``; its forecasts for the windows ``x (M, T, F)``
+    (``T * F + 1`` coefficients; the minimum-norm solution where the windows' columns are dependent).
+
+    >>> w = np.random.default_rng(0).normal(size=(50, 3, 2))
+    >>> y = 2 * w[:, -1, 0] - w[:, 0, 1] + 1
+    >>> np.allclose(linear_autoregression(w, y, w[:4]), y[:4])
+    True
+    """
+
+    def design(windows):
+        windows = np.asarray(windows, dtype=float)
+        return np.concatenate([windows.reshape(len(windows), -1), np.ones((len(windows), 1))], 1)
+
+    coef, *_ = np.linalg.lstsq(design(train_x), np.asarray(train_y, dtype=float), rcond=None)
+    return design(x) @ coef
 
 
 #: MAPE leaves out targets with ``|y| <= MAPE_EPSILON`` (in the target's units), where it is undefined or huge

@@ -264,10 +264,17 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
             md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
         md_rows.append(md + ["/".join(str(r["epochs"]) for r in rs)])
         agg_rows.append(row)
-    if "persistence" in runs[0]:  # forecasting's naive baseline: the window's last value
-        p = runs[0]["persistence"]
-        md_rows.append(["persistence (last value)", "0", *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores), "-", "-"])
-        row = {"model": "persistence", "n_parameters": 0, "n_parameters_without_embedding": 0}
+    baselines = (  # forecasting's baselines, the same for every seed: the window's last value, a linear fit of it
+        ("persistence", "persistence (last value)", 0),
+        ("linear_ar", "linear autoregression (window, least squares)", runs[0].get("linear_ar_parameters", 0)),
+    )
+    for key, name, n in baselines if "persistence" in runs[0] else ():
+        if key not in runs[0]:  # runs evaluated before the baseline existed
+            continue
+        p = runs[0][key]
+        md_rows.append([name, f"{n:,}", *([f"{n:,}"] * embedded), *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores)])
+        md_rows[-1] += ["-", "-"]
+        row = {"model": key, "n_parameters": n, "n_parameters_without_embedding": n}
         row.update({f"{k}_{s}": p[k] if s == "mean" else 0.0 for k, *_ in scores for s in ("mean", "std")})
         agg_rows.append(row)
     seeds = sorted({r["seed"] for r in runs})

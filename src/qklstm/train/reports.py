@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import persistence_forecast
+from ..data.windows import linear_autoregression
 from ..io import atomic_savefig, atomic_write_text, subplots, write_csv
 from .data import count_unknown
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, macro_f1, per_class_scores
@@ -115,24 +116,26 @@ def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
 
 
 def forecast_report(task, model, split, bs, run_dir: Path, write: bool, log, hours: int = 500) -> dict:
-    """RMSE/MAE/MAPE beside persistence (``<split>_report.md``) and the forecast plot."""
+    """RMSE/MAE/MAPE beside the baselines (``<split>_report.md``): persistence (the window's last value) and a
+    linear autoregression on the same window (least squares on the training windows); and the forecast plot."""
     series = task.data.series
     scaler = series.scaler
     ws = series.split(split)
     pred = scaler.inverse_target(task.predict(model, split, bs))
     true = scaler.inverse_target(ws.y)
     base = scaler.inverse_target(persistence_forecast(ws.x, scaler.target_index))
-    model_m, base_m = forecast_metrics(true, pred), forecast_metrics(true, base)
+    train = series.split("train")
+    linear = scaler.inverse_target(linear_autoregression(train.x, train.y, ws.x))
     observed = ws.observed if ws.observed is not None else np.ones(len(true), bool)
-    model_obs, base_obs = (
-        forecast_metrics(true[observed], pred[observed]),
-        forecast_metrics(true[observed], base[observed]),
-    )
+    forecasts = {"model": pred, "persistence": base, "linear autoregression": linear}
+    scores = {name: forecast_metrics(true, f) for name, f in forecasts.items()}
+    observed_scores = {name: forecast_metrics(true[observed], f[observed]) for name, f in forecasts.items()}
+    (model_m, base_m, linear_m), (model_obs, base_obs, linear_obs) = scores.values(), observed_scores.values()
     units = series.target
     header = ["forecast", "RMSE", "MAE", "MAPE", "RMSE (observed)", "MAE (observed)"]
     body = [
         [name, f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['mape']:.2%}", f"{o['rmse']:.3f}", f"{o['mae']:.3f}"]
-        for name, m, o in (("model", model_m, model_obs), ("persistence", base_m, base_obs))
+        for name, m, o in zip(forecasts, scores.values(), observed_scores.values())
     ]
     note = (
         f"{len(true):,} {split} windows, errors in {units} units; MAPE over the {model_m['mape_n']:,} targets "
@@ -153,6 +156,9 @@ def forecast_report(task, model, split, bs, run_dir: Path, write: bool, log, hou
         "persistence": base_m,
         "scores_observed": model_obs,
         "persistence_observed": base_obs,
+        "linear_ar": linear_m,
+        "linear_ar_observed": linear_obs,
+        "linear_ar_parameters": int(np.prod(ws.x.shape[1:])) + 1,
         "windows": len(true),
         "units": units,
     }
