@@ -228,9 +228,15 @@ def test_compare_shared_by_two_machines_gives_the_table_of_one(tmp_path, capsys)
 
     argv = ["compare", *FC_ARGS, "--models", "qklstm,lstm", "--seeds", "2", "--epochs", "2", "--no-progress"]
     shared, alone = tmp_path / "shared", tmp_path / "alone"
-    procs = [subprocess.Popen([sys.executable, "-m", "qklstm", *map(str, argv), "--share", f"{i}/2", "--out",
-                               str(shared)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in (1, 2)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "qklstm", *map(str, argv), "--share", f"{i}/2", "--out", str(shared)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -240,8 +246,10 @@ def test_compare_shared_by_two_machines_gives_the_table_of_one(tmp_path, capsys)
     assert rc == 0, err
     assert out.count("(done)") == 4  # every run reused, none trained again
     assert run_cli(capsys, *argv, "--out", alone)[0] == 0
-    tables = [[{k: v for k, v in r.items() if k != "seconds_per_epoch"} for r in _csv.DictReader(d.open())]
-              for d in (shared / "runs.csv", alone / "runs.csv")]  # fmt: skip
+    tables = [
+        [{k: v for k, v in r.items() if k != "seconds_per_epoch"} for r in _csv.DictReader(d.open())]
+        for d in (shared / "runs.csv", alone / "runs.csv")
+    ]
     assert tables[0] == tables[1] and len(tables[0]) == 4
 
 
@@ -255,11 +263,15 @@ def test_frontier_marks_the_pareto_points():
     from qklstm.train.compare import frontier, parse_models
 
     def run(label, model, n, acc):
-        return {"label": label, "model": model, "n_parameters": n + 100, "n_embedding_parameters": 100,
-                "accuracy": acc}  # fmt: skip
+        return {"label": label, "model": model, "n_parameters": n + 100, "n_embedding_parameters": 100, "accuracy": acc}
 
-    runs = [run("lstm-h4", "lstm", 100, 0.80), run("lstm-h8", "lstm", 300, 0.90), run("lstm-h16", "lstm", 900, 0.89),
-            run("qklstm-r4", "qklstm", 200, 0.85), run("qklstm-r8", "qklstm", 400, 0.88)]  # fmt: skip
+    runs = [
+        run("lstm-h4", "lstm", 100, 0.80),
+        run("lstm-h8", "lstm", 300, 0.90),
+        run("lstm-h16", "lstm", 900, 0.89),
+        run("qklstm-r4", "qklstm", 200, 0.85),
+        run("qklstm-r8", "qklstm", 400, 0.88),
+    ]
     points = {p["label"]: p for p in frontier({"task": "pos", "runs": runs})}
     assert points["lstm-h8"]["parameters"] == 300 and points["lstm-h8"]["mean"] == 0.90
     assert {k for k, p in points.items() if p["front_of_all"]} == {"lstm-h4", "qklstm-r4", "lstm-h8"}

@@ -43,8 +43,17 @@ def _batch(B, T, vocab=30, seed=0):
 
 def _tagger(options, bidirectional, num_layers, recurrent="qklstm"):
     torch.manual_seed(0)
-    return SequenceTagger(30, 5, embedding_dim=4, hidden_size=5, recurrent=recurrent, padding_idx=0,
-                          num_layers=num_layers, bidirectional=bidirectional, **options).eval()  # fmt: skip
+    return SequenceTagger(
+        30,
+        5,
+        embedding_dim=4,
+        hidden_size=5,
+        recurrent=recurrent,
+        padding_idx=0,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        **options,
+    ).eval()
 
 
 @pytest.mark.parametrize("name", MAPS)
@@ -52,8 +61,12 @@ def _tagger(options, bidirectional, num_layers, recurrent="qklstm"):
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_torchscript_file_equals_the_model(name, bidirectional, num_layers, tmp_path):
     tagger = _tagger(MAPS[name], bidirectional, num_layers)
-    path = export_model(deployable(tagger), (torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])),
-                        "torchscript", tmp_path / "m.pt")  # fmt: skip
+    path = export_model(
+        deployable(tagger),
+        (torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])),
+        "torchscript",
+        tmp_path / "m.pt",
+    )
     loaded = torch.jit.load(str(path))
     for B, T in SHAPES:
         tokens, lengths = _batch(B, T)
@@ -81,8 +94,9 @@ ONNX_CASES = [
 def test_onnx_file_equals_the_model(name, bidirectional, num_layers, tmp_path):
     pytest.importorskip("onnx")
     tagger = _tagger(MAPS[name], bidirectional, num_layers)
-    path = export_model(deployable(tagger), (torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])),
-                        "onnx", tmp_path / "m.onnx")  # fmt: skip
+    path = export_model(
+        deployable(tagger), (torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])), "onnx", tmp_path / "m.onnx"
+    )
     session = _onnx_session(path)
     assert [i.name for i in session.get_inputs()] == ["tokens", "lengths"]
     for B, T in SHAPES:
@@ -167,17 +181,30 @@ def _noisy(module):
 
 @pytest.fixture(scope="module")
 def pos_run(tmp_path_factory):
-    cfg = TrainConfig.from_mapping(dict(task="pos", data=str(DATA / "brown"), model="qklstm", hidden=5,
-                                        embedding_dim=4, n_qubits=3, n_references=2, epochs=1,
-                                        out=str(tmp_path_factory.mktemp("runs") / "pos")))  # fmt: skip
+    cfg = TrainConfig.from_mapping(
+        dict(
+            task="pos",
+            data=str(DATA / "brown"),
+            model="qklstm",
+            hidden=5,
+            embedding_dim=4,
+            n_qubits=3,
+            n_references=2,
+            epochs=1,
+            out=str(tmp_path_factory.mktemp("runs") / "pos"),
+        )
+    )
     train(cfg, progress=False, log=lambda *_: None)
     return cfg.run_dir
 
 
 def test_cli_export_writes_the_model_and_its_vocabulary(pos_run, tmp_path):
     out = tmp_path / "deploy" / "pos.pt"
-    done = subprocess.run([sys.executable, "-m", "qklstm", "export", str(pos_run), "--format", "torchscript",
-                           "--out", str(out)], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "qklstm", "export", str(pos_run), "--format", "torchscript", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / "deploy" / "pos.pt.json").read_text())
     assert meta["kind"] == "tagger" and meta["words"]["itos"][:2] == ["<pad>", "<unk>"]
@@ -193,6 +220,9 @@ def test_cli_export_writes_the_model_and_its_vocabulary(pos_run, tmp_path):
 
 
 def test_cli_export_refuses_a_bad_format(pos_run, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "qklstm", "export", str(pos_run), "--format", "tflite",
-                           "--out", str(tmp_path / "x")], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "qklstm", "export", str(pos_run), "--format", "tflite", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "--format" in done.stderr and "Traceback" not in done.stderr

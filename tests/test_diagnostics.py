@@ -106,8 +106,23 @@ def test_diagnose_a_trained_run_writes_a_report_with_its_plots(tmp_path, capsys)
     from qklstm.cli import main
 
     slice_csv = SLICE
-    common = ["--task", "forecast", "--data", slice_csv, "--target", "pm2.5", "--window", "6", "--hidden", "3",
-              "--n-references", "4", "--epochs", "1", "--no-progress"]  # fmt: skip
+    common = [
+        "--task",
+        "forecast",
+        "--data",
+        slice_csv,
+        "--target",
+        "pm2.5",
+        "--window",
+        "6",
+        "--hidden",
+        "3",
+        "--n-references",
+        "4",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
     assert main(["train", *map(str, common), "--layers", "2", "--out", str(tmp_path / "qk")]) == 0
     assert main(["diagnose", str(tmp_path / "qk"), "--samples", "32"]) == 0
     md = (tmp_path / "qk" / "diagnostics.md").read_text()

@@ -25,8 +25,9 @@ def torchrun(n: int, *argv, script: str | None = None, timeout: int = 240):
 
 
 def single(*argv):
-    return subprocess.run([sys.executable, "-m", "qklstm", *map(str, argv)], capture_output=True, text=True,
-                          env=ENV, timeout=240)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "qklstm", *map(str, argv)], capture_output=True, text=True, env=ENV, timeout=240
+    )
 
 
 def train_losses(run: Path, split: str = "train") -> list[float]:
@@ -34,8 +35,11 @@ def train_losses(run: Path, split: str = "train") -> list[float]:
 
 
 def dev_scores(run: Path) -> list[tuple]:
-    return [tuple(float(v) for k, v in r.items() if k not in ("split", "seconds") and v)
-            for r in csv.DictReader((run / "metrics.csv").open()) if r["split"] == "dev"]  # fmt: skip
+    return [
+        tuple(float(v) for k, v in r.items() if k not in ("split", "seconds") and v)
+        for r in csv.DictReader((run / "metrics.csv").open())
+        if r["split"] == "dev"
+    ]
 
 
 def weights(run: Path) -> dict:

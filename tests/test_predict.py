@@ -23,18 +23,39 @@ def quiet(*_):
 
 @pytest.fixture(scope="module")
 def pos_run(tmp_path_factory):
-    cfg = TrainConfig.from_mapping(dict(task="pos", data=str(DATA / "brown"), model="lstm", hidden=6,
-                                        embedding_dim=6, n_references=4, epochs=4, lr=0.1,
-                                        out=str(tmp_path_factory.mktemp("runs") / "pos")))  # fmt: skip
+    cfg = TrainConfig.from_mapping(
+        dict(
+            task="pos",
+            data=str(DATA / "brown"),
+            model="lstm",
+            hidden=6,
+            embedding_dim=6,
+            n_references=4,
+            epochs=4,
+            lr=0.1,
+            out=str(tmp_path_factory.mktemp("runs") / "pos"),
+        )
+    )
     train(cfg, progress=False, log=quiet)
     return cfg.run_dir
 
 
 @pytest.fixture(scope="module")
 def forecast_run(tmp_path_factory):
-    cfg = TrainConfig.from_mapping(dict(task="forecast", data=str(SLICE), target="pm2.5", covariates="DEWP,TEMP",
-                                        categorical="cbwd", window=6, hidden=3, n_references=4, epochs=2,
-                                        out=str(tmp_path_factory.mktemp("runs") / "fc")))  # fmt: skip
+    cfg = TrainConfig.from_mapping(
+        dict(
+            task="forecast",
+            data=str(SLICE),
+            target="pm2.5",
+            covariates="DEWP,TEMP",
+            categorical="cbwd",
+            window=6,
+            hidden=3,
+            n_references=4,
+            epochs=2,
+            out=str(tmp_path_factory.mktemp("runs") / "fc"),
+        )
+    )
     train(cfg, progress=False, log=quiet)
     return cfg.run_dir
 
@@ -75,8 +96,13 @@ def test_loaded_forecaster_predicts_what_evaluate_predicts_on_the_test_split(for
 
 def _cli(*argv, stdin=b"", env=None):
     env = {**os.environ, "QKLSTM_DATA": str(env), "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "qklstm.cli", "predict", *map(str, argv)], input=stdin,
-                          capture_output=True, env=env, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "qklstm.cli", "predict", *map(str, argv)],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_predict_from_the_command_line_with_an_empty_data_cache(pos_run, tmp_path):
@@ -85,8 +111,9 @@ def test_predict_from_the_command_line_with_an_empty_data_cache(pos_run, tmp_pat
     proc = _cli(pos_run, stdin=sentences.encode(), env=empty)
     assert proc.returncode == 0, proc.stderr
     want = qklstm.load(pos_run).predict(sentences.splitlines())
-    assert proc.stdout.decode().splitlines() == [" ".join(f"{w}/{t}" for w, t in zip(s.split(), tags))
-                                                 for s, tags in zip(sentences.splitlines(), want)]  # fmt: skip
+    assert proc.stdout.decode().splitlines() == [
+        " ".join(f"{w}/{t}" for w, t in zip(s.split(), tags)) for s, tags in zip(sentences.splitlines(), want)
+    ]
     proc = _cli(pos_run, "-", "--format", "jsonl", stdin=b"The dog\n", env=empty)
     assert json.loads(proc.stdout) == {"tokens": ["The", "dog"], "tags": qklstm.load(pos_run).predict(["The dog"])[0]}
     out = tmp_path / "tagged.conllu"
@@ -150,18 +177,26 @@ def test_text_input_keeps_a_line_per_line_and_strings_are_sentences(pos_run, tmp
     tagger = qklstm.load(pos_run)
     first, second = tagger.predict(["The dog ate", "It was late"])
     rows = proc.stdout.decode().split("\n")
-    assert rows == [" ".join(f"{w}/{t}" for w, t in zip("The dog ate".split(), first)), "", "",
-                    " ".join(f"{w}/{t}" for w, t in zip("It was late".split(), second)), ""]  # fmt: skip
+    assert rows == [
+        " ".join(f"{w}/{t}" for w, t in zip("The dog ate".split(), first)),
+        "",
+        "",
+        " ".join(f"{w}/{t}" for w, t in zip("It was late".split(), second)),
+        "",
+    ]
     assert tagger.predict("The dog ate") == tagger.tag("The dog ate") == tagger.tag(["The", "dog", "ate"]) == first
     with pytest.raises(ValueError, match="sentences: expected a string or a list of sentences, got bytes"):
         tagger.predict(b"The dog")
 
 
-@pytest.mark.parametrize("kind,stdin,needle", [
-    ("pos", b"ok\n\xff\xfe\n", "standard input: line 2 is not valid UTF-8"),
-    ("fc", None, "too few for a window of 6"),
-    ("fc", "columns", "columns ['DEWP', 'TEMP', 'cbwd'] not in"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind,stdin,needle",
+    [
+        ("pos", b"ok\n\xff\xfe\n", "standard input: line 2 is not valid UTF-8"),
+        ("fc", None, "too few for a window of 6"),
+        ("fc", "columns", "columns ['DEWP', 'TEMP', 'cbwd'] not in"),
+    ],
+)
 def test_bad_input_gets_one_line(pos_run, forecast_run, tmp_path, kind, stdin, needle):
     if kind == "pos":
         proc = _cli(pos_run, stdin=stdin, env=tmp_path)

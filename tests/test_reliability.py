@@ -193,9 +193,24 @@ def test_a_diverging_run_stops_at_the_first_nonfinite_loss_and_keeps_its_last_go
 def test_a_diverging_run_from_the_command_line_exits_nonzero_with_one_line(tmp_path, capsys):
     # a forecaster's squared error leaves float32's range within two steps at this learning rate
     rc, _, err = run_cli(
-        capsys, "train", *CLI_FC, "--window", "6", "--hidden", "3", "--model", "lstm", "--lr", "1e20", "--clip", "0",
-        "--epochs", "2", "--out", tmp_path / "r",
-    )  # fmt: skip
+        capsys,
+        "train",
+        *CLI_FC,
+        "--window",
+        "6",
+        "--hidden",
+        "3",
+        "--model",
+        "lstm",
+        "--lr",
+        "1e20",
+        "--clip",
+        "0",
+        "--epochs",
+        "2",
+        "--out",
+        tmp_path / "r",
+    )
     assert rc == 2 and "training diverged: the loss became inf in epoch 1" in err and "lower --lr" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()  # no checkpoint was ever written, and nothing is left behind
@@ -457,9 +472,20 @@ def test_the_sequence_check_counts_every_step_autograd_keeps(free_24gib):
 
 def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys, free_24gib):
     rc, _, err = run_cli(
-        capsys, "train", *CLI_FC, "--window", "4", "--n-qubits", "28", "--layers", "2", "--epochs", "1",
-        "--out", tmp_path / "r",
-    )  # fmt: skip
+        capsys,
+        "train",
+        *CLI_FC,
+        "--window",
+        "4",
+        "--n-qubits",
+        "28",
+        "--layers",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+    )
     _one_line_error(rc, err, "28 qubits", "is free")
 
 
