@@ -127,13 +127,18 @@ def pytest_make_collect_report(collector):
     return report
 
 
+def trained_run(tmp_path_factory, name: str, options: dict) -> Path:
+    """The folder of a finished run of train ``options``, trained quietly into a fresh temporary folder (what
+    the module and session fixtures that share one trained run build)."""
+    from qklstm.train import TrainConfig, train
+
+    cfg = TrainConfig.from_mapping({**options, "out": str(tmp_path_factory.mktemp("runs") / name)})
+    train(cfg, progress=False, log=lambda *_: None)
+    return cfg.run_dir
+
+
 @pytest.fixture(scope="session")
 def checkpoint_bytes(tmp_path_factory):
     """The bytes of a real run's ``last.pt`` (a one-epoch LSTM tagger on the Brown fixture)."""
-    from qklstm.train import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("ck") / "run"
-    tiny = dict(task="pos", data=str(DATA / "brown"), hidden=4, embedding_dim=4, n_references=4, batch_size=32)
-    cfg = TrainConfig.from_mapping({**tiny, "epochs": 1, "model": "lstm", "out": str(out)})
-    train(cfg, progress=False, log=lambda *a: None)
-    return (out / "last.pt").read_bytes()
+    run = trained_run(tmp_path_factory, "ck", {**TINY_POS, "epochs": 1, "model": "lstm"})
+    return (run / "last.pt").read_bytes()

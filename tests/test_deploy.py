@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA
+from conftest import TINY_POS, trained_run
 from qklstm import QKLSTM
 from qklstm.models import SequenceRegressor, SequenceTagger
 from qklstm.models.deploy import deployable, script
-from qklstm.train import TrainConfig, train
 from qklstm.train.export import export_model
 
 MAPS = {
@@ -181,21 +180,8 @@ def _noisy(module):
 
 @pytest.fixture(scope="module")
 def pos_run(tmp_path_factory):
-    cfg = TrainConfig.from_mapping(
-        dict(
-            task="pos",
-            data=str(DATA / "brown"),
-            model="qklstm",
-            hidden=5,
-            embedding_dim=4,
-            n_qubits=3,
-            n_references=2,
-            epochs=1,
-            out=str(tmp_path_factory.mktemp("runs") / "pos"),
-        )
-    )
-    train(cfg, progress=False, log=lambda *_: None)
-    return cfg.run_dir
+    options = dict(TINY_POS, model="qklstm", hidden=5, n_qubits=3, n_references=2, epochs=1)
+    return trained_run(tmp_path_factory, "pos", options)
 
 
 def test_cli_export_writes_the_model_and_its_vocabulary(pos_run, tmp_path):

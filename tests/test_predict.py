@@ -11,53 +11,22 @@ import pytest
 import torch
 
 import qklstm
-from conftest import DATA, SLICE
+from conftest import DATA, SLICE, TINY_FC, TINY_POS, trained_run
 from qklstm.data.timeseries import chronological_bounds
-from qklstm.train import TrainConfig, load_checkpoint, train
+from qklstm.train import load_checkpoint
 from qklstm.train.trainer import build_for_checkpoint
-
-
-def quiet(*_):
-    pass
 
 
 @pytest.fixture(scope="module")
 def pos_run(tmp_path_factory):
-    cfg = TrainConfig.from_mapping(
-        dict(
-            task="pos",
-            data=str(DATA / "brown"),
-            model="lstm",
-            hidden=6,
-            embedding_dim=6,
-            n_references=4,
-            epochs=4,
-            lr=0.1,
-            out=str(tmp_path_factory.mktemp("runs") / "pos"),
-        )
+    return trained_run(
+        tmp_path_factory, "pos", dict(TINY_POS, model="lstm", hidden=6, embedding_dim=6, epochs=4, lr=0.1)
     )
-    train(cfg, progress=False, log=quiet)
-    return cfg.run_dir
 
 
 @pytest.fixture(scope="module")
 def forecast_run(tmp_path_factory):
-    cfg = TrainConfig.from_mapping(
-        dict(
-            task="forecast",
-            data=str(SLICE),
-            target="pm2.5",
-            covariates="DEWP,TEMP",
-            categorical="cbwd",
-            window=6,
-            hidden=3,
-            n_references=4,
-            epochs=2,
-            out=str(tmp_path_factory.mktemp("runs") / "fc"),
-        )
-    )
-    train(cfg, progress=False, log=quiet)
-    return cfg.run_dir
+    return trained_run(tmp_path_factory, "fc", dict(TINY_FC, batch_size=32, epochs=2))
 
 
 def test_loaded_tagger_predicts_what_evaluate_predicts_on_the_test_split(pos_run):
