@@ -39,15 +39,11 @@ def use_backend(module, backend, *, shots=None, seed=None, noise=None, mitigate=
     if any(isinstance(k, ProjectedKernel) for k in kernels) and (noise is not None or mitigate):
         raise ValueError("noise, mitigate: the projected kernel takes no noise model; switch its model without them")
     for i, kernel in enumerate(kernels):
+        own_seed = None if seed is None else seed + i
         if isinstance(kernel, ProjectedKernel):
-            kernel.set_backend(backend, shots=shots, seed=None if seed is None else seed + i)
-            continue
-        kernel.set_backend(
-            backend,
-            shots=shots,
-            seed=None if seed is None else seed + i,
-            noise=noise,
-            mitigate=mitigate,
-            diff_method=diff_method,
-        )
+            kernel.set_backend(backend, shots=shots, seed=own_seed)
+        else:
+            kernel.set_backend(
+                backend, shots=shots, seed=own_seed, noise=noise, mitigate=mitigate, diff_method=diff_method
+            )
     return kernels

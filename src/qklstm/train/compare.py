@@ -38,13 +38,6 @@ __all__ = ["frontier", "parse_models", "run_compare"]
 _SPEC = re.compile(rf"^({'|'.join(MODELS)})((?:-(?:h|q|r|l)[1-9]\d*|-projected)*)$")
 
 
-def _suffixes(model: str) -> dict[str, str]:
-    """The spec letters ``model`` takes -> the train option each sets: ``h`` (hidden) for every kind, the rest
-    from its registry entry's options (``q`` qubits, ``r`` references, ``l`` layers)."""
-    names = MODELS[model].options.config_names()
-    return {"h": "hidden"} | {letter: name for name, letter in names.items() if letter}
-
-
 def parse_models(text: str) -> list[tuple[str, str, dict]]:
     """Model specs ``NAME[-hN][-qN][-rN][-lN][-projected]`` -> ``(label, model, train options)``: hidden
     size, qubits, references per gate, encoding layers, the projected kernel (a grid for a frontier).
@@ -65,12 +58,16 @@ def parse_models(text: str) -> list[tuple[str, str, dict]]:
                 "with -hN (hidden), -qN (qubits), -rN (references), -lN (layers), -projected, as in lstm-h10"
             )
         model, options = m.group(1), {}
-        takes = _suffixes(model)
+        # the letters this kind takes: h (hidden) for every kind, the rest from its registry entry's options
+        names = MODELS[model].options.config_names()
+        takes = {"h": "hidden"} | {letter: name for name, letter in names.items() if letter}
         for suffix in m.group(2).split("-")[1:]:
-            projected = suffix == "projected"
-            if not (("kernel" in MODELS[model].options.config_names()) if projected else suffix[0] in takes):
+            if suffix == "projected" and "kernel" in names:
+                options["kernel"] = "projected"
+            elif suffix[0] in takes:  # "projected" starts with no spec letter
+                options[takes[suffix[0]]] = int(suffix[1:])
+            else:
                 raise ValueError(f"--models: {part!r}: -{suffix} does not apply to {model}")
-            options["kernel" if projected else takes[suffix[0]]] = "projected" if projected else int(suffix[1:])
         specs.append((part, model, options))
     if not specs:
         raise ValueError("--models: expected at least one of " + ", ".join(MODELS))
@@ -268,12 +265,13 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
         ("persistence", "persistence (last value)", 0),
         ("linear_ar", "linear autoregression (window, least squares)", runs[0].get("linear_ar_parameters", 0)),
     )
-    for key, name, n in baselines if "persistence" in runs[0] else ():
-        if key not in runs[0]:  # runs evaluated before the baseline existed
+    for key, name, n in baselines:
+        if key not in runs[0]:  # tagging runs, or runs evaluated before the baseline existed
             continue
         p = runs[0][key]
-        md_rows.append([name, f"{n:,}", *([f"{n:,}"] * embedded), *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores)])
-        md_rows[-1] += ["-", "-"]
+        md_rows.append(
+            [name, f"{n:,}", *([f"{n:,}"] * embedded), *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores), "-", "-"]
+        )
         row = {"model": key, "n_parameters": n, "n_parameters_without_embedding": n}
         row.update({f"{k}_{s}": p[k] if s == "mean" else 0.0 for k, *_ in scores for s in ("mean", "std")})
         agg_rows.append(row)
