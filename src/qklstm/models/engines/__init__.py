@@ -38,10 +38,11 @@ def fused_eligible(cell, device: torch.device | None = None) -> bool:
     of the paper map (learned scaling only when the gates share it) by backprop on the native simulator, with
     a projection and no ``proj_size``; one layer in closed form, more (full-state) where the C++ kernels are
     built."""
-    if getattr(cell, "projection", None) is None or cell.proj_size or not fused.enabled():
+    kernels = getattr(cell, "kernels", None)  # a kernel cell: the QK-LSTM's
+    if kernels is None or getattr(cell, "projection", None) is None or cell.proj_size or not fused.enabled():
         return False
     device = cell.projection.weight.device if device is None else device
-    for k in getattr(cell, "kernels", ()):
+    for k in kernels:
         fmap = k.feature_map
         if not (isinstance(k, FidelityKernel) and k.is_exact_native and k.diff_method == "backprop"):
             return False
@@ -49,7 +50,7 @@ def fused_eligible(cell, device: torch.device | None = None) -> bool:
             return False
         if not (k.use_product_form if fmap.layers == 1 else fused.full_state_available(device)):
             return False
-    return hasattr(cell, "kernels")
+    return True
 
 
 def select_engine(cell, x: torch.Tensor):
@@ -66,5 +67,5 @@ def select_engine(cell, x: torch.Tensor):
 def warm_up(model: torch.nn.Module) -> None:
     """Build (or load from torch's cache) the fused op's C++ kernels now if a cell of ``model`` runs them, so
     that no clock around training counts the first build (about a minute; :mod:`.build` says so in a line)."""
-    if any(fused_eligible(m) for m in model.modules() if hasattr(m, "kernels")):
+    if any(fused_eligible(m) for m in model.modules()):
         build.load_extension()

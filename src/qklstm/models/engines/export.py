@@ -7,9 +7,9 @@ control flow but the loop over time:
 * full-state maps (layers >= 2, ZZ) as a state-vector simulation on split real and imaginary parts,
   gate by gate, against the references' states computed once at export.
 
-It reads a trained cell's parameters once (:class:`QKCell`, :class:`LSTMCell`) and imports nothing above the
-kernels, so the layers' engine choice (:mod:`.engine`) and the deployable wrappers (:mod:`.deploy`) both
-use it.
+It reads a trained cell's frozen record once (:class:`QKCell`; :class:`LSTMCell` and :class:`GRUCell` for the
+torch layers) and imports nothing above the kernels, so the engine choice (:func:`~qklstm.models.engines.select_engine`)
+and the deployable wrappers (:mod:`qklstm.models.deploy`) both use it.
 """
 
 from __future__ import annotations
