@@ -28,6 +28,11 @@ FC_ARGS = cli_args(TINY_FC, batch_size=None, epochs=None) + ["--no-progress"]
         (["train", "--epochs", "-1"], "--epochs: expected an integer >= 1, got -1"),
         (["train", "--model", "rnn"], "--model: expected one of qklstm, lstm, qlstm, gru, got 'rnn'"),
         (["train", "--optimizer", "rmsprop"], "--optimizer"),
+        (["train", "--carve", "0"], "--carve: expected a share in (0, 1), got 0.0"),
+        (
+            ["train", "--data", str(DATA / "sample.conllu"), "--test", "/nonexistent/t.conllu"],
+            "--test: /nonexistent/t.conllu does not exist",
+        ),
         (["train", "--lr", "-0.1"], "--lr"),
         (["train", "--task", "forecast", "--data", "x.csv"], "--target: required"),
         (["train", "--resume", "somewhere", "--lr", "0.1"], "only --epochs and --device"),

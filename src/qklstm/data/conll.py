@@ -82,13 +82,14 @@ def _words(tokenlist, key: str) -> Sentence:
     return [(tok["form"], tok[key]) for tok in tokenlist if isinstance(tok["id"], int)]
 
 
-def read_conllu(path: str | os.PathLike, *, column: str = "upos") -> list[Sentence]:
-    """Sentences of a CoNLL-U file as ``(form, tag)`` lists (``column``: 'upos' or 'xpos')."""
+def read_conllu(path: str | os.PathLike, *, column: str = "upos", argument: str = "path") -> list[Sentence]:
+    """Sentences of a CoNLL-U file as ``(form, tag)`` lists (``column``: 'upos' or 'xpos'); ``argument`` names
+    ``path`` when it is missing."""
     if column not in _COLUMNS:
         raise ValueError(f"column: expected 'upos' or 'xpos', got {column!r}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"path: {path} does not exist (expected a CoNLL-U .conllu file)")
+        raise FileNotFoundError(f"{argument}: {path} does not exist (expected a CoNLL-U .conllu file)")
     sentences = []
     for start, block in _blocks(path, column):
         try:
@@ -127,26 +128,33 @@ def load_conllu(
     fractions=(0.8, 0.1, 0.1),
     carve: float = 0.1,
     seed: int = 0,
+    arguments=("train", "dev", "test"),
 ) -> TaggedSplits:
     """A UD treebank as :class:`TaggedSplits`.
 
     With ``dev`` and ``test`` the three files are the splits; with ``train`` alone its sentences are cut in
     order into ``fractions`` (80/10/10 by default). With only one of ``dev`` and ``test``, the other is carved
     from ``train``: a share ``carve`` of its sentences drawn with ``seed`` (so a test file is never what a
-    model is selected on); ``meta["carved"]`` says which split and how many sentences.
+    model is selected on); ``meta["carved"]`` says which split and how many sentences. ``arguments`` name the
+    three files in errors (the CLI's ``--data``, ``--dev``, ``--test``).
     """
-    train_sents = read_conllu(train, column=column)
+    names = dict(zip(("train", "dev", "test"), arguments))
+    train_sents = read_conllu(train, column=column, argument=names["train"])
     if dev is None and test is None:
         parts = split_sentences(train_sents, fractions)
         meta = {"files": [str(train)], "fractions": list(fractions)}
     elif dev is not None and test is not None:
-        parts = (train_sents, read_conllu(dev, column=column), read_conllu(test, column=column))
+        parts = (
+            train_sents,
+            read_conllu(dev, column=column, argument=names["dev"]),
+            read_conllu(test, column=column, argument=names["test"]),
+        )
         meta = {"files": [str(train), str(dev), str(test)]}
-    else:
+    else:  # one split given, the other carved from train
+        given, which = ("test", "dev") if dev is None else ("dev", "test")
         rest, carved = carve_sentences(train_sents, carve, seed)
-        given = read_conllu(dev if dev is not None else test, column=column)
-        parts = (rest, carved, given) if dev is None else (rest, given, carved)
-        which = "dev" if dev is None else "test"
+        read = read_conllu(test if dev is None else dev, column=column, argument=names[given])
+        parts = (rest, carved, read) if which == "dev" else (rest, read, carved)
         meta = {"files": [str(train), str(dev or test)], "carved": {"split": which, "share": carve, "seed": seed}}
     meta["column"] = column
     return TaggedSplits(*parts, name=Path(train).stem, meta=meta)

@@ -91,7 +91,6 @@ class TrainConfig:
         "pos, CoNLL-U with only one of --dev and --test: the share of --data's sentences, drawn with --seed, that "
         "becomes the missing split",
         group="data",
-        minimum=1e-9,
     )
     target: str | None = _opt(
         None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)", group="data", kind=str
@@ -201,7 +200,7 @@ class TrainConfig:
             _check_value(f, getattr(self, f.name), "--" + f.name.replace("_", "-"))
         if self.dropout > 1:
             raise ValueError(f"--dropout: expected a probability in [0, 1], got {self.dropout}")
-        if self.carve >= 1:
+        if not 0 < self.carve < 1:
             raise ValueError(f"--carve: expected a share in (0, 1), got {self.carve}")
         if (self.dev is not None or self.test is not None) and (
             self.task != "pos" or not self.data_source.endswith(".conllu")

@@ -124,7 +124,10 @@ def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary
     """Read, subset and encode the tagging data of ``cfg``; vocabularies are built from the
     training sentences used unless given (from a checkpoint)."""
     conllu = cfg.data_source.endswith(".conllu")
-    splits_files = dict(dev=cfg.dev, test=cfg.test, carve=cfg.carve, seed=cfg.seed) if conllu else {}
+    splits_files = dict(
+        dev=cfg.dev, test=cfg.test, carve=cfg.carve, seed=cfg.seed, arguments=("--data", "--dev", "--test")
+    )
+    splits_files = splits_files if conllu else {}
     splits = load_pos_dataset(cfg.data_source, argument="--data", **splits_files)
     _check_splits(splits, cfg)
     total = len(splits.train)
