@@ -67,7 +67,8 @@ def test_beijing_rows_and_missing():
     assert len(table) == 43_824
     assert table.missing_counts()["pm2.5"] == 2_067
     assert sum(table.missing_counts().values()) == 2_067  # only pm2.5 has gaps
-    assert np.all(np.diff(table.times) == 1.0)  # hourly, no skipped hour, 2010-01-01 to 2014-12-31
+    assert table.rows_present.all() and table.step.name == "hourly"  # no skipped hour, 2010-01-01 to 2014-12-31
+    assert np.all(np.diff(table.times) == np.timedelta64(1, "h"))
     assert sorted(set(table.categorical["cbwd"])) == ["NE", "NW", "SE", "cv"]
 
 
@@ -75,8 +76,21 @@ def test_beijing_windows():
     _need("beijing-pm25")
     ts = load_timeseries("beijing-pm25", window=24, horizon=1)
     assert ts.bounds == [(0, 30_677), (30_677, 37_251), (37_251, 43_824)]
-    assert ts.total_filled() == 2_067
-    assert ts.train.x.shape == (30_677 - 24, 24, 11) and ts.test.y.shape == (6_573 - 24,)
+    # recount by hand: runs of empty pm2.5 of up to 24 hours are filled, longer ones cut their split
+    empty = np.isnan(read_beijing_pm25().numeric["pm2.5"])
+    run_length, start = np.zeros(len(empty), int), 0
+    for i in range(1, len(empty) + 1):
+        if i == len(empty) or empty[i] != empty[start]:
+            run_length[start:i] = (i - start) if empty[start] else 0
+            start = i
+    long = run_length > 24
+    assert ts.total_filled() == int((empty & ~long).sum()) == 726
+    windows = {}
+    for name, (a, b) in zip(("train", "dev", "test"), ts.bounds):
+        stretches = np.diff(np.flatnonzero(np.diff(np.r_[True, long[a:b], True].astype(int))))[::2]
+        windows[name] = int(np.maximum(stretches - 24, 0).sum())
+    assert len(ts.train) == windows["train"] and len(ts.dev) == windows["dev"] and len(ts.test) == windows["test"]
+    assert ts.train.x.shape[1:] == (24, 11) and ts.test.y.shape == (6_573 - 24,)  # the test span has no long gap
     assert not np.isnan(ts.train.x).any()
     base = ts.persistence("test")
     assert 5 < base["mae"] < 20 and base["rmse"] > base["mae"]

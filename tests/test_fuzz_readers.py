@@ -19,7 +19,7 @@ from qklstm.data.conll import read_conllu  # noqa: E402
 from qklstm.data.timeseries import read_timeseries_csv  # noqa: E402
 from qklstm.train import TrainConfig  # noqa: E402
 from qklstm.train.checkpoint import load_run_checkpoint  # noqa: E402
-from qklstm.train.config import load_toml  # noqa: E402
+from qklstm.train.config_io import load_toml  # noqa: E402
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: one edit: (where, what, how): replace a byte, insert one, delete one, or cut the file there

@@ -1,26 +1,29 @@
-"""Hourly tables out of CSV files (the csv module, no pandas): times, numeric columns with NaN for
-missing values, categorical columns; every bad cell named by file, row and column.
+"""Series out of CSV (or Parquet) files with pandas: a time index on a regular grid, numeric columns with NaN
+for empty values and missing steps, categorical columns; every bad cell named by file, line and column.
 
 >>> import tempfile, os
 >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
->>> _ = open(p, "w").write("pm,TEMP\\n1,NA\\n2,3\\n")
+>>> _ = open(p, "w").write("date,pm,TEMP\\n2020-01-01,1,NA\\n2020-01-02,2,3\\n2020-01-04,4,5\\n")
 >>> t = read_timeseries_csv(p, "pm", ["TEMP"])
->>> len(t), t.missing_counts()
-(2, {'pm': 0, 'TEMP': 1})
+>>> len(t), t.step.name, t.missing_counts()
+(4, 'daily', {'pm': 1, 'TEMP': 2})
+>>> t.gap_lines()
+['t.csv: 1 missing daily steps in 1 gap (2020-01-03)', "t.csv: 1 empty values of 'TEMP' in 1 gap (2020-01-01)"]
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .cache import dataset_info, require_dataset
+from .gaps import describe_runs
+from .timeindex import TimeStep, find_time_columns, format_time, infer_step, on_grid, parse_times
 
 __all__ = [
     "BEIJING_CATEGORICAL",
@@ -36,27 +39,46 @@ BEIJING_TARGET = "pm2.5"
 BEIJING_COVARIATES = ("DEWP", "TEMP", "PRES", "Iws", "Is", "Ir")
 BEIJING_CATEGORICAL = ("cbwd",)
 _MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "?"})
-_CALENDAR = ("year", "month", "day", "hour")
 
 
 @dataclass
 class TimeSeriesTable:
-    """Columns of one series: ``times`` in hours from the first row, numeric columns with NaN
-    for missing values, and categorical columns as strings ('' for missing)."""
+    """One series on its regular grid: ``times`` (``datetime64``, or numbers), numeric columns with NaN for
+    empty values and missing steps, categorical columns as strings (``''`` for missing), and ``present``:
+    which grid rows the file holds (the others are missing steps)."""
 
     times: np.ndarray
     numeric: dict[str, np.ndarray]
     categorical: dict[str, list[str]]
     source: str = ""
+    step: TimeStep = field(default_factory=lambda: TimeStep(1, "steps of 1"))
+    present: np.ndarray | None = None
+    #: what reading did that the user should hear of (rows sorted by time)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.times)
 
+    @property
+    def rows_present(self) -> np.ndarray:
+        return np.ones(len(self), bool) if self.present is None else self.present
+
     def missing_counts(self) -> dict[str, int]:
-        """Missing values per column."""
+        """Missing values per column (empty values and missing steps)."""
         out = {k: int(np.isnan(v).sum()) for k, v in self.numeric.items()}
         out.update({k: sum(1 for s in v if not s) for k, v in self.categorical.items()})
         return out
+
+    def gap_lines(self) -> list[str]:
+        """One line for the missing steps and one per numeric column with empty values (none when whole)."""
+        name = Path(self.source).name or self.source
+        present = self.rows_present
+        lines = [describe_runs(~present, self.times, self.step, f"missing {self.step.name} steps", name)]
+        lines += [
+            describe_runs(np.isnan(v) & present, self.times, self.step, f"empty values of {c!r}", name)
+            for c, v in self.numeric.items()
+        ]
+        return [line for line in lines if line]
 
 
 def parse_columns(text: str | None) -> list[str] | None:
@@ -68,44 +90,37 @@ def parse_columns(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
-def _parse_float(text: str, where: str) -> float:
-    text = text.strip()
-    if text in _MISSING:
-        return float("nan")
+def _read_frame(path: Path) -> pd.DataFrame:
+    """Every cell as a string (Parquet's typed columns too), header names stripped."""
     try:
-        value = float(text)
-    except ValueError:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path).astype(str).replace({"None": "", "nan": "", "NaT": ""})
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", skipinitialspace=True)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    except ImportError as err:
+        raise ValueError(f"{path}: reading Parquet needs pyarrow or fastparquet ({err})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable table ({reason})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _numbers(text: pd.Series, where: str, column: str) -> np.ndarray:
+    text = text.astype(str).str.strip()
+    missing = text.isin(_MISSING).to_numpy()
+    values = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero((np.isnan(values) & ~missing) | np.isinf(values))
+    if len(bad):
+        i = int(bad[0])
+        what = "a finite number" if np.isinf(values[i]) else "a number"
         raise ValueError(
-            f"{where}: {text!r} is not a number (missing values may be written NA or left empty)"
-        ) from None
-    if not math.isfinite(value):  # 'inf', or a number beyond float64 such as 1e400
-        raise ValueError(f"{where}: {text!r} is not a finite number (missing values may be written NA or left empty)")
-    return value
-
-
-def _calendar_hours(rows: list[dict], path) -> np.ndarray:
-    stamps = []
-    for i, r in enumerate(rows):
-        try:
-            y, m, d, h = (int((r[c] or "").strip()) for c in _CALENDAR)
-        except ValueError:
-            raise ValueError(
-                f"{path}:{i + 2}: year, month, day and hour must be whole numbers, got {[r[c] for c in _CALENDAR]}"
-            ) from None
-        stamps.append(f"{y:04d}-{m:02d}-{d:02d}T{h:02d}")
-    try:
-        t = np.array(stamps, dtype="datetime64[h]")
-    except ValueError as err:
-        raise ValueError(f"{path}: invalid year/month/day/hour values ({err})") from None
-    return (t - t[0]) / np.timedelta64(1, "h")
-
-
-def _column_hours(rows: list[dict], column: str, path) -> np.ndarray:
-    try:
-        t = np.array([r[column].strip() for r in rows], dtype="datetime64[s]")
-    except ValueError as err:
-        raise ValueError(f"time_column: {path} column {column!r} has a value that is not an ISO time ({err})") from None
-    return (t - t[0]) / np.timedelta64(1, "h")
+            f"{where}:{i + 2} column {column!r}: {text.iloc[i]!r} is not {what} "
+            "(missing values may be written NA or left empty)"
+        )
+    return values
 
 
 def read_timeseries_csv(
@@ -116,48 +131,60 @@ def read_timeseries_csv(
     *,
     time_column: str | None = None,
 ) -> TimeSeriesTable:
-    """Read a CSV (csv module, no pandas) with a ``target`` column and optional covariates.
+    """Read a CSV (or ``.parquet``) with a ``target`` column and optional covariates onto its regular grid.
 
-    Time comes from ``time_column`` (ISO timestamps) if given, else from ``year``, ``month``,
-    ``day`` and ``hour`` columns when all present (the Beijing layout), else rows are taken
-    one step apart. Rows must be in increasing time order. Missing numbers (``NA`` or empty)
-    become NaN.
+    Time comes from ``time_column`` if given, else from the column named date, time, timestamp or
+    datetime (any case), else from ``year``, ``month``, ``day`` [and ``hour``] columns (the Beijing
+    layout) or a lone ``year``, else rows are taken one step apart (:mod:`qklstm.data.timeindex`). ISO
+    dates and datetimes and numbers (years, seconds, steps) are read. Rows out of time order are sorted
+    (said in :attr:`TimeSeriesTable.notes`); a time given twice is refused. Missing steps of the grid
+    become rows of NaN; empty numbers (``NA`` or empty) become NaN.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: {path} does not exist (expected a CSV file with a header row)")
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            rows = list(reader)
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-    except csv.Error as err:
-        raise ValueError(f"{path}: not a readable CSV file ({err})") from None
-    wanted = [target, *covariates, *categorical] + ([time_column] if time_column else [])
-    absent = [c for c in wanted if c not in header]
+    frame = _read_frame(path)
+    header = list(frame.columns)
+    time_cols = find_time_columns(header, time_column)
+    wanted = [target, *covariates, *categorical]
+    absent = [c for c in wanted + time_cols if c not in header]
     if absent:
         raise ValueError(f"columns {absent} not in {path} (its columns: {header})")
-    if not rows:
+    if frame.empty:
         raise ValueError(f"{path}: no data rows")
-    if len(set(wanted)) != len(wanted):
-        raise ValueError(f"target, covariates, categorical: a column is named twice in {wanted}")
-    numeric = {
-        c: np.array([_parse_float(r[c] or "", f"{path}:{i + 2} column {c!r}") for i, r in enumerate(rows)])
-        for c in (target, *covariates)
-    }
-    cats = {c: [(r[c] or "").strip() for r in rows] for c in categorical}
-    if time_column:
-        times = _column_hours(rows, time_column, path)
-    elif all(c in header for c in _CALENDAR):
-        times = _calendar_hours(rows, path)
+    if len(set(wanted + time_cols)) != len(wanted + time_cols):
+        raise ValueError(f"target, covariates, categorical, time: a column is named twice in {wanted + time_cols}")
+    numeric = {c: _numbers(frame[c], str(path), c) for c in (target, *covariates)}
+    cats = {c: frame[c].astype(str).str.strip().tolist() for c in categorical}
+    if not time_cols:
+        times = np.arange(len(frame), dtype=float)
+    elif len(time_cols) == 1:
+        times = parse_times(frame[time_cols[0]], time_cols[0], str(path))
     else:
-        times = np.arange(len(rows), dtype=float)
-    if len(times) > 1 and not np.all(np.diff(times) > 0):
-        raise ValueError(f"{path}: rows are not in strictly increasing time order")
-    return TimeSeriesTable(times, numeric, cats, str(path))
+        times = parse_times(frame[time_cols], "/".join(time_cols), str(path))
+    notes = []
+    order = np.argsort(times, kind="stable")
+    if np.any(order != np.arange(len(order))):
+        notes.append(f"{path.name}: rows are not in time order; sorted by {'/'.join(time_cols)}")
+    times = times[order]
+    same = np.flatnonzero(times[1:] == times[:-1])
+    if len(same):
+        first, second = sorted(order[[same[0], same[0] + 1]] + 2)
+        raise ValueError(f"{path}:{second}: time {format_time(times[same[0]])} is given twice (also on line {first})")
+    step = infer_step(times, time_cols[0] if len(time_cols) == 1 else None)
+    grid, rows = on_grid(times, step, str(path))
+    present = np.zeros(len(grid), bool)
+    present[rows] = True
+    out_numeric = {}
+    for c, v in numeric.items():
+        out_numeric[c] = np.full(len(grid), np.nan)
+        out_numeric[c][rows] = v[order]
+    out_cats = {}
+    for c, v in cats.items():
+        out_cats[c] = [""] * len(grid)
+        for r, i in zip(rows, order):
+            out_cats[c][r] = v[i]
+    return TimeSeriesTable(grid, out_numeric, out_cats, str(path), step, present, notes)
 
 
 def read_beijing_pm25(cache: str | os.PathLike | None = None) -> TimeSeriesTable:

@@ -1,27 +1,31 @@
-"""Hourly series (the Beijing PM2.5 data, or any CSV) -> scaled sliding windows without leakage.
+"""Series (the Beijing PM2.5 data, or any CSV) -> scaled sliding windows without leakage.
 
 Steps of :func:`prepare_timeseries`, in order:
 
-1. chronological split of the rows, 70/15/15 by default (:func:`chronological_bounds`);
-2. missing numeric values filled *within each split* by linear interpolation in time, gaps at
-   a split's start or end by the nearest observed value (:func:`interpolate_missing`); the
-   numbers filled are reported. Interpolating within a split keeps a later split's values
-   from leaking into an earlier one through a gap that straddles the boundary;
-3. categorical columns (wind direction ``cbwd``) one-hot encoded over the categories seen in
-   the training rows, sorted (an unseen category gives an all-zero row);
-4. standardisation fitted on the training rows alone (:class:`StandardScaler`); one-hot
-   columns are left as 0/1;
-5. sliding windows cut inside each split separately (:func:`make_windows`): inputs
-   ``(N, window, F)`` and the target ``horizon`` steps after each window's last row, ``(N,)``.
-   No window crosses a split boundary, so no dev/test value reaches a training example.
+1. the series on its regular grid (:func:`~qklstm.data.table.read_timeseries_csv`: missing steps are rows
+   of NaN); chronological split of the grid's rows, 70/15/15 by default (:func:`chronological_bounds`);
+2. gaps: a run of missing values (missing steps or empty cells) longer than ``max_gap`` steps cuts its split
+   into *segments* that no window crosses (:mod:`qklstm.data.gaps`); shorter runs are filled *within their
+   segment* by linear interpolation in time, runs at a segment's edge by the nearest observed value
+   (:func:`~qklstm.data.cleaning.interpolate_missing`); the numbers filled are reported. Filling within a
+   split keeps a later split's values from leaking into an earlier one;
+3. categorical columns (wind direction ``cbwd``) one-hot encoded over the categories seen in the training
+   rows, sorted (an unseen category gives an all-zero row);
+4. standardisation fitted on the training rows alone (:class:`StandardScaler`); one-hot columns are left
+   as 0/1;
+5. sliding windows cut inside each segment (:func:`make_windows`): inputs ``(N, window, F)`` and the
+   target ``horizon`` steps after each window's last row, ``(N,)``. No window crosses a split boundary or a
+   long gap, so no dev/test value reaches a training example.
 
-The target is also the first input feature (its own history), so
-:func:`persistence_forecast` -- "the next value is the last one seen" -- is the baseline.
+The target is also the first input feature (its own history), so :func:`persistence_forecast` -- "the
+next value is the last one seen" -- is a baseline, with :func:`seasonal_naive` and
+:func:`linear_autoregression` (:meth:`TimeSeriesSplits.baselines`).
 
->>> import numpy as np
->>> x, y = make_windows(np.arange(10.0)[:, None], np.arange(10.0), window=3, horizon=2)
->>> x.shape, y.shape, x[0, :, 0].tolist(), float(y[0])
-((6, 3, 1), (6,), [0.0, 1.0, 2.0], 4.0)
+>>> y = np.r_[np.arange(20.0), [np.nan] * 5, np.arange(15.0)]
+>>> t = TimeSeriesTable(np.arange(40.0), {"y": y}, {}, source="s.csv")
+>>> ts = prepare_timeseries(t, "y", window=3, fractions=(0.5, 0.25, 0.25), max_gap=2)
+>>> [len(ts.split(s)) for s in ("train", "dev", "test")], ts.gaps
+([17, 2, 7], ["s.csv: 5 empty values of 'y' in 1 gap (20 to 24)"])
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from .cache import dataset_info, require_dataset
+from .cleaning import encode_rows, fill_categorical, fill_rows, interpolate_missing, one_hot
+from .gaps import long_runs, runs
 from .table import (
     BEIJING_CATEGORICAL,
     BEIJING_COVARIATES,
@@ -48,14 +54,17 @@ from .windows import (
     StandardScaler,
     WindowSet,
     forecast_metrics,
+    linear_autoregression,
     make_windows,
     persistence_forecast,
+    seasonal_naive,
 )
 
 __all__ = [
     "BEIJING_CATEGORICAL",
     "BEIJING_COVARIATES",
     "BEIJING_TARGET",
+    "MAPE_EPSILON",
     "StandardScaler",
     "TimeSeriesSplits",
     "TimeSeriesTable",
@@ -64,6 +73,7 @@ __all__ = [
     "encode_rows",
     "fill_categorical",
     "fill_rows",
+    "forecast_metrics",
     "interpolate_missing",
     "load_timeseries",
     "make_windows",
@@ -73,68 +83,9 @@ __all__ = [
     "prepare_timeseries",
     "read_beijing_pm25",
     "read_timeseries_csv",
-    "forecast_metrics",
-    "MAPE_EPSILON",
 ]
 
-# ---------------------------------------------------------------------------------------------
-# cleaning and encoding
-# ---------------------------------------------------------------------------------------------
-
-
-def interpolate_missing(values, times=None) -> tuple[np.ndarray, int]:
-    """Fill NaNs linearly in time; leading/trailing gaps take the nearest observed value.
-
-    Returns the filled copy and how many values were filled.
-
-    >>> v, n = interpolate_missing([np.nan, 1.0, np.nan, np.nan, 4.0, np.nan], times=[0, 1, 2, 3, 4, 5])
-    >>> v.tolist(), n
-    ([1.0, 1.0, 2.0, 3.0, 4.0, 4.0], 4)
-    """
-    v = np.array(values, dtype=float)
-    missing = np.isnan(v)
-    if not missing.any():
-        return v, 0
-    if missing.all():
-        raise ValueError(f"values: all {len(v)} values are missing; there is nothing to interpolate from")
-    t = np.arange(len(v), dtype=float) if times is None else np.asarray(times, dtype=float)
-    if t.shape != v.shape:
-        raise ValueError(f"times: expected shape {v.shape}, got {t.shape}")
-    v[missing] = np.interp(t[missing], t[~missing], v[~missing])
-    return v, int(missing.sum())
-
-
-def fill_categorical(values: Sequence[str]) -> tuple[list[str], int]:
-    """Fill empty strings with the previous value (the first non-empty one at the start).
-
-    >>> fill_categorical(["", "NW", "", "SE"])
-    (['NW', 'NW', 'NW', 'SE'], 2)
-    """
-    vals = list(values)
-    known = [v for v in vals if v]
-    if not known:
-        raise ValueError("values: every categorical value is missing")
-    last, filled = known[0], 0
-    for i, v in enumerate(vals):
-        if v:
-            last = v
-        else:
-            vals[i], filled = last, filled + 1
-    return vals, filled
-
-
-def one_hot(values: Sequence[str], categories: Sequence[str]) -> np.ndarray:
-    """``(len(values), len(categories))`` 0/1 matrix; a value not in ``categories`` is all zero.
-
-    >>> one_hot(["NW", "cv", "SE"], ["NW", "SE"]).tolist()
-    [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]
-    """
-    index = {c: i for i, c in enumerate(categories)}
-    out = np.zeros((len(values), len(categories)))
-    for row, v in enumerate(values):
-        if v in index:
-            out[row, index[v]] = 1.0
-    return out
+SPLITS = ("train", "dev", "test")
 
 
 def chronological_bounds(n: int, fractions=(0.7, 0.15, 0.15)) -> list[tuple[int, int]]:
@@ -151,14 +102,13 @@ def chronological_bounds(n: int, fractions=(0.7, 0.15, 0.15)) -> list[tuple[int,
     return [(0, a), (a, min(b, n)), (min(b, n), n)]
 
 
-# ---------------------------------------------------------------------------------------------
-# the whole preparation
-# ---------------------------------------------------------------------------------------------
-
-
 @dataclass
 class TimeSeriesSplits:
-    """Windows of the three splits, the scaler fitted on train, and what was done to the data."""
+    """Windows of the three splits, the scaler fitted on train, and what was done to the data.
+
+    ``times`` is the series' grid and ``level`` its scaled target over the grid (filled where it was
+    filled, NaN in the gaps too long to fill): what the seasonal naive baseline reads.
+    """
 
     train: WindowSet
     dev: WindowSet
@@ -171,11 +121,39 @@ class TimeSeriesSplits:
     bounds: list[tuple[int, int]]
     filled: dict[str, dict[str, int]] = field(default_factory=dict)
     source: str = ""
+    times: np.ndarray | None = None
+    level: np.ndarray | None = None
+    step_name: str = "steps"
+    season: int | None = None
+    max_gap: int = 3
+    #: one line per kind of gap (missing steps, each column's empty values), and what reading did
+    gaps: list[str] = field(default_factory=list)
+    segments: dict[str, int] = field(default_factory=dict)
 
     def split(self, name: str) -> WindowSet:
-        if name not in ("train", "dev", "test"):
+        if name not in SPLITS:
             raise ValueError(f"split: expected 'train', 'dev' or 'test', got {name!r}")
         return getattr(self, name)
+
+    def baselines(self, name: str = "test") -> dict[str, np.ndarray]:
+        """The naive forecasts of split ``name``, scaled: ``persistence``, ``seasonal_naive`` (with a season), and
+        ``linear_ar``, the linear autoregression on the same window fitted on the training windows."""
+        ws, ti = self.split(name), self.scaler.target_index
+        out = {"persistence": persistence_forecast(ws.x, ti)}
+        if self.season and ws.rows is not None:
+            out["seasonal_naive"] = seasonal_naive(self.level, ws.rows, self.season, self.horizon, out["persistence"])[
+                0
+            ]
+        out["linear_ar"] = linear_autoregression(self.train.x, self.train.y, ws.x)
+        return out
+
+    def baseline_labels(self) -> dict[str, str]:
+        """How reports name the forecasts of :meth:`baselines`, and their parameters (fitted numbers)."""
+        return {
+            "persistence": ("persistence (last value)", 0),
+            "seasonal_naive": (f"seasonal naive ({self.season} steps back)", 0),
+            "linear_ar": ("linear autoregression (window, least squares)", self.train.x[0].size + 1),
+        }
 
     def persistence(self, name: str = "test", *, observed_only: bool = False) -> dict[str, float]:
         """MAE/RMSE of the persistence baseline on split ``name``, in the target's own units.
@@ -200,49 +178,44 @@ class TimeSeriesSplits:
             "features": list(self.feature_names),
             "window": self.window,
             "horizon": self.horizon,
-            "rows": {n: b - a for n, (a, b) in zip(("train", "dev", "test"), self.bounds)},
-            "windows": {n: len(self.split(n)) for n in ("train", "dev", "test")},
+            "step": self.step_name,
+            "season": self.season,
+            "max_gap": self.max_gap,
+            "rows": {n: b - a for n, (a, b) in zip(SPLITS, self.bounds)},
+            "windows": {n: len(self.split(n)) for n in SPLITS},
+            "segments": self.segments,
             "filled": self.filled,
+            "gaps": self.gaps,
         }
 
 
-def fill_rows(numeric: dict, categorical: dict, times=None, where: str = "data") -> tuple[dict, dict, dict]:
-    """One span of rows with its missing values filled (numbers linearly in ``times``, categories forward)
-    and the number filled per column. Training fills each split alone; prediction fills the rows it gets.
-
-    >>> n, c, filled = fill_rows({"pm": np.array([1.0, np.nan, 3.0])}, {"wind": ["", "NW", ""]})
-    >>> n["pm"].tolist(), c["wind"], filled
-    ([1.0, 2.0, 3.0], ['NW', 'NW', 'NW'], {'pm': 1, 'wind': 2})
-    """
-    out_numeric, out_cats, counts = {}, {}, {}
-    for name, col in numeric.items():
-        try:
-            out_numeric[name], counts[name] = interpolate_missing(col, times)
-        except ValueError:
-            raise ValueError(f"{where}: column {name!r} has no value at all") from None
-    for name, col in categorical.items():
-        try:
-            out_cats[name], counts[name] = fill_categorical(col)
-        except ValueError:
-            raise ValueError(f"{where}: column {name!r} has no value at all") from None
-    return out_numeric, out_cats, counts
+def _segments(table: TimeSeriesTable, bounds, max_gap: int) -> dict[str, list[tuple[int, int]]]:
+    """Each split's stretches of rows outside every run of missing values longer than ``max_gap``."""
+    unfillable = np.zeros(len(table), bool)
+    for values in table.numeric.values():
+        unfillable |= long_runs(np.isnan(values), max_gap)
+    return {name: [(a + s, a + e) for s, e in runs(~unfillable[a:b])] for name, (a, b) in zip(SPLITS, bounds)}
 
 
-def encode_rows(numeric: dict, categorical: dict, numeric_names, categories: dict) -> np.ndarray:
-    """The feature matrix of filled rows: the numeric columns in ``numeric_names`` order, then each categorical
-    column one-hot over ``categories[column]`` (a value not among them is all zero)."""
-    cols = [numeric[c][:, None] for c in numeric_names]
-    cols += [one_hot(categorical[c], values) for c, values in categories.items()]
-    return np.concatenate(cols, axis=1)
-
-
-def _fill_span(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict]:
-    """Rows ``[a, b)`` of ``table`` filled (:func:`fill_rows`)."""
+def _fill_segment(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict]:
+    """Rows ``[a, b)`` of ``table`` filled (:func:`~qklstm.data.cleaning.fill_rows`)."""
     return fill_rows(
         {k: v[a:b] for k, v in table.numeric.items()},
         {k: v[a:b] for k, v in table.categorical.items()},
-        table.times[a:b],
+        None,  # the grid is regular: a row's index is its time
         f"{table.source} rows {a}-{b - 1}",
+    )
+
+
+def _no_windows(name: str, a: int, b: int, window: int, horizon: int, max_gap: int, gaps: list[str]) -> ValueError:
+    if not gaps:
+        return ValueError(
+            f"window, horizon: {b - a} rows are too few for window={window} and horizon={horizon} "
+            f"(need at least window + horizon rows in every split; the {name} split has {b - a} rows)"
+        )
+    return ValueError(
+        f"window, horizon: the {name} split (rows {a}-{b - 1}) has no stretch of {window + horizon} steps "
+        f"without a gap longer than --max-gap {max_gap} ({'; '.join(gaps)})"
     )
 
 
@@ -253,42 +226,63 @@ def prepare_timeseries(
     window: int = 24,
     horizon: int = 1,
     fractions=(0.7, 0.15, 0.15),
+    max_gap: int | None = None,
+    season: int | None = None,
 ) -> TimeSeriesSplits:
-    """Split, fill, encode, scale and window ``table`` (see the module docstring)."""
+    """Split, fill, encode, scale and window ``table`` (see the module docstring). ``max_gap`` defaults to
+    the step's (a day of hourly steps, else 3); ``season`` to the step's (24 hourly, 52 weekly, ...)."""
     if target not in table.numeric:
         raise ValueError(f"target: {target!r} is not a numeric column of the table ({list(table.numeric)})")
+    make_windows(np.zeros((window + horizon, 1)), np.zeros(window + horizon), window, horizon)  # checks both
+    max_gap = table.step.default_max_gap if max_gap is None else int(max_gap)
+    season = table.step.season if season is None else int(season) or None
     bounds = chronological_bounds(len(table), fractions)
-    spans = {name: _fill_span(table, a, b) for name, (a, b) in zip(("train", "dev", "test"), bounds)}
+    gaps = table.notes + table.gap_lines()
+    segs = _segments(table, bounds, max_gap)
+    spans = {name: [(a, b, _fill_segment(table, a, b)) for a, b in segs[name]] for name in SPLITS}
     numeric_names = [target] + [c for c in table.numeric if c != target]
-    categories = {c: sorted(set(spans["train"][1][c])) for c in table.categorical}
-    onehot_names = [f"{c}={v}" for c in table.categorical for v in categories[c]]
-
-    raw = {name: encode_rows(*spans[name][:2], numeric_names, categories) for name in ("train", "dev", "test")}
-    names = numeric_names + onehot_names
-    scaler = StandardScaler.fit(raw["train"], names, skip=onehot_names, target_index=0)
-    sets = {}
-    for (name, x), (a, b) in zip(raw.items(), bounds):
-        scaled = scaler.transform(x)
-        try:
-            wx, wy = make_windows(scaled, scaled[:, 0], window, horizon)
-        except ValueError as err:
-            raise ValueError(f"{err} (the {name} split has {len(x)} rows)") from None
-        first = window - 1 + horizon
-        observed = ~np.isnan(table.numeric[target][a:b])[first : first + len(wy)]
-        sets[name] = WindowSet(wx, wy, observed)
-    filled = {name: spans[name][2] for name in spans}
+    categories = {c: sorted({v for _, _, s in spans["train"] for v in s[1][c]}) for c in table.categorical}
+    names = numeric_names + [f"{c}={v}" for c in table.categorical for v in categories[c]]
+    encoded = {n: [(a, b, encode_rows(*s[:2], numeric_names, categories)) for a, b, s in spans[n]] for n in SPLITS}
+    if not encoded["train"]:
+        raise _no_windows("train", *bounds[0], window, horizon, max_gap, gaps)
+    train_rows = np.concatenate([x for _, _, x in encoded["train"]])
+    scaler = StandardScaler.fit(train_rows, names, skip=names[len(numeric_names) :], target_index=0)
+    level = np.full(len(table), np.nan)
+    observed_target = ~np.isnan(table.numeric[target])
+    sets, first = {}, window - 1 + horizon
+    for name, (lo, hi) in zip(SPLITS, bounds):
+        parts = []
+        for a, b, x in encoded[name]:
+            scaled = scaler.transform(x)
+            level[a:b] = scaled[:, 0]
+            if b - a >= window + horizon:
+                wx, wy = make_windows(scaled, scaled[:, 0], window, horizon)
+                rows = np.arange(a + first, b)
+                parts.append((wx, wy, observed_target[rows], rows))
+        if not parts:
+            raise _no_windows(name, lo, hi, window, horizon, max_gap, gaps)
+        sets[name] = WindowSet(*(np.concatenate(p) for p in zip(*parts)))
+    filled = {
+        n: {c: sum(s[2][c] for _, _, s in spans[n]) for c in (*table.numeric, *table.categorical)} for n in SPLITS
+    }
     return TimeSeriesSplits(
-        sets["train"],
-        sets["dev"],
-        sets["test"],
-        scaler,
-        names,
-        target,
-        int(window),
-        int(horizon),
-        bounds,
-        filled,
-        table.source,
+        *(sets[n] for n in SPLITS),
+        scaler=scaler,
+        feature_names=names,
+        target=target,
+        window=int(window),
+        horizon=int(horizon),
+        bounds=bounds,
+        filled=filled,
+        source=table.source,
+        times=table.times,
+        level=level,
+        step_name=table.step.name,
+        season=season,
+        max_gap=max_gap,
+        gaps=gaps,
+        segments={n: len(segs[n]) for n in SPLITS},
     )
 
 
@@ -303,11 +297,13 @@ def load_timeseries(
     window: int = 24,
     horizon: int = 1,
     fractions=(0.7, 0.15, 0.15),
+    max_gap: int | None = None,
+    season: int | None = None,
 ) -> TimeSeriesSplits:
-    """Windows ready for training from ``"beijing-pm25"`` (the cache) or any CSV path.
+    """Windows ready for training from ``"beijing-pm25"`` (the cache) or any CSV or Parquet path.
 
     For ``"beijing-pm25"`` the defaults are target ``pm2.5``, covariates DEWP, TEMP, PRES,
-    Iws, Is, Ir and the categorical wind direction ``cbwd``. For a CSV, ``target`` is
+    Iws, Is, Ir and the categorical wind direction ``cbwd``. For a file, ``target`` is
     required and covariates default to none.
     """
     if str(source) == "beijing-pm25":
@@ -320,4 +316,6 @@ def load_timeseries(
         if not target:
             raise ValueError("target: required for a CSV source (the name of the column to forecast)")
     table = read_timeseries_csv(path, target, covariates or (), categorical or (), time_column=time_column)
-    return prepare_timeseries(table, target, window=window, horizon=horizon, fractions=fractions)
+    return prepare_timeseries(
+        table, target, window=window, horizon=horizon, fractions=fractions, max_gap=max_gap, season=season
+    )

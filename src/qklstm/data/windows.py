@@ -22,6 +22,7 @@ __all__ = [
     "linear_autoregression",
     "make_windows",
     "persistence_forecast",
+    "seasonal_naive",
 ]
 
 
@@ -127,6 +128,27 @@ def persistence_forecast(x: np.ndarray, target_index: int = 0) -> np.ndarray:
     return np.asarray(x)[:, -1, target_index]
 
 
+def seasonal_naive(level, rows, season: int, horizon: int, fallback) -> tuple[np.ndarray, int]:
+    """The seasonal naive baseline: each target's value ``season`` steps before it (``season * ceil(horizon /
+    season)``, so never after the window's end), read from the series ``level`` over its grid at the targets'
+    ``rows``; where that value is unknown (before the series, or NaN in a gap too long to fill), ``fallback``
+    (the persistence forecast). Returns the forecasts and how many fell back.
+
+    >>> level = np.arange(10.0)
+    >>> seasonal_naive(level, np.array([3, 5, 9]), 4, 1, fallback=np.array([-1.0, -1.0, -1.0]))
+    (array([-1.,  1.,  5.]), 1)
+    """
+    rows = np.asarray(rows)
+    back = int(season) * -(-int(horizon) // int(season))
+    ref = rows - back
+    out = np.full(len(rows), np.nan)
+    known = ref >= 0
+    out[known] = np.asarray(level, dtype=float)[ref[known]]
+    miss = np.isnan(out)
+    out[miss] = np.asarray(fallback, dtype=float)[miss]
+    return out, int(miss.sum())
+
+
 def linear_autoregression(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The linear baseline: least squares of the target on every value of the window and a constant, fitted on
     the training windows ``train_x (N, T, F)``, ``train_y (N,)``; its forecasts for the windows ``x (M, T, F)``
@@ -176,11 +198,21 @@ class WindowSet:
 
     ``observed[i]`` is False when ``y[i]`` was a missing value filled by interpolation, so an
     evaluation can leave such targets out.
+
+    >>> ws = WindowSet(np.zeros((3, 2, 1)), np.arange(3.0), rows=np.array([5, 6, 9]))
+    >>> ws.subset([0, 2]).rows.tolist()
+    [5, 9]
     """
 
     x: np.ndarray
     y: np.ndarray
     observed: np.ndarray | None = None
+    #: each target's row on the series' grid (its time is ``TimeSeriesSplits.times[rows]``)
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def subset(self, index) -> WindowSet:
+        """The windows ``index`` (an index array or a boolean mask)."""
+        return WindowSet(*(None if a is None else a[index] for a in (self.x, self.y, self.observed, self.rows)))
