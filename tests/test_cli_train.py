@@ -113,9 +113,12 @@ def test_evaluate_forecast_reports_persistence_and_mape(tmp_path, capsys):
     assert "persistence" in out and "MAPE over the" in out and "|y| > 1" in out
     assert (run / "test_forecast.png").read_bytes()[:4] == b"\x89PNG"
     report = (run / "test_report.md").read_text()
-    assert "| persistence |" in report and "| model |" in report and "| linear autoregression |" in report
+    assert "| persistence (last value) |" in report and "| model |" in report
+    assert "| linear autoregression (window, least squares) |" in report
+    assert "| seasonal naive (24 steps back) |" in report
     scores = json.loads((run / "test_metrics.json").read_text())
     assert scores["linear_ar_parameters"] == 6 * 7 + 1  # window 6 x (pm2.5, DEWP, TEMP, four wind directions) + 1
+    assert scores["season"] == 24 and scores["step"] == "hourly"  # the slice is hourly: a day's cycle
 
 
 def test_compare_writes_mean_std_table_with_persistence(tmp_path, capsys):
@@ -142,7 +145,7 @@ def test_compare_writes_mean_std_table_with_persistence(tmp_path, capsys):
     for name in ("lstm-seed0", "lstm-seed1", "qklstm-seed0", "qklstm-seed1"):
         assert (out_dir / name / "last.pt").is_file()
     rows = list(csv.DictReader((out_dir / "compare.csv").open()))
-    assert [r["model"] for r in rows] == ["lstm", "qklstm", "persistence", "linear_ar"]
+    assert [r["model"] for r in rows] == ["lstm", "qklstm", "persistence", "seasonal_naive", "linear_ar"]
     assert "| linear autoregression (window, least squares) |" in md
     assert int(rows[1]["n_parameters"]) > 0 and float(rows[0]["rmse_std"]) >= 0
     assert len((out_dir / "runs.csv").read_text().splitlines()) == 5

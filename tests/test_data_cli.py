@@ -185,7 +185,8 @@ def test_cli_fetch_from_local_files_then_list_and_info(cache, capsys):
     assert "10 documents, 10 categories" in out and "115 sentences" in out
     assert main(["data", "info", "beijing-pm25"]) == 0
     out = capsys.readouterr().out
-    assert "500 rows" in out and "missing values filled: 129" in out and "persistence baseline" in out
+    assert "500 hourly steps" in out and "missing values filled: 129" in out and "persistence (last value) on" in out
+    assert "129 empty values of 'pm2.5' in 21 gaps" in out and "seasonal naive (24 steps back) on test" in out
 
 
 def test_cli_info_conllu_and_errors(cache, capsys):

@@ -86,8 +86,8 @@ def test_gru_trains_predicts_and_exports_a_forecast_run(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "predict", run, SLICE)
     assert rc == 0, err
     rows = out.splitlines()
-    assert rows[0] == "row,pm2.5_forecast,steps_ahead" and len(rows) == 1 + len(want) == 1 + 500 - 6 + 1
-    assert [float(r.split(",")[1]) for r in rows[1:]] == pytest.approx(want, rel=1e-5)  # printed with 6 digits
+    assert rows[0] == "row,time,pm2.5_forecast,steps_ahead" and len(rows) == 1 + len(want) == 1 + 500 - 6 + 1
+    assert [float(r.split(",")[2]) for r in rows[1:]] == pytest.approx(want, rel=1e-5)  # printed with 6 digits
     rc, _, err = run_cli(capsys, "export", run, "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert rc == 0, err
     import onnxruntime as ort

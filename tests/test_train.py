@@ -22,7 +22,8 @@ from qklstm.train import (
     save_checkpoint,
     train,
 )
-from qklstm.train.config import check_keys, load_toml, option_names
+from qklstm.train.config import check_keys, option_names
+from qklstm.train.config_io import load_toml
 from qklstm.train.data import collate_tagged
 
 
@@ -91,10 +92,28 @@ def test_even_subset_is_deterministic_and_spread():
 
 def test_sequence_regressor_reads_the_last_state():
     torch.manual_seed(0)
-    reg = SequenceRegressor(3, hidden_size=4, recurrent="lstm")
+    reg = SequenceRegressor(3, hidden_size=4, recurrent="lstm", target_mode="level")
     x = torch.randn(2, 5, 3)
     _, (h, _) = reg.rnn(x)
     torch.testing.assert_close(reg(x), reg.head(h[-1]).squeeze(-1))
+
+
+def test_change_mode_forecasts_the_change_from_the_last_value_of_the_window_scaled_by_itself():
+    """``last + spread * head(h_T)`` of the window standardised by its own mean and deviation (the one-hot
+    column left as it is), recomputed in float64 numpy; persistence while the head is zero. float32 model,
+    a handful of sums per entry: 1e-5."""
+    torch.manual_seed(0)
+    reg = SequenceRegressor(3, hidden_size=4, recurrent="lstm", scaled=[True, True, False])
+    x = torch.randn(2, 5, 3)
+    x[..., 2] = (x[..., 2] > 0).float()  # a one-hot column
+    assert torch.equal(reg(x), x[:, -1, 0])
+    torch.nn.init.normal_(reg.head.weight)
+    xn = x.double().numpy()
+    mean, spread = xn.mean(1, keepdims=True), np.sqrt(xn.var(1, keepdims=True) + 0.01)
+    mean[..., 2], spread[..., 2] = 0.0, 1.0
+    _, (h, _) = reg.rnn(torch.from_numpy((xn - mean) / spread).float())
+    want = xn[:, -1, 0] + spread[:, 0, 0] * reg.head(h[-1]).squeeze(-1).double().detach().numpy()
+    np.testing.assert_allclose(reg(x).detach().numpy(), want, rtol=0, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------ config
@@ -235,7 +254,11 @@ def test_references_come_from_training_inputs(tmp_path):
     refs = ck["model"]["rnn.cells.0.references"]  # (4 gates, N, qubits), learned but lr 0
     data = load_task_data(cfg)
     proj_w, proj_b = ck["model"]["rnn.cells.0.projection.weight"], ck["model"]["rnn.cells.0.projection.bias"]
-    rows = torch.from_numpy(data.split("train").x.reshape(-1, data.n_features)).double()
+    x = data.split("train").x  # change mode: the layer reads each window standardised by itself (not one-hot)
+    scaled = np.array(["=" not in name for name in data.scaler.names])
+    mean, spread = x.mean(1, keepdims=True), np.sqrt(x.var(1, keepdims=True) + 0.01)
+    x = np.where(scaled, (x - mean) / spread, x)
+    rows = torch.from_numpy(x.reshape(-1, data.n_features)).double()
     w, b = proj_w.double(), proj_b.double()
     # The model projected each row in float32 (one dot product of hidden + features terms per qubit);
     # recompute in float64 from the same float32 weights. Distances are taken as plain differences:

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     debug = args.debug or os.environ.get("QKLSTM_DEBUG", "") not in ("", "0")
     try:
         if args.threads is not None:
-            from ..train.config import set_threads
+            from ..train.config_io import set_threads
 
             set_threads(args.threads)
         return int(args.func(args) or 0)

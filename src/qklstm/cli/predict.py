@@ -107,10 +107,12 @@ def _format(item, tags, fmt: str) -> str:
 
 
 def _forecast(model, args, name: str, out) -> None:
-    """Forecasts of a CSV with the training columns: ``row`` (the window's last data row, 1-based) and the
-    forecast ``horizon`` rows later, in the target's units."""
+    """Forecasts of a CSV with the training columns: ``row`` (the window's last step on the series' grid,
+    1-based), ``time`` (that step's time) and the forecast ``horizon`` steps later, in the target's units."""
     import csv
     import tempfile
+
+    from ..data.timeindex import format_time
 
     path = args.input
     if path == "-":  # the CSV reader wants a file
@@ -119,7 +121,7 @@ def _forecast(model, args, name: str, out) -> None:
             tmp.write(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8").read())
         path = tmp.name
     try:
-        values = model.predict(path, batch_size=args.batch_size)
+        times, values = model.predict(path, batch_size=args.batch_size, return_times=True)
     finally:
         if args.input == "-":
             import os
@@ -127,6 +129,6 @@ def _forecast(model, args, name: str, out) -> None:
             os.unlink(path)
     w = csv.writer(out, lineterminator="\n")
     target, horizon, window = model.numeric[0], model.config.horizon, model.config.window
-    w.writerow(["row", f"{target}_forecast", "steps_ahead"])
-    for i, v in enumerate(values):
-        w.writerow([i + window, f"{v:.6g}", horizon])
+    w.writerow(["row", "time", f"{target}_forecast", "steps_ahead"])
+    for i, (t, v) in enumerate(zip(times, values)):
+        w.writerow([i + window, format_time(t), f"{v:.6g}", horizon])

@@ -17,14 +17,14 @@ RESUME_OPTIONS = ("epochs", "device")
 _GROUPS = {"task": "what to train", "data": "data", "model": "model", "training": "training"}
 
 
-def add_train_options(parser, exclude=()) -> None:
+def add_train_options(parser, exclude=(), only=None) -> None:
     """Add one flag per :class:`~qklstm.train.config.TrainConfig` field (defaults left unset so
-    that a --config file can supply them)."""
+    that a --config file can supply them); ``only``: just these fields."""
     from ..train.config import TrainConfig
 
     groups = {k: parser.add_argument_group(v) for k, v in _GROUPS.items()}
     for f in fields(TrainConfig):
-        if f.name in exclude:
+        if f.name in exclude or (only is not None and f.name not in only):
             continue
         meta = f.metadata
         flag = "--" + f.name.replace("_", "-")
@@ -55,7 +55,8 @@ def given_options(args, exclude=()) -> dict:
 
 def config_from_args(args, exclude=()):
     """defaults <- --config file <- command line, checked."""
-    from ..train.config import DATA_DEFAULTS, TrainConfig, check_keys, load_toml
+    from ..train.config import DATA_DEFAULTS, TrainConfig, check_keys
+    from ..train.config_io import load_toml
 
     values = {}
     if getattr(args, "config", None):

@@ -23,7 +23,7 @@ from torch import nn
 
 from .engines.export import DeployRNN, scan_direction, script
 from .registry import kind_of
-from .regressor import SequenceRegressor
+from .regressor import SequenceRegressor, normalize_windows
 from .tagger import SequenceTagger
 
 __all__ = ["deployable", "script", "scan_direction", "DeployTagger", "DeployRegressor", "DeployRNN"]
@@ -63,14 +63,17 @@ class DeployRegressor(nn.Module):
         self.num_directions = regressor.num_directions
         self.register_buffer("head_w", regressor.head.weight.detach().t().contiguous())
         self.register_buffer("head_b", regressor.head.bias.detach().clone())
+        self.register_buffer("scaled", regressor.scaled.clone())
+        self.target_index, self.change = regressor.target_index, regressor.target_mode == "change"
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        x = windows.transpose(0, 1)
+        inputs, level, spread = normalize_windows(windows, self.scaled, self.target_index, self.change)
+        x = inputs.transpose(0, 1)
         lengths = torch.full([x.shape[1]], x.shape[0], dtype=torch.long, device=x.device)
         _, h_n = self.rnn(x, lengths)
         last = h_n[h_n.shape[0] - self.num_directions :]  # (D, B, H) of the last layer
         feats = last.transpose(0, 1).reshape(x.shape[1], -1)
-        return (feats @ self.head_w + self.head_b).squeeze(-1)
+        return level + spread * (feats @ self.head_w + self.head_b).squeeze(-1)
 
 
 def deployable(model: nn.Module) -> nn.Module:

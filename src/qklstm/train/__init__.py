@@ -12,7 +12,8 @@ over these functions.
 
 from .checkpoint import load_checkpoint, load_run_checkpoint, save_checkpoint
 from .compare import parse_models, run_compare
-from .config import MODELS, TASKS, TrainConfig, load_toml, option_names
+from .config import MODELS, TASKS, TrainConfig, option_names
+from .config_io import load_toml
 from .data import bucket_batches, even_subset, load_task_data
 from .evaluate import evaluate_run
 from .metrics import confusion_matrix, forecast_metrics, per_class_scores

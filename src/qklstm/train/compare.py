@@ -261,13 +261,15 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
             md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
         md_rows.append(md + ["/".join(str(r["epochs"]) for r in rs)])
         agg_rows.append(row)
-    baselines = (  # forecasting's baselines, the same for every seed: the window's last value, a linear fit of it
-        ("persistence", "persistence (last value)", 0),
-        ("linear_ar", "linear autoregression (window, least squares)", runs[0].get("linear_ar_parameters", 0)),
+    baselines = (  # forecasting's baselines, the same for every seed (their parameters: fitted numbers)
+        ("persistence", "persistence (last value)"),
+        ("seasonal_naive", f"seasonal naive ({runs[0].get('season')} steps back)"),
+        ("linear_ar", "linear autoregression (window, least squares)"),
     )
-    for key, name, n in baselines:
-        if key not in runs[0]:  # tagging runs, or runs evaluated before the baseline existed
+    for key, name in baselines:
+        if key not in runs[0]:  # tagging runs, runs without a season, or runs evaluated before the baseline existed
             continue
+        n = runs[0].get(f"{key}_parameters", 0)
         p = runs[0][key]
         md_rows.append(
             [name, f"{n:,}", *([f"{n:,}"] * embedded), *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores), "-", "-"]
@@ -288,7 +290,8 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
     if "units" in runs[0]:
         u = runs[0]["units"]
         data_line += (
-            f"; window {cfg.window}, horizon {cfg.horizon}; errors in {u} units, MAPE over targets with "
+            f"; window {cfg.window} steps, horizon {cfg.horizon}, target mode {cfg.target_mode}; errors in {u} "
+            "units, MAPE over targets with "
             f"|y| > {runs[0]['scores']['mape_epsilon']:g}"
         )
     models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))

@@ -16,7 +16,6 @@ ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -32,10 +31,7 @@ __all__ = [
     "TASKS",
     "TrainConfig",
     "check_keys",
-    "config_toml",
-    "load_toml",
     "option_names",
-    "set_threads",
 ]
 
 TASKS = ("pos", "forecast")
@@ -44,7 +40,10 @@ OPTIMIZERS = ("adam", "sgd")
 #: ``fan-in``: ``nn.Linear``'s rule; ``auto``: ``data`` for the QK-LSTM, the published rule for the baselines
 READOUT_INITS = ("auto", "data", "fan-in")
 FEATURE_MAPS = ("paper", "paper-trainable", "zz")
+TARGET_MODES = ("change", "level")
 DEVICES = ("cpu", "cuda")
+#: the files a forecaster reads
+SERIES_SUFFIXES = (".csv", ".parquet")
 #: ``--data`` when not given
 DATA_DEFAULTS = {"pos": "brown", "forecast": "beijing-pm25"}
 
@@ -65,7 +64,7 @@ class TrainConfig:
     data: str | None = _opt(
         None,
         "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
-        "forecast: beijing-pm25 (the cache) or FILE.csv",
+        "forecast: beijing-pm25 (the cache), FILE.csv or FILE.parquet",
         group="data",
         kind=str,
         metavar="SOURCE",
@@ -101,8 +100,41 @@ class TrainConfig:
     categorical: str | None = _opt(
         None, "forecast, CSV: comma-separated categorical columns (one-hot)", group="data", kind=str, metavar="A,B,..."
     )
-    window: int = _opt(24, "forecast: hours per input window", group="data", minimum=1)
+    time_column: str | None = _opt(
+        None,
+        "forecast: the column of times (ISO dates or datetimes, or numbers); default: the one named date, time, "
+        "timestamp or datetime in any case, else year/month/day[/hour] columns, else rows one step apart",
+        group="data",
+        kind=str,
+        metavar="NAME",
+    )
+    window: int = _opt(24, "forecast: steps of the series per input window", group="data", minimum=1)
     horizon: int = _opt(1, "forecast: predict this many steps after the window's last row", group="data", minimum=1)
+    max_gap: int | None = _opt(
+        None,
+        "forecast: fill runs of up to N missing steps or empty values by interpolation; a longer gap cuts the "
+        "series into segments no window crosses (default: a day's worth of sub-daily steps, else 3)",
+        group="data",
+        minimum=0,
+        kind=int,
+        metavar="N",
+    )
+    season: int | None = _opt(
+        None,
+        "forecast: steps per seasonal cycle, for the seasonal naive baseline (default: 24 hourly, 7 daily, "
+        "52 weekly, 12 monthly, 4 quarterly; 0: none)",
+        group="data",
+        minimum=0,
+        kind=int,
+        metavar="S",
+    )
+    target_mode: str = _opt(
+        "change",
+        "forecast: change (predict the change from the window's last value, inputs scaled per window: persistence "
+        "at the start) or level (predict the scaled value itself)",
+        group="model",
+        choices=TARGET_MODES,
+    )
     subset: int | None = _opt(
         None,
         "train on a deterministic, evenly spaced subset of N training examples "
@@ -192,6 +224,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        """A checkpoint's config; one saved before ``--target-mode`` existed predicted the level."""
+        if data.get("task") == "forecast" and "target_mode" not in data:
+            data = {**data, "target_mode": "level"}
         return cls.from_mapping(data, source="checkpoint config")
 
     # ------------------------------------------------------------------ checks
@@ -208,13 +243,15 @@ class TrainConfig:
             raise ValueError("--dev, --test: only for --task pos with a .conllu --data file")
         if self.task == "forecast":
             src = self.data_source
-            if src != "beijing-pm25" and not src.endswith(".csv"):
-                raise ValueError(f"--data: for --task forecast expected beijing-pm25 or a .csv path, got {src!r}")
-            if src.endswith(".csv") and not self.target:
+            if src != "beijing-pm25" and not src.endswith(SERIES_SUFFIXES):
+                raise ValueError(
+                    f"--data: for --task forecast expected beijing-pm25 or a .csv or .parquet path, got {src!r}"
+                )
+            if src != "beijing-pm25" and not self.target:
                 raise ValueError("--target: required with a CSV --data (the column to forecast)")
         else:
             src = self.data_source
-            if src in ("beijing-pm25",) or src.endswith(".csv"):
+            if src in ("beijing-pm25",) or src.endswith(SERIES_SUFFIXES):
                 raise ValueError(
                     f"--data: {src!r} is a time series; use --task forecast, or give brown, "
                     "a Brown folder or a .conllu file for --task pos"
@@ -253,22 +290,6 @@ class TrainConfig:
         if self.bidirectional:
             s += ", bidirectional"
         return s
-
-
-def set_threads(n: int | None, argument: str = "--threads") -> None:
-    """``torch.set_num_threads(n)`` after checking ``n`` against this machine (``0``/``None``: torch's default).
-
-    Far more threads than CPUs only spin (5,000 hung and 100,000 crashed inside torch), so the count
-    is refused above ``os.cpu_count()``.
-    """
-    if not n:
-        return
-    cpus = os.cpu_count() or 1
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n > cpus:
-        raise ValueError(f"{argument}: expected an integer from 1 to {cpus} (this machine's CPUs), got {n!r}")
-    import torch
-
-    torch.set_num_threads(n)
 
 
 def check_keys(values: dict, source: str = "config") -> dict:
@@ -338,45 +359,3 @@ def _check_value(f, value, flag: str) -> None:
     if minimum is not None and value < minimum:
         what = "an integer" if isinstance(value, int) else "a number"
         raise ValueError(f"{flag}: expected {what} >= {minimum}, got {value!r}")
-
-
-def load_toml(path) -> dict:
-    """Read a TOML config file into ``{option: value}``; keys are checked by :meth:`TrainConfig.from_mapping`."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--config: {path} does not exist")
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"--config: {path} is not valid TOML ({err})") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"--config: {path} is not valid TOML (not UTF-8: {err.reason} at byte {err.start})") from None
-    nested = [k for k, v in data.items() if isinstance(v, dict)]
-    if nested:
-        raise ValueError(
-            f"--config: {path}: tables such as [{nested[0]}] are not supported; "
-            f"write every option as a top-level key (valid keys: {', '.join(option_names())})"
-        )
-    return data
-
-
-def config_toml(cfg: TrainConfig) -> str:
-    """The config as a TOML file ``qklstm train --config`` reads back (unset options left out)."""
-    lines = ["# qklstm train --config <this file> reproduces the run"]
-    for key, value in cfg.to_dict().items():
-        if value is None:
-            continue
-        text = (
-            ("true" if value else "false")
-            if isinstance(value, bool)
-            else json.dumps(value)
-            if isinstance(value, str)
-            else repr(value)
-        )
-        lines.append(f"{key.replace('_', '-')} = {text}")
-    return "\n".join(lines) + "\n"

@@ -207,27 +207,35 @@ class ForecastData:
         s = self.series
         used = len(s.train)
         sub = f" (evenly spaced subset of {self.train_total:,})" if used < self.train_total else ""
-        return (
-            f"{Path(s.source).name or s.source}: target {s.target}, window {s.window}, horizon {s.horizon}, "
-            f"{self.n_features} features; windows train {used:,}{sub}, dev {len(s.dev):,}, test {len(s.test):,}"
+        cut = sum(s.segments.values()) - len(s.segments)
+        cut = f" ({cut} cut{'s' if cut > 1 else ''} at gaps longer than {s.max_gap} steps)" if cut else ""
+        return "\n".join(
+            [
+                f"{Path(s.source).name or s.source}: target {s.target}, {s.step_name}, window {s.window} steps, "
+                f"horizon {s.horizon}, {self.n_features} features; windows train {used:,}{sub}, "
+                f"dev {len(s.dev):,}, test {len(s.test):,}{cut}",
+                *s.gaps,
+            ]
         )
 
 
-def load_forecast(cfg: TrainConfig, scaler: dict | None = None) -> ForecastData:
+def load_forecast(cfg: TrainConfig, scaler: dict | None = None, cache=None) -> ForecastData:
     """Windows of ``cfg``'s series; with ``scaler`` (from a checkpoint) the data must scale the same way."""
     src = cfg.data_source
     series = load_timeseries(
         src,
+        cache=cache,
         target=cfg.target,
         covariates=parse_columns(cfg.covariates),
         categorical=parse_columns(cfg.categorical),
+        time_column=cfg.time_column,
         window=cfg.window,
         horizon=cfg.horizon,
+        max_gap=cfg.max_gap,
+        season=cfg.season,
     )
     total = len(series.train)
-    keep = even_subset(total, cfg.train_limit)
-    tr = series.train
-    series.train = WindowSet(tr.x[keep], tr.y[keep], None if tr.observed is None else tr.observed[keep])
+    series.train = series.train.subset(even_subset(total, cfg.train_limit))
     if scaler is not None:
         saved = StandardScaler.from_dict(scaler)
         same = (

@@ -4,7 +4,7 @@ Tagging: accuracy, per-tag precision/recall/F1 (``<split>_per_tag.csv`` and ``.m
 confusion matrix (``<split>_confusion.png``), and how many tokens were not in the training
 vocabulary (mapped to ``<unk>``) with the accuracy on them. Forecasting: RMSE, MAE and MAPE
 in the target's units next to the persistence and linear-autoregression baselines (``<split>_report.md``), and
-predicted against true values over the split's first hours (``<split>_forecast.png``).
+predicted against true values over the split's first steps, against the targets' times (``<split>_forecast.png``).
 Every number also goes to ``<split>_metrics.json``.
 """
 

@@ -43,7 +43,7 @@ def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | For
         model, wrapper = build_tagger(cfg, len(words), len(tags)), (lambda m: Tagger(m, words, tags, cfg))
     else:
         scaler = StandardScaler.from_dict(ckpt["scaler"])
-        model, wrapper = build_regressor(cfg, len(scaler.names)), (lambda m: Forecaster(m, scaler, cfg))
+        model, wrapper = build_regressor(cfg, scaler.names), (lambda m: Forecaster(m, scaler, cfg))
     load_weights(model, ckpt["model"], file)
     return wrapper(model.to(device).eval())
 
@@ -107,19 +107,21 @@ class Forecaster:
         return self.numeric + list(self.categories)
 
     @torch.no_grad()
-    def predict(self, data, batch_size: int = 1024) -> np.ndarray:
-        """One forecast per window of ``config.window`` consecutive rows: the target ``config.horizon`` rows
-        after the window's last row, in the target's units; ``(rows - window + 1,)``.
+    def predict(self, data, batch_size: int = 1024, *, return_times: bool = False):
+        """One forecast per window of ``config.window`` consecutive steps: the target ``config.horizon`` steps
+        after the window's last step, in the target's units; ``(steps - window + 1,)``.
 
-        ``data``: a CSV path, a mapping (or pandas DataFrame) of the training columns, or, without
-        categorical columns, an array ``(rows, features)`` in the order of :attr:`columns`. Missing
-        numbers are filled by linear interpolation over the rows given, as in training.
+        ``data``: a CSV or Parquet path (read onto its regular grid as in training: a missing step is a row
+        of missing values), a mapping (or pandas DataFrame) of the training columns, or, without categorical
+        columns, an array ``(rows, features)`` in the order of :attr:`columns` (rows one step apart).
+        Missing numbers are filled by linear interpolation over the rows given. ``return_times``: also
+        the time of each window's last step (the file's times; row numbers for other data).
         """
         numeric, cats, times, where = self._columns(data)
         window = self.config.window
         if len(numeric[self.numeric[0]]) < window:
             raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
-        filled_numeric, filled_cats, _ = fill_rows(numeric, cats, times, where)  # as training fills each split
+        filled_numeric, filled_cats, _ = fill_rows(numeric, cats, None, where)  # rows one step apart
         x = self.scaler.transform(encode_rows(filled_numeric, filled_cats, self.numeric, self.categories))
         x = x.astype(np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
@@ -128,23 +130,27 @@ class Forecaster:
             self.model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size])).to(device)).cpu()
             for i in range(0, len(windows), batch_size)
         ]
-        return self.scaler.inverse_target(torch.cat(out).double().numpy())
+        values = self.scaler.inverse_target(torch.cat(out).double().numpy())
+        return (times[window - 1 :], values) if return_times else values
 
     def _columns(self, data):
         """``(numeric columns, categorical columns, times or None, a name for messages)`` of ``data``."""
         if isinstance(data, (str, os.PathLike)):
-            table = read_timeseries_csv(data, self.numeric[0], self.numeric[1:], list(self.categories))
+            table = read_timeseries_csv(
+                data, self.numeric[0], self.numeric[1:], list(self.categories), time_column=self.config.time_column
+            )
             return table.numeric, table.categorical, table.times, str(data)
         if hasattr(data, "keys"):
             missing = [c for c in self.columns if c not in data.keys()]
             if missing:
                 raise ValueError(f"data: columns {missing} are missing (the run was trained on {self.columns})")
             numeric = {c: np.asarray(data[c], dtype=float) for c in self.numeric}
-            return numeric, {c: [str(v) for v in data[c]] for c in self.categories}, None, "data"
+            rows = np.arange(len(numeric[self.numeric[0]]))
+            return numeric, {c: [str(v) for v in data[c]] for c in self.categories}, rows, "data"
         array = np.asarray(data, dtype=float)
         if self.categories or array.ndim != 2 or array.shape[1] != len(self.numeric):
             raise ValueError(
                 f"data: expected a CSV path, a mapping of the columns {self.columns}, or an array "
                 f"(rows, {len(self.numeric)}) of {self.numeric}; got shape {array.shape}"
             )
-        return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, None, "data"
+        return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, np.arange(len(array)), "data"

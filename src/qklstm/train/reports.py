@@ -1,5 +1,5 @@
 """The reports of ``qklstm evaluate``, one per task: tagging (accuracy, per-tag precision/recall/F1, a
-confusion matrix, unknown tokens) and forecasting (RMSE, MAE, MAPE beside persistence, a forecast plot).
+confusion matrix, unknown tokens) and forecasting (RMSE, MAE, MAPE beside the naive baselines, a forecast plot).
 Each task class points at its own (``task.report``)."""
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import persistence_forecast
-from ..data.windows import linear_autoregression
 from ..io import atomic_savefig, atomic_write_text, subplots, write_csv
 from .data import count_unknown
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, macro_f1, per_class_scores
@@ -115,68 +113,73 @@ def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def forecast_report(task, model, split, bs, run_dir: Path, write: bool, log, hours: int = 500) -> dict:
-    """RMSE/MAE/MAPE beside the baselines (``<split>_report.md``): persistence (the window's last value) and a
-    linear autoregression on the same window (least squares on the training windows); and the forecast plot."""
+def forecast_report(task, model, split, bs, run_dir: Path, write: bool, log, steps: int = 500) -> dict:
+    """RMSE/MAE/MAPE beside the baselines (``<split>_report.md``): persistence (the window's last value), seasonal
+    naive (with a season) and a linear autoregression on the same window (least squares on the training
+    windows); and the forecast plot over the series' own times."""
     series = task.data.series
     scaler = series.scaler
     ws = series.split(split)
-    pred = scaler.inverse_target(task.predict(model, split, bs))
     true = scaler.inverse_target(ws.y)
-    base = scaler.inverse_target(persistence_forecast(ws.x, scaler.target_index))
-    train = series.split("train")
-    linear = scaler.inverse_target(linear_autoregression(train.x, train.y, ws.x))
+    forecasts = {"model": scaler.inverse_target(task.predict(model, split, bs))}
+    forecasts |= {k: scaler.inverse_target(f) for k, f in series.baselines(split).items()}
+    labels = {"model": ("model", 0)} | series.baseline_labels()
     observed = ws.observed if ws.observed is not None else np.ones(len(true), bool)
-    forecasts = {"model": pred, "persistence": base, "linear autoregression": linear}
-    scores = {name: forecast_metrics(true, f) for name, f in forecasts.items()}
-    observed_scores = {name: forecast_metrics(true[observed], f[observed]) for name, f in forecasts.items()}
-    (model_m, base_m, linear_m), (model_obs, base_obs, linear_obs) = scores.values(), observed_scores.values()
+    scores = {k: forecast_metrics(true, f) for k, f in forecasts.items()}
+    observed_scores = {k: forecast_metrics(true[observed], f[observed]) for k, f in forecasts.items()}
     units = series.target
     header = ["forecast", "RMSE", "MAE", "MAPE", "RMSE (observed)", "MAE (observed)"]
     body = [
-        [name, f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['mape']:.2%}", f"{o['rmse']:.3f}", f"{o['mae']:.3f}"]
-        for name, m, o in zip(forecasts, scores.values(), observed_scores.values())
+        [labels[k][0], f"{m['rmse']:.3f}", f"{m['mae']:.3f}", f"{m['mape']:.2%}", f"{o['rmse']:.3f}", f"{o['mae']:.3f}"]
+        for k, m, o in zip(forecasts, scores.values(), observed_scores.values())
     ]
+    model_m = scores["model"]
     note = (
-        f"{len(true):,} {split} windows, errors in {units} units; MAPE over the {model_m['mape_n']:,} targets "
-        f"with |y| > {MAPE_EPSILON:g} (it is undefined at 0); '(observed)': the {int(observed.sum()):,} "
-        f"targets that were measured, not interpolated"
+        f"{len(true):,} {split} windows ({series.step_name}, window {series.window} steps, horizon "
+        f"{series.horizon}), errors in {units} units; MAPE over the {model_m['mape_n']:,} targets with "
+        f"|y| > {MAPE_EPSILON:g} (it is undefined at 0); '(observed)': the {int(observed.sum()):,} targets that "
+        "were measured, not interpolated"
     )
     log(format_table(header, body, markdown=False))
     log(note)
     if write:
         md = [f"# Forecasting {units}, {split} split", "", note, "", format_table(header, body), ""]
         atomic_write_text(run_dir / f"{split}_report.md", "\n".join(md))
-        _plot_forecast(true, pred, base, run_dir / f"{split}_forecast.png", hours, units, split, series.horizon)
-    return {
+        times = series.times[ws.rows] if ws.rows is not None and series.times is not None else np.arange(len(true))
+        _plot_forecast(times, true, forecasts, run_dir / f"{split}_forecast.png", steps, units, split, series)
+    out = {
         "rmse": model_m["rmse"],
         "mae": model_m["mae"],
         "mape": model_m["mape"],
         "scores": model_m,
-        "persistence": base_m,
-        "scores_observed": model_obs,
-        "persistence_observed": base_obs,
-        "linear_ar": linear_m,
-        "linear_ar_observed": linear_obs,
-        "linear_ar_parameters": int(np.prod(ws.x.shape[1:])) + 1,
+        "scores_observed": observed_scores["model"],
         "windows": len(true),
         "units": units,
+        "step": series.step_name,
     }
+    for key in forecasts.keys() - {"model"}:
+        out |= {key: scores[key], f"{key}_observed": observed_scores[key], f"{key}_parameters": labels[key][1]}
+    if "seasonal_naive" in forecasts:
+        out["season"] = series.season
+    return out
 
 
-def _plot_forecast(true, pred, base, path: Path, hours: int, units: str, split: str, horizon: int) -> None:
-    n = min(hours, len(true))
-    t = np.arange(n)
+def _plot_forecast(times, true, forecasts: dict, path: Path, steps: int, units: str, split: str, series) -> None:
+    n = min(steps, len(true))
     fig, ax = subplots(figsize=(12, 4))
-    ax.plot(t, true[:n], color="black", lw=1.2, label="true")
-    ax.plot(t, pred[:n], color="tab:red", lw=1.0, label="model")
-    ax.plot(t, base[:n], color="tab:gray", lw=0.8, ls=":", label="persistence")
+    ax.plot(times[:n], true[:n], color="black", lw=1.2, label="true")
+    ax.plot(times[:n], forecasts["model"][:n], color="tab:red", lw=1.0, label="model")
+    ax.plot(times[:n], forecasts["persistence"][:n], color="tab:gray", lw=0.8, ls=":", label="persistence")
+    if "seasonal_naive" in forecasts:
+        ax.plot(times[:n], forecasts["seasonal_naive"][:n], color="tab:blue", lw=0.8, ls="--", label="seasonal naive")
     ax.set(
-        xlabel=f"time step of the {split} split",
+        xlabel="time of the target",
         ylabel=units,
-        title=f"Forecast {horizon} step(s) ahead: the first {n} targets of the {split} split",
+        title=f"Forecast {series.horizon} step(s) ahead ({series.step_name}): the first {n} {split} targets",
     )
     ax.grid(alpha=0.3)
     ax.legend()
+    if np.issubdtype(np.asarray(times).dtype, np.datetime64):
+        fig.autofmt_xdate()
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=100)

@@ -37,9 +37,17 @@ def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int) -> SequenceTagger:
     )
 
 
-def build_regressor(cfg: TrainConfig, n_features: int) -> SequenceRegressor:
-    """The forecaster of a run's config, for windows of ``n_features`` features."""
-    return SequenceRegressor(n_features, hidden_size=cfg.hidden, recurrent=cfg.model, **cfg.model_options())
+def build_regressor(cfg: TrainConfig, features: list[str]) -> SequenceRegressor:
+    """The forecaster of a run's config, for windows of the scaler's ``features`` (the target first; one-hot
+    columns, named ``column=value``, are not scaled per window)."""
+    return SequenceRegressor(
+        len(features),
+        hidden_size=cfg.hidden,
+        recurrent=cfg.model,
+        target_mode=cfg.target_mode,
+        scaled=["=" not in name for name in features],
+        **cfg.model_options(),
+    )
 
 
 class PosTask:
@@ -172,18 +180,19 @@ class ForecastTask:
         return {"scaler": self.data.scaler.to_dict()}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
-        return build_regressor(cfg, self.data.n_features)
+        return build_regressor(cfg, self.data.scaler.names)
 
     def embedding_parameters(self, model) -> int:
         return 0
 
     @torch.no_grad()
     def reference_inputs(self, model, generator: torch.Generator, n: int = 4096) -> torch.Tensor:
-        """Feature rows (time steps) drawn from the training windows."""
+        """Feature rows (time steps) drawn from the training windows, as the recurrent layer reads them."""
         x = self.data.split("train").x
-        rows = torch.from_numpy(x.reshape(-1, x.shape[-1])).float()
+        x = model.normalize(torch.from_numpy(x).float().to(self.device))[0]
+        rows = x.reshape(-1, x.shape[-1])
         pick = torch.randint(len(rows), (min(n, len(rows)),), generator=generator)
-        return rows[pick].to(self.device)
+        return rows[pick.to(rows.device)]
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> list:
         perm = torch.randperm(len(self.data.split("train")), generator=generator).numpy()

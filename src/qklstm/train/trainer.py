@@ -28,7 +28,8 @@ from ..models import GATES, count_parameters
 from ..models.registry import MODELS
 from . import distributed
 from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig, config_toml, set_threads
+from .config import TrainConfig
+from .config_io import config_toml, set_threads
 from .data import load_task_data
 from .loop import Callback, TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, quiet
 from .metrics import plot_history, write_history
