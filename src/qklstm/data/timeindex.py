@@ -177,7 +177,13 @@ def on_grid(times: np.ndarray, step: TimeStep, where: str) -> tuple[np.ndarray, 
         return times, np.arange(len(times))
     if step.is_time:
         stamps = pd.DatetimeIndex(times)
-        grid = pd.date_range(stamps[0], stamps[-1], freq=step.offset(stamps))
+        try:
+            grid = pd.date_range(stamps[0], stamps[-1], freq=step.offset(stamps))
+        except (OverflowError, pd.errors.OutOfBoundsDatetime) as err:
+            raise ValueError(
+                f"{where}: times from {format_time(times[0])} to {format_time(times[-1])} do not fit a "
+                f"{step.name} grid ({err})"
+            ) from None
         rows = grid.get_indexer(stamps)
         grid = grid.to_numpy()
     else:
