@@ -38,10 +38,11 @@ MODELS_RANK = {
     "qklstm": 4,
     "qlstm": 4,
     "registry": 5,
-    "tagger": 6,
+    "chars": 6,
+    "tagger": 7,
     "regressor": 6,
-    "deploy": 7,
-    "__init__": 8,
+    "deploy": 8,
+    "__init__": 9,
 }
 
 

@@ -3,6 +3,7 @@
 Knows nothing about data sets or the CLI.
 """
 
+from .chars import CharEncoder
 from .qklstm import GATES, QKLSTM, QKLSTMCell
 from .qlstm import QLSTM, QLSTMCell
 from .registry import MODELS, RECURRENT, ModelKind, make_recurrent
@@ -11,6 +12,7 @@ from .rnn import RecurrentBase
 from .tagger import SequenceTagger, count_parameters, format_parameter_table, parameter_table
 
 __all__ = [
+    "CharEncoder",
     "GATES",
     "MODELS",
     "ModelKind",

@@ -26,7 +26,15 @@ from .registry import kind_of
 from .regressor import SequenceRegressor, normalize_windows
 from .tagger import SequenceTagger
 
-__all__ = ["deployable", "script", "scan_direction", "DeployTagger", "DeployRegressor", "DeployRNN"]
+__all__ = [
+    "deployable",
+    "script",
+    "scan_direction",
+    "DeployCharTagger",
+    "DeployTagger",
+    "DeployRegressor",
+    "DeployRNN",
+]
 
 
 def _deploy_rnn(rnn) -> DeployRNN:
@@ -49,9 +57,28 @@ class DeployTagger(nn.Module):
         self.register_buffer("head_b", tagger.head.bias.detach().clone())
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        emb = self.embedding[tokens.t()]  # (T, B, E)
+        return self.tag(self.embedding[tokens.t()], lengths)  # (T, B, E)
+
+    def tag(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(emb, lengths)
         return torch.log_softmax(out.transpose(0, 1) @ self.head_w + self.head_b, -1)
+
+
+class DeployCharTagger(DeployTagger):
+    """``(tokens (B, T), lengths (B,), chars (B, T, L) long) -> (B, T, n_tags)``: a tagger that also reads each
+    word's characters (its :class:`~qklstm.models.CharEncoder` in the export engine's form)."""
+
+    def __init__(self, tagger: SequenceTagger):
+        super().__init__(tagger)
+        self.register_buffer("char_embedding", tagger.chars.embedding.weight.detach().clone())
+        self.char_rnn = _deploy_rnn(tagger.chars.rnn)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor) -> torch.Tensor:
+        flat = chars.reshape(-1, chars.shape[2])  # (B * T, L)
+        char_lengths = (flat != 0).sum(1).clamp(min=1)
+        _, h_n = self.char_rnn(self.char_embedding[flat.t()], char_lengths)  # both directions' final states
+        words = h_n.transpose(0, 1).reshape(tokens.shape[0], tokens.shape[1], -1)
+        return self.tag(torch.cat([self.embedding[tokens], words], -1).transpose(0, 1), lengths)
 
 
 class DeployRegressor(nn.Module):
@@ -80,7 +107,7 @@ def deployable(model: nn.Module) -> nn.Module:
     """The deployable form of a trained tagger or regressor (eval semantics: no dropout)."""
     with torch.no_grad():
         if isinstance(model, SequenceTagger):
-            return DeployTagger(model).eval()
+            return (DeployTagger if model.chars is None else DeployCharTagger)(model).eval()
         if isinstance(model, SequenceRegressor):
             return DeployRegressor(model).eval()
     raise ValueError(f"model: expected a SequenceTagger or SequenceRegressor, got {type(model).__name__}")

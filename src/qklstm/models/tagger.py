@@ -9,6 +9,10 @@ Example:
     477
     >>> tagger(torch.tensor([[1, 2, 3]])).shape
     torch.Size([1, 3, 3])
+    >>> from qklstm.models import CharEncoder                  # words read from their characters too
+    >>> tagger = SequenceTagger(9, 3, embedding_dim=8, hidden_size=6, chars=CharEncoder(20, 4), recurrent="lstm")
+    >>> tagger(torch.tensor([[1, 2]]), chars=torch.tensor([[[3, 4, 0], [5, 0, 0]]])).shape
+    torch.Size([1, 2, 3])
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .chars import CharEncoder
 from .registry import make_recurrent
 
 __all__ = [
@@ -35,11 +40,15 @@ class SequenceTagger(nn.Module):
         embedding_dim, hidden_size: as in the paper (8 and 6 by default).
         recurrent: a registry name: ``"qklstm"``, ``"lstm"``, ``"qlstm"`` or ``"gru"``.
         padding_idx: token id of padding (its embedding stays zero), or ``None``.
+        chars: a :class:`~qklstm.models.CharEncoder` whose output joins each word's embedding (the layer
+            then reads ``embedding_dim + chars.output_size`` features), or ``None``.
         **options: ``num_layers``, ``bidirectional``, ``dropout`` and the cell's
             quantum options (``preset="paper"`` for the QK-LSTM paper preset).
 
     Shape:
         - tokens: ``(B, T)`` long (or ``(T,)``); lengths: optional ``(B,)``.
+        - chars: with a character encoder, ``(B, T, L)`` long character ids of each token (0 pads), or
+          ``(T, L)`` for 1-D tokens.
         - output: ``(B, T, n_tags)`` log-probabilities (``(T, n_tags)`` for 1-D input).
     """
 
@@ -55,14 +64,16 @@ class SequenceTagger(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        chars: CharEncoder | None = None,
         **options,
     ):
         super().__init__()
         self.recurrent_kind = recurrent
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        self.chars = chars
         self.rnn = make_recurrent(
             recurrent,
-            embedding_dim,
+            embedding_dim + (chars.output_size if chars is not None else 0),
             hidden_size,
             batch_first=True,
             num_layers=num_layers,
@@ -72,7 +83,9 @@ class SequenceTagger(nn.Module):
         )
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_tags)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor | None = None, chars: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.long, torch.int):
             raise ValueError("tokens: expected a LongTensor of token ids, shape (B, T) or (T,)")
         exporting = torch.compiler.is_exporting()  # an exported graph has no data-dependent branch
@@ -81,10 +94,14 @@ class SequenceTagger(nn.Module):
                 f"tokens: ids must lie in [0, {self.embedding.num_embeddings}); "
                 "map unknown tokens to the vocabulary's <unk> id"
             )
+        if (chars is None) != (self.chars is None):
+            need = "reads characters: pass chars (B, T, L)" if chars is None else "has no character encoder"
+            raise ValueError(f"chars: this tagger {need}")
         single = tokens.dim() == 1
         if single:
             tokens = tokens.unsqueeze(0)
-        emb = self.embedding(tokens)
+            chars = None if chars is None else chars.unsqueeze(0)
+        emb = self.embed(tokens, chars)
         if lengths is None:
             out, _ = self.rnn(emb)
         else:
@@ -96,6 +113,18 @@ class SequenceTagger(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
         logp = torch.log_softmax(self.head(out), -1)
         return logp.squeeze(0) if single else logp
+
+    def embed(self, tokens: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+        """What the recurrent layer reads: ``(B, T, embedding_dim)`` word embeddings, joined by the character
+        encoder's ``(B, T, 2 * char states)`` when the tagger has one."""
+        emb = self.embedding(tokens)
+        if self.chars is None:
+            return emb
+        if chars is None or chars.dim() != 3 or chars.shape[:2] != tokens.shape:
+            got = None if chars is None else tuple(chars.shape)
+            raise ValueError(f"chars: expected {(*tokens.shape, 'L')} character ids, got {got}")
+        words = self.chars(chars.reshape(-1, chars.shape[-1])).reshape(*tokens.shape, -1)
+        return torch.cat([emb, words], -1)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
