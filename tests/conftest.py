@@ -33,7 +33,10 @@ SLICE = DATA / "beijing_pm25_slice.csv"  # 500 hours of the Beijing PM2.5 series
 CONLLU = DATA / "sample.conllu"
 
 #: the smallest runs that still train, as train options: tagging the Brown fixture, forecasting the slice
-TINY_POS = dict(task="pos", data=str(BROWN), hidden=4, embedding_dim=4, n_references=4, batch_size=32, epochs=3)
+#: the tiny presets: the defaults' paths (the tagger reads characters too) at sizes that train in seconds
+TINY_POS = dict(
+    task="pos", data=str(BROWN), hidden=4, embedding_dim=4, char_dim=3, n_references=4, batch_size=32, epochs=3
+)
 TINY_FC = dict(
     task="forecast",
     data=str(SLICE),

@@ -77,10 +77,9 @@ KILL = textwrap.dedent("""
         if distributed.rank() == 1 and epoch == 2 and step == 1:
             os._exit(3)
 
-    cfg = TrainConfig.from_mapping(dict(task="pos", data=sys.argv[1], hidden=4, embedding_dim=4, n_references=4,
-                                        batch_size=32, epochs=3, out=sys.argv[2]))
+    cfg = TrainConfig.from_mapping({**OPTIONS, "data": sys.argv[1], "out": sys.argv[2]})
     train(cfg, progress=False, callback=die, log=lambda *a: None)
-""")
+""").replace("OPTIONS", repr(TINY_POS))  # the run it is compared with: the tiny preset, 3 epochs
 
 
 def test_a_dying_rank_takes_the_others_down_and_the_run_resumes_on_another_number_of_ranks(tmp_path):

@@ -116,6 +116,16 @@ def test_change_mode_forecasts_the_change_from_the_last_value_of_the_window_scal
     np.testing.assert_allclose(reg(x).detach().numpy(), want, rtol=0, atol=1e-5)
 
 
+def test_a_checkpoint_config_from_before_the_new_defaults_keeps_its_model():
+    """Runs saved before --target-mode and --char-dim predicted the level and read words only: their configs
+    must rebuild those models, not today's defaults (the weights would not fit, or would mean other things)."""
+    old_forecast = {k: v for k, v in TrainConfig(task="forecast").to_dict().items() if k != "target_mode"}
+    old_tagger = {k: v for k, v in TrainConfig(task="pos").to_dict().items() if k != "char_dim"}
+    assert TrainConfig.from_dict(old_forecast).target_mode == "level"
+    assert TrainConfig.from_dict(old_tagger).char_dim == 0
+    assert TrainConfig(task="forecast").target_mode == "change" and TrainConfig().char_dim == 16  # today's
+
+
 # ------------------------------------------------------------------------------ config
 
 

@@ -21,6 +21,7 @@ import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..models.chars import CHAR_MODELS
 from ..models.registry import MODELS
 
 __all__ = [
@@ -149,6 +150,21 @@ class TrainConfig:
     # model
     hidden: int = _opt(32, "hidden units", group="model", minimum=1)
     embedding_dim: int = _opt(32, "pos: word embedding size", group="model", minimum=1)
+    char_dim: int = _opt(
+        16,
+        "pos: read each word's characters too, with a bidirectional layer of D states per direction whose final "
+        "states join the word's embedding (characters seen fewer than --min-freq times read as one unknown "
+        "character); 0: words only",
+        group="model",
+        minimum=0,
+    )
+    char_model: str = _opt(
+        "lstm",
+        "pos, with --char-dim: the characters' recurrent layer (qklstm: quantum-kernel at both levels, with the "
+        "word layer's quantum options)",
+        group="model",
+        choices=CHAR_MODELS,
+    )
     n_qubits: int = _opt(4, "the quantum models (qklstm, qlstm): qubits per gate", group="model", minimum=1)
     n_references: int = _opt(8, "qklstm: reference vectors per gate", group="model", minimum=1)
     feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
@@ -224,9 +240,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """A checkpoint's config; one saved before ``--target-mode`` existed predicted the level."""
+        """A checkpoint's config; one saved before ``--target-mode`` existed predicted the level, one saved
+        before ``--char-dim`` existed read words only."""
         if data.get("task") == "forecast" and "target_mode" not in data:
             data = {**data, "target_mode": "level"}
+        if data.get("task", "pos") == "pos" and "char_dim" not in data:
+            data = {**data, "char_dim": 0}
         return cls.from_mapping(data, source="checkpoint config")
 
     # ------------------------------------------------------------------ checks
@@ -275,6 +294,10 @@ class TrainConfig:
         common = dict(num_layers=self.num_layers, bidirectional=self.bidirectional, dropout=self.dropout)
         return common | self.kind_options().layer_options()
 
+    def char_options(self) -> dict:
+        """Keyword options of the character encoder's layer (its registry entry's, from this config)."""
+        return MODELS[self.char_model].options.from_config(self).layer_options()
+
     def kind_options(self):
         """This model's options as its registry entry's dataclass (:mod:`qklstm.models.registry`)."""
         return MODELS[self.model].options.from_config(self)
@@ -284,6 +307,7 @@ class TrainConfig:
         s = f"{self.model} hidden {self.hidden}"
         if self.task == "pos":
             s += f", embedding {self.embedding_dim}"
+            s += f", characters {self.char_dim} x 2 ({self.char_model})" if self.char_dim else ""
         s += self.kind_options().describe()
         if self.num_layers > 1:
             s += f", {self.num_layers} layers"

@@ -30,6 +30,7 @@ from ..data import (
     load_timeseries,
     pad_batch,
 )
+from ..data.characters import character_table, encode_characters, pad_characters
 from ..data.pos import split_bounds
 from ..data.timeseries import StandardScaler, parse_columns
 from .config import TrainConfig
@@ -38,6 +39,7 @@ __all__ = [
     "ForecastData",
     "PosData",
     "bucket_batches",
+    "collate_characters",
     "collate_tagged",
     "collate_windows",
     "count_unknown",
@@ -74,6 +76,8 @@ class PosData:
     tags: Vocabulary
     encoded: dict  # split -> list of (word ids, tag ids)
     train_total: int  # training sentences before --subset
+    chars: Vocabulary | None = None  # the character table, with --char-dim
+    char_ids: dict | None = None  # split -> per sentence, each word's character ids
 
     def split(self, name: str):
         return self.encoded[name]
@@ -120,9 +124,11 @@ def _check_splits(splits: TaggedSplits, cfg: TrainConfig) -> None:
     )
 
 
-def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None) -> PosData:
-    """Read, subset and encode the tagging data of ``cfg``; vocabularies are built from the
-    training sentences used unless given (from a checkpoint)."""
+def load_pos(
+    cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary | None = None, chars: Vocabulary | None = None
+) -> PosData:
+    """Read, subset and encode the tagging data of ``cfg``; vocabularies (and, with ``--char-dim``, the
+    character table) are built from the training sentences used unless given (from a checkpoint)."""
     conllu = cfg.data_source.endswith(".conllu")
     splits_files = dict(
         dev=cfg.dev, test=cfg.test, carve=cfg.carve, seed=cfg.seed, arguments=("--data", "--dev", "--test")
@@ -142,7 +148,15 @@ def load_pos(cfg: TrainConfig, words: Vocabulary | None = None, tags: Vocabulary
         if missing:
             raise ValueError(f"--data: tags {missing} are not in the run's tag set {tags.itos[1:]}")
     encoded = {name: encode_tagged(splits.split(name), words, tags) for name in ("train", "dev", "test")}
-    return PosData(splits, words, tags, encoded, total)
+    if not cfg.char_dim:
+        return PosData(splits, words, tags, encoded, total)
+    if chars is None:
+        chars = character_table(([w for w, _ in s] for s in splits.train), min_freq=cfg.min_freq)
+    char_ids = {
+        name: [encode_characters([w for w, _ in s], chars) for s in splits.split(name)]
+        for name in ("train", "dev", "test")
+    }
+    return PosData(splits, words, tags, encoded, total, chars, char_ids)
 
 
 def count_unknown(sentences, words: Vocabulary) -> tuple[int, int]:
@@ -158,6 +172,11 @@ def collate_tagged(pairs, index) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     tokens, lengths = pad_batch(xs, 0)
     tags, _ = pad_batch(ys, 0)
     return torch.from_numpy(tokens), torch.from_numpy(tags), torch.from_numpy(lengths)
+
+
+def collate_characters(char_ids, index, length: int) -> torch.Tensor:
+    """``(B, length, L)`` character ids of sentences ``index`` (:func:`~qklstm.data.characters.pad_characters`)."""
+    return torch.from_numpy(pad_characters([char_ids[int(i)] for i in index], length))
 
 
 def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator, pool: int = 50) -> list:
@@ -264,6 +283,7 @@ def load_task_data(cfg: TrainConfig, saved: dict | None = None):
     if cfg.task == "pos":
         vocab = saved.get("vocab")
         if vocab:
-            return load_pos(cfg, Vocabulary.from_dict(vocab["words"]), Vocabulary.from_dict(vocab["tags"]))
+            tables = [Vocabulary.from_dict(vocab[k]) if k in vocab else None for k in ("words", "tags", "chars")]
+            return load_pos(cfg, *tables)
         return load_pos(cfg)
     return load_forecast(cfg, saved.get("scaler"))

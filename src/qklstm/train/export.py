@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.characters import MAX_WORD_LENGTH
 from ..io import atomic_write, atomic_write_json
 from ..models.deploy import deployable, script
 from .predict import Tagger, load
@@ -34,9 +35,16 @@ __all__ = ["FORMATS", "export_run", "export_model"]
 FORMATS = ("onnx", "torchscript")
 
 
+#: the inputs of an exported file by their number: a forecaster's, a tagger's, a tagger that reads characters
+INPUTS = {1: ["windows"], 2: ["tokens", "lengths"], 3: ["tokens", "lengths", "chars"]}
+
+
 def _examples(model, config) -> tuple:
     if isinstance(model, Tagger):
-        return torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
+        tokens, lengths = torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
+        if model.chars is None:
+            return tokens, lengths
+        return tokens, lengths, torch.tensor([[[2, 3], [4, 0], [5, 6]], [[2, 0], [3, 4], [0, 0]]])
     return (torch.zeros(2, config.window, len(model.scaler.names)),)
 
 
@@ -53,9 +61,11 @@ def export_model(deploy, examples: tuple, fmt: str, out) -> Path:
             import onnx  # noqa: F401 - the exporter needs it
         except ImportError:
             raise ValueError("--format: onnx needs the onnx package (pip install qklstm[export])") from None
-        batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
-        shapes = ({0: batch, 1: length}, {0: batch}) if len(examples) == 2 else ({0: batch, 1: length},)
-        names = ["tokens", "lengths"] if len(examples) == 2 else ["windows"]
+        batch, length, word = torch.export.Dim("batch"), torch.export.Dim("length"), torch.export.Dim("word_length")
+        names = INPUTS[len(examples)]
+        shapes = {"windows": {0: batch, 1: length}, "tokens": {0: batch, 1: length}, "lengths": {0: batch}}
+        shapes["chars"] = {0: batch, 1: length, 2: word}
+        shapes = tuple(shapes[name] for name in names)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on its own internals
             program = torch.onnx.export(
@@ -86,6 +96,9 @@ def export_run(run, fmt: str, out, *, checkpoint: str = "best") -> tuple[Path, P
             "padding_id": 0,
             "unknown_id": 1,
         }
+        if loaded.chars is not None:  # each word's character ids, 0-padded; a longer word: first and last 16
+            meta["inputs"]["chars"] = "(batch, length, word length) int64 character ids"
+            meta |= {"chars": loaded.chars.to_dict(), "max_word_length": MAX_WORD_LENGTH}
     else:
         meta = {
             "kind": "forecaster",
@@ -93,6 +106,8 @@ def export_run(run, fmt: str, out, *, checkpoint: str = "best") -> tuple[Path, P
             "output": "(batch,) float32 scaled forecasts; value = output * std[target_index] + mean[target_index]",
             "window": config.window,
             "horizon": config.horizon,
+            # the model itself scales each window by its own level and spread in "change" mode
+            "target_mode": config.target_mode,
             "columns": loaded.columns,
             "categories": loaded.categories,
             "scaler": loaded.scaler.to_dict(),

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..data import Vocabulary, pad_batch
+from ..data.characters import encode_characters, pad_characters
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from .checkpoint import load_run_checkpoint, load_weights
 from .config import TrainConfig
@@ -39,8 +41,10 @@ def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | For
     check_layout(ckpt)
     cfg = TrainConfig.from_dict(ckpt["config"])
     if cfg.task == "pos":
-        words, tags = (Vocabulary.from_dict(ckpt["vocab"][k]) for k in ("words", "tags"))
-        model, wrapper = build_tagger(cfg, len(words), len(tags)), (lambda m: Tagger(m, words, tags, cfg))
+        tables = {k: Vocabulary.from_dict(v) for k, v in ckpt["vocab"].items()}  # words, tags (and chars)
+        words, tags, chars = tables["words"], tables["tags"], tables.get("chars")
+        model = build_tagger(cfg, len(words), len(tags), len(chars or ()))
+        wrapper = partial(Tagger, words=words, tags=tags, config=cfg, chars=chars)
     else:
         scaler = StandardScaler.from_dict(ckpt["scaler"])
         model, wrapper = build_regressor(cfg, scaler.names), (lambda m: Forecaster(m, scaler, cfg))
@@ -51,8 +55,10 @@ def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | For
 class Tagger:
     """A trained tagger with its vocabulary and tag set: :meth:`predict` tags sentences."""
 
-    def __init__(self, model, words: Vocabulary, tags: Vocabulary, config: TrainConfig):
-        self.model, self.words, self.tags, self.config = model, words, tags, config
+    def __init__(
+        self, model, words: Vocabulary, tags: Vocabulary, config: TrainConfig, chars: Vocabulary | None = None
+    ):
+        self.model, self.words, self.tags, self.config, self.chars = model, words, tags, config, chars
 
     def tag(self, sentence: str | Sequence[str]) -> list[str]:
         """The tags of one sentence: a string (split on whitespace) or a list of words.
@@ -83,7 +89,11 @@ class Tagger:
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
             ids, lengths = pad_batch([self.words.encode(tokens[i]) for i in index], 0)
-            logp = self.model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths))
+            chars = None
+            if self.chars is not None:  # unknown words are read from their characters
+                chars = pad_characters([encode_characters(tokens[i], self.chars) for i in index], ids.shape[1])
+                chars = torch.from_numpy(chars).to(device)
+            logp = self.model(torch.from_numpy(ids).to(device), torch.from_numpy(lengths), chars)
             best = PosTask.predict_from(logp)  # never the padding class, as evaluation decides
             for row, i in enumerate(index):
                 out[i] = [self.tags.itos[int(t)] for t in best[row, : len(tokens[i])]]

@@ -41,7 +41,8 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
     )
     log(
         f"unknown tokens: {unk:,} of {total:,} ({unk / max(total, 1):.2%}) were not in the training vocabulary "
-        f"and were mapped to <unk>; accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}"
+        f"and were mapped to <unk>{' (and read from their characters)' if data.chars is not None else ''}; "
+        f"accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}"
     )
     if write:
         write_csv(

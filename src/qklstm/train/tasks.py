@@ -9,12 +9,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..models import SequenceRegressor, SequenceTagger
+from ..models import CharEncoder, SequenceRegressor, SequenceTagger
 from .config import TrainConfig
 from .data import (
     ForecastData,
     PosData,
     bucket_batches,
+    collate_characters,
     collate_tagged,
     collate_windows,
     sequential_batches,
@@ -24,8 +25,10 @@ from .reports import forecast_report, tagging_report
 __all__ = ["TASK_CLASSES", "ForecastTask", "PosTask", "build_regressor", "build_tagger", "make_task"]
 
 
-def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int) -> SequenceTagger:
-    """The tagger of a run's config, for vocabularies of ``n_words`` and ``n_tags`` (padding included)."""
+def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int, n_chars: int = 0) -> SequenceTagger:
+    """The tagger of a run's config, for vocabularies of ``n_words``, ``n_tags`` and (with ``--char-dim``)
+    ``n_chars`` entries (padding included)."""
+    chars = CharEncoder(n_chars, cfg.char_dim, recurrent=cfg.char_model, **cfg.char_options()) if cfg.char_dim else None
     return SequenceTagger(
         n_words,
         n_tags,
@@ -33,6 +36,7 @@ def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int) -> SequenceTagger:
         hidden_size=cfg.hidden,
         recurrent=cfg.model,
         padding_idx=0,
+        chars=chars,
         **cfg.model_options(),
     )
 
@@ -63,6 +67,7 @@ class PosTask:
     scores = (
         ("accuracy", "test accuracy (%)", ".2f", 100),
         ("macro_f1", "test macro F1", ".3f", 1),
+        ("unknown_accuracy", "accuracy on unknown words (%)", ".2f", 100),
         ("best_dev", "best dev accuracy (%)", ".2f", 100),
     )
 
@@ -74,10 +79,20 @@ class PosTask:
         return tagging_report(self, model, split, batch_size, run_dir, write, log)
 
     def saved_data(self) -> dict:
-        return {"vocab": {"words": self.data.words.to_dict(), "tags": self.data.tags.to_dict()}}
+        tables = {"words": self.data.words, "tags": self.data.tags, "chars": self.data.chars}
+        return {"vocab": {k: v.to_dict() for k, v in tables.items() if v is not None}}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
-        return build_tagger(cfg, len(self.data.words), len(self.data.tags))
+        return build_tagger(cfg, len(self.data.words), len(self.data.tags), len(self.data.chars or ()))
+
+    def _batch(self, split: str, index):
+        """``(tokens, tags, lengths, chars or None)`` of sentences ``index`` of ``split``; tokens, tags and
+        chars on the task's device."""
+        tokens, tags, lengths = collate_tagged(self.data.split(split), index)
+        chars = None
+        if self.data.char_ids is not None:
+            chars = collate_characters(self.data.char_ids[split], index, tokens.shape[1]).to(self.device)
+        return tokens.to(self.device), tags, lengths, chars
 
     def embedding_parameters(self, model) -> int:
         return model.embedding.weight.numel()
@@ -87,15 +102,19 @@ class PosTask:
         """Embedded tokens drawn from the training sentences (the QK-LSTM's first-layer inputs)."""
         ids = torch.from_numpy(np.concatenate([x for x, _ in self.data.split("train")]))
         pick = torch.randint(len(ids), (min(n, len(ids)),), generator=generator)
-        return model.embedding(ids[pick].to(self.device))
+        if self.data.char_ids is None:
+            return model.embedding(ids[pick].to(self.device))
+        words = [w for sentence in self.data.char_ids["train"] for w in sentence]
+        chars = collate_characters([[words[int(i)]] for i in pick], range(len(pick)), 1).to(self.device)
+        return model.embed(ids[pick].to(self.device)[:, None], chars)[:, 0]
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> list:
         return bucket_batches(self.lengths["train"], batch_size, generator)
 
     def batch_loss(self, model, index, split: str = "train"):
-        tokens, tags, lengths = collate_tagged(self.data.split(split), index)
-        tokens, tags = tokens.to(self.device), tags.to(self.device)
-        logp = model(tokens, lengths)
+        tokens, tags, lengths, chars = self._batch(split, index)
+        tags = tags.to(self.device)
+        logp = model(tokens, lengths, chars)
         mask = tags != 0
         n = int(mask.sum())
         loss = F.nll_loss(logp[mask], tags[mask], reduction="sum") / n
@@ -118,10 +137,9 @@ class PosTask:
 
     def _scored(self, model, split: str, batch_size: int, shard=None):
         """``(index, tags, lengths, log-probabilities)`` of every batch of ``split`` (this shard's only)."""
-        pairs = self.data.split(split)
-        for index in _shard(sequential_batches(len(pairs), batch_size, self.lengths[split]), shard):
-            tokens, tags, lengths = collate_tagged(pairs, index)
-            yield index, tags, lengths, model(tokens.to(self.device), lengths).cpu()
+        for index in _shard(sequential_batches(len(self.data.split(split)), batch_size, self.lengths[split]), shard):
+            tokens, tags, lengths, chars = self._batch(split, index)
+            yield index, tags, lengths, model(tokens, lengths, chars).cpu()
 
     @torch.no_grad()
     def predict(self, model, split: str, batch_size: int):
