@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import qklstm
+from conftest import run_cli
 from qklstm.data import load_timeseries, read_timeseries_csv
 from qklstm.data.gaps import describe_runs, runs
 from qklstm.data.timeindex import infer_step
@@ -164,3 +166,17 @@ def test_the_default_change_mode_forecasts_a_trend_beyond_the_training_range(tmp
     assert y[:420].max() < y[510:].min()  # every test value lies above every training value (rows 0-419)
     assert report["rmse"] < 0.6 * report["persistence"]["rmse"] and report["rmse"] < report["seasonal_naive"]["rmse"]
     assert scores["level"]["rmse"] > report["persistence"]["rmse"]
+
+
+def test_a_forecaster_gives_no_forecast_across_a_gap_no_training_window_crossed(tmp_path, capsys):
+    path = _weekly(tmp_path, n=100, drop=range(88, 93))  # a 5-week gap (beyond the default 3) in the test span
+    opts = ["--task", "forecast", "--model", "lstm", "--data", path, "--target", "y", "--window", "4"]
+    rc, _, err = run_cli(capsys, "train", *opts, "--hidden", "3", "--epochs", "1", "--out", tmp_path / "run")
+    assert rc == 0, err
+    times, values = qklstm.load(tmp_path / "run").predict(path, return_times=True)
+    assert len(values) == 100 - 4 + 1 and np.isfinite(values[:85]).all() and np.isfinite(values[93:]).all()
+    # the windows whose four steps meet rows 88-92 start at rows 85 to 92 (and end at 88 to 95)
+    assert np.isnan(values[85:93]).all() and times[85] == np.datetime64("2011-01-02") + np.timedelta64(7 * 88, "D")
+    rc, out, err = run_cli(capsys, "predict", tmp_path / "run", path)
+    assert rc == 0 and len(out.splitlines()) == 1 + 97 - 8
+    assert "8 windows meet a gap longer than 3 steps and have no forecast" in err

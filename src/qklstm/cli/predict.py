@@ -112,6 +112,8 @@ def _forecast(model, args, name: str, out) -> None:
     import csv
     import tempfile
 
+    import numpy as np
+
     from ..data.timeindex import format_time
 
     path = args.input
@@ -131,4 +133,12 @@ def _forecast(model, args, name: str, out) -> None:
     target, horizon, window = model.numeric[0], model.config.horizon, model.config.window
     w.writerow(["row", "time", f"{target}_forecast", "steps_ahead"])
     for i, (t, v) in enumerate(zip(times, values)):
-        w.writerow([i + window, format_time(t), f"{v:.6g}", horizon])
+        if not np.isnan(v):
+            w.writerow([i + window, format_time(t), f"{v:.6g}", horizon])
+    skipped = int(np.isnan(values).sum())
+    if skipped:
+        print(
+            f"{name}: {skipped:,} windows meet a gap longer than {model.max_gap} steps and have no forecast "
+            "(no training window crossed one)",
+            file=sys.stderr,
+        )

@@ -22,6 +22,7 @@ import torch
 
 from ..data import Vocabulary, pad_batch
 from ..data.characters import encode_characters, pad_characters
+from ..data.gaps import long_runs
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from .checkpoint import load_run_checkpoint, load_weights
 from .config import TrainConfig
@@ -47,7 +48,11 @@ def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | For
         wrapper = partial(Tagger, words=words, tags=tags, config=cfg, chars=chars)
     else:
         scaler = StandardScaler.from_dict(ckpt["scaler"])
-        model, wrapper = build_regressor(cfg, scaler.names), (lambda m: Forecaster(m, scaler, cfg))
+        max_gap = ckpt.get("series", {}).get("max_gap")  # None in runs saved before gaps were cut: fill all
+        model, wrapper = (
+            build_regressor(cfg, scaler.names),
+            partial(Forecaster, scaler=scaler, config=cfg, max_gap=max_gap),
+        )
     load_weights(model, ckpt["model"], file)
     return wrapper(model.to(device).eval())
 
@@ -103,8 +108,8 @@ class Tagger:
 class Forecaster:
     """A trained forecaster with its scaler and columns: :meth:`predict` forecasts in the target's units."""
 
-    def __init__(self, model, scaler: StandardScaler, config: TrainConfig):
-        self.model, self.scaler, self.config = model, scaler, config
+    def __init__(self, model, scaler: StandardScaler, config: TrainConfig, max_gap: int | None = None):
+        self.model, self.scaler, self.config, self.max_gap = model, scaler, config, max_gap
         self.numeric = [n for n in scaler.names if "=" not in n]  # the target first, then the covariates
         self.categories: dict[str, list[str]] = {}
         for name in scaler.names:
@@ -124,13 +129,18 @@ class Forecaster:
         ``data``: a CSV or Parquet path (read onto its regular grid as in training: a missing step is a row
         of missing values), a mapping (or pandas DataFrame) of the training columns, or, without categorical
         columns, an array ``(rows, features)`` in the order of :attr:`columns` (rows one step apart).
-        Missing numbers are filled by linear interpolation over the rows given. ``return_times``: also
-        the time of each window's last step (the file's times; row numbers for other data).
+        Missing numbers are filled by linear interpolation over the rows given; a window that meets a run of
+        missing values longer than the run's ``max_gap`` (the training split's rule) gets NaN, as no training
+        window crossed such a gap. ``return_times``: also the time of each window's last step (the file's
+        times; row numbers for other data).
         """
         numeric, cats, times, where = self._columns(data)
         window = self.config.window
         if len(numeric[self.numeric[0]]) < window:
             raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
+        unfillable = np.zeros(len(times), bool)
+        for column in numeric.values() if self.max_gap is not None else ():
+            unfillable |= long_runs(np.isnan(column), self.max_gap)
         filled_numeric, filled_cats, _ = fill_rows(numeric, cats, None, where)  # rows one step apart
         x = self.scaler.transform(encode_rows(filled_numeric, filled_cats, self.numeric, self.categories))
         x = x.astype(np.float32)
@@ -141,6 +151,7 @@ class Forecaster:
             for i in range(0, len(windows), batch_size)
         ]
         values = self.scaler.inverse_target(torch.cat(out).double().numpy())
+        values[np.lib.stride_tricks.sliding_window_view(unfillable, window).any(1)] = np.nan
         return (times[window - 1 :], values) if return_times else values
 
     def _columns(self, data):

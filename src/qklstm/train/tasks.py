@@ -195,7 +195,8 @@ class ForecastTask:
         return forecast_report(self, model, split, batch_size, run_dir, write, log)
 
     def saved_data(self) -> dict:
-        return {"scaler": self.data.scaler.to_dict()}
+        s = self.data.series
+        return {"scaler": self.data.scaler.to_dict(), "series": {"step": s.step_name, "max_gap": s.max_gap}}
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         return build_regressor(cfg, self.data.scaler.names)
