@@ -13,7 +13,7 @@ import numpy as np
 
 from .timeindex import TimeStep, format_time
 
-__all__ = ["describe_runs", "long_runs", "runs", "segments"]
+__all__ = ["describe_runs", "long_runs", "runs", "segments", "unfillable"]
 
 
 def runs(mask) -> list[tuple[int, int]]:
@@ -29,6 +29,20 @@ def long_runs(mask, max_gap: int) -> np.ndarray:
     for a, b in runs(mask):
         if b - a > max_gap:
             out[a:b] = True
+    return out
+
+
+def unfillable(columns, max_gap: int) -> np.ndarray:
+    """Which rows lie in a run of missing values (NaN) longer than ``max_gap`` in any of ``columns`` (arrays of
+    one length): the rows that no window may read.
+
+    >>> unfillable([np.array([1.0, np.nan, 2.0, 3.0]), np.array([np.nan, np.nan, 1.0, 1.0])], 1).tolist()
+    [True, True, False, False]
+    """
+    columns = list(columns)
+    out = np.zeros(len(columns[0]) if columns else 0, bool)
+    for values in columns:
+        out |= long_runs(np.isnan(values), max_gap)
     return out
 
 

@@ -175,15 +175,14 @@ def read_timeseries_csv(
     grid, rows = on_grid(times, step, str(path))
     present = np.zeros(len(grid), bool)
     present[rows] = True
-    out_numeric = {}
-    for c, v in numeric.items():
-        out_numeric[c] = np.full(len(grid), np.nan)
-        out_numeric[c][rows] = v[order]
-    out_cats = {}
-    for c, v in cats.items():
-        out_cats[c] = [""] * len(grid)
-        for r, i in zip(rows, order):
-            out_cats[c][r] = v[i]
+
+    def on_the_grid(values: np.ndarray, empty):  # the file's rows at their grid places, ``empty`` in missing steps
+        out = np.full(len(grid), empty, dtype=values.dtype)
+        out[rows] = values[order]
+        return out
+
+    out_numeric = {c: on_the_grid(v, np.nan) for c, v in numeric.items()}
+    out_cats = {c: on_the_grid(np.array(v, dtype=object), "").tolist() for c, v in cats.items()}
     return TimeSeriesTable(grid, out_numeric, out_cats, str(path), step, present, notes)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from .cache import dataset_info, require_dataset
 from .cleaning import encode_rows, fill_categorical, fill_rows, interpolate_missing, one_hot
-from .gaps import long_runs, runs
+from .gaps import runs, unfillable
 from .table import (
     BEIJING_CATEGORICAL,
     BEIJING_COVARIATES,
@@ -69,6 +69,7 @@ __all__ = [
     "TimeSeriesSplits",
     "TimeSeriesTable",
     "WindowSet",
+    "baseline_label",
     "chronological_bounds",
     "encode_rows",
     "fill_categorical",
@@ -100,6 +101,19 @@ def chronological_bounds(n: int, fractions=(0.7, 0.15, 0.15)) -> list[tuple[int,
     a = round(n * fr[0])
     b = a + round(n * fr[1])
     return [(0, a), (a, min(b, n)), (min(b, n), n)]
+
+
+def baseline_label(key: str, season: int | None = None) -> str:
+    """The name reports and ``compare`` give the baseline ``key`` of :meth:`TimeSeriesSplits.baselines`.
+
+    >>> baseline_label("seasonal_naive", 24)
+    'seasonal naive (24 steps back)'
+    """
+    return {
+        "persistence": "persistence (last value)",
+        "seasonal_naive": f"seasonal naive ({season} steps back)",
+        "linear_ar": "linear autoregression (window, least squares)",
+    }[key]
 
 
 @dataclass
@@ -147,13 +161,11 @@ class TimeSeriesSplits:
         out["linear_ar"] = linear_autoregression(self.train.x, self.train.y, ws.x)
         return out
 
-    def baseline_labels(self) -> dict[str, str]:
-        """How reports name the forecasts of :meth:`baselines`, and their parameters (fitted numbers)."""
-        return {
-            "persistence": ("persistence (last value)", 0),
-            "seasonal_naive": (f"seasonal naive ({self.season} steps back)", 0),
-            "linear_ar": ("linear autoregression (window, least squares)", self.train.x[0].size + 1),
-        }
+    def baseline_labels(self) -> dict[str, tuple[str, int]]:
+        """How reports name the forecasts of :meth:`baselines` (:func:`baseline_label`), and their parameters
+        (fitted numbers)."""
+        counts = {"persistence": 0, "seasonal_naive": 0, "linear_ar": self.train.x[0].size + 1}
+        return {key: (baseline_label(key, self.season), n) for key, n in counts.items()}
 
     def persistence(self, name: str = "test", *, observed_only: bool = False) -> dict[str, float]:
         """MAE/RMSE of the persistence baseline on split ``name``, in the target's own units.
@@ -191,10 +203,8 @@ class TimeSeriesSplits:
 
 def _segments(table: TimeSeriesTable, bounds, max_gap: int) -> dict[str, list[tuple[int, int]]]:
     """Each split's stretches of rows outside every run of missing values longer than ``max_gap``."""
-    unfillable = np.zeros(len(table), bool)
-    for values in table.numeric.values():
-        unfillable |= long_runs(np.isnan(values), max_gap)
-    return {name: [(a + s, a + e) for s, e in runs(~unfillable[a:b])] for name, (a, b) in zip(SPLITS, bounds)}
+    cut = unfillable(table.numeric.values(), max_gap)
+    return {name: [(a + s, a + e) for s, e in runs(~cut[a:b])] for name, (a, b) in zip(SPLITS, bounds)}
 
 
 def _fill_segment(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, dict]:

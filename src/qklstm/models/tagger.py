@@ -94,9 +94,6 @@ class SequenceTagger(nn.Module):
                 f"tokens: ids must lie in [0, {self.embedding.num_embeddings}); "
                 "map unknown tokens to the vocabulary's <unk> id"
             )
-        if (chars is None) != (self.chars is None):
-            need = "reads characters: pass chars (B, T, L)" if chars is None else "has no character encoder"
-            raise ValueError(f"chars: this tagger {need}")
         single = tokens.dim() == 1
         if single:
             tokens = tokens.unsqueeze(0)
@@ -117,12 +114,14 @@ class SequenceTagger(nn.Module):
     def embed(self, tokens: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
         """What the recurrent layer reads: ``(B, T, embedding_dim)`` word embeddings, joined by the character
         encoder's ``(B, T, 2 * char states)`` when the tagger has one."""
+        if (chars is None) != (self.chars is None):
+            need = "reads characters: pass chars (B, T, L)" if chars is None else "has no character encoder"
+            raise ValueError(f"chars: this tagger {need}")
         emb = self.embedding(tokens)
         if self.chars is None:
             return emb
-        if chars is None or chars.dim() != 3 or chars.shape[:2] != tokens.shape:
-            got = None if chars is None else tuple(chars.shape)
-            raise ValueError(f"chars: expected {(*tokens.shape, 'L')} character ids, got {got}")
+        if chars.dim() != 3 or chars.shape[:2] != tokens.shape:
+            raise ValueError(f"chars: expected {(*tokens.shape, 'L')} character ids, got {tuple(chars.shape)}")
         words = self.chars(chars.reshape(-1, chars.shape[-1])).reshape(*tokens.shape, -1)
         return torch.cat([emb, words], -1)
 

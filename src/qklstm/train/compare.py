@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
+from ..data.timeseries import baseline_label
 from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..models.registry import MODELS
 from .checkpoint import LAST, load_run_checkpoint
@@ -261,15 +262,10 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
             md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
         md_rows.append(md + ["/".join(str(r["epochs"]) for r in rs)])
         agg_rows.append(row)
-    baselines = (  # forecasting's baselines, the same for every seed (their parameters: fitted numbers)
-        ("persistence", "persistence (last value)"),
-        ("seasonal_naive", f"seasonal naive ({runs[0].get('season')} steps back)"),
-        ("linear_ar", "linear autoregression (window, least squares)"),
-    )
-    for key, name in baselines:
+    for key in ("persistence", "seasonal_naive", "linear_ar"):  # forecasting's baselines, the same for every seed
         if key not in runs[0]:  # tagging runs, runs without a season, or runs evaluated before the baseline existed
             continue
-        n = runs[0].get(f"{key}_parameters", 0)
+        name, n = baseline_label(key, runs[0].get("season")), runs[0].get(f"{key}_parameters", 0)
         p = runs[0][key]
         md_rows.append(
             [name, f"{n:,}", *([f"{n:,}"] * embedded), *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores), "-", "-"]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..models.chars import CHAR_MODELS
 from ..models.registry import MODELS
+from ..models.regressor import TARGET_MODES
 
 __all__ = [
     "DATA_DEFAULTS",
@@ -41,7 +42,6 @@ OPTIMIZERS = ("adam", "sgd")
 #: ``fan-in``: ``nn.Linear``'s rule; ``auto``: ``data`` for the QK-LSTM, the published rule for the baselines
 READOUT_INITS = ("auto", "data", "fan-in")
 FEATURE_MAPS = ("paper", "paper-trainable", "zz")
-TARGET_MODES = ("change", "level")
 DEVICES = ("cpu", "cuda")
 #: the files a forecaster reads
 SERIES_SUFFIXES = (".csv", ".parquet")

@@ -22,7 +22,7 @@ import torch
 
 from ..data import Vocabulary, pad_batch
 from ..data.characters import encode_characters, pad_characters
-from ..data.gaps import long_runs
+from ..data.gaps import unfillable
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from .checkpoint import load_run_checkpoint, load_weights
 from .config import TrainConfig
@@ -138,9 +138,7 @@ class Forecaster:
         window = self.config.window
         if len(numeric[self.numeric[0]]) < window:
             raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
-        unfillable = np.zeros(len(times), bool)
-        for column in numeric.values() if self.max_gap is not None else ():
-            unfillable |= long_runs(np.isnan(column), self.max_gap)
+        cut = unfillable(numeric.values(), self.max_gap) if self.max_gap is not None else np.zeros(len(times), bool)
         filled_numeric, filled_cats, _ = fill_rows(numeric, cats, None, where)  # rows one step apart
         x = self.scaler.transform(encode_rows(filled_numeric, filled_cats, self.numeric, self.categories))
         x = x.astype(np.float32)
@@ -151,7 +149,7 @@ class Forecaster:
             for i in range(0, len(windows), batch_size)
         ]
         values = self.scaler.inverse_target(torch.cat(out).double().numpy())
-        values[np.lib.stride_tricks.sliding_window_view(unfillable, window).any(1)] = np.nan
+        values[np.lib.stride_tricks.sliding_window_view(cut, window).any(1)] = np.nan
         return (times[window - 1 :], values) if return_times else values
 
     def _columns(self, data):

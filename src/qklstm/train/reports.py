@@ -158,7 +158,7 @@ def forecast_report(task, model, split, bs, run_dir: Path, write: bool, log, ste
         "units": units,
         "step": series.step_name,
     }
-    for key in forecasts.keys() - {"model"}:
+    for key in [k for k in forecasts if k != "model"]:  # the baselines, in the table's order
         out |= {key: scores[key], f"{key}_observed": observed_scores[key], f"{key}_parameters": labels[key][1]}
     if "seasonal_naive" in forecasts:
         out["season"] = series.season

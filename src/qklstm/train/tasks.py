@@ -86,8 +86,8 @@ class PosTask:
         return build_tagger(cfg, len(self.data.words), len(self.data.tags), len(self.data.chars or ()))
 
     def _batch(self, split: str, index):
-        """``(tokens, tags, lengths, chars or None)`` of sentences ``index`` of ``split``; tokens, tags and
-        chars on the task's device."""
+        """``(tokens, tags, lengths, chars or None)`` of sentences ``index`` of ``split``; tokens and chars on the
+        task's device (tags and lengths stay on the CPU)."""
         tokens, tags, lengths = collate_tagged(self.data.split(split), index)
         chars = None
         if self.data.char_ids is not None:
