@@ -57,7 +57,8 @@ def report(name: str, rows: list[dict], measurements: list, out: Path | None) ->
     print(machine())
     path = out or RESULTS / f"{name}.csv"
     header = ["benchmark", "case", "implementation", "median_ms", "iqr_ms", "baseline", "ratio", "machine"]
-    header[-1:-1] = [k for k in (rows[0] if rows else {}) if k not in header]  # a benchmark's own columns
+    own = [k for r in rows for k in r if k not in header]  # a benchmark's own columns
+    header[-1:-1] = list(dict.fromkeys(own))
     write_csv(path, header, [{**r, "benchmark": name, "machine": machine()} for r in rows])
     print(f"wrote {path}")
     return path

@@ -1,8 +1,10 @@
 """Gram-matrix throughput: a B x N fidelity Gram of the paper map, qklstm against a minimal hand-written
 torch simulator (complex64, the baseline a reader would write), and PennyLane broadcast and Qiskit ML
-against qklstm in complex128 (their precision).
+against qklstm in complex128 (their precision); then many qubits: the 64 x 32 Gram of the two-layer map
+at 8-20 qubits against PennyLane ``lightning.qubit`` and Qiskit Aer ``statevector`` (the C++ simulators),
+with the memory-bandwidth bound of qklstm's plan.
 
-    python -m benchmarks kernel [--threads N] [--quick]
+    python -m benchmarks kernel [--threads N] [--quick] [--qubits 8,12,16,20]
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import torch
 
 from benchmarks import common, peers
 from qklstm import FeatureMap, FidelityKernel
+from qklstm.quantum.memory import state_bytes
+from qklstm.quantum.simulate import dense_groups
 
 
 def _gram_tasks(n: int, layers: int, batch: int, n_ref: int, backward: bool) -> tuple[dict, dict]:
@@ -67,8 +71,54 @@ def _gram_tasks(n: int, layers: int, batch: int, n_ref: int, backward: bool) -> 
     return tasks, against
 
 
+def _many_qubit_tasks(n: int, threads: int) -> tuple[dict, dict]:
+    """The 64 x 32 Gram of the two-layer map: qklstm in complex64 and complex128, ``lightning.qubit``
+    (complex128) and Aer (double, and single against complex64), each peer's states then one GEMM."""
+    import numpy as np
+
+    g = np.random.default_rng(0)
+    x, y = g.random((64, n)) * 3, g.random((32, n)) * 3
+    tasks, against = {}, {}
+    for dtype, tag in ((torch.float32, "c64"), (torch.float64, "c128")):
+        kernel, xt, yt = (
+            FidelityKernel(FeatureMap.paper(n, layers=2)),
+            torch.tensor(x, dtype=dtype),
+            torch.tensor(y, dtype=dtype),
+        )
+        tasks[f"qklstm_{tag}"] = lambda k=kernel, a=xt, b=yt: k(a, b)
+
+    def gram(states):
+        return lambda: np.abs(states(x) @ states(y).conj().T) ** 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, make, base in (
+            ("lightning_qubit", lambda: peers.lightning_states(n, 2), "qklstm_c128"),
+            ("aer_statevector", lambda: peers.aer_states(n, 2, threads=threads), "qklstm_c128"),
+            ("aer_statevector_single", lambda: peers.aer_states(n, 2, single=True, threads=threads), "qklstm_c64"),
+        ):
+            try:
+                tasks[name], against[name] = gram(make()), base
+            except ImportError:
+                print(f"{name}: not installed, its row is skipped")
+    return tasks, against
+
+
+def bandwidth_bound(n: int, rows: int, dtype: torch.dtype) -> tuple[float, float]:
+    """``(seconds, passes)``: the time qklstm's plan of the two-layer map needs to move its states at
+    ``torch.clone``'s rate (measured here, 1 thread): per state, the product state written, the CNOT chain's
+    gather, one GEMM per dense block of layer 2, the copy into the output; then the Gram reads each once."""
+    passes = 1 + 1 + len(dense_groups(n)) + 1 + 0.5
+    probe = torch.zeros(8, 2**20, dtype=dtype)  # 64-128 MiB: far beyond any cache
+    clone = common.interleaved({"clone": probe.clone}, label="bandwidth", sub_label="clone", rounds=3, min_run_time=0.2)
+    rate = probe.numel() * probe.element_size() / clone["clone"].median  # bytes read (and written) per second
+    return passes * state_bytes(rows, n, dtype) / rate, passes
+
+
 def main(argv=None) -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--qubits", default="8,12,16,20", help="qubit counts of the many-qubit table (default 8,12,16,20)")
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cases = [(2, 2, 8, 4), (2, 1, 8, 4)] if args.quick else [(n, L, 256, 32) for L in (2, 1) for n in (4, 8)]
     rows, measurements = [], []
@@ -86,6 +136,28 @@ def main(argv=None) -> int:
             )
             measurements += ms.values()
             rows += common.rows_from(case, ms, against)
+    for n in [3] if args.quick else [int(q) for q in args.qubits.split(",")]:
+        case = f"{n} qubits, 2 layers, 64x32, forward, vs C++ simulators"
+        tasks, against = _many_qubit_tasks(n, args.threads)
+        big = n >= 16  # a call takes seconds: fewer, shorter rounds
+        short = args.quick or big
+        ms = common.interleaved(
+            tasks,
+            label="many qubits",
+            sub_label=case,
+            rounds=2 if short else 5,
+            min_run_time=0.01 if short else 0.2,
+            threads=args.threads,
+        )
+        measurements += ms.values()
+        found = common.rows_from(case, ms, against)
+        for dtype, tag in ((torch.complex64, "c64"), (torch.complex128, "c128")):
+            bound, passes = bandwidth_bound(n, 96, dtype)
+            mine = next(r for r in found if r["implementation"] == f"qklstm_{tag}")
+            over = ms[f"qklstm_{tag}"].median / bound
+            mine["bound_ms"], mine["over_bound"] = f"{1e3 * bound:.4g}", over
+            print(f"{case}: qklstm_{tag} {over:.2f}x its bandwidth bound ({passes:g} passes over 96 states)")
+        rows += found
     common.report("kernel", rows, measurements, args.out)
     return 0
 

@@ -65,22 +65,75 @@ def pennylane_states(n: int, layers: int):
     return state
 
 
-def qiskit_ml_kernel(n: int, layers: int):
-    """Qiskit ML's ``FidelityStatevectorKernel`` of the paper map (needs qiskit-machine-learning)."""
+def lightning_states(n: int, layers: int):
+    """``x (B, n) float64 array -> states (B, 2**n) complex128``: the paper map on PennyLane's C++
+    ``lightning.qubit``, one state per input (it does not broadcast over a batch)."""
+    import numpy as np
+    import pennylane as qml
+
+    @qml.qnode(qml.device("lightning.qubit", wires=n))
+    def state(x):
+        for k in range(n):
+            qml.Hadamard(wires=k)
+        for _ in range(layers):
+            for k in range(n):
+                qml.RZ(x[k], wires=k)
+                qml.RY(x[k], wires=k)
+            for k in range(n - 1):
+                qml.CNOT(wires=[k, k + 1])
+        return qml.state()
+
+    return lambda xs: np.stack([state(x) for x in xs])
+
+
+def _paper_circuit(n: int, layers: int, save: bool = False):
+    """The paper map as a parametrised Qiskit circuit (our qubit k is Qiskit's n - 1 - k) and its parameters."""
     from qiskit import QuantumCircuit
     from qiskit.circuit import ParameterVector
-    from qiskit_machine_learning.kernels import FidelityStatevectorKernel
 
     x = ParameterVector("x", n)
     qc = QuantumCircuit(n)
     qc.h(range(n))
     for _ in range(layers):
-        for k in range(n):  # our qubit k is Qiskit's n - 1 - k
+        for k in range(n):
             qc.rz(x[k], n - 1 - k)
             qc.ry(x[k], n - 1 - k)
         for k in range(n - 1):
             qc.cx(n - 1 - k, n - 2 - k)
-    return FidelityStatevectorKernel(feature_map=qc)
+    if save:
+        qc.save_statevector()
+    return qc, x
+
+
+def aer_states(n: int, layers: int, single: bool = False, threads: int = 1):
+    """``x (B, n) float64 array -> states (B, 2**n)``: the paper map on Qiskit Aer's ``statevector`` method,
+    every input one parameter bind of a single job (complex64 with ``single``), on ``threads`` threads."""
+    import numpy as np
+    from qiskit import transpile
+    from qiskit_aer import AerSimulator
+
+    qc, x = _paper_circuit(n, layers, save=True)
+    sim = AerSimulator(
+        method="statevector",
+        precision="single" if single else "double",
+        max_parallel_threads=threads,
+        max_parallel_experiments=1,
+    )
+    compiled = transpile(qc, sim)
+
+    def run(xs):
+        binds = [{p: xs[:, k] for k, p in enumerate(x)}]
+        result = sim.run(compiled, parameter_binds=binds).result()
+        return np.stack([np.asarray(result.data(i)["statevector"]) for i in range(len(xs))])
+
+    return run
+
+
+def qiskit_ml_kernel(n: int, layers: int):
+    """Qiskit ML's ``FidelityStatevectorKernel`` of the paper map (needs qiskit-machine-learning)."""
+    from qiskit_machine_learning.kernels import FidelityStatevectorKernel
+
+    return FidelityStatevectorKernel(feature_map=_paper_circuit(n, layers)[0])
 
 
 class LoopTagger(nn.Module):

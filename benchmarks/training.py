@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         )
         measurements += ms.values()
         rows += common.rows_from(case, ms, {**vs_lstm, "qlstm": "qklstm", "qlstm_pennylane": "qklstm"})
-    for q, (e, h, b, t) in [(2, (4, 3, 4, 6))] if args.quick else [(4, (32, 32, 64, 30)), (8, (32, 32, 64, 30))]:
+    for q, (e, h, b, t) in [(2, (4, 3, 4, 6))] if args.quick else [(8, (32, 32, 64, 30)), (12, (32, 32, 64, 30))]:
         case = f"tagger step E={e}, H={h}, B={b}, T<={t}, {q} qubits: two-layer (full-state) map"
         ms = common.interleaved(
             tagger_tasks(e, h, b, t, maps=q), label="map layers", sub_label=case, threads=args.threads, **timing

@@ -464,10 +464,11 @@ def test_a_model_too_large_for_memory_is_refused_before_any_allocation(make, fre
 
 
 def test_the_sequence_check_counts_every_step_autograd_keeps(free_24gib):
-    """22 qubits: one step fits easily; 5 steps x 3 kept for backward do not fit in 24 GiB."""
-    layer = QKLSTM(4, 6, n_qubits=22, layers=2)
-    with pytest.raises(MemoryError, match=r"22 qubits \(a sequence of 5 steps x 3 in 1 cell\(s\), kept for backward"):
-        layer(torch.randn(5, 3, 4))
+    """24 qubits (128 MiB a state), 6 copies each: one step's 5 states and the 16 references fit in 24 GiB
+    (15.8 GiB); 5 steps x 5 kept for backward and the references do not (30.8 GiB)."""
+    layer = QKLSTM(4, 6, n_qubits=24, layers=2)
+    with pytest.raises(MemoryError, match=r"24 qubits \(a sequence of 5 steps x 5 in 1 cell\(s\), kept for backward"):
+        layer(torch.randn(5, 5, 4))
 
 
 def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys, free_24gib):
@@ -494,7 +495,7 @@ def test_the_check_respects_an_address_space_limit(tmp_path):
     script = textwrap.dedent("""
         import resource, torch
         from qklstm import QKLSTM
-        layer = QKLSTM(4, 6, n_qubits=20, layers=2)  # no grad: 24 states x 2**20 x 8 B x 6 copies = 1.1 GiB
+        layer = QKLSTM(4, 6, n_qubits=21, layers=2)  # no grad: 24 states x 2**21 x 8 B x 5 copies = 1.9 GiB
         with open("/proc/self/statm") as fh:
             mapped = int(fh.read().split()[0]) * resource.getpagesize()
         resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, resource.RLIM_INFINITY))
@@ -505,7 +506,7 @@ def test_the_check_respects_an_address_space_limit(tmp_path):
             print("refused:", err)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert "refused: input: simulating 24 state(s) of 20 qubits" in proc.stdout, proc.stdout + proc.stderr
+    assert "refused: input: simulating 24 state(s) of 21 qubits" in proc.stdout, proc.stdout + proc.stderr
     assert "address-space limit, ulimit -v" in proc.stdout
 
 

@@ -58,10 +58,11 @@ class Evaluator:
         self.noise, self.mitigate = noise, mitigate
 
     def rep(self, angles: torch.Tensor) -> torch.Tensor:
-        """States ``(B, 2**n)``, or the qubits' Bloch vectors ``(B, n, 3)`` in product form."""
+        """States ``(B, 2**n)`` up to the fixed end of the circuit (which cancels in every overlap), or the
+        qubits' Bloch vectors ``(B, n, 3)`` in product form."""
         if self.product:
             return self.circuit.prefix_bloch(angles)
-        return self.circuit.run(angles)
+        return self.circuit.run(angles, overlaps_only=True)
 
     def exact(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
         """Noise-free Gram matrix of two representations."""

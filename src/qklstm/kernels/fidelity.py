@@ -16,15 +16,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..checks import shots as check_shots
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
-from ..quantum.memory import check_state_memory
+from ..quantum.memory import check_state_memory, state_bytes
 from .evaluator import BackendEvaluator, Evaluator, ParameterShiftGram, Prepared
 from .functional import sample_probabilities
 
 __all__ = ["FidelityKernel", "Prepared"]
+
+#: Bytes of ``x``'s states a Gram matrix holds at once (:meth:`FidelityKernel.forward` with ``y``): a 64 x 32
+#: Gram matrix at 24 qubits in complex64 keeps ``y``'s 4 GiB and 2 rows of ``x`` (256 MiB).
+STREAM_BYTES = 256 * 2**20
 
 
 class FidelityKernel(nn.Module):
@@ -218,10 +223,9 @@ class FidelityKernel(nn.Module):
             and torch.is_grad_enabled()
             and (x.requires_grad or any(p.requires_grad for p in self.feature_map.parameters()))
         )
-        copies = self.feature_map.circuit.state_copies(grad)
-        check_state_memory(
-            x.shape[0], self.n_qubits, complex_dtype_for(x.dtype), x.device, argument=argument, copies=copies
-        )
+        dtype = complex_dtype_for(x.dtype)
+        copies = self.feature_map.circuit.state_copies(grad, x.shape[0], dtype, x.device)
+        check_state_memory(x.shape[0], self.n_qubits, dtype, x.device, argument=argument, copies=copies, grad=grad)
 
     # ------------------------------------------------------------------ API
     def prepare(self, x: torch.Tensor, *, validate: bool = True, argument: str = "x") -> Prepared:
@@ -252,18 +256,39 @@ class FidelityKernel(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         x2, x1d = self._as_2d(x, "x")
-        px = self.prepare(x2, validate=False, argument="x")  # checks memory before simulating
         if y is None:
-            py, y1d = px, x1d
+            px = self.prepare(x2, validate=False, argument="x")  # checks memory before simulating
+            k, y1d = self.gram(px, px), x1d
         else:
             y2, y1d = self._as_2d(y, "y")
             py = self.prepare(y2.to(x2.dtype), validate=False, argument="y")
-        k = self.gram(px, py)
+            k = self._streamed_gram(x2, py)
         if y1d:
             k = k.squeeze(-1)
         if x1d:
             k = k.squeeze(0)
         return k
+
+    def _streamed_gram(self, x: torch.Tensor, py: Prepared) -> torch.Tensor:
+        """``gram(prepare(x), py)`` with the states of ``x`` made :data:`STREAM_BYTES` at a time: rows of the Gram
+        matrix come block by block, so only one block of ``x``'s states lives beside ``y``'s (with autograd,
+        each block is simulated again in the backward, :func:`torch.utils.checkpoint.checkpoint`)."""
+        one = state_bytes(1, self.n_qubits, complex_dtype_for(x.dtype))
+        rows = max(1, STREAM_BYTES // one)
+        exact = self.is_exact_native and self.diff_method == "backprop"  # shots: one draw over the whole matrix
+        if self.use_product_form or not exact or x.shape[0] <= rows:
+            return self.gram(self.prepare(x, validate=False, argument="x"), py)
+
+        def block(part):
+            return self.gram(self.prepare(part, validate=False, argument="x"), py)
+
+        grad = torch.is_grad_enabled() and (
+            x.requires_grad or py.rep.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())
+        )
+        parts = x.split(rows)
+        if not grad:
+            return torch.cat([block(part) for part in parts])
+        return torch.cat([checkpoint(block, part, use_reentrant=False) for part in parts])
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         """The feature states ``|phi(x)>``, shape ``(*, 2**n_qubits)``."""
@@ -288,7 +313,8 @@ class FidelityKernel(nn.Module):
             complex_dtype_for(x2.dtype),
             x2.device,
             argument="x, y",
-            copies=2 * self.feature_map.circuit.state_copies(grad),
+            copies=2 * self.feature_map.circuit.state_copies(grad, b * n, complex_dtype_for(x2.dtype), x2.device),
+            grad=grad,
         )
         circuit = self.feature_map.circuit
         ax = self.feature_map.angles(x2).repeat_interleave(n, 0)

@@ -22,11 +22,9 @@ __all__ = [
 def overlap_gram(states_x: torch.Tensor, states_y: torch.Tensor) -> torch.Tensor:
     """``K[b, n] = |<y_n|x_b>|^2`` for states ``(B, D)`` and ``(N, D)``: one matmul.
 
-    The overlap is one real matrix product: ``x`` viewed as interleaved
-    ``(Re, Im)`` pairs (no copy) against the rows of ``y`` and of ``i y``,
-    which give ``Re <y|x>`` and ``Im <y|x>``. Real GEMMs are much faster than
-    complex ones for the small sizes used here. Leading batch dimensions
-    broadcast.
+    The overlaps are one complex matrix product (measured against a real product of interleaved
+    ``(Re, Im)`` pairs: as fast or faster at 4-16 qubits, 2x at 16, where the real one pays a copy of
+    ``y``). Leading batch dimensions broadcast.
 
     Example:
         >>> import torch
@@ -35,12 +33,8 @@ def overlap_gram(states_x: torch.Tensor, states_y: torch.Tensor) -> torch.Tensor
         tensor([[1., 0.],
                 [0., 1.]])
     """
-    xr = torch.view_as_real(states_x.resolve_conj()).flatten(-2)  # (..., B, 2D)
-    y = states_y.resolve_conj()
-    ymat = torch.cat([torch.view_as_real(y).flatten(-2), torch.view_as_real(1j * y).flatten(-2)], -2)  # (..., 2N, 2D)
-    amp = xr @ ymat.transpose(-1, -2)  # (..., B, 2N): [Re <y|x>, Im <y|x>]
-    n = states_y.shape[-2]
-    return amp[..., :n].square() + amp[..., n:].square()
+    amp = states_x @ states_y.mH  # (..., B, N): <y|x>
+    return amp.real.square() + amp.imag.square()
 
 
 def bloch_vectors(factors: torch.Tensor) -> torch.Tensor:

@@ -162,6 +162,7 @@ class RecurrentBase(nn.Module):
                 x.device,
                 argument="input",
                 copies=copies,
+                grad=grad,
                 what=f" (a sequence of {x.shape[0]} steps x {x.shape[1]} in "
                 f"{len(self.cells)} cell(s){', kept for backward' if grad else ''})",
             )

@@ -13,9 +13,14 @@ compiled once into stages that do the same maths with fewer tensor passes:
   qubit's prefix is multiplied into one 2x2 matrix and the state is the
   Kronecker product of the ``n`` one-qubit states;
 * runs of one-qubit ops on the same wire are fused into one batched 2x2
-  matrix;
+  matrix, and a layer of them on most wires runs as a few dense blocks of
+  four wires (one GEMM pass each);
 * consecutive CNOTs compose into one index permutation (a gather);
-* consecutive CZ/RZZ gates merge into one diagonal phase.
+* consecutive CZ/RZZ gates merge into one diagonal phase;
+* for overlaps, the fixed stages after the last angle are left out.
+
+:mod:`~qklstm.quantum.simulate` runs the stages in cache-sized blocks of rows
+and differentiates them by the adjoint method.
 
 Example:
     >>> import torch
@@ -33,6 +38,8 @@ import torch
 
 from . import gates as G
 from .memory import WORKSPACE_FACTOR, check_state_memory
+from .runs import group_runs, run_matrices
+from .simulate import Stage, block_rows, dense_groups, kron_matrices, simulate
 
 __all__ = ["Op", "Circuit"]
 
@@ -129,59 +136,41 @@ class Circuit:
         #: then U = E P(angles) with E fixed and k(x, y) = prod_q |<a_q(y)|a_q(x)>|^2.
         self.product_form = all(op.param is None for op in self.ops[first_multi:])
         self.stages = [
-            ("mats", tuple(wires), self._group(wires, items)) if kind == "mats" else (kind, tuple(items))
+            ("mats", tuple(wires), group_runs(wires, items)) if kind == "mats" else (kind, tuple(items))
             for kind, wires, items in stages
         ]
+        reads = [st[0] == "mats" and any(any(p[2] for p in g[1]) for g in st[2]) for st in self.stages]
+        reads = [r or (st[0] == "diag" and any(op.name == "RZZ" for op in st[1])) for r, st in zip(reads, self.stages)]
+        #: the last stage that reads an angle; the fixed stages after it cancel in every overlap
+        self._last_angle_stage = max((i for i, r in enumerate(reads) if r), default=-1)
         wires = tuple(q for q in range(n) if self.prefix[q])
         self._prefix_wires = wires
-        self._prefix_groups = self._group(wires, [self.prefix[q] for q in wires])
+        self._prefix_groups = group_runs(wires, [self.prefix[q] for q in wires])
 
-    @staticmethod
-    def _group(wires, runs):
-        """Group runs by gate pattern: ``[(positions, pattern, column index per parametric gate)]``."""
-        groups: dict = {}
-        for pos, run in enumerate(runs):
-            pattern = tuple((op.name, op.sign, op.param is not None) for op in run)
-            groups.setdefault(pattern, []).append(pos)
-        out = []
-        for pattern, positions in groups.items():
-            cols = [[op.param for op in runs[p] if op.param is not None] for p in positions]
-            # per parametric gate of the pattern: a strided slice of the angle columns when
-            # they are evenly spaced (a view), else an index tensor (a gather)
-            index = []
-            for j in range(len(cols[0]) if cols else 0):
-                c = [row[j] for row in cols]
-                step = c[1] - c[0] if len(c) > 1 else 1
-                even = step > 0 and all(b - a == step for a, b in zip(c, c[1:]))
-                index.append(slice(c[0], c[-1] + 1, step) if even else torch.tensor(c, dtype=torch.long))
-            out.append((tuple(positions), pattern, index))
-        return out
+    def state_copies(self, grad: bool, batch: int | None = None, dtype=torch.complex64, device="cpu") -> float:
+        """State-sized tensors of ``batch`` rows alive at the peak of :meth:`run`, for memory checks.
 
-    def state_copies(self, grad: bool) -> int:
-        """State-sized tensors alive at the peak of :meth:`run`, for memory checks.
-
-        Without autograd a few working copies; with it, backward keeps the output of
-        every state-sized op (one per wire of each one-qubit stage, one per
-        permutation or phase stage, up to four for the Kronecker build-up, whose steps save
-        both operands).
+        The output, with autograd also its gradient (the adjoint backward keeps only the final states and
+        uncomputes the rest, :mod:`~qklstm.quantum.simulate`), and the working copies of one block of
+        rows; without ``batch``, of a block as large as the batch (the bound for any batch).
         """
-        if not grad:
-            return WORKSPACE_FACTOR
-        kept = sum(len(st[1]) if st[0] == "mats" else 1 for st in self.stages) + 4
-        return WORKSPACE_FACTOR + kept
+        rows = block_rows(self.n_qubits, dtype, device)
+        block = 1.0 if batch is None else min(1.0, rows / max(int(batch), 1))
+        return (2 if grad else 1) + WORKSPACE_FACTOR * block
 
     def inverse(self) -> "Circuit":
         """The adjoint template: reversed order, every angle negated."""
         return Circuit(self.n_qubits, [op.inverse() for op in reversed(self.ops)], self.n_params)
 
     # ------------------------------------------------------------------ helpers
-    def _perm(self, ops, device) -> torch.Tensor:
+    def _perm(self, ops, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The CNOTs' index permutation and its inverse."""
         key = ("perm", ops, str(device))
         if key not in self._cache:
             perm = torch.arange(2**self.n_qubits, device=device)
             for op in ops:
                 perm = perm[G.cnot_permutation(self.n_qubits, *op.wires, device=device)]
-            self._cache[key] = perm
+            self._cache[key] = (perm, perm.argsort())
         return self._cache[key]
 
     def _zz_signs(self, ops, device) -> torch.Tensor:
@@ -197,59 +186,6 @@ class Circuit:
                     cz = cz * (1.0 - 2.0 * (bits[a] & bits[b]).float())
             self._cache[key] = (torch.stack(rows) if rows else None, cz)
         return self._cache[key]
-
-    def _group_matrices(self, groups, count, trig, dtype, first_column: bool = False):
-        """Matrices ``(batch, count, 2, 2)`` of grouped runs, in position order
-        (with ``first_column``: only ``M|0>``, ``(batch, count, 2)``).
-
-        ``trig = (cos(angles / 2), sin(angles / 2))`` for all columns at once. Each
-        run's product is built from its four entries with elementwise arithmetic;
-        structural zeros and ones stay Python numbers and cost nothing.
-        """
-        cos_half, sin_half = trig
-        batch, device = cos_half.shape[0], cos_half.device
-        parts, order = [], []
-        for positions, pattern, index in groups:
-            m = (1.0, 0.0) if first_column else (1.0, 0.0, 0.0, 1.0)
-            j = 0
-            for name, sign, parametric in pattern:
-                c = s = None
-                if parametric:
-                    cols = index[j] if isinstance(index[j], slice) else index[j].to(device)
-                    c, s = cos_half[:, cols], sin_half[:, cols]
-                    if sign != 1:  # only +-1 occurs: inverses negate angles
-                        s = -s
-                    j += 1
-                a, b, cc, d = G.gate_entries(name, c, s)
-                if first_column:
-                    m = (
-                        G.entry_add(G.entry_mul(a, m[0]), G.entry_mul(b, m[1])),
-                        G.entry_add(G.entry_mul(cc, m[0]), G.entry_mul(d, m[1])),
-                    )
-                else:
-                    m = (
-                        G.entry_add(G.entry_mul(a, m[0]), G.entry_mul(b, m[2])),
-                        G.entry_add(G.entry_mul(a, m[1]), G.entry_mul(b, m[3])),
-                        G.entry_add(G.entry_mul(cc, m[0]), G.entry_mul(d, m[2])),
-                        G.entry_add(G.entry_mul(cc, m[1]), G.entry_mul(d, m[3])),
-                    )
-            shape = (batch, len(positions))
-            m = [
-                torch.full(shape, e, dtype=dtype, device=device)
-                if not torch.is_tensor(e)
-                else e.to(dtype).expand(shape)
-                for e in m
-            ]
-            parts.append(
-                torch.stack(m, -1)
-                if first_column
-                else torch.stack([torch.stack(m[:2], -1), torch.stack(m[2:], -1)], -2)
-            )
-            order += positions
-        mats = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-        if order != list(range(count)):
-            mats = mats[:, torch.tensor(order, device=device).argsort()]
-        return mats
 
     @staticmethod
     def _trig(angles: torch.Tensor):
@@ -273,7 +209,7 @@ class Circuit:
             vecs = torch.zeros(batch, 0, 2, dtype=dtype, device=device)
         else:
             trig = self._trig(angles) if trig is None else trig
-            vecs = self._group_matrices(self._prefix_groups, len(wires), trig, dtype, first_column=True)
+            vecs = run_matrices(self._prefix_groups, len(wires), trig, dtype, first_column=True)
         if len(wires) == self.n_qubits:
             return vecs
         out = torch.zeros(batch, self.n_qubits, 2, dtype=dtype, device=device)
@@ -328,32 +264,31 @@ class Circuit:
         idx = torch.tensor(wires, device=angles.device)
         return out.index_copy(1, idx, vecs)
 
-    @staticmethod
-    def kron_factors(factors: torch.Tensor) -> torch.Tensor:
-        """``(batch, n, 2)`` one-qubit states -> ``(batch, 2**n)`` product state (qubit 0 = MSB)."""
-        batch, n, _ = factors.shape
-        state = factors[:, 0]
-        for q in range(1, n):
-            state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, 2 ** (q + 1))
-        return state
-
-    def run(self, angles: torch.Tensor) -> torch.Tensor:
+    def run(self, angles: torch.Tensor, *, overlaps_only: bool = False) -> torch.Tensor:
         """States ``U(angles)|0...0>``, shape ``(batch, 2**n_qubits)``.
 
-        complex64 for float32 angles, complex128 for float64 angles.
+        complex64 for float32 angles, complex128 for float64 angles. With ``overlaps_only`` the fixed
+        stages after the last angle are left out: they are one unitary ``V`` for every row, and
+        ``<V phi(y)|V phi(x)> = <phi(y)|phi(x)>``, so the states serve every fidelity but are not the
+        map's own.
         """
         angles = self._check_angles(angles)
         self._check_memory(angles)
         trig = self._trig(angles)
-        state = self.kron_factors(self.prefix_factors(angles, trig))
-        return self._apply_stages(state, angles, trig)
+        factors = self.prefix_factors(angles, trig)
+        program, tensors = self._program(trig, angles, G.complex_dtype_for(angles.dtype), overlaps_only)
+        rows = block_rows(self.n_qubits, factors.dtype, angles.device)
+        return simulate(program, factors, tensors, rows)
 
     def _check_memory(self, angles: torch.Tensor) -> None:
         """The guard under every simulation: refuse a batch whose states would not fit, before allocating.
         (Public entry points check first with their own argument names; this catches every other path.)"""
-        copies = self.state_copies(torch.is_grad_enabled() and angles.requires_grad)
         dtype = G.complex_dtype_for(angles.dtype)
-        check_state_memory(angles.shape[0], self.n_qubits, dtype, angles.device, argument="states", copies=copies)
+        grad = torch.is_grad_enabled() and angles.requires_grad
+        copies = self.state_copies(grad, angles.shape[0], dtype, angles.device)
+        check_state_memory(
+            angles.shape[0], self.n_qubits, dtype, angles.device, argument="states", copies=copies, grad=grad
+        )
 
     def apply(self, state: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
         """Apply the whole template (prefix included) to existing ``state``, shape ``(batch, 2**n_qubits)``."""
@@ -363,33 +298,39 @@ class Circuit:
             raise ValueError(f"state: expected a complex tensor of shape {want}, got {state.dtype} {list(state.shape)}")
         self._check_memory(angles)
         trig = self._trig(angles)
+        program, tensors = self._program(trig, angles, state.dtype, False)
         if self._prefix_wires:
-            mats = self._group_matrices(self._prefix_groups, len(self._prefix_wires), trig, state.dtype)
-            for i, q in enumerate(self._prefix_wires):
-                state = G.apply_matrix(state, mats[:, i], q)
-        return self._apply_stages(state, angles, trig)
+            mats = run_matrices(self._prefix_groups, len(self._prefix_wires), trig, state.dtype)
+            program, tensors = [Stage("wires", self._prefix_wires, 1), *program], [mats, *tensors]
+        return simulate(program, state, tensors, block_rows(self.n_qubits, state.dtype, state.device))
 
-    def _apply_stages(self, state, angles, trig):
-        dtype, device = state.dtype, state.device
-        for stage in self.stages:
+    def _program(self, trig, angles, dtype, overlaps_only: bool):
+        """The stages as a :mod:`~qklstm.quantum.simulate` program and the per-row tensors they read."""
+        stages = self.stages[: self._last_angle_stage + 1] if overlaps_only else self.stages
+        device, n = angles.device, self.n_qubits
+        program, tensors = [], []
+        for stage in stages:
             if stage[0] == "mats":
                 _, wires, groups = stage
-                mats = self._group_matrices(groups, len(wires), trig, dtype)
-                for i, wire in enumerate(wires):
-                    state = G.apply_matrix(state, mats[:, i], wire)
+                mats = run_matrices(groups, len(wires), trig, dtype)
+                dense = dense_groups(n)
+                if len(wires) <= len(dense):
+                    program.append(Stage("wires", wires, 1))
+                    tensors.append(mats)
+                    continue
+                full = torch.eye(2, dtype=dtype, device=device).expand(mats.shape[0], n, 2, 2).clone()
+                full[:, list(wires)] = mats
+                program.append(Stage("dense", dense, len(dense)))
+                tensors += [kron_matrices(full[:, list(group)]) for group in dense]
             elif stage[0] == "perm":
-                state = state.index_select(-1, self._perm(stage[1], device))
+                program.append(Stage("perm", self._perm(stage[1], device), 0))
             else:
                 ops = stage[1]
                 rows, cz = self._zz_signs(ops, device)
-                diag = cz.to(dtype)
+                program.append(Stage("diag", (rows, cz), int(rows is not None)))
                 if rows is not None:
-                    cols = [op.sign * angles[:, op.param] for op in ops if op.name == "RZZ"]
-                    th = torch.stack(cols, -1)
-                    ph = -0.5 * (th @ rows.to(th.dtype))
-                    diag = diag * torch.polar(torch.ones_like(ph), ph)
-                state = state * diag
-        return state
+                    tensors.append(torch.stack([op.sign * angles[:, op.param] for op in ops if op.name == "RZZ"], -1))
+        return program, tensors
 
     def __repr__(self) -> str:
         return f"Circuit(n_qubits={self.n_qubits}, n_params={self.n_params}, ops={len(self.ops)})"

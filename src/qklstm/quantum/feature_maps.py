@@ -158,13 +158,9 @@ class FeatureMap(nn.Module):
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.n_features)
         grad = torch.is_grad_enabled() and (flat.requires_grad or any(p.requires_grad for p in self.parameters()))
-        check_state_memory(
-            flat.shape[0],
-            self.n_qubits,
-            complex_dtype_for(flat.dtype),
-            flat.device,
-            copies=self.circuit.state_copies(grad),
-        )
+        dtype = complex_dtype_for(flat.dtype)
+        copies = self.circuit.state_copies(grad, flat.shape[0], dtype, flat.device)
+        check_state_memory(flat.shape[0], self.n_qubits, dtype, flat.device, copies=copies, grad=grad)
         return self.circuit.run(self.angles(flat)).reshape(*lead, 2**self.n_qubits)
 
     def extra_repr(self) -> str:

@@ -24,9 +24,9 @@ __all__ = [
     "state_bytes",
 ]
 
-#: State-sized copies alive at the peak of a simulation without autograd (the state, a gate's
-#: output, the overlap's operands). Measured (benchmarks/memory.py): 4.6-5.4 at 16-20 qubits.
-WORKSPACE_FACTOR = 6
+#: Working copies of one block of rows alive while it is simulated (its state, a stage's output, the
+#: Kronecker build-up and, backward, the gradient's): see Circuit.state_copies and benchmarks/memory.py.
+WORKSPACE_FACTOR = 4
 #: Below this estimate no check is made (reading the limits costs a few system calls).
 _CHECK_ABOVE = 256 * 2**20
 _UNLIMITED = 2**63
@@ -162,25 +162,25 @@ def check_state_memory(
     device=None,
     *,
     argument: str = "x",
-    copies: int = WORKSPACE_FACTOR,
+    copies: float = WORKSPACE_FACTOR,
+    grad: bool = False,
     what: str = "",
 ) -> None:
     """Raise :class:`StateMemoryError` naming ``argument`` when ``copies`` copies of ``batch`` states would not fit.
 
-    ``copies`` defaults to :data:`WORKSPACE_FACTOR`; with autograd recording, pass
-    :meth:`Circuit.state_copies(grad=True) <qklstm.quantum.circuit.Circuit.state_copies>`
-    (backward keeps every state-sized intermediate). ``what`` describes ``batch`` in the message.
+    ``copies``: :meth:`Circuit.state_copies <qklstm.quantum.circuit.Circuit.state_copies>`, with ``grad``
+    when autograd records (the message then says so). ``what`` describes ``batch`` in the message.
     Call it before allocating: the check must prevent the allocation, not explain it.
     """
     one = state_bytes(batch, n_qubits, dtype)
-    kept = " and what autograd keeps" if copies > WORKSPACE_FACTOR else ""
+    kept = ", what autograd keeps" if grad else ""
     check_bytes(
         one * copies,
         argument,
         f"simulating {batch} state(s) of {n_qubits} qubits{what}",
         device,
         detail=f" ({batch} x 2**{n_qubits} amplitudes x {dtype.itemsize} bytes = {format_bytes(one)}, "
-        f"times {copies} for working copies{kept})",
+        f"times {copies:.3g} for the states{kept} and working copies)",
         advice="use fewer qubits, a smaller batch or shorter sequences",
         about=True,
     )

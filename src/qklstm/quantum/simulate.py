@@ -1,0 +1,235 @@
+"""Running a compiled circuit's stages: few passes over the states, rows in cache-sized blocks, and the
+adjoint method for the backward.
+
+:class:`~qklstm.quantum.circuit.Circuit` compiles its template into a *program*: a list of
+:class:`Stage` (one-qubit matrices on a few wires, dense blocks of one-qubit layers, a CNOT
+permutation, a diagonal phase), each with the per-row tensors it reads. :func:`simulate` runs it:
+
+* a layer of one-qubit gates on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks: the
+  Kronecker product of up to four wires' 2x2 matrices, one batched GEMM per block. Each GEMM writes its
+  output transposed, so the block's wires move to the front of the index and the next block's wires
+  are the last ones: after the layer the qubit order is back where it started, and no pass was spent
+  on moving data;
+* on the CPU the rows run in blocks of :data:`BLOCK_BYTES` of states, which stay in cache through every
+  stage (at 16 qubits a pass over 4 states in cache runs 3-5 times faster than one over 32 that
+  stream from memory);
+* the backward is the adjoint method: it saves only the final states, and for each stage in reverse
+  uncomputes its input (every stage is unitary) while the gradient of the loss flows back. The gradient
+  of each stage's small tensors (matrices, phase angles) is one contraction; autograd takes it from
+  there to the angles.
+
+Example:
+    >>> import torch
+    >>> from qklstm.quantum.circuit import Circuit, Op
+    >>> ghz = Circuit(3, [Op("H", (0,)), Op("CNOT", (0, 1)), Op("CNOT", (1, 2))])
+    >>> ghz.run(torch.zeros(1, 0)).abs().pow(2)
+    tensor([[0.5000, 0.0000, 0.0000, 0.0000, 0.0000, 0.0000, 0.0000, 0.5000]])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from .gates import apply_matrix
+
+__all__ = ["BLOCK_BYTES", "GROUP_QUBITS", "Stage", "block_rows", "dense_groups", "kron_matrices", "simulate"]
+
+#: Bytes of states one CPU block of rows holds (4 MiB: the block stays in a core's share of cache).
+BLOCK_BYTES = 4 * 2**20
+#: Wires per dense block of a one-qubit layer: 16 x 16 matrices, one GEMM pass per four qubits.
+GROUP_QUBITS = 4
+
+
+class Stage(NamedTuple):
+    """One step of a program.
+
+    ``kind`` and ``info``:
+
+    * ``"wires"``: ``info`` the wires; one tensor ``(B, len(wires), 2, 2)``, wire ``info[i]`` gets matrix ``i``;
+    * ``"dense"``: ``info`` the wire groups in application order (:func:`dense_groups`); one tensor
+      ``(B, 2**k, 2**k)`` per group;
+    * ``"perm"``: ``info = (perm, inverse)``: ``new[:, i] = old[:, perm[i]]``; no tensor;
+    * ``"diag"``: ``info = (rows, cz)``: the phase ``cz * exp(-i/2 theta @ rows)``; one tensor ``theta``
+      ``(B, R)`` when ``rows`` is not ``None``.
+    """
+
+    kind: str
+    info: tuple
+    n_tensors: int
+
+
+def dense_groups(n_qubits: int) -> tuple[tuple[int, ...], ...]:
+    """Wire groups of a dense one-qubit layer, in the order they are applied (least significant first),
+    as balanced as :data:`GROUP_QUBITS` allows.
+
+    >>> dense_groups(10)
+    ((7, 8, 9), (4, 5, 6), (0, 1, 2, 3))
+    """
+    count = math.ceil(n_qubits / GROUP_QUBITS)
+    sizes = [n_qubits // count + (1 if i < n_qubits % count else 0) for i in range(count)]
+    groups, top = [], n_qubits
+    for size in reversed(sizes):
+        groups.append(tuple(range(top - size, top)))
+        top -= size
+    return tuple(groups)
+
+
+def kron_matrices(mats: torch.Tensor) -> torch.Tensor:
+    """``(B, k, 2, 2)`` -> ``(B, 2**k, 2**k)``: the Kronecker product, the first matrix most significant.
+
+    >>> import torch
+    >>> x = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> kron_matrices(torch.stack([torch.eye(2), x]).unsqueeze(0))[0].int()  # I (x) X
+    tensor([[0, 1, 0, 0],
+            [1, 0, 0, 0],
+            [0, 0, 0, 1],
+            [0, 0, 1, 0]], dtype=torch.int32)
+    """
+    out = mats[:, 0]
+    for q in range(1, mats.shape[1]):
+        b, d = out.shape[0], out.shape[-1]
+        out = (out[:, :, None, :, None] * mats[:, q, None, :, None, :]).reshape(b, 2 * d, 2 * d)
+    return out
+
+
+def block_rows(n_qubits: int, dtype: torch.dtype, device) -> int:
+    """Rows simulated together: a cache-sized block on the CPU, every row at once elsewhere."""
+    if torch.device(device).type != "cpu":
+        return 2**62
+    return max(1, BLOCK_BYTES // (2**n_qubits * dtype.itemsize))
+
+
+def kron_factors(factors: torch.Tensor) -> torch.Tensor:
+    """``(B, n, 2)`` one-qubit states -> ``(B, 2**n)`` product state (qubit 0 = most significant bit)."""
+    batch, n, _ = factors.shape
+    state = factors[:, 0]
+    for q in range(1, n):
+        state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, 2 ** (q + 1))
+    return state
+
+
+def _phase(info, theta, dtype):
+    rows, cz = info
+    diag = cz.to(dtype)
+    if rows is not None:
+        ph = -0.5 * (theta @ rows.to(theta.dtype))
+        diag = diag * torch.polar(torch.ones_like(ph), ph)
+    return diag
+
+
+def _forward(program, state, tensors):
+    """Run ``program`` on a block of states; ``tensors`` holds each stage's tensors in order."""
+    it = iter(tensors)
+    for stage in program:
+        own = [next(it) for _ in range(stage.n_tensors)]
+        if stage.kind == "wires":
+            for i, wire in enumerate(stage.info):
+                state = apply_matrix(state, own[0][:, i], wire)
+        elif stage.kind == "dense":
+            b, dim = state.shape
+            for m in own:
+                d = m.shape[-1]
+                state = torch.matmul(m, state.view(b, dim // d, d).transpose(1, 2)).view(b, dim)
+        elif stage.kind == "perm":
+            state = state.index_select(1, stage.info[0])
+        else:
+            state = state * _phase(stage.info, own[0] if own else None, state.dtype)
+    return state
+
+
+def _backward(program, psi, lam, tensors, want):
+    """Adjoint pass over a block: uncompute ``psi`` stage by stage while ``lam`` (dL/d conj(state)) flows
+    back; returns the initial state's gradient and each tensor's (``None`` where ``want`` is false)."""
+    grads: list = [None] * len(tensors)
+    end = len(tensors)
+    for stage in reversed(program):
+        start = end - stage.n_tensors
+        own = tensors[start:end]
+        if stage.kind == "wires":
+            gm = torch.empty_like(own[0]) if want[start] else None
+            for i in reversed(range(len(stage.info))):
+                wire, mh = stage.info[i], own[0][:, i].mH
+                psi = apply_matrix(psi, mh, wire)
+                if gm is not None:
+                    b, dim = psi.shape
+                    shape = (b, 2**wire, 2, dim // 2 ** (wire + 1))
+                    gm[:, i] = torch.einsum("blir,bljr->bij", lam.view(shape), psi.view(shape).conj())
+                lam = apply_matrix(lam, mh, wire)
+            grads[start] = gm
+        elif stage.kind == "dense":
+            b, dim = psi.shape
+            for j in reversed(range(len(own))):
+                m = own[j]
+                d = m.shape[-1]
+                out, lo = psi.view(b, d, dim // d), lam.view(b, d, dim // d)
+                v = torch.matmul(out.transpose(1, 2), m.conj())  # the stage's input, (b, dim / d, d)
+                if want[start + j]:
+                    grads[start + j] = torch.matmul(lo, v.conj())
+                lam = torch.matmul(lo.transpose(1, 2), m.conj()).reshape(b, dim)
+                psi = v.reshape(b, dim)
+        elif stage.kind == "perm":
+            psi, lam = psi.index_select(1, stage.info[1]), lam.index_select(1, stage.info[1])
+        else:
+            theta = own[0] if own else None
+            if own and want[start]:
+                rows = stage.info[0].to(theta.dtype)
+                grads[start] = 0.5 * (lam.conj() * psi).imag @ rows.T
+            diag = _phase(stage.info, theta, psi.dtype).conj()
+            psi, lam = psi * diag, lam * diag
+        end = start
+    return psi, lam, grads
+
+
+class _Simulate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, program, rows, init, *tensors):
+        batch = init.shape[0]
+        dim = 2 ** init.shape[1] if init.dim() == 3 else init.shape[1]
+        out = init.new_empty(0, dim) if batch == 0 else None
+        for r0 in range(0, batch, rows):
+            part = [t[r0 : r0 + rows] for t in tensors]
+            first = init[r0 : r0 + rows]
+            state = _forward(program, kron_factors(first) if init.dim() == 3 else first, part)
+            if out is None:
+                if r0 + rows >= batch:
+                    out = state if state.data_ptr() != first.data_ptr() else state.clone()
+                    break
+                out = state.new_empty(batch, state.shape[1])
+            out[r0 : r0 + rows] = state
+        ctx.program, ctx.rows = program, rows
+        ctx.save_for_backward(out, init, *tensors)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        out, init, *tensors = ctx.saved_tensors
+        want = ctx.needs_input_grad[3:]
+        rows, batch = ctx.rows, init.shape[0]
+        g_init = torch.empty_like(init) if ctx.needs_input_grad[2] else None
+        g_tensors = [torch.empty(t.shape, dtype=t.dtype, device=t.device) if w else None for t, w in zip(tensors, want)]
+        for r0 in range(0, batch, rows):
+            sl = slice(r0, r0 + rows)
+            _, lam, grads = _backward(ctx.program, out[sl], grad_out[sl], [t[sl] for t in tensors], want)
+            for g, part in zip(g_tensors, grads):
+                if g is not None:
+                    g[sl] = part
+            if g_init is None:
+                continue
+            if init.dim() == 3:  # the product state's factors: autograd through the small Kronecker build-up
+                with torch.enable_grad():
+                    f = init[sl].detach().requires_grad_()
+                    (g_init[sl],) = torch.autograd.grad(kron_factors(f), f, lam)
+            else:
+                g_init[sl] = lam
+        return (None, None, g_init, *g_tensors)
+
+
+def simulate(program, init: torch.Tensor, tensors, rows: int) -> torch.Tensor:
+    """Final states ``(B, 2**n)`` of ``program`` from ``init``: a product state's factors ``(B, n, 2)``
+    or states ``(B, 2**n)``; ``tensors`` are the stages' per-row tensors, ``rows`` the block size
+    (:func:`block_rows`). Differentiable in ``init`` and ``tensors`` by the adjoint method."""
+    return _Simulate.apply(tuple(program), int(rows), init, *tensors)

@@ -1,0 +1,161 @@
+"""The compiled plans of qklstm.quantum.simulate (dense blocks, permutations, phases, row blocks, the
+adjoint backward) against the gate-by-gate dense numpy simulation of tests/qsim_reference.py: values,
+and gradients against central finite differences of that reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import qsim_reference as ref
+from qklstm.quantum import simulate
+from qklstm.quantum.circuit import Circuit, Op
+from test_simulator import dense_unitary, random_states, random_template
+
+ATOL = 1e-10  # complex128 values, a few hundred gate products of modulus-one entries
+
+
+def layered_template(rng, n, layers):
+    """Layers of one-qubit runs on every wire in a random wire order, each closed by CNOTs or CZ/RZZ on
+    random pairs: the plans' dense blocks, permutations and phases all occur, with angles in every layer."""
+    ops, col = [], 0
+    for _ in range(layers):
+        for w in rng.permutation(n):
+            for name in rng.choice(["H", "X", "RX", "RY", "RZ", "P"], size=int(rng.integers(1, 4))):
+                param = col if name not in ("H", "X") else None
+                ops.append(Op(str(name), (int(w),), param, float(rng.choice([1.0, -1.0]))))
+                col += param is not None
+        for _ in range(int(rng.integers(1, n + 1))):
+            name = str(rng.choice(["CNOT", "CZ", "RZZ"]))
+            wires = tuple(int(w) for w in rng.choice(n, size=2, replace=False))
+            ops.append(Op(name, wires, col if name == "RZZ" else None, float(rng.choice([1.0, -1.0]))))
+            col += name == "RZZ"
+    return ops, col
+
+
+def loss_weights(rng, n):
+    """A real loss of the states that reads phases too: sum_i c_i |psi_i|^2 + Re <w|psi>."""
+    return rng.normal(size=2**n), rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+
+
+def dense_state(ops, angles_row, n):
+    """The reference state gate by gate (matrix-vector products: 2**n times cheaper than the unitary)."""
+    t = [None if op.param is None else op.sign * angles_row[op.param] for op in ops]
+    return ref.run_ops([(op.name, op.wires, a) for op, a in zip(ops, t)], n)
+
+
+def dense_loss(ops, angles_row, n, c, w):
+    psi = dense_state(ops, angles_row, n)
+    return float(np.sum(c * np.abs(psi) ** 2) + np.real(np.vdot(w, psi)))
+
+
+def fd_grad(ops, angles_row, n, c, w, h=1e-5):
+    """Central differences of the dense reference: error O(h^2) times the third derivative, which is of
+    the order of the number of gates (unit-norm states, generators of norm <= 1): 1e-10 x 100 here."""
+    g = np.zeros_like(angles_row)
+    for j in range(len(angles_row)):
+        up, dn = angles_row.copy(), angles_row.copy()
+        up[j] += h
+        dn[j] -= h
+        g[j] = (dense_loss(ops, up, n, c, w) - dense_loss(ops, dn, n, c, w)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("rows", [1, 2, 64])
+def test_layered_plans_match_dense_values_and_gradients(seed, rows, monkeypatch):
+    """Blocks of 1 and 2 rows and all rows at once give the reference's states and gradients."""
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(2, 7))  # one or two dense blocks
+    ops, n_params = layered_template(rng, n, int(rng.integers(2, 4)))  # layer 1 is the product prefix
+    circuit = Circuit(n, ops, n_params)
+    monkeypatch.setattr(simulate, "BLOCK_BYTES", rows * 2**n * 16)
+    batch = 3
+    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(batch, n_params)), requires_grad=True)
+    states = circuit.run(angles)
+    c, w = loss_weights(rng, n)
+    loss = (torch.tensor(c) * states.abs().square()).sum() + (torch.tensor(w).conj() * states).sum().real
+    loss.backward()
+    for b in range(batch):
+        a = angles[b].detach().numpy()
+        np.testing.assert_allclose(states[b].detach().numpy(), dense_state(ops, a, n), atol=ATOL, rtol=0)
+        np.testing.assert_allclose(angles.grad[b].numpy(), fd_grad(ops, a, n, c, w), atol=1e-7, rtol=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_circuits_gradcheck_run_and_apply(seed):
+    """Every gate kind in random orders (tests/test_simulator.py's templates): the adjoint gradients of
+    ``run`` (angles) and ``apply`` (angles and the complex input state) against torch's own finite
+    differences."""
+    rng = np.random.default_rng(400 + seed)
+    n = int(rng.integers(1, 6))
+    ops, n_params = random_template(rng, n, int(rng.integers(4, 20)))
+    circuit = Circuit(n, ops, n_params)
+    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(2, n_params)), requires_grad=True)
+    state = torch.tensor(random_states(rng, 2, n), requires_grad=True)
+    assert torch.autograd.gradcheck(circuit.run, (angles,))
+    assert torch.autograd.gradcheck(circuit.apply, (state, angles))
+
+
+@pytest.mark.parametrize("n", [3, 6])
+def test_overlaps_only_leaves_out_the_fixed_end_and_keeps_every_overlap(n):
+    """The fixed stages after the last angle (here a CNOT ring, a CZ and H layer) change the states but
+    no overlap between them."""
+    rng = np.random.default_rng(n)
+    ops, n_params = layered_template(rng, n, 2)
+    ops += [Op("CNOT", (q, (q + 1) % n)) for q in range(n)] + [Op("CZ", (0, n - 1))]
+    ops += [Op("H", (q,)) for q in range(n)]
+    circuit = Circuit(n, ops, n_params)
+    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(5, n_params)))
+    full, short = circuit.run(angles), circuit.run(angles, overlaps_only=True)
+    assert (full - short).abs().max() > 0.1
+    np.testing.assert_allclose((short @ short.mH).numpy(), (full @ full.mH).numpy(), atol=ATOL, rtol=0)
+    u = [dense_unitary(ops, a, n)[:, 0] for a in angles.numpy()]
+    np.testing.assert_allclose(full.numpy(), np.stack(u), atol=ATOL, rtol=0)
+
+
+def test_layered_templates_and_the_paper_map_reach_the_dense_blocks():
+    """The random templates above do exercise the dense path (a one-qubit stage on more wires than
+    there are blocks), and so does the two-layer paper map."""
+    from qklstm import FeatureMap
+
+    def dense(circuit):
+        return any(
+            st[0] == "mats" and len(st[1]) > len(simulate.dense_groups(circuit.n_qubits)) for st in circuit.stages
+        )
+
+    seeds = [np.random.default_rng(300 + s) for s in range(8)]
+    circuits = [
+        Circuit(n, *layered_template(g, n, int(g.integers(2, 4)))) for g in seeds for n in [int(g.integers(2, 7))]
+    ]
+    assert sum(map(dense, circuits)) >= 6
+    assert dense(FeatureMap.paper(8, layers=2).circuit)
+
+
+def test_dense_groups_cover_every_wire_once_least_significant_first():
+    for n in range(1, 25):
+        groups = simulate.dense_groups(n)
+        assert sorted(w for g in groups for w in g) == list(range(n))
+        assert max(map(len, groups)) - min(map(len, groups)) <= 1 and max(map(len, groups)) <= 4
+        assert groups[0][-1] == n - 1 and all(list(g) == sorted(g) for g in groups)
+
+
+def test_kron_matrices_is_numpys_kron():
+    rng = np.random.default_rng(1)
+    mats = rng.normal(size=(2, 3, 2, 2)) + 1j * rng.normal(size=(2, 3, 2, 2))
+    got = simulate.kron_matrices(torch.tensor(mats)).numpy()
+    for b in range(2):
+        np.testing.assert_allclose(got[b], np.kron(np.kron(mats[b, 0], mats[b, 1]), mats[b, 2]), atol=1e-12)
+
+
+def test_float32_plans_stay_complex64_and_near_the_reference():
+    rng = np.random.default_rng(7)
+    ops, n_params = layered_template(rng, 6, 2)
+    angles = rng.uniform(-np.pi, np.pi, size=(4, n_params)).astype(np.float32)
+    got = Circuit(6, ops, n_params).run(torch.tensor(angles))
+    assert got.dtype == torch.complex64
+    # float32 angles, about 50 complex64 products and sums per amplitude: 1e-5 is 100 eps32 of headroom
+    want = np.stack([dense_unitary(ops, a.astype(np.float64), 6)[:, 0] for a in angles])
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-5, rtol=0)
+    assert ref.bit(1, 5, 6) == 1  # qubit 5 is the least significant bit of the reference too
