@@ -1,16 +1,22 @@
-"""``python -m benchmarks [kernel|training|memory|edge] [options]``; with no name, all four in turn."""
+"""``python -m benchmarks [kernel|training|memory|edge|gpu] [options]``; with no name, all in turn (gpu only where
+a CUDA device is)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("kernel", "training", "memory", "edge")
+NAMES = ("kernel", "training", "memory", "edge", "gpu")
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    names = [argv.pop(0)] if argv and argv[0] in NAMES else list(NAMES)
+    if argv and argv[0] in NAMES:
+        names = [argv.pop(0)]
+    else:
+        import torch
+
+        names = [n for n in NAMES if n != "gpu" or torch.cuda.is_available()]
     if argv[:1] in (["list"], ["-h"], ["--help"]) and len(names) > 1:
         print(
             __doc__

@@ -93,7 +93,7 @@ def _many_qubit_tasks(n: int, threads: int) -> tuple[dict, dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, make, base in (
-            ("lightning_qubit", lambda: peers.lightning_states(n, 2), "qklstm_c128"),
+            ("lightning_qubit", lambda: peers.pennylane_states(n, 2, "lightning.qubit"), "qklstm_c128"),
             ("aer_statevector", lambda: peers.aer_states(n, 2, threads=threads), "qklstm_c128"),
             ("aer_statevector_single", lambda: peers.aer_states(n, 2, single=True, threads=threads), "qklstm_c64"),
         ):

@@ -46,11 +46,15 @@ def _factors(v: torch.Tensor) -> torch.Tensor:
     return torch.stack([c * em - s * ep, s * em + c * ep], -1) * (2**-0.5)
 
 
-def pennylane_states(n: int, layers: int):
-    """``x (B, n) float64 -> states (B, 2**n)``: the paper map on default.qubit, broadcast over B."""
+def pennylane_states(n: int, layers: int, device: str = "default.qubit"):
+    """The paper map on a PennyLane device: on ``default.qubit``, ``x (B, n) float64 -> states (B, 2**n)``
+    broadcast over B (torch); on ``lightning.qubit`` (C++, no broadcasting), one state per row of a numpy array."""
+    import numpy as np
     import pennylane as qml
 
-    @qml.qnode(qml.device("default.qubit", wires=n), interface="torch", diff_method="backprop")
+    options = {"interface": "torch", "diff_method": "backprop"} if device == "default.qubit" else {}
+
+    @qml.qnode(qml.device(device, wires=n), **options)
     def state(x):
         for k in range(n):
             qml.Hadamard(wires=k)
@@ -62,28 +66,7 @@ def pennylane_states(n: int, layers: int):
                 qml.CNOT(wires=[k, k + 1])
         return qml.state()
 
-    return state
-
-
-def lightning_states(n: int, layers: int):
-    """``x (B, n) float64 array -> states (B, 2**n) complex128``: the paper map on PennyLane's C++
-    ``lightning.qubit``, one state per input (it does not broadcast over a batch)."""
-    import numpy as np
-    import pennylane as qml
-
-    @qml.qnode(qml.device("lightning.qubit", wires=n))
-    def state(x):
-        for k in range(n):
-            qml.Hadamard(wires=k)
-        for _ in range(layers):
-            for k in range(n):
-                qml.RZ(x[k], wires=k)
-                qml.RY(x[k], wires=k)
-            for k in range(n - 1):
-                qml.CNOT(wires=[k, k + 1])
-        return qml.state()
-
-    return lambda xs: np.stack([state(x) for x in xs])
+    return state if options else lambda xs: np.stack([state(x) for x in xs])
 
 
 def _paper_circuit(n: int, layers: int, save: bool = False):

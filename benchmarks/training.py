@@ -35,28 +35,39 @@ class CellLoop(nn.Module):
         return torch.stack(out), (h, c)
 
 
-def layer_tasks(e: int, h: int, batch: int, steps: int, inference: bool) -> dict:
+def layer_tasks(e: int, h: int, batch: int, steps: int, inference: bool, device=None) -> dict:
+    """The layers' tasks; on a ``device`` (the GPU benchmark) only qklstm and ``nn.LSTM`` (cuDNN there), each
+    call followed by a synchronisation so the timer counts the kernels, not their launch."""
     torch.manual_seed(0)
-    layers = {
-        "qklstm": QKLSTM(e, h, n_qubits=4, n_references=8),
-        "lstm_fused": nn.LSTM(e, h),
-        "lstm_cell_loop": CellLoop(e, h),
-    }
-    x = torch.randn(steps, batch, e)
+    layers = {"qklstm": QKLSTM(e, h, n_qubits=4, n_references=8), "lstm_fused": nn.LSTM(e, h)}
+    if device is None:
+        layers["lstm_cell_loop"] = CellLoop(e, h)
+    x = torch.randn(steps, batch, e, device=device)
 
     def task(layer):
+        layer.to(device)
         if inference:
             layer.eval()
-            return lambda: torch.no_grad()(layer)(x)
-        return lambda: layer(x)[0].sum().backward()
+            return synced(lambda: torch.no_grad()(layer)(x), device)
+        return synced(lambda: layer(x)[0].sum().backward(), device)
 
     tasks = {name: task(layer) for name, layer in layers.items()}
-    fused_task = tasks["qklstm"]
-    tasks["qklstm_step_path"] = lambda: fused_disabled()(fused_task)()
+    if device is None:
+        fused_task = tasks["qklstm"]
+        tasks["qklstm_step_path"] = lambda: fused_disabled()(fused_task)()
     return tasks
 
 
-def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_tags: int = 13, maps=None) -> dict:
+def synced(fn, device):
+    """``fn`` followed by a CUDA synchronisation where ``device`` is a GPU."""
+    if device is None or torch.device(device).type != "cuda":
+        return fn
+    return lambda: (fn(), torch.cuda.synchronize(device))
+
+
+def tagger_tasks(
+    e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_tags: int = 13, maps=None, device="cpu"
+) -> dict:
     g = torch.Generator().manual_seed(0)
     lengths = torch.randint(max_len // 2, max_len + 1, (batch,), generator=g).sort(descending=True).values
     tokens = torch.randint(1, vocab, (batch, max_len), generator=g) * (torch.arange(max_len) < lengths[:, None])
@@ -73,7 +84,8 @@ def tagger_tasks(e: int, h: int, batch: int, max_len: int, vocab: int = 2000, n_
         for name, kind, opts in kinds
     }
     if maps is not None:
-        return {name: _adam_step(m, tokens, lengths, tags) for name, m in models.items()}
+        tokens, lengths, tags = tokens.to(device), lengths.to(device), tags.to(device)
+        return {name: synced(_adam_step(m.to(device), tokens, lengths, tags), device) for name, m in models.items()}
     models["lstm_cell_loop"] = peers.LoopTagger(vocab, n_tags, nn.LSTMCell(e, h), e, h)
     try:
         with warnings.catch_warnings():

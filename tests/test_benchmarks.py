@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from benchmarks import kernel, memory, peers, training
+from benchmarks import gpu, kernel, memory, peers, training
 from torch import nn
 
 from qklstm import FeatureMap, FidelityKernel, QLSTMCell, SequenceTagger
@@ -58,7 +58,7 @@ def test_lightning_and_aer_states_are_the_paper_states(n, layers):
     ours = FeatureMap.paper(n, layers=layers)(x).numpy()
     found = {}
     try:
-        found["lightning"] = (peers.lightning_states(n, layers)(x.numpy()), 1e-10)
+        found["lightning"] = (peers.pennylane_states(n, layers, "lightning.qubit")(x.numpy()), 1e-10)
     except ImportError:
         pass
     try:
@@ -116,14 +116,15 @@ def test_pennylane_torchlayer_qlstm_cell_is_qklstms_qlstm_cell():
     torch.testing.assert_close(torch.stack(g2[1:]), g1[1], atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("bench,cases", [(kernel, 5), (training, 4), (memory, 4), ("edge", 2)])
+@pytest.mark.parametrize("bench,cases", [(kernel, 5), (training, 4), (memory, 4), ("edge", 2), (gpu, 3)])
 def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_csv(tmp_path, bench, cases, capsys):
     if bench == "edge":
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnx")
         from benchmarks import edge as bench
     out = tmp_path / "r.csv"
-    assert bench.main(["--quick", "--out", str(out)]) == 0
+    device = ["--device", "cuda" if torch.cuda.is_available() else "cpu"] if bench is gpu else []
+    assert bench.main(["--quick", "--out", str(out), *device]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len({r["case"] for r in rows}) == cases and all(r["implementation"] for r in rows)
     printed = capsys.readouterr().out
