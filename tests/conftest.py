@@ -13,8 +13,12 @@ from a global generator sees the same numbers every run.
 Under CI (``CI`` set, as ``.ci/run`` does) a skipped test fails: CI installs
 every extra, fetches the data and builds the fused op, so a skip there means
 something broke. Only tests marked ``cuda`` (no GPU on CI's machines) may skip.
+
+Without a GPU, Triton runs in its interpreter (``TRITON_INTERPRET=1``, which must be set before triton is
+first imported), so the fused op's Triton kernels are checked on the CPU (tests/test_triton.py).
 """
 
+import os
 import random
 import zlib
 from pathlib import Path
@@ -23,7 +27,10 @@ import numpy as np
 import pytest
 import torch
 
-from qklstm.models.engines.build import in_ci
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from qklstm.models.engines.build import in_ci  # noqa: E402
 
 torch.set_num_threads(1)
 

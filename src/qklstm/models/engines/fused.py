@@ -11,7 +11,8 @@ C++ kernels only (``csrc/full_state.h``).
 ``product_lstm`` runs two ``torch.library`` custom ops, ``qklstm::product_lstm`` and its backward, under
 one ``torch.autograd.Function`` (``torch.compile`` sees one op each way). Their kernels are a C++
 extension (``csrc/product_lstm.cpp``, compiled on first use with ``torch.utils.cpp_extension`` and
-cached) or, where no compiler is present, the pure-torch loops below, which compute the same thing.
+cached) or, where no compiler is present, the torch loops of :mod:`.product_torch`, which compute the same thing.
+On CUDA, float32 runs two Triton kernels (:mod:`.triton_lstm`) when triton is installed.
 ``QKLSTM_FUSED=torch`` forces the torch loops, ``QKLSTM_FUSED=0`` turns the fused path off (every step
 then goes through the kernels' modules).
 
@@ -39,13 +40,15 @@ import threading
 
 import torch
 
-from ...quantum.feature_maps import paper_bloch
-from . import build
-from .recurrence import keep_masked, length_mask, lstm_gates, times
+from . import build, triton_lstm
+from .product_torch import ENTANGLERS, GATES, backward_torch, forward_torch, parameter_grads
+from .recurrence import length_mask
 
 __all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch", "run"]
+__all__ += ["parameter_grads"]  # the torch loops live in .product_torch; re-exported for the tests and peers
 
 _state = threading.local()
+_NO_MASK: dict = {}  # device -> the empty mask that says "no padding"
 
 
 @contextlib.contextmanager
@@ -61,153 +64,6 @@ def fused_disabled():
 
 def enabled() -> bool:
     return not getattr(_state, "off", False) and os.environ.get("QKLSTM_FUSED", "1") != "0"
-
-
-# ---------------------------------------------------------------------------------- torch kernels
-# What the forward saves for the backward, in order and indexed by time (shapes with M = 4 N): the cosine
-# and sine of the angles and the projected input ``z`` ``(T, B, Q)``, the kernel values ``(T, B, M)`` (the
-# one-qubit fidelities are recomputed from the cosines and sines: four flops each, cheaper than their
-# memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell state ``(T, B, H)``, and the
-# states entering each step ``h, c`` ``(T, B, H)``.
-GATES = 4
-ENTANGLERS = {"none": 0, "chain": 1, "ring": 2}
-_NO_MASK: dict = {}  # device -> the empty mask that says "no padding"
-
-
-def _constants(Wp, w, b, refs, At):
-    """What every step shares, in the loops' layout: ``WhT (H, Q)``, the references' Bloch vectors
-    ``RB (Q, 3, M)`` and the readout ``A (4, N, H)`` (a shared one broadcast over the gates)."""
-    H, N = At.shape[1:]
-    a = torch.addcmul(b, refs, w)
-    RB = paper_bloch(a.cos(), a.sin(), 0).permute(2, 0, 1)
-    return Wp[:, :H].t(), RB, At.transpose(1, 2).expand(GATES, N, H)
-
-
-def _one_layer(w):
-    if w.dim() != 1:
-        raise NotImplementedError("the torch kernels run the one-layer map only; full-state maps need the C++ ones")
-
-
-def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int, reverse: bool, save: bool):
-    """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``). One
-    layer only (``w, b (Q,)``); full-state maps run in the C++ kernels alone."""
-    _one_layer(w)
-    WhT, RB, A = _constants(Wp, w, b, refs, At)
-    T, B, D = x.shape
-    G, N, H = A.shape
-    U = torch.addmm(bp, x.reshape(T * B, D), Wp[:, H:].t()).view(T, B, -1)  # the input half, all steps at once
-    Q, bias = U.shape[2], bias.unsqueeze(1).expand(G, 1, H)
-    h, c = h0, c0
-    out = U.new_empty(T, B, H)
-    masked = mask.numel() > 0
-    if save:
-        cos, sin, zs = U.new_empty(T, B, Q), U.new_empty(T, B, Q), U.new_empty(T, B, Q)
-        ks, acts = U.new_empty(T, B, G * N), U.new_empty(T, G, B, H)
-        tanh_c, hs, cs = U.new_empty(T, B, H), U.new_empty(T, B, H), U.new_empty(T, B, H)
-    for t in times(T, reverse):
-        if save:
-            hs[t], cs[t] = h, c
-        z = torch.addmm(U[t], h, WhT)
-        a = torch.addcmul(b, z, w)
-        co, si = torch.cos(a), torch.sin(a)
-        k = _fidelities(paper_bloch(co, si, 0), RB).prod(0)
-        pre = torch.baddbmm(bias, k.view(B, G, N).transpose(0, 1), A)  # (G, B, H)
-        sig, g, c_new, tc, h_new = lstm_gates(pre, c)
-        h, c, out[t] = keep_masked(mask[t].unsqueeze(-1) if masked else None, h_new, c_new, h, c)
-        if save:
-            cos[t], sin[t], zs[t], ks[t] = co, si, z, k
-            acts[t, :3], acts[t, 3], tanh_c[t] = sig, g, tc
-    return [out, h, c, *((cos, sin, zs, ks, acts, tanh_c, hs, cs) if save else ())]
-
-
-def _fidelities(phi: torch.Tensor, RB: torch.Tensor) -> torch.Tensor:
-    """One-qubit fidelities ``(Q, B, M)`` of Bloch vectors ``phi (3, B, Q)`` with the references' ``RB (Q, 3, M)``."""
-    return torch.bmm(phi.permute(2, 1, 0), RB).add_(1).mul_(0.5)
-
-
-def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
-    """``prod_{q' != q} f[q']`` for every ``q`` of ``f (Q, ...)`` without dividing (a factor may be 0)."""
-    one = torch.ones_like(f[:1])
-    before = torch.cat([one, f[:-1]]).cumprod(0)
-    after = torch.cat([one, f[1:].flip(0)]).cumprod(0).flip(0)
-    return before * after
-
-
-def _dangle(co, si, dphi):
-    """The chain rule through :func:`_bloch`: ``d/da`` of ``(cos^2 a, sin a, -sin a cos a) . dphi``."""
-    return -2 * co * si * dphi[0] + co * dphi[1] - (co * co - si * si) * dphi[2]
-
-
-def parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx):
-    """The arguments' gradients once the loop is done: sums over the sequence (one matmul each) and the
-    chain rule through the input projection and :func:`_constants`."""
-    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
-    T, B, D = x.shape
-    H, N = At.shape[1:]
-    dU = (d_ang * w).reshape(T * B, -1)
-    phi = paper_bloch(cos, sin, -1)  # (T, B, Q, 3)
-    dRB = torch.einsum("tbqk,tqbm->qkm", phi, d_dots)
-    a_ref = torch.addcmul(b, refs, w)
-    da_ref = _dangle(a_ref.cos(), a_ref.sin(), dRB.permute(1, 2, 0))  # (M, Q)
-    dA = torch.einsum("tbgn,tgbh->ghn", ks.view(T, B, GATES, N), d_pre)
-    dbias = d_pre.sum((0, 2))
-    if At.shape[0] == 1:  # a shared readout
-        dA, dbias = dA.sum(0, keepdim=True), dbias.sum(0, keepdim=True)
-    return [
-        (dU @ Wp[:, H:]).view(T, B, D) if need_dx else x.new_empty(0),
-        None,
-        None,
-        torch.cat([dU.t() @ hs.reshape(T * B, H), dU.t() @ x.reshape(T * B, D)], 1),
-        dU.sum(0),
-        (d_ang * zs).sum((0, 1)) + (da_ref * refs).sum(0),
-        d_ang.sum((0, 1)) + da_ref.sum(0),
-        da_ref * w,
-        dA,
-        dbias,
-    ]
-
-
-def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, reverse: bool, need_dx: bool, saved):
-    """Gradients of :func:`forward_torch` w.r.t. ``(x, h0, c0, Wp, bp, w, b, refs, At, bias)`` (``x``'s
-    empty unless ``need_dx``)."""
-    _one_layer(w)
-    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
-    WhT, RB, A = _constants(Wp, w, b, refs, At)
-    T, B, Q = cos.shape
-    G, N, H = A.shape
-    masked = mask.numel() > 0
-    dh, dc = dhn, dcn
-    d_ang, d_pre, d_dots = torch.empty_like(cos), torch.empty_like(acts), x.new_empty(T, Q, B, G * N)
-    Wh, At_, RBt = WhT.t(), A.transpose(1, 2), RB.transpose(1, 2)
-    for t in reversed(times(T, reverse)):
-        i, f, o, g = acts[t]
-        tc = tanh_c[t]
-        if masked:
-            m = mask[t].unsqueeze(-1)
-            keep_h, keep_c = torch.where(m, 0, dh), torch.where(m, 0, dc)
-            dh, dc = torch.where(m, dout[t] + dh, 0), torch.where(m, dc, 0)
-        else:
-            dh = dout[t] + dh
-        dc = dc + dh * o * (1 - tc * tc)
-        d_pre[t, 0] = dc * g * i * (1 - i)
-        d_pre[t, 1] = dc * cs[t] * f * (1 - f)
-        d_pre[t, 2] = dh * tc * o * (1 - o)
-        d_pre[t, 3] = dc * i * (1 - g * g)
-        dc = dc * f
-        dk = torch.bmm(d_pre[t], At_).transpose(0, 1).reshape(B, G * N)  # (B, M)
-        co, si = cos[t], sin[t]
-        fac = _fidelities(paper_bloch(co, si, 0), RB)
-        dd = _leave_one_out(fac).mul_(dk).mul_(0.5)  # d k / d dots, (Q, B, M)
-        d_dots[t] = dd
-        dphi = torch.bmm(dd, RBt).permute(2, 1, 0)  # (3, B, Q)
-        da = _dangle(co, si, dphi)
-        d_ang[t] = da
-        dh = torch.mm(da * w, Wh)
-        if masked:
-            dh, dc = dh + keep_h, dc + keep_c
-    grads = parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx)
-    grads[1], grads[2] = dh, dc
-    return grads
 
 
 # ---------------------------------------------------------------------------------- C++ kernels
@@ -227,14 +83,25 @@ def fused_backend() -> str:
 
 
 # ---------------------------------------------------------------------------------- the ops
+def _kernels(x: torch.Tensor, w: torch.Tensor):
+    """``(forward, backward)`` for these arguments: the C++ kernels on the CPU, the Triton ones for float32 on
+    CUDA (:mod:`.triton_lstm`; ``QKLSTM_FUSED=triton`` forces them, for the interpreter's tests), else the
+    torch loops."""
+    wanted = os.environ.get("QKLSTM_FUSED") == "triton" or triton_lstm.available(x.device)
+    if wanted and x.dtype == torch.float32 and w.dim() == 1:
+        return triton_lstm.forward_triton, triton_lstm.backward_triton
+    ext = _load_extension() if x.device.type == "cpu" else None
+    if ext is not None:
+        return (lambda *a: list(ext.forward(*a))), (lambda *a: list(ext.backward(*a)))
+    return forward_torch, backward_torch
+
+
 def _forward(*args):
-    ext = _load_extension() if args[0].device.type == "cpu" else None
-    return list(ext.forward(*args)) if ext is not None else forward_torch(*args)
+    return _kernels(args[0], args[5])[0](*args)
 
 
 def _backward(*args):
-    ext = _load_extension() if args[0].device.type == "cpu" else None
-    return list(ext.backward(*args)) if ext is not None else backward_torch(*args)
+    return _kernels(args[3], args[5])[1](*args)
 
 
 @torch.library.custom_op("qklstm::product_lstm", mutates_args=())
