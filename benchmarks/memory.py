@@ -35,13 +35,15 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) *
 
 
 def formula(n: int, b: int, m: int, dtype: torch.dtype, backward: bool) -> int:
+    """What the checks add up: ``y``'s states, and one streamed block of ``x``'s rows (all of them when they fit
+    in :data:`~qklstm.kernels.fidelity.STREAM_BYTES`), each with the copies ``Circuit.state_copies`` counts."""
     from qklstm import FeatureMap
+    from qklstm.kernels.fidelity import STREAM_BYTES
 
-    copies = FeatureMap.paper(n, layers=2).circuit.state_copies(backward)
-    cdt = complex_dtype_for(dtype)
-    return copies * state_bytes(b, n, cdt) + FeatureMap.paper(n, layers=2).circuit.state_copies(False) * state_bytes(
-        m, n, cdt
-    )
+    circuit, cdt = FeatureMap.paper(n, layers=2).circuit, complex_dtype_for(dtype)
+    rows = min(b, max(1, STREAM_BYTES // state_bytes(1, n, cdt)))
+    x = circuit.state_copies(backward, rows, cdt) * state_bytes(rows, n, cdt)
+    return int(x + circuit.state_copies(False, m, cdt) * state_bytes(m, n, cdt))
 
 
 def main(argv=None) -> int:

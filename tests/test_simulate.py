@@ -64,8 +64,11 @@ def fd_grad(ops, angles_row, n, c, w, h=1e-5):
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("rows", [1, 2, 64])
-def test_layered_plans_match_dense_values_and_gradients(seed, rows, monkeypatch):
-    """Blocks of 1 and 2 rows and all rows at once give the reference's states and gradients."""
+@pytest.mark.parametrize("dense_from", [1, 99], ids=["dense", "wires"])
+def test_layered_plans_match_dense_values_and_gradients(seed, rows, dense_from, monkeypatch):
+    """Blocks of 1 and 2 rows and all rows at once, one-qubit layers as dense blocks and wire by wire, give the
+    reference's states and gradients."""
+    monkeypatch.setattr(simulate, "DENSE_QUBITS", dense_from)
     rng = np.random.default_rng(300 + seed)
     n = int(rng.integers(2, 7))  # one or two dense blocks
     ops, n_params = layered_template(rng, n, int(rng.integers(2, 4)))  # layer 1 is the product prefix
@@ -115,22 +118,23 @@ def test_overlaps_only_leaves_out_the_fixed_end_and_keeps_every_overlap(n):
     np.testing.assert_allclose(full.numpy(), np.stack(u), atol=ATOL, rtol=0)
 
 
-def test_layered_templates_and_the_paper_map_reach_the_dense_blocks():
+def test_layered_templates_and_the_paper_map_reach_the_dense_blocks(monkeypatch):
     """The random templates above do exercise the dense path (a one-qubit stage on more wires than
     there are blocks), and so does the two-layer paper map."""
     from qklstm import FeatureMap
 
     def dense(circuit):
-        return any(
-            st[0] == "mats" and len(st[1]) > len(simulate.dense_groups(circuit.n_qubits)) for st in circuit.stages
-        )
+        return any(st[0] == "mats" and simulate.use_dense(circuit.n_qubits, len(st[1])) for st in circuit.stages)
+
+    monkeypatch.setattr(simulate, "DENSE_QUBITS", 1)
 
     seeds = [np.random.default_rng(300 + s) for s in range(8)]
     circuits = [
         Circuit(n, *layered_template(g, n, int(g.integers(2, 4)))) for g in seeds for n in [int(g.integers(2, 7))]
     ]
     assert sum(map(dense, circuits)) >= 6
-    assert dense(FeatureMap.paper(8, layers=2).circuit)
+    monkeypatch.undo()
+    assert dense(FeatureMap.paper(8, layers=2).circuit) and not dense(FeatureMap.paper(4, layers=2).circuit)
 
 
 def test_dense_groups_cover_every_wire_once_least_significant_first():

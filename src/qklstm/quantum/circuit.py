@@ -39,7 +39,7 @@ import torch
 from . import gates as G
 from .memory import WORKSPACE_FACTOR, check_state_memory
 from .runs import group_runs, run_matrices
-from .simulate import Stage, block_rows, dense_groups, kron_matrices, simulate
+from .simulate import Stage, block_rows, dense_groups, kron_matrices, simulate, use_dense
 
 __all__ = ["Op", "Circuit"]
 
@@ -150,13 +150,15 @@ class Circuit:
     def state_copies(self, grad: bool, batch: int | None = None, dtype=torch.complex64, device="cpu") -> float:
         """State-sized tensors of ``batch`` rows alive at the peak of :meth:`run`, for memory checks.
 
-        The output, with autograd also its gradient (the adjoint backward keeps only the final states and
-        uncomputes the rest, :mod:`~qklstm.quantum.simulate`), and the working copies of one block of
-        rows; without ``batch``, of a block as large as the batch (the bound for any batch).
+        The output and the working copies of one block of rows (without ``batch``, of a block as large as
+        the batch: the bound for any batch). With autograd, three more: the adjoint backward keeps only the
+        final states and uncomputes the rest (:mod:`~qklstm.quantum.simulate`), but the states' gradient, the
+        overlap's and a streamed block's states simulated again are alive with them (benchmarks/memory.py:
+        measured / this 0.60-0.83 at 20 qubits).
         """
         rows = block_rows(self.n_qubits, dtype, device)
         block = 1.0 if batch is None else min(1.0, rows / max(int(batch), 1))
-        return (2 if grad else 1) + WORKSPACE_FACTOR * block
+        return (4 if grad else 1) + WORKSPACE_FACTOR * block
 
     def inverse(self) -> "Circuit":
         """The adjoint template: reversed order, every angle negated."""
@@ -313,11 +315,11 @@ class Circuit:
             if stage[0] == "mats":
                 _, wires, groups = stage
                 mats = run_matrices(groups, len(wires), trig, dtype)
-                dense = dense_groups(n)
-                if len(wires) <= len(dense):
+                if not use_dense(n, len(wires)):
                     program.append(Stage("wires", wires, 1))
                     tensors.append(mats)
                     continue
+                dense = dense_groups(n)
                 full = torch.eye(2, dtype=dtype, device=device).expand(mats.shape[0], n, 2, 2).clone()
                 full[:, list(wires)] = mats
                 program.append(Stage("dense", dense, len(dense)))
