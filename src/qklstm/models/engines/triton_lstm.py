@@ -43,6 +43,16 @@ def available(device: torch.device) -> bool:
 
 if tl is not None:
 
+    @triton.jit
+    def _fidelity(RB, q, M, ms, mmask, co, si):
+        """``(BB, BM)`` one-qubit fidelities ``(1 + b(a_q) . b(r_q)) / 2`` of the rows' qubit ``q`` (``co, si``:
+        cos and sin of its angle) with every reference's Bloch vector ``RB[q, :, m]``."""
+        rx = tl.load(RB + (q * 3) * M + ms, mask=mmask, other=0.0)
+        ry = tl.load(RB + (q * 3 + 1) * M + ms, mask=mmask, other=0.0)
+        rz = tl.load(RB + (q * 3 + 2) * M + ms, mask=mmask, other=0.0)
+        dot = (co * co)[:, None] * rx[None, :] + si[:, None] * ry[None, :] - (si * co)[:, None] * rz[None, :]
+        return 0.5 + 0.5 * dot
+
     def _forward_kernel(
         U,
         h0,
@@ -95,11 +105,7 @@ if tl is not None:
                 z = tl.load(U + (t * B + rows) * Q + q, mask=rmask, other=0.0) + tl.sum(h * whq[None, :], axis=1)
                 a = tl.load(b + q) + z * tl.load(w + q)
                 co, si = tl.cos(a), tl.sin(a)
-                rx = tl.load(RB + (q * 3) * M + ms, mask=mmask, other=0.0)
-                ry = tl.load(RB + (q * 3 + 1) * M + ms, mask=mmask, other=0.0)
-                rz = tl.load(RB + (q * 3 + 2) * M + ms, mask=mmask, other=0.0)
-                dot = (co * co)[:, None] * rx[None, :] + si[:, None] * ry[None, :] - (si * co)[:, None] * rz[None, :]
-                k = k * (0.5 + 0.5 * dot)
+                k = k * _fidelity(RB, q, M, ms, mmask, co, si)
                 if SAVE:
                     at = (t * B + rows) * Q + q
                     tl.store(s_cos + at, co, mask=rmask)
@@ -228,11 +234,7 @@ if tl is not None:
                     if p != q:
                         cp = tl.load(s_cos + (t * B + rows) * Q + p, mask=rmask, other=0.0)
                         sp = tl.load(s_sin + (t * B + rows) * Q + p, mask=rmask, other=0.0)
-                        px = tl.load(RB + (p * 3) * M + ms, mask=mmask, other=0.0)
-                        py = tl.load(RB + (p * 3 + 1) * M + ms, mask=mmask, other=0.0)
-                        pz = tl.load(RB + (p * 3 + 2) * M + ms, mask=mmask, other=0.0)
-                        dot = (cp * cp)[:, None] * px[None, :] + sp[:, None] * py[None, :]
-                        loo = loo * (0.5 + 0.5 * (dot - (sp * cp)[:, None] * pz[None, :]))
+                        loo = loo * _fidelity(RB, p, M, ms, mmask, cp, sp)
                 dd = loo * dk * 0.5
                 tl.store(d_dots + ((t * Q + q) * B + rows)[:, None] * M + ms[None, :], dd, mask=bm)
                 rx = tl.load(RB + (q * 3) * M + ms, mask=mmask, other=0.0)
