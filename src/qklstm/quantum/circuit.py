@@ -315,7 +315,7 @@ class Circuit:
             if stage[0] == "mats":
                 _, wires, groups = stage
                 mats = run_matrices(groups, len(wires), trig, dtype)
-                if not use_dense(n, len(wires)):
+                if not use_dense(n, len(wires), device):
                     program.append(Stage("wires", wires, 1))
                     tensors.append(mats)
                     continue

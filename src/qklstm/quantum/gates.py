@@ -40,6 +40,7 @@ __all__ = [
     "entry_mul",
     "gate_entries",
     "gate_parts",
+    "kron_factors",
     "reduced_bloch",
 ]
 
@@ -124,6 +125,20 @@ def apply_matrix(state: torch.Tensor, matrix: torch.Tensor, wire: int) -> torch.
 
 
 @lru_cache(maxsize=256)
+def kron_factors(factors: torch.Tensor) -> torch.Tensor:
+    """``(B, n, 2)`` one-qubit states -> ``(B, 2**n)`` product state (qubit 0 = most significant bit).
+
+    >>> import torch
+    >>> kron_factors(torch.tensor([[[0.0, 1.0], [0.6, 0.8]]]))  # |1> (x) (0.6|0> + 0.8|1>)
+    tensor([[0.0000, 0.0000, 0.6000, 0.8000]])
+    """
+    batch, n, _ = factors.shape
+    state = factors[:, 0]
+    for q in range(1, n):
+        state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, 2 ** (q + 1))
+    return state
+
+
 def _bits(n_qubits: int, device_str: str) -> torch.Tensor:
     """``(n_qubits, 2**n)`` 0/1 table: bit of qubit k in basis index i (qubit 0 = MSB)."""
     idx = torch.arange(2**n_qubits, device=device_str)

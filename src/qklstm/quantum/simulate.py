@@ -33,7 +33,8 @@ from typing import NamedTuple
 
 import torch
 
-from .gates import apply_matrix
+from . import onchip
+from .gates import apply_matrix, kron_factors
 
 __all__ = [
     "BLOCK_BYTES",
@@ -91,14 +92,15 @@ def dense_groups(n_qubits: int) -> tuple[tuple[int, ...], ...]:
     return tuple(groups)
 
 
-def use_dense(n_qubits: int, n_wires: int) -> bool:
+def use_dense(n_qubits: int, n_wires: int, device="cpu") -> bool:
     """Whether a one-qubit stage on ``n_wires`` of ``n_qubits`` wires runs as dense blocks: when it has more
-    wires than there are blocks (fewer passes) and the state is large enough (:data:`DENSE_QUBITS`).
+    wires than there are blocks (fewer passes) and the state is large enough (:data:`DENSE_QUBITS`), unless the
+    states run on chip (:mod:`.onchip`), where a pass costs nothing.
 
     >>> use_dense(8, 8), use_dense(8, 2), use_dense(4, 4)
     (True, False, False)
     """
-    return n_qubits >= DENSE_QUBITS and n_wires > len(dense_groups(n_qubits))
+    return n_qubits >= DENSE_QUBITS and n_wires > len(dense_groups(n_qubits)) and not onchip.wanted(n_qubits, device)
 
 
 def kron_matrices(mats: torch.Tensor) -> torch.Tensor:
@@ -124,15 +126,6 @@ def block_rows(n_qubits: int, dtype: torch.dtype, device) -> int:
     if torch.device(device).type != "cpu":
         return 2**62
     return max(1, BLOCK_BYTES // (2**n_qubits * dtype.itemsize))
-
-
-def kron_factors(factors: torch.Tensor) -> torch.Tensor:
-    """``(B, n, 2)`` one-qubit states -> ``(B, 2**n)`` product state (qubit 0 = most significant bit)."""
-    batch, n, _ = factors.shape
-    state = factors[:, 0]
-    for q in range(1, n):
-        state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, 2 ** (q + 1))
-    return state
 
 
 def _phase(info, theta, dtype):
@@ -255,5 +248,9 @@ class _Simulate(torch.autograd.Function):
 def simulate(program, init: torch.Tensor, tensors, rows: int) -> torch.Tensor:
     """Final states ``(B, 2**n)`` of ``program`` from ``init``: a product state's factors ``(B, n, 2)``
     or states ``(B, 2**n)``; ``tensors`` are the stages' per-row tensors, ``rows`` the block size
-    (:func:`block_rows`). Differentiable in ``init`` and ``tensors`` by the adjoint method."""
+    (:func:`block_rows`). Differentiable in ``init`` and ``tensors`` by the adjoint method. Small states on
+    CUDA run the whole program in one kernel each way (:mod:`.onchip`)."""
+    n_qubits = init.shape[1] if init.dim() == 3 else init.shape[1].bit_length() - 1
+    if onchip.wanted(n_qubits, init.device) and all(stage.kind != "dense" for stage in program):
+        return onchip.simulate_onchip(program, init, tensors)
     return _Simulate.apply(tuple(program), int(rows), init, *tensors)
