@@ -1,16 +1,20 @@
 """GPU: the QK-LSTM layer (its fused op: the Triton kernels on CUDA) against cuDNN's ``nn.LSTM``, forward+backward
-and single-sequence inference, and the tagger step with the two-layer (full-state) map against the one-layer
-one; peak memory beside each time. Ratios come from one interleaved run on one device.
+and single-sequence inference, the tagger step with the two-layer (full-state) map against the one-layer one,
+and that map's 64 x 32 Gram with its states on chip (one Triton kernel each way) against the stage-by-stage plan;
+peak memory beside each time. Ratios come from one interleaved run on one device.
 
     python -m benchmarks gpu [--quick] [--device cpu]   # --device cpu: the same tasks on the CPU (the tests)
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from benchmarks import common
-from benchmarks.training import layer_tasks, tagger_tasks
+from benchmarks.training import layer_tasks, synced, tagger_tasks
+from qklstm import FeatureMap
 from qklstm.models.engines import fused, triton_lstm
 
 
@@ -23,6 +27,22 @@ def peak_mib(fn, device) -> str:
     base = torch.cuda.memory_allocated(device)
     fn()
     return f"{(torch.cuda.max_memory_allocated(device) - base) / 2**20:.1f}"
+
+
+def onchip_tasks(n_qubits: int, device) -> dict:
+    """Forward+backward of the two-layer map's 64 x 32 Gram, its states on chip and stage by stage."""
+    circuit = FeatureMap.paper(n_qubits, layers=2).circuit
+    angles = torch.randn(96, circuit.n_params, device=device, requires_grad=True)
+
+    def gram(flag):
+        os.environ["QKLSTM_ONCHIP"] = flag
+        try:
+            states = circuit.run(angles)
+            (states[:64] @ states[64:].mH).abs().square().sum().backward()
+        finally:
+            os.environ.pop("QKLSTM_ONCHIP")
+
+    return {name: synced(lambda f=flag: gram(f), device) for name, flag in (("on_chip", "1"), ("stages", "0"))}
 
 
 def main(argv=None) -> int:
@@ -52,6 +72,9 @@ def main(argv=None) -> int:
         sizes = (4, 3, 4, 6) if args.quick else (32, 32, 64, 30)
         case = f"tagger step E={sizes[0]}, H={sizes[1]}, B={sizes[2]}, {q} qubits: two-layer (full-state) map"
         measure(case, tagger_tasks(*sizes, maps=q, device=device), {"qklstm_2layer": "qklstm_1layer"})
+    if device.type == "cuda":  # on the CPU both take the stage-by-stage plan
+        for q in [4] if args.quick else [8, 10]:
+            measure(f"Gram 64x32 fwd+bwd, two-layer map, {q} qubits", onchip_tasks(q, device), {"on_chip": "stages"})
     common.report("gpu", rows, measurements, args.out)
     return 0
 

@@ -116,7 +116,9 @@ def test_pennylane_torchlayer_qlstm_cell_is_qklstms_qlstm_cell():
     torch.testing.assert_close(torch.stack(g2[1:]), g1[1], atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("bench,cases", [(kernel, 5), (training, 4), (memory, 4), ("edge", 2), (gpu, 3)])
+@pytest.mark.parametrize(
+    "bench,cases", [(kernel, 5), (training, 4), (memory, 4), ("edge", 2), (gpu, 3 + torch.cuda.is_available())]
+)
 def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_csv(tmp_path, bench, cases, capsys):
     if bench == "edge":
         pytest.importorskip("onnxruntime")
