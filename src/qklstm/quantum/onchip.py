@@ -326,10 +326,9 @@ class _OnChip(torch.autograd.Function):
         return None, None, g_init, g_mats, g_theta
 
 
-def simulate_onchip(program, init: torch.Tensor, tensors) -> torch.Tensor:
-    """:func:`~qklstm.quantum.simulate.simulate` on chip (same arguments but the block size; no ``"dense"``
-    stages): the final states ``(B, 2**n)``, differentiable in ``init`` and ``tensors``."""
-    n_qubits = init.shape[1] if init.dim() == 3 else init.shape[1].bit_length() - 1
+def simulate_onchip(program, init: torch.Tensor, tensors, n_qubits: int) -> torch.Tensor:
+    """:func:`~qklstm.quantum.simulate.simulate` on chip (its arguments, the qubit count for the block size; no
+    ``"dense"`` stages): the final states ``(B, 2**n)``, differentiable in ``init`` and ``tensors``."""
     real = init.real.dtype
     it = iter(tensors)
     mats, thetas = [], []

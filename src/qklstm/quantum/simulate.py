@@ -252,5 +252,5 @@ def simulate(program, init: torch.Tensor, tensors, rows: int) -> torch.Tensor:
     CUDA run the whole program in one kernel each way (:mod:`.onchip`)."""
     n_qubits = init.shape[1] if init.dim() == 3 else init.shape[1].bit_length() - 1
     if onchip.wanted(n_qubits, init.device) and all(stage.kind != "dense" for stage in program):
-        return onchip.simulate_onchip(program, init, tensors)
+        return onchip.simulate_onchip(program, init, tensors, n_qubits)
     return _Simulate.apply(tuple(program), int(rows), init, *tensors)
