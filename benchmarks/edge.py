@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for case, builds in CASES.items():
             for name, build in builds.items():
+                if args.quick and name not in ("qklstm", "lstm"):  # --quick: the pair the ratio compares
+                    continue
                 options = ort.SessionOptions()
                 options.intra_op_num_threads, options.log_severity_level = 1, 3
                 torch.manual_seed(0)
@@ -103,6 +105,7 @@ def main(argv=None) -> int:
                 session = ort.InferenceSession(str(onnx_path), options)
                 names = [i.name for i in session.get_inputs()]
                 for T in lengths:
+                    peaks = not args.quick or not rows  # --quick measures the first group's peaks only
                     x = inputs(case, T)
                     feeds = {n: t.numpy() for n, t in zip(names, x)}
                     # a user's own torch.onnx.export of the module (nn.LSTM becomes ONNX's LSTM op); static
@@ -121,8 +124,8 @@ def main(argv=None) -> int:
                     for impl, m in ms.items():
                         runtime = impl.split()[1]
                         path = onnx_path if runtime == "onnxruntime" else ts_path
-                        peak = -1  # measured for the qklstm export file and TorchScript only
-                        if runtime != "onnxruntime-direct":
+                        peak = -1  # measured for the export file and TorchScript only
+                        if peaks and runtime != "onnxruntime-direct":
                             peak = peak_kib("onnxruntime" if runtime == "onnxruntime" else "torchscript", str(path), T)
                         onnx_bytes = len(direct_bytes) if runtime == "onnxruntime-direct" else onnx_path.stat().st_size
                         rows.append({

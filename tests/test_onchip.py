@@ -34,7 +34,7 @@ def calls(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_layered_circuits_on_chip_match_the_dense_reference(calls, seed):
     """One-qubit layers wire by wire, CNOT permutations, CZ/RZZ phases, 2-7 qubits (dense blocks would start at
     7 off chip): states and the angles' gradients of a loss that reads phases too."""
@@ -144,4 +144,4 @@ def test_the_triton_kernels_compile_for_a_gpu_without_one():
         [sys.executable, str(script), str(arch)], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count(f"bytes of sm_{arch} binary") == 6, done.stdout
+    assert done.stdout.count(f"bytes of sm_{arch} binary") == 5, done.stdout

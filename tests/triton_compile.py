@@ -22,7 +22,6 @@ KERNELS = [
     (onchip._forward_kernel, {"NQ": 10, "DIM": 1024, "BLOCK": 2, "FACTORS": True}, "fp32"),
     (onchip._backward_kernel, {"NQ": 10, "DIM": 1024, "BLOCK": 2}, "fp32"),
     (onchip._forward_kernel, {"NQ": 5, "DIM": 32, "BLOCK": 32, "FACTORS": False}, "fp64"),
-    (onchip._backward_kernel, {"NQ": 5, "DIM": 32, "BLOCK": 32}, "fp64"),
     (triton_lstm._kernel(triton_lstm._forward_kernel, None), {**LSTM, "SAVE": True}, "fp32"),
     (triton_lstm._kernel(triton_lstm._backward_kernel, None), LSTM, "fp32"),
 ]
