@@ -108,16 +108,17 @@ def main(argv=None) -> int:
                     peaks = not args.quick or not rows  # --quick measures the first group's peaks only
                     x = inputs(case, T)
                     feeds = {n: t.numpy() for n, t in zip(names, x)}
-                    # a user's own torch.onnx.export of the module (nn.LSTM becomes ONNX's LSTM op); static
-                    # shapes: torch 2.13 bakes T into nn.LSTM's export when B = 1 is static and T dynamic
-                    direct_bytes = torch.onnx.export(model, x[:1]).model_proto.SerializeToString()
-                    direct_session = ort.InferenceSession(direct_bytes, options)
-                    direct_feeds = {direct_session.get_inputs()[0].name: x[0].numpy()}
                     tasks = {
                         f"{name} onnxruntime": lambda s=session, f=feeds: s.run(None, f),
-                        f"{name} onnxruntime-direct": lambda s=direct_session, f=direct_feeds: s.run(None, f),
                         f"{name} pytorch": lambda m=model, x=x: torch.no_grad()(m)(*x),
                     }
+                    if not args.quick:  # --quick leaves the user's own export out (tests/test_deploy.py runs it)
+                        # a user's own torch.onnx.export of the module (nn.LSTM becomes ONNX's LSTM op); static
+                        # shapes: torch 2.13 bakes T into nn.LSTM's export when B = 1 is static and T dynamic
+                        direct_bytes = torch.onnx.export(model, x[:1]).model_proto.SerializeToString()
+                        direct = ort.InferenceSession(direct_bytes, options)
+                        direct_feeds = {direct.get_inputs()[0].name: x[0].numpy()}
+                        tasks[f"{name} onnxruntime-direct"] = lambda s=direct, f=direct_feeds: s.run(None, f)
                     sub = f"{case} B=1 T={T}"
                     ms = common.interleaved(tasks, label="edge latency", sub_label=sub, **timing)
                     measurements += ms.values()

@@ -25,8 +25,8 @@ from qklstm.train.export import export_model
 
 MAPS = {
     "paper": {"n_qubits": 3, "n_references": 2},
-    "paper-2-layers": {"n_qubits": 3, "n_references": 2, "layers": 2},
-    "zz": {"n_qubits": 3, "n_references": 2, "feature_map": "zz"},
+    "paper-2-layers": {"n_qubits": 2, "n_references": 2, "layers": 2},
+    "zz": {"n_qubits": 2, "n_references": 2, "feature_map": "zz"},
     "paper-trainable-per-gate": {"n_qubits": 2, "feature_map": "paper-trainable", "share_feature_map": False},
 }
 SHAPES = [(1, 5), (7, 9), (7, 1), (3, 13)]  # (batch, length), none of them the export's (2, 3)
