@@ -20,7 +20,7 @@ from qklstm import QKLSTM, FeatureMap  # noqa: E402
 from qklstm.models.engines import fused  # noqa: E402
 from qklstm.quantum import onchip, simulate  # noqa: E402
 from qklstm.quantum.circuit import Circuit  # noqa: E402
-from test_simulate import ATOL, dense_state, fd_grad, layered_template, loss_weights  # noqa: E402
+from test_simulate import assert_matches_dense, dense_state, layered_template  # noqa: E402
 from test_simulator import random_states, random_template  # noqa: E402
 
 
@@ -41,18 +41,8 @@ def test_layered_circuits_on_chip_match_the_dense_reference(calls, seed):
     rng = np.random.default_rng(500 + seed)
     n = int(rng.integers(2, 8))
     ops, n_params = layered_template(rng, n, int(rng.integers(2, 4)))
-    circuit = Circuit(n, ops, n_params)
-    batch = 3
-    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(batch, n_params)), requires_grad=True)
-    states = circuit.run(angles)
-    c, w = loss_weights(rng, n)
-    loss = (torch.tensor(c) * states.abs().square()).sum() + (torch.tensor(w).conj() * states).sum().real
-    loss.backward()
+    assert_matches_dense(rng, Circuit(n, ops, n_params))
     assert calls, "the on-chip kernels did not run"
-    for b in range(batch):
-        a = angles[b].detach().numpy()
-        np.testing.assert_allclose(states[b].detach().numpy(), dense_state(ops, a, n), atol=ATOL, rtol=0)
-        np.testing.assert_allclose(angles.grad[b].numpy(), fd_grad(ops, a, n, c, w), atol=1e-7, rtol=0)
 
 
 @pytest.mark.parametrize("seed", [0, 2])
@@ -92,6 +82,15 @@ def test_only_small_states_and_no_dense_blocks_go_on_chip(monkeypatch):
     assert not onchip.wanted(4, "cpu") and simulate.use_dense(8, 8, "cpu")
     monkeypatch.delenv("QKLSTM_ONCHIP")
     assert not onchip.wanted(4, "cpu")  # CPU tensors take the stage-by-stage plan unless told
+
+
+def test_forcing_cpu_tensors_on_chip_without_the_interpreter_is_one_clear_error(monkeypatch):
+    """Without TRITON_INTERPRET Triton has no CPU driver: say so, rather than Triton's "0 active drivers"."""
+    monkeypatch.setenv("QKLSTM_ONCHIP", "1")
+    monkeypatch.setattr(onchip, "_interpreted", lambda: False)
+    circuit = FeatureMap.paper(4, layers=2).circuit
+    with pytest.raises(ValueError, match="QKLSTM_ONCHIP=1: .*Triton's interpreter"):
+        circuit.run(torch.zeros(2, circuit.n_params))
 
 
 def test_a_two_layer_qklstm_on_chip_equals_the_stage_by_stage_plan(monkeypatch):

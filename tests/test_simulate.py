@@ -74,8 +74,14 @@ def test_layered_plans_match_dense_values_and_gradients(seed, rows, dense_from, 
     ops, n_params = layered_template(rng, n, int(rng.integers(2, 4)))  # layer 1 is the product prefix
     circuit = Circuit(n, ops, n_params)
     monkeypatch.setattr(simulate, "BLOCK_BYTES", rows * 2**n * 16)
-    batch = 3
-    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(batch, n_params)), requires_grad=True)
+    assert_matches_dense(rng, circuit)
+
+
+def assert_matches_dense(rng, circuit, batch=3):
+    """``circuit.run`` on random angles: its states against the dense reference, and the gradient of a loss that
+    reads phases too against the reference's finite differences."""
+    ops, n = circuit.ops, circuit.n_qubits
+    angles = torch.tensor(rng.uniform(-np.pi, np.pi, size=(batch, circuit.n_params)), requires_grad=True)
     states = circuit.run(angles)
     c, w = loss_weights(rng, n)
     loss = (torch.tensor(c) * states.abs().square()).sum() + (torch.tensor(w).conj() * states).sum().real

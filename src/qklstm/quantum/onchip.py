@@ -49,7 +49,20 @@ def wanted(n_qubits: int, device) -> bool:
     flag = os.environ.get("QKLSTM_ONCHIP", "")
     if triton is None or flag == "0" or n_qubits > ONCHIP_QUBITS:
         return False
-    return flag == "1" or (torch.device(device).type == "cuda" and torch.cuda.is_available())
+    cuda = torch.device(device).type == "cuda"
+    if flag == "1" and not cuda and not _interpreted():
+        raise ValueError(
+            "QKLSTM_ONCHIP=1: tensors off CUDA run the on-chip kernels only in Triton's interpreter "
+            "(TRITON_INTERPRET=1 set before triton is imported); unset QKLSTM_ONCHIP or use CUDA tensors"
+        )
+    return flag == "1" or (cuda and torch.cuda.is_available())
+
+
+def _interpreted() -> bool:
+    """Whether the kernels were made by Triton's interpreter (``TRITON_INTERPRET=1`` when triton.jit ran)."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(_forward_kernel, InterpretedFunction)
 
 
 if tl is not None:
@@ -97,6 +110,27 @@ if tl is not None:
         return tl.load(scratch + source, mask=smask, other=0.0), tl.load(scratch + source + 1, mask=smask, other=0.0)
 
     @triton.jit
+    def _rows(B, BLOCK: tl.constexpr, DIM: tl.constexpr):
+        """This program's rows, their mask, the amplitude indices, the states' mask and the offsets of the real
+        parts in the rows' ``(DIM, 2)`` layout."""
+        r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        rmask = r < B
+        idx = tl.arange(0, DIM)
+        return r, rmask, idx, rmask[:, None] & (idx[None, :] < DIM), (r[:, None] * DIM + idx[None, :]) * 2
+
+    @triton.jit
+    def _op(ops, k):
+        """Row ``k`` of the op table: kind, wire or table index, matrix or angle offset, angle count."""
+        return tl.load(ops + 4 * k), tl.load(ops + 4 * k + 1), tl.load(ops + 4 * k + 2), tl.load(ops + 4 * k + 3)
+
+    @triton.jit
+    def _wire(r, idx, wire, NQ: tl.constexpr, DIM: tl.constexpr):
+        """Each amplitude's bit of ``wire`` (qubit 0 the most significant) and its partner's offset (the bit
+        flipped)."""
+        bit = ((idx >> (NQ - 1 - wire)) & 1)[None, :]
+        return bit, (r[:, None] * DIM + (idx ^ (1 << (NQ - 1 - wire)))[None, :]) * 2
+
+    @triton.jit
     def _phase(theta, rows_t, cz_t, r, rmask, a, b, c, n_theta, idx, BLOCK: tl.constexpr, DIM: tl.constexpr):
         """The diagonal ``cz_a * exp(-i/2 theta[:, b:b+c] @ rows[b:b+c])`` as real and imaginary parts."""
         ph = tl.zeros((BLOCK, DIM), dtype=theta.dtype.element_ty)
@@ -125,11 +159,7 @@ if tl is not None:
         BLOCK: tl.constexpr,
         FACTORS: tl.constexpr,
     ):
-        r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        rmask = r < B
-        idx = tl.arange(0, DIM)
-        smask = rmask[:, None] & (idx[None, :] < DIM)
-        offs = (r[:, None] * DIM + idx[None, :]) * 2
+        r, rmask, idx, smask, offs = _rows(B, BLOCK, DIM)
         if FACTORS:  # the product state of the rows' one-qubit states, qubit 0 the most significant bit
             re = tl.zeros((BLOCK, DIM), dtype=out.dtype.element_ty) + 1.0
             im = tl.zeros((BLOCK, DIM), dtype=out.dtype.element_ty)
@@ -143,11 +173,10 @@ if tl is not None:
             re = tl.load(init + offs, mask=smask, other=0.0)
             im = tl.load(init + offs + 1, mask=smask, other=0.0)
         for k in range(n_ops):  # `out` is the scratch of the exchanges until the end
-            kind, a = tl.load(ops + 4 * k), tl.load(ops + 4 * k + 1)
-            b, c = tl.load(ops + 4 * k + 2), tl.load(ops + 4 * k + 3)
+            kind, a, b, c = _op(ops, k)
             if kind == 0:
-                on = ((idx >> (NQ - 1 - a)) & 1)[None, :] == 1
-                source = (r[:, None] * DIM + (idx ^ (1 << (NQ - 1 - a)))[None, :]) * 2
+                bit, source = _wire(r, idx, a, NQ, DIM)
+                on = bit == 1
                 pr, pi = _exchange(re, im, out, offs, source, smask)
                 dr, di, o_r, o_i = _entries(mats, r, rmask, b, n_mats, on, False)
                 re, im = _pair(re, im, pr, pi, dr, di, o_r, o_i)
@@ -183,21 +212,15 @@ if tl is not None:
         DIM: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
-        r = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        rmask = r < B
-        idx = tl.arange(0, DIM)
-        smask = rmask[:, None] & (idx[None, :] < DIM)
-        offs = (r[:, None] * DIM + idx[None, :]) * 2
+        r, rmask, idx, smask, offs = _rows(B, BLOCK, DIM)
         pr, pi = tl.load(final + offs, mask=smask, other=0.0), tl.load(final + offs + 1, mask=smask, other=0.0)
         lr, li = tl.load(grad + offs, mask=smask, other=0.0), tl.load(grad + offs + 1, mask=smask, other=0.0)
         for kk in range(n_ops):  # `scratch` and `g_state` are the exchanges' scratch for psi and lam
             k = n_ops - 1 - kk
-            kind, a = tl.load(ops + 4 * k), tl.load(ops + 4 * k + 1)
-            b, c = tl.load(ops + 4 * k + 2), tl.load(ops + 4 * k + 3)
+            kind, a, b, c = _op(ops, k)
             if kind == 0:
-                bit = ((idx >> (NQ - 1 - a)) & 1)[None, :]
+                bit, source = _wire(r, idx, a, NQ, DIM)
                 on = bit == 1
-                source = (r[:, None] * DIM + (idx ^ (1 << (NQ - 1 - a)))[None, :]) * 2
                 sr, si = _exchange(pr, pi, scratch, offs, source, smask)
                 mr, mi = _exchange(lr, li, g_state, offs, source, smask)
                 dr, di, o_r, o_i = _entries(mats, r, rmask, b, n_mats, on, True)
