@@ -11,6 +11,7 @@ import torch
 import qsim_reference as ref
 from qklstm.quantum import simulate
 from qklstm.quantum.circuit import Circuit, Op
+from qklstm.quantum.gates import kron_factors
 from test_simulator import dense_unitary, random_states, random_template
 
 ATOL = 1e-10  # complex128 values, a few hundred gate products of modulus-one entries
@@ -157,6 +158,25 @@ def test_kron_matrices_is_numpys_kron():
     got = simulate.kron_matrices(torch.tensor(mats)).numpy()
     for b in range(2):
         np.testing.assert_allclose(got[b], np.kron(np.kron(mats[b, 0], mats[b, 1]), mats[b, 2]), atol=1e-12)
+
+
+def test_product_states_are_built_fresh_each_call_and_not_kept():
+    """kron_factors is numpy's kron of the factors on every call: no result outlives its caller (a cache keyed
+    on the tensor once kept 256 states alive, 4 GiB at 20 qubits) and a factor changed in place is seen."""
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(2)
+    raw = rng.normal(size=(2, 3, 2)) + 1j * rng.normal(size=(2, 3, 2))
+    factors = torch.tensor(raw)
+    for _ in range(2):
+        want = [np.kron(np.kron(raw[b, 0], raw[b, 1]), raw[b, 2]) for b in range(2)]
+        np.testing.assert_allclose(kron_factors(factors).numpy(), np.stack(want), atol=1e-12)
+        raw[:, 1] *= -1j
+        factors.copy_(torch.tensor(raw))
+    alive = weakref.ref(kron_factors(factors))
+    gc.collect()
+    assert alive() is None
 
 
 def test_float32_plans_stay_complex64_and_near_the_reference():

@@ -124,7 +124,6 @@ def apply_matrix(state: torch.Tensor, matrix: torch.Tensor, wire: int) -> torch.
     return torch.matmul(matrix.to(state.dtype), view).reshape(batch, 2**n)
 
 
-@lru_cache(maxsize=256)
 def kron_factors(factors: torch.Tensor) -> torch.Tensor:
     """``(B, n, 2)`` one-qubit states -> ``(B, 2**n)`` product state (qubit 0 = most significant bit).
 
@@ -139,6 +138,7 @@ def kron_factors(factors: torch.Tensor) -> torch.Tensor:
     return state
 
 
+@lru_cache(maxsize=256)
 def _bits(n_qubits: int, device_str: str) -> torch.Tensor:
     """``(n_qubits, 2**n)`` 0/1 table: bit of qubit k in basis index i (qubit 0 = MSB)."""
     idx = torch.arange(2**n_qubits, device=device_str)
