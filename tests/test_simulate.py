@@ -9,9 +9,8 @@ import pytest
 import torch
 
 import qsim_reference as ref
-from qklstm.quantum import simulate
+from qklstm.quantum import gates, simulate
 from qklstm.quantum.circuit import Circuit, Op
-from qklstm.quantum.gates import kron_factors
 from test_simulator import dense_unitary, random_states, random_template
 
 ATOL = 1e-10  # complex128 values, a few hundred gate products of modulus-one entries
@@ -171,12 +170,66 @@ def test_product_states_are_built_fresh_each_call_and_not_kept():
     factors = torch.tensor(raw)
     for _ in range(2):
         want = [np.kron(np.kron(raw[b, 0], raw[b, 1]), raw[b, 2]) for b in range(2)]
-        np.testing.assert_allclose(kron_factors(factors).numpy(), np.stack(want), atol=1e-12)
+        np.testing.assert_allclose(gates.kron_factors(factors).numpy(), np.stack(want), atol=1e-12)
         raw[:, 1] *= -1j
         factors.copy_(torch.tensor(raw))
-    alive = weakref.ref(kron_factors(factors))
+    alive = weakref.ref(gates.kron_factors(factors))
     gc.collect()
     assert alive() is None
+
+
+def test_cnot_networks_are_built_into_the_product_state():
+    """A product state through a CNOT network, built through kron_factors' taps, is numpy's Kronecker product
+    times the CNOTs' dense matrices (values, and gradients by gradcheck). A network of CNOTs pointing down has
+    taps once they may reach far enough back; some pointing up have none."""
+    rng = np.random.default_rng(5)
+    seen = {"taps": 0, "none": 0, "gradcheck": 0}
+    for trial in range(40):
+        n = int(rng.integers(2, 12))  # from 5 wires kron_factors splits into halves, and taps cross the split
+        pairs = [(a, b) for a in range(n) for b in range(n) if 0 < abs(a - b) <= 4]
+        cnots = [pairs[i] for i in rng.integers(len(pairs), size=int(rng.integers(1, 2 * n + 1)))]
+        downward = trial % 2 == 0
+        if downward:
+            cnots = [(min(a, b), max(a, b)) for a, b in cnots if abs(a - b) <= 3]
+        perm = torch.arange(2**n)
+        for control, target in cnots:
+            perm = perm[gates.cnot_permutation(n, control, target)]
+        taps = gates.cnot_taps(perm, n, most=n if downward else 3)  # down: lower-triangular, so taps at any reach
+        assert taps is not None or not downward
+        seen["none" if taps is None else "taps"] += 1
+        if taps is None:
+            continue
+        raw = rng.normal(size=(2, n, 2)) + 1j * rng.normal(size=(2, n, 2))
+        got = gates.kron_factors(torch.tensor(raw), taps).numpy()
+        for b in range(2):
+            prod = raw[b, 0]
+            for q in range(1, n):
+                prod = np.kron(prod, raw[b, q])
+            for control, target in cnots:
+                prod = ref.cnot_full(control, target, n) @ prod
+            np.testing.assert_allclose(got[b], prod, atol=1e-12, rtol=0)
+        if n in (5, 6):
+            factors = torch.tensor(raw, requires_grad=True)
+            assert torch.autograd.gradcheck(lambda f, t=taps: gates.kron_factors(f, t), (factors,))
+            seen["gradcheck"] += 1
+    assert seen["taps"] >= 20 and seen["none"] >= 5 and seen["gradcheck"] >= 2, seen
+
+
+def test_a_cnot_network_after_the_prefix_runs_as_the_product_state():
+    """A one-qubit prefix, CNOTs pointing down within three wires (the paper map's chain and more), then random
+    layers: the program starts with the product state built through the network, and states and gradients are
+    the dense reference's."""
+    rng = np.random.default_rng(11)
+    for n in (3, 6):
+        first, shift = layered_template(rng, n, 1)
+        network = [Op("CNOT", (q, q + d)) for d in (1, 2) for q in range(n - d)]
+        rest, n_rest = layered_template(rng, n, 2)
+        rest = [op if op.param is None else Op(op.name, op.wires, op.param + shift, op.sign) for op in rest]
+        circuit = Circuit(n, [op for op in first if len(op.wires) == 1] + network + rest, shift + n_rest)
+        angles = torch.zeros(1, circuit.n_params, dtype=torch.float64)
+        program, _ = circuit._program(circuit._trig(angles), angles, torch.complex128, False, True)
+        assert program[0].kind == "product" and max(map(len, program[0].info)) >= 2
+        assert_matches_dense(rng, circuit)
 
 
 def test_float32_plans_stay_complex64_and_near_the_reference():

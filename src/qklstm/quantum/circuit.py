@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from . import gates as G
+from . import onchip
 from .memory import WORKSPACE_FACTOR, check_state_memory
 from .runs import group_runs, run_matrices
 from .simulate import Stage, block_rows, dense_groups, kron_matrices, simulate, use_dense
@@ -175,6 +176,12 @@ class Circuit:
             self._cache[key] = (perm, perm.argsort())
         return self._cache[key]
 
+    def _taps(self, ops, device):
+        key = ("taps", ops)
+        if key not in self._cache:
+            self._cache[key] = G.cnot_taps(self._perm(ops, device)[0], self.n_qubits)
+        return self._cache[key]
+
     def _zz_signs(self, ops, device) -> torch.Tensor:
         key = ("zz", ops, str(device))
         if key not in self._cache:
@@ -278,7 +285,7 @@ class Circuit:
         self._check_memory(angles)
         trig = self._trig(angles)
         factors = self.prefix_factors(angles, trig)
-        program, tensors = self._program(trig, angles, G.complex_dtype_for(angles.dtype), overlaps_only)
+        program, tensors = self._program(trig, angles, G.complex_dtype_for(angles.dtype), overlaps_only, True)
         rows = block_rows(self.n_qubits, factors.dtype, angles.device)
         return simulate(program, factors, tensors, rows)
 
@@ -300,17 +307,23 @@ class Circuit:
             raise ValueError(f"state: expected a complex tensor of shape {want}, got {state.dtype} {list(state.shape)}")
         self._check_memory(angles)
         trig = self._trig(angles)
-        program, tensors = self._program(trig, angles, state.dtype, False)
+        program, tensors = self._program(trig, angles, state.dtype, False, False)
         if self._prefix_wires:
             mats = run_matrices(self._prefix_groups, len(self._prefix_wires), trig, state.dtype)
             program, tensors = [Stage("wires", self._prefix_wires, 1), *program], [mats, *tensors]
         return simulate(program, state, tensors, block_rows(self.n_qubits, state.dtype, state.device))
 
-    def _program(self, trig, angles, dtype, overlaps_only: bool):
-        """The stages as a :mod:`~qklstm.quantum.simulate` program and the per-row tensors they read."""
+    def _program(self, trig, angles, dtype, overlaps_only: bool, product: bool):
+        """The stages as a :mod:`~qklstm.quantum.simulate` program and the per-row tensors they read; with
+        ``product`` the program starts from the prefix's product state, and a CNOT network right after it is
+        built into that state (:func:`~qklstm.quantum.gates.kron_factors`'s taps) where it can be."""
         stages = self.stages[: self._last_angle_stage + 1] if overlaps_only else self.stages
         device, n = angles.device, self.n_qubits
         program, tensors = [], []
+        taps = self._taps(stages[0][1], device) if product and stages and stages[0][0] == "perm" else None
+        if taps is not None and not onchip.wanted(n, device):
+            program.append(Stage("product", taps, 0))
+            stages = stages[1:]
         for stage in stages:
             if stage[0] == "mats":
                 _, wires, groups = stage

@@ -35,6 +35,7 @@ __all__ = [
     "apply_matrix",
     "basis_bits",
     "cnot_permutation",
+    "cnot_taps",
     "complex_dtype_for",
     "entry_add",
     "entry_mul",
@@ -124,18 +125,95 @@ def apply_matrix(state: torch.Tensor, matrix: torch.Tensor, wire: int) -> torch.
     return torch.matmul(matrix.to(state.dtype), view).reshape(batch, 2**n)
 
 
-def kron_factors(factors: torch.Tensor) -> torch.Tensor:
+def kron_factors(factors: torch.Tensor, taps=None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``(B, n, 2)`` one-qubit states -> ``(B, 2**n)`` product state (qubit 0 = most significant bit).
+
+    With ``taps`` (:func:`cnot_taps`), the product state after a CNOT network, built as directly: qubit ``q``'s
+    factor is read at its own bit XOR the bits of wires ``q - d``, ``d`` in ``taps[q]``. One pass over the
+    state instead of the Kronecker product's pass and the permutation's gather. ``out``: a flat buffer of
+    ``B * 2**n`` amplitudes to write the state into (from five wires on).
 
     >>> import torch
     >>> kron_factors(torch.tensor([[[0.0, 1.0], [0.6, 0.8]]]))  # |1> (x) (0.6|0> + 0.8|1>)
     tensor([[0.0000, 0.0000, 0.6000, 0.8000]])
+    >>> kron_factors(torch.tensor([[[0.0, 1.0], [0.6, 0.8]]]), taps=((), (1,)))  # then CNOT(0, 1)
+    tensor([[0.0000, 0.0000, 0.8000, 0.6000]])
     """
+    return _product(factors, taps or ((),) * factors.shape[1], 0, out)
+
+
+def _product(factors: torch.Tensor, taps, context: int, out=None) -> torch.Tensor:
+    """:func:`kron_factors` of a run of wires whose taps may reach the ``context`` bits before it (the wire
+    right before the run is the least significant bit). Halves: the upper half, the lower half once per value
+    of the upper bits it taps, and their outer product, one vectorised pass over the state."""
     batch, n, _ = factors.shape
-    state = factors[:, 0]
-    for q in range(1, n):
-        state = (state.unsqueeze(-1) * factors[:, q].unsqueeze(1)).reshape(batch, 2 ** (q + 1))
+    if n <= 4:
+        return _grow(factors, taps, context)
+    s = n // 2
+    upper = _product(factors[:, :s], taps[:s], context)
+    reach = min(s, max((d - q for q, tap in enumerate(taps[s:]) for d in tap), default=0))
+    if reach <= 0:
+        lower = _product(factors[:, s:], taps[s:], 0).unsqueeze(1)
+    else:
+        variants = [_product(factors[:, s:], taps[s:], (context << s) | v) for v in range(2**reach)]
+        lower = torch.stack(variants, 1)
+    upper = upper.view(batch, -1, 2 ** max(reach, 0), 1)
+    if out is not None:
+        out = out.view(batch, upper.shape[1], upper.shape[2], lower.shape[-1])
+    return torch.mul(upper, lower.unsqueeze(1), out=out).reshape(batch, 2**n)
+
+
+def _grow(factors: torch.Tensor, taps, context: int) -> torch.Tensor:
+    """:func:`_product` wire by wire: a tap into the run reads the bits built so far, one into the context flips
+    the factor when that bit is set."""
+    batch, n, _ = factors.shape
+    state = None
+    for q in range(n):
+        factor, inside = factors[:, q], tuple(d for d in taps[q] if d <= q)
+        if sum(context >> (d - q - 1) & 1 for d in taps[q] if d > q) % 2:
+            factor = factor.flip(-1)
+        if state is None:
+            state = factor
+        elif not inside:
+            state = (state.unsqueeze(-1) * factor.unsqueeze(1)).reshape(batch, 2 ** (q + 1))
+        else:
+            window = max(inside)  # the last `window` wires' bits, wire q - 1 least significant
+            table = _tap_table(window, sum(1 << (d - 1) for d in inside), str(factors.device))
+            state = state.view(batch, -1, 2**window, 1) * factor[:, table].unsqueeze(1)
+            state = state.reshape(batch, 2 ** (q + 1))
     return state
+
+
+@lru_cache(maxsize=64)
+def _tap_table(window: int, mask: int, device_str: str) -> torch.Tensor:
+    """``(2**window, 2)``: the factor's index at window bits ``p`` and own bit ``x``, ``x ^ parity(p & mask)``."""
+    p = torch.arange(2**window, device=device_str)
+    parity = torch.zeros_like(p)
+    for bit in range(window):
+        parity ^= (p >> bit) & ((mask >> bit) & 1)
+    return torch.stack([parity, parity ^ 1], -1)
+
+
+def cnot_taps(perm: torch.Tensor, n_qubits: int, most: int = 3):
+    """The taps of :func:`kron_factors` that build a product state after the CNOT network ``perm``
+    (``new[:, i] = old[:, perm[i]]``; CNOTs are linear over GF(2), so ``perm`` is known from the basis states),
+    or ``None`` when some wire's old bit reads a later wire or one more than ``most`` wires back.
+
+    >>> chain = cnot_permutation(3, 0, 1)[cnot_permutation(3, 1, 2)]
+    >>> cnot_taps(chain, 3)  # old bit q = new bit q XOR new bit q - 1
+    ((), (1,), (1,))
+    >>> cnot_taps(cnot_permutation(3, 2, 0), 3) is None  # wire 0 reads wire 2
+    True
+    """
+    reads = [int(perm[1 << (n_qubits - 1 - j)]) for j in range(n_qubits)]  # old index of each new basis bit
+    taps = []
+    for q in range(n_qubits):
+        bit = 1 << (n_qubits - 1 - q)
+        wires = [j for j in range(n_qubits) if reads[j] & bit]
+        if q not in wires or any(not 0 < q - j <= most for j in wires if j != q):
+            return None
+        taps.append(tuple(sorted(q - j for j in wires if j != q)))
+    return tuple(taps)
 
 
 @lru_cache(maxsize=256)

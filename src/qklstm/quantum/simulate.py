@@ -67,6 +67,8 @@ class Stage(NamedTuple):
     * ``"dense"``: ``info`` the wire groups in application order (:func:`dense_groups`); one tensor
       ``(B, 2**k, 2**k)`` per group;
     * ``"perm"``: ``info = (perm, inverse)``: ``new[:, i] = old[:, perm[i]]``; no tensor;
+    * ``"product"``: first only, from a product state's factors: ``info`` the taps through which
+      :func:`~qklstm.quantum.gates.kron_factors` builds the state after a CNOT network; no tensor;
     * ``"diag"``: ``info = (rows, cz)``: the phase ``cz * exp(-i/2 theta @ rows)``; one tensor ``theta``
       ``(B, R)`` when ``rows`` is not ``None``.
     """
@@ -137,11 +139,21 @@ def _phase(info, theta, dtype):
     return diag
 
 
-def _forward(program, state, tensors):
-    """Run ``program`` on a block of states; ``tensors`` holds each stage's tensors in order."""
+def _forward(program, state, tensors, spare=()):
+    """Run ``program`` on a block of states; ``tensors`` holds each stage's tensors in order. The stages write
+    into the two flat ``spare`` buffers in turn where given (no fresh allocation, and no page faults, per stage)."""
+
+    def target(shape):
+        if not spare:
+            return None
+        buf = spare[0] if spare[0].data_ptr() != state.data_ptr() else spare[1]
+        return buf[: math.prod(shape)].view(shape)
+
     it = iter(tensors)
     for stage in program:
         own = [next(it) for _ in range(stage.n_tensors)]
+        if stage.kind == "product":  # built with the initial state
+            continue
         if stage.kind == "wires":
             for i, wire in enumerate(stage.info):
                 state = apply_matrix(state, own[0][:, i], wire)
@@ -149,11 +161,12 @@ def _forward(program, state, tensors):
             b, dim = state.shape
             for m in own:
                 d = m.shape[-1]
-                state = torch.matmul(m, state.view(b, dim // d, d).transpose(1, 2)).view(b, dim)
+                step = state.view(b, dim // d, d).transpose(1, 2)
+                state = torch.matmul(m, step, out=target((b, d, dim // d))).view(b, dim)
         elif stage.kind == "perm":
-            state = state.index_select(1, stage.info[0])
+            state = torch.index_select(state, 1, stage.info[0], out=target(state.shape))
         else:
-            state = state * _phase(stage.info, own[0] if own else None, state.dtype)
+            state = torch.mul(state, _phase(stage.info, own[0] if own else None, state.dtype), out=target(state.shape))
     return state
 
 
@@ -189,7 +202,7 @@ def _backward(program, psi, lam, tensors, want):
                 psi = v.reshape(b, dim)
         elif stage.kind == "perm":
             psi, lam = psi.index_select(1, stage.info[1]), lam.index_select(1, stage.info[1])
-        else:
+        elif stage.kind == "diag":
             theta = own[0] if own else None
             if own and want[start]:
                 rows = stage.info[0].to(theta.dtype)
@@ -200,16 +213,23 @@ def _backward(program, psi, lam, tensors, want):
     return psi, lam, grads
 
 
+def _taps(program):
+    return program[0].info if program and program[0].kind == "product" else None
+
+
 class _Simulate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, program, rows, init, *tensors):
         batch = init.shape[0]
         dim = 2 ** init.shape[1] if init.dim() == 3 else init.shape[1]
         out = init.new_empty(0, dim) if batch == 0 else None
+        spare = [init.new_empty(min(rows, batch) * dim) for _ in range(2)] if batch > rows else ()
         for r0 in range(0, batch, rows):
             part = [t[r0 : r0 + rows] for t in tensors]
             first = init[r0 : r0 + rows]
-            state = _forward(program, kron_factors(first) if init.dim() == 3 else first, part)
+            if init.dim() == 3:
+                first = kron_factors(first, _taps(program), out=spare[1][: first.shape[0] * dim] if spare else None)
+            state = _forward(program, first, part, spare)
             if out is None:
                 if r0 + rows >= batch:
                     out = state if state.data_ptr() != first.data_ptr() else state.clone()
@@ -239,7 +259,7 @@ class _Simulate(torch.autograd.Function):
             if init.dim() == 3:  # the product state's factors: autograd through the small Kronecker build-up
                 with torch.enable_grad():
                     f = init[sl].detach().requires_grad_()
-                    (g_init[sl],) = torch.autograd.grad(kron_factors(f), f, lam)
+                    (g_init[sl],) = torch.autograd.grad(kron_factors(f, _taps(ctx.program)), f, lam)
             else:
                 g_init[sl] = lam
         return (None, None, g_init, *g_tensors)
@@ -251,6 +271,6 @@ def simulate(program, init: torch.Tensor, tensors, rows: int) -> torch.Tensor:
     (:func:`block_rows`). Differentiable in ``init`` and ``tensors`` by the adjoint method. Small states on
     CUDA run the whole program in one kernel each way (:mod:`.onchip`)."""
     n_qubits = init.shape[1] if init.dim() == 3 else init.shape[1].bit_length() - 1
-    if onchip.wanted(n_qubits, init.device) and all(stage.kind != "dense" for stage in program):
+    if onchip.wanted(n_qubits, init.device) and all(stage.kind not in ("dense", "product") for stage in program):
         return onchip.simulate_onchip(program, init, tensors, n_qubits)
     return _Simulate.apply(tuple(program), int(rows), init, *tensors)
