@@ -106,9 +106,9 @@ def _many_qubit_tasks(n: int, threads: int) -> tuple[dict, dict]:
 
 def bandwidth_bound(n: int, rows: int, dtype: torch.dtype) -> tuple[float, float]:
     """``(seconds, passes)``: the time qklstm's plan of the two-layer map needs to move its states at
-    ``torch.clone``'s rate (measured here, 1 thread): per state, the product state written, the CNOT chain's
-    gather, one GEMM per dense block of layer 2, the copy into the output; then the Gram reads each once."""
-    passes = 1 + 1 + len(dense_groups(n)) + 1 + 0.5
+    ``torch.clone``'s rate (measured here, 1 thread): per state, the product state written (the CNOT chain built
+    into it), one GEMM per dense block of layer 2, the copy into the output; then the Gram reads each once."""
+    passes = 1 + len(dense_groups(n)) + 1 + 0.5
     probe = torch.zeros(8, 2**20, dtype=dtype)  # 64-128 MiB: far beyond any cache
     clone = common.interleaved({"clone": probe.clone}, label="bandwidth", sub_label="clone", rounds=3, min_run_time=0.2)
     rate = probe.numel() * probe.element_size() / clone["clone"].median  # bytes read (and written) per second

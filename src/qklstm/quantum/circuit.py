@@ -176,10 +176,10 @@ class Circuit:
             self._cache[key] = (perm, perm.argsort())
         return self._cache[key]
 
-    def _taps(self, ops, device):
+    def _taps(self, ops):
         key = ("taps", ops)
         if key not in self._cache:
-            self._cache[key] = G.cnot_taps(self._perm(ops, device)[0], self.n_qubits)
+            self._cache[key] = G.cnot_taps([op.wires for op in ops], self.n_qubits)
         return self._cache[key]
 
     def _zz_signs(self, ops, device) -> torch.Tensor:
@@ -320,7 +320,7 @@ class Circuit:
         stages = self.stages[: self._last_angle_stage + 1] if overlaps_only else self.stages
         device, n = angles.device, self.n_qubits
         program, tensors = [], []
-        taps = self._taps(stages[0][1], device) if product and stages and stages[0][0] == "perm" else None
+        taps = self._taps(stages[0][1]) if product and stages and stages[0][0] == "perm" else None
         if taps is not None and not onchip.wanted(n, device):
             program.append(Stage("product", taps, 0))
             stages = stages[1:]

@@ -194,18 +194,24 @@ def _tap_table(window: int, mask: int, device_str: str) -> torch.Tensor:
     return torch.stack([parity, parity ^ 1], -1)
 
 
-def cnot_taps(perm: torch.Tensor, n_qubits: int, most: int = 3):
-    """The taps of :func:`kron_factors` that build a product state after the CNOT network ``perm``
-    (``new[:, i] = old[:, perm[i]]``; CNOTs are linear over GF(2), so ``perm`` is known from the basis states),
-    or ``None`` when some wire's old bit reads a later wire or one more than ``most`` wires back.
+def cnot_taps(cnots, n_qubits: int, most: int = 3):
+    """The taps of :func:`kron_factors` that build a product state after the CNOT network ``cnots`` (``(control,
+    target)`` pairs in order), or ``None`` when some wire's old bit reads a later wire or one more than ``most``
+    wires back. CNOTs are linear over GF(2): the old index of each new basis bit is all it takes, no table of
+    ``2**n`` indices.
 
-    >>> chain = cnot_permutation(3, 0, 1)[cnot_permutation(3, 1, 2)]
-    >>> cnot_taps(chain, 3)  # old bit q = new bit q XOR new bit q - 1
+    >>> cnot_taps([(0, 1), (1, 2)], 3)  # the chain: old bit q = new bit q XOR new bit q - 1
     ((), (1,), (1,))
-    >>> cnot_taps(cnot_permutation(3, 2, 0), 3) is None  # wire 0 reads wire 2
+    >>> cnot_taps([(2, 0)], 3) is None  # wire 0 reads wire 2
     True
     """
-    reads = [int(perm[1 << (n_qubits - 1 - j)]) for j in range(n_qubits)]  # old index of each new basis bit
+
+    def old_index(v):  # new[:, i] = old[:, perm[i]] with perm the CNOTs' composition, applied in reverse
+        for control, target in reversed(cnots):
+            v ^= (v >> (n_qubits - 1 - control) & 1) << (n_qubits - 1 - target)
+        return v
+
+    reads = [old_index(1 << (n_qubits - 1 - j)) for j in range(n_qubits)]
     taps = []
     for q in range(n_qubits):
         bit = 1 << (n_qubits - 1 - q)
@@ -231,10 +237,8 @@ def basis_bits(n_qubits: int, device=None) -> torch.Tensor:
 
 def cnot_permutation(n_qubits: int, control: int, target: int, device=None) -> torch.Tensor:
     """Index permutation of CNOT(control -> target): ``new[:, i] = state[:, perm[i]]``."""
-    bits = basis_bits(n_qubits, device)
-    idx = torch.arange(2**n_qubits, device=bits.device)
-    flip = bits[control] << (n_qubits - 1 - target)
-    return idx ^ flip
+    idx = torch.arange(2**n_qubits, device=device)
+    return idx ^ (((idx >> (n_qubits - 1 - control)) & 1) << (n_qubits - 1 - target))
 
 
 def reduced_bloch(states: torch.Tensor) -> torch.Tensor:
