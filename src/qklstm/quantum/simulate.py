@@ -40,6 +40,7 @@ __all__ = [
     "BLOCK_BYTES",
     "DENSE_QUBITS",
     "GROUP_QUBITS",
+    "SMALL_GROUPS_FROM",
     "Stage",
     "block_rows",
     "dense_groups",
@@ -52,6 +53,11 @@ __all__ = [
 BLOCK_BYTES = 4 * 2**20
 #: Wires per dense block of a one-qubit layer: 16 x 16 matrices, one GEMM pass per four qubits.
 GROUP_QUBITS = 4
+#: From this many qubits the blocks have three wires: a state no longer stays in cache through a GEMM, which
+#: then runs at memory speed, and 8 x 8 blocks do half the arithmetic per pass of 16 x 16 ones (64 x 32 Gram,
+#: two-layer map, forward, measured: 0.86x the time at 20 qubits, 0.94x at 16; forward and backward even at 16;
+#: below, 16 x 16 blocks are faster forward and backward, 0.81x at 12 qubits).
+SMALL_GROUPS_FROM = 16
 #: Dense blocks from this many qubits on; below, the state is small and building the blocks' Kronecker
 #: products costs more than the passes they save (a 256 x 32 Gram fwd+bwd, measured: 2.4x slower dense at 4
 #: qubits, even at 5-6, 1.2x faster at 7, 1.7x at 10).
@@ -80,12 +86,12 @@ class Stage(NamedTuple):
 
 def dense_groups(n_qubits: int) -> tuple[tuple[int, ...], ...]:
     """Wire groups of a dense one-qubit layer, in the order they are applied (least significant first),
-    as balanced as :data:`GROUP_QUBITS` allows.
+    as balanced as :data:`GROUP_QUBITS` (three from :data:`SMALL_GROUPS_FROM`) allows.
 
     >>> dense_groups(10)
     ((7, 8, 9), (4, 5, 6), (0, 1, 2, 3))
     """
-    count = math.ceil(n_qubits / GROUP_QUBITS)
+    count = math.ceil(n_qubits / (GROUP_QUBITS if n_qubits < SMALL_GROUPS_FROM else 3))
     sizes = [n_qubits // count + (1 if i < n_qubits % count else 0) for i in range(count)]
     groups, top = [], n_qubits
     for size in reversed(sizes):
