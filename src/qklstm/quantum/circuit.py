@@ -12,10 +12,12 @@ compiled once into stages that do the same maths with fewer tensor passes:
 * the ops before the first two-qubit gate act on a product state, so each
   qubit's prefix is multiplied into one 2x2 matrix and the state is the
   Kronecker product of the ``n`` one-qubit states;
+* a CNOT network right after it whose wires read only the few wires above
+  them (the paper map's chain) is built into that product state: no pass;
 * runs of one-qubit ops on the same wire are fused into one batched 2x2
   matrix, and a layer of them on most wires runs as a few dense blocks of
-  four wires (one GEMM pass each);
-* consecutive CNOTs compose into one index permutation (a gather);
+  three or four wires (one GEMM pass each);
+* other consecutive CNOTs compose into one index permutation (a gather);
 * consecutive CZ/RZZ gates merge into one diagonal phase;
 * for overlaps, the fixed stages after the last angle are left out.
 
@@ -155,7 +157,7 @@ class Circuit:
         the batch: the bound for any batch). With autograd, three more: the adjoint backward keeps only the
         final states and uncomputes the rest (:mod:`~qklstm.quantum.simulate`), but the states' gradient, the
         overlap's and a streamed block's states simulated again are alive with them (benchmarks/memory.py:
-        measured / this 0.60-0.83 at 20 qubits).
+        measured / this 0.63-0.77 at 20 qubits).
         """
         rows = block_rows(self.n_qubits, dtype, device)
         block = 1.0 if batch is None else min(1.0, rows / max(int(batch), 1))

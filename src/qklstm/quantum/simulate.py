@@ -2,11 +2,13 @@
 adjoint method for the backward.
 
 :class:`~qklstm.quantum.circuit.Circuit` compiles its template into a *program*: a list of
-:class:`Stage` (one-qubit matrices on a few wires, dense blocks of one-qubit layers, a CNOT
-permutation, a diagonal phase), each with the per-row tensors it reads. :func:`simulate` runs it:
+:class:`Stage` (the product state a CNOT network makes of the initial factors, one-qubit matrices on a few
+wires, dense blocks of one-qubit layers, a CNOT permutation, a diagonal phase), each with the per-row tensors it
+reads. :func:`simulate` runs it:
 
-* a layer of one-qubit gates on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks: the
-  Kronecker product of up to four wires' 2x2 matrices, one batched GEMM per block. Each GEMM writes its
+* a layer of one-qubit gates on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
+  (``ceil(n / 3)`` from :data:`SMALL_GROUPS_FROM` qubits): the Kronecker product of up to four wires' 2x2
+  matrices, one batched GEMM per block. Each GEMM writes its
   output transposed, so the block's wires move to the front of the index and the next block's wires
   are the last ones: after the layer the qubit order is back where it started, and no pass was spent
   on moving data;
