@@ -12,10 +12,14 @@ namespace {
 // entangler's CNOTs. Its states do not factorise, so they are simulated: 2^Q complex amplitudes (real and
 // imaginary parts apart), qubit 0 the most significant bit, as in qklstm.quantum.circuit. The kernel is
 // k = |<phi(r)|phi(z)>|^2; its backward runs the adjoint method gate by gate.
+// Its states serve overlaps only: the last layer's entangler, the same permutation of every state, cancels in
+// <phi(r)|phi(z)> and is left out, and the chain after the first layer is built into its product state.
 struct Map {
   int64_t Q, L, S;            // qubits, layers, amplitudes
+  bool chain;                 // the entangler is the CNOT chain
   std::vector<int64_t> perm;  // the entangler: its CNOTs send basis state j to perm[j]
-  Map(int64_t Q_, int64_t L_, int64_t entangler) : Q(Q_), L(L_), S(int64_t(1) << Q_), perm(S) {
+  Map(int64_t Q_, int64_t L_, int64_t entangler)
+      : Q(Q_), L(L_), S(int64_t(1) << Q_), chain(entangler == 1), perm(S) {
     std::vector<std::pair<int64_t, int64_t>> cnots;  // (control, target); entangler 0: none, 1: chain, 2: ring
     if (entangler >= 1)
       for (int64_t k = 0; k + 1 < Q; ++k) cnots.push_back({k, k + 1});
@@ -51,7 +55,9 @@ inline void rz_ry(T* re, T* im, int64_t S, int64_t bit, const T* cs) {
 
 // The first layer's state RY(a_q) RZ(a_q) H|0> on every qubit q is a product state: built as the Kronecker
 // product of the one-qubit states (qubit 0 the most significant bit), 2 S complex products instead of Q
-// passes of rz_ry over S amplitudes.
+// passes of rz_ry over S amplitudes. With the chain, the state after its CNOTs: the chain sends bit q to the
+// XOR of bits 0..q, so amplitude 2k + x reads qubit q's factor at x XOR the last bit of k (as
+// qklstm.quantum.gates.kron_factors' taps do).
 template <typename T>
 inline void product_layer(const Map& mp, const T* cs, T* re, T* im) {
   using V = Vectorized<T>;
@@ -63,6 +69,12 @@ inline void product_layer(const Map& mp, const T* cs, T* re, T* im) {
     const V r0 = c * h, i0 = zero - s * h, r1 = c * h, i1 = s * h;  // RZ H|0>: (c - i s, c + i s) / sqrt 2
     const V f0r = c * r0 - s * r1, f0i = c * i0 - s * i1, f1r = s * r0 + c * r1, f1i = s * i0 + c * i1;  // RY
     for (int64_t k = (int64_t(1) << q) - 1; k >= 0; --k) {  // amplitude k -> 2k, 2k + 1, from the top: in place
+      if (mp.chain && q > 0 && (k & 1)) {
+        const V ar = V::loadu(re + k * LB), ai = V::loadu(im + k * LB);
+        (ar * f0r - ai * f0i).store(re + (2 * k + 1) * LB), (ar * f0i + ai * f0r).store(im + (2 * k + 1) * LB);
+        (ar * f1r - ai * f1i).store(re + 2 * k * LB), (ar * f1i + ai * f1r).store(im + 2 * k * LB);
+        continue;
+      }
       const V ar = V::loadu(re + k * LB), ai = V::loadu(im + k * LB);
       (ar * f1r - ai * f1i).store(re + (2 * k + 1) * LB), (ar * f1i + ai * f1r).store(im + (2 * k + 1) * LB);
       (ar * f0r - ai * f0i).store(re + 2 * k * LB), (ar * f0i + ai * f0r).store(im + 2 * k * LB);
@@ -70,7 +82,7 @@ inline void product_layer(const Map& mp, const T* cs, T* re, T* im) {
   }
 }
 
-// |phi(a)> of a lane block into (re, im). tmp: 2 S LB values.
+// |phi(a)> of a lane block, less its last entangler (see Map), into (re, im). tmp: 2 S LB values.
 template <typename T>
 void simulate(const Map& mp, const T* cs, T* re, T* im, T* tmp) {
   constexpr int64_t LB = Vectorized<T>::size();
@@ -80,6 +92,7 @@ void simulate(const Map& mp, const T* cs, T* re, T* im, T* tmp) {
       product_layer(mp, cs, re, im);
     else
       for (int64_t q = 0; q < mp.Q; ++q) rz_ry(re, im, mp.S, mp.Q - 1 - q, cs + (l * mp.Q + q) * 2 * LB);
+    if (l == mp.L - 1 || (l == 0 && mp.chain)) continue;
     std::copy(re, re + n, tmp), std::copy(im, im + n, tmp + n);
     for (int64_t j = 0; j < mp.S; ++j) {
       std::copy(tmp + j * LB, tmp + (j + 1) * LB, re + mp.perm[j] * LB);
@@ -106,7 +119,8 @@ void adjoint(const Map& mp, const T* cs, T* vr, T* vi, T* lr, T* li, T* da, T* t
   const int64_t S = mp.S;
   const V half(T(0.5));
   for (int64_t l = mp.L - 1; l >= 0; --l) {
-    unpermute(mp, vr, tmp), unpermute(mp, vi, tmp), unpermute(mp, lr, tmp), unpermute(mp, li, tmp);
+    if (l < mp.L - 1)
+      unpermute(mp, vr, tmp), unpermute(mp, vi, tmp), unpermute(mp, lr, tmp), unpermute(mp, li, tmp);
     for (int64_t q = mp.Q - 1; q >= 0; --q) {
       const T* csq = cs + (l * mp.Q + q) * 2 * LB;
       const V c = V::loadu(csq), s = V::loadu(csq + LB);
