@@ -57,8 +57,9 @@ BLOCK_BYTES = 4 * 2**20
 GROUP_QUBITS = 4
 #: From this many qubits the blocks have three wires: a state no longer stays in cache through a GEMM, which
 #: then runs at memory speed, and 8 x 8 blocks do half the arithmetic per pass of 16 x 16 ones (64 x 32 Gram,
-#: two-layer map, forward, measured: 0.86x the time at 20 qubits, 0.94x at 16; forward and backward even at 16;
-#: below, 16 x 16 blocks are faster forward and backward, 0.81x at 12 qubits).
+#: two-layer map, forward, measured: 0.86x the time at 20 qubits, 0.94x at 16; forward and backward even at 16).
+#: Below, four-wire blocks stay: forward and backward (training) they take 0.81x the time at 12 qubits, though
+#: forward alone three-wire ones are faster there too (0.79x).
 SMALL_GROUPS_FROM = 16
 #: Dense blocks from this many qubits on; below, the state is small and building the blocks' Kronecker
 #: products costs more than the passes they save (a 256 x 32 Gram fwd+bwd, measured: 2.4x slower dense at 4
