@@ -151,13 +151,13 @@ def _product(factors: torch.Tensor, taps, context: int, out=None) -> torch.Tenso
         return _grow(factors, taps, context)
     s = n // 2
     upper = _product(factors[:, :s], taps[:s], context)
-    reach = min(s, max((d - q for q, tap in enumerate(taps[s:]) for d in tap), default=0))
-    if reach <= 0:
+    reach = max(0, min(s, max((d - q for q, tap in enumerate(taps[s:]) for d in tap), default=0)))
+    if not reach:
         lower = _product(factors[:, s:], taps[s:], 0).unsqueeze(1)
     else:
         variants = [_product(factors[:, s:], taps[s:], (context << s) | v) for v in range(2**reach)]
         lower = torch.stack(variants, 1)
-    upper = upper.view(batch, -1, 2 ** max(reach, 0), 1)
+    upper = upper.view(batch, -1, 2**reach, 1)
     if out is not None:
         out = out.view(batch, upper.shape[1], upper.shape[2], lower.shape[-1])
     return torch.mul(upper, lower.unsqueeze(1), out=out).reshape(batch, 2**n)
@@ -208,7 +208,7 @@ def cnot_taps(cnots, n_qubits: int, most: int = 3):
 
     def old_index(v):  # new[:, i] = old[:, perm[i]] with perm the CNOTs' composition, applied in reverse
         for control, target in reversed(cnots):
-            v ^= (v >> (n_qubits - 1 - control) & 1) << (n_qubits - 1 - target)
+            v = _cnot_index(v, n_qubits, control, target)
         return v
 
     reads = [old_index(1 << (n_qubits - 1 - j)) for j in range(n_qubits)]
@@ -237,8 +237,13 @@ def basis_bits(n_qubits: int, device=None) -> torch.Tensor:
 
 def cnot_permutation(n_qubits: int, control: int, target: int, device=None) -> torch.Tensor:
     """Index permutation of CNOT(control -> target): ``new[:, i] = state[:, perm[i]]``."""
-    idx = torch.arange(2**n_qubits, device=device)
-    return idx ^ (((idx >> (n_qubits - 1 - control)) & 1) << (n_qubits - 1 - target))
+    return _cnot_index(torch.arange(2**n_qubits, device=device), n_qubits, control, target)
+
+
+def _cnot_index(index, n_qubits: int, control: int, target: int):
+    """Basis index (an int or a tensor of them) under CNOT(control -> target): the target bit flipped where the
+    control bit is set."""
+    return index ^ (((index >> (n_qubits - 1 - control)) & 1) << (n_qubits - 1 - target))
 
 
 def reduced_bloch(states: torch.Tensor) -> torch.Tensor:

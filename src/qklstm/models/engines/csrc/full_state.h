@@ -69,15 +69,11 @@ inline void product_layer(const Map& mp, const T* cs, T* re, T* im) {
     const V r0 = c * h, i0 = zero - s * h, r1 = c * h, i1 = s * h;  // RZ H|0>: (c - i s, c + i s) / sqrt 2
     const V f0r = c * r0 - s * r1, f0i = c * i0 - s * i1, f1r = s * r0 + c * r1, f1i = s * i0 + c * i1;  // RY
     for (int64_t k = (int64_t(1) << q) - 1; k >= 0; --k) {  // amplitude k -> 2k, 2k + 1, from the top: in place
-      if (mp.chain && q > 0 && (k & 1)) {
-        const V ar = V::loadu(re + k * LB), ai = V::loadu(im + k * LB);
-        (ar * f0r - ai * f0i).store(re + (2 * k + 1) * LB), (ar * f0i + ai * f0r).store(im + (2 * k + 1) * LB);
-        (ar * f1r - ai * f1i).store(re + 2 * k * LB), (ar * f1i + ai * f1r).store(im + 2 * k * LB);
-        continue;
-      }
+      const bool flip = mp.chain && q > 0 && (k & 1);
+      const V &g0r = flip ? f1r : f0r, &g0i = flip ? f1i : f0i, &g1r = flip ? f0r : f1r, &g1i = flip ? f0i : f1i;
       const V ar = V::loadu(re + k * LB), ai = V::loadu(im + k * LB);
-      (ar * f1r - ai * f1i).store(re + (2 * k + 1) * LB), (ar * f1i + ai * f1r).store(im + (2 * k + 1) * LB);
-      (ar * f0r - ai * f0i).store(re + 2 * k * LB), (ar * f0i + ai * f0r).store(im + 2 * k * LB);
+      (ar * g1r - ai * g1i).store(re + (2 * k + 1) * LB), (ar * g1i + ai * g1r).store(im + (2 * k + 1) * LB);
+      (ar * g0r - ai * g0i).store(re + 2 * k * LB), (ar * g0i + ai * g0r).store(im + 2 * k * LB);
     }
   }
 }
