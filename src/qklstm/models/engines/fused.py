@@ -132,6 +132,8 @@ def _(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler, reverse, save):
     if save:
         outs += [x.new_empty(T, B, Q) for _ in range(3)] + [x.new_empty(T, B, GATES * N)]
         outs += [x.new_empty(T, GATES, B, H)] + [x.new_empty(T, B, H) for _ in range(3)]
+        if w.dim() == 2:  # a full-state map's overlaps (C++ kernels)
+            outs.append(x.new_empty(T, 2, B, GATES * N))
     return outs
 
 

@@ -29,7 +29,8 @@ __all__ = ["ENTANGLERS", "GATES", "backward_torch", "forward_torch", "input_half
 # and sine of the angles and the projected input ``z`` ``(T, B, Q)``, the kernel values ``(T, B, M)`` (the
 # one-qubit fidelities are recomputed from the cosines and sines: four flops each, cheaper than their
 # memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell state ``(T, B, H)``, and the
-# states entering each step ``h, c`` ``(T, B, H)``.
+# states entering each step ``h, c`` ``(T, B, H)``. The C++ kernels add, for a full-state map (two or more
+# layers), the overlaps ``<phi_m|phi(z)>`` ``(T, 2, B, M)`` (real and imaginary parts).
 GATES = 4
 ENTANGLERS = {"none": 0, "chain": 1, "ring": 2}
 
