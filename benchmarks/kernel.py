@@ -15,6 +15,7 @@ import torch
 
 from benchmarks import common, peers
 from qklstm import FeatureMap, FidelityKernel
+from qklstm.quantum import cext
 from qklstm.quantum.memory import state_bytes
 from qklstm.quantum.simulate import dense_groups
 
@@ -108,9 +109,10 @@ def bandwidth_bound(n: int, rows: int, dtype: torch.dtype) -> tuple[float, float
     """``(seconds, resident_seconds, passes)``: the time qklstm's plan of the two-layer map needs to move its states
     at ``torch.clone``'s rate and at that of a copy between two buffers already in memory (measured here,
     interleaved, 1 thread; a clone also pays its output's first-touch page faults). Per state: the product state
-    written (the CNOT chain built into it), one GEMM per dense block of layer 2, the copy into the output; then
-    the Gram reads each once."""
-    passes = 1 + len(dense_groups(n)) + 1 + 0.5
+    written (the CNOT chain built into it), layer 2 (one pass per group of tile bits in the C++ kernel, else one
+    GEMM per dense block), the copy into the output; then the Gram reads each once."""
+    layer = cext.tile_groups(n, dtype) if cext.available("cpu") else len(dense_groups(n))
+    passes = 1 + layer + 1 + 0.5
     probe = torch.zeros(8, 2**20, dtype=dtype)  # 64-128 MiB: far beyond any cache
     into = probe.clone()
     ms = common.interleaved(

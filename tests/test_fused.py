@@ -455,8 +455,8 @@ def test_a_broken_source_fails_the_build_with_the_compilers_message(tmp_path, mo
     monkeypatch.setattr(build, "build_extension", build_broken)
     for required, var in ((True, "1"), (False, "0")):
         monkeypatch.setenv("QKLSTM_REQUIRE_FUSED", var)
-        for state in ("_ext", "_ext_error", "_failure"):
-            monkeypatch.setattr(build, state, None)
+        for state in ("ext", "error", "failure"):
+            monkeypatch.setattr(build._KERNELS, state, None)
         if required:
             with pytest.raises(RuntimeError, match="(?s)failed to build .*no_such_header_qklstm"):
                 build.load_extension()

@@ -625,6 +625,7 @@ def test_gram_numpy_with_sklearn_svc():
         "qklstm.quantum.runs",
         "qklstm.quantum.simulate",
         "qklstm.quantum.onchip",
+        "qklstm.quantum.cext",
         "qklstm.quantum.feature_maps",
         "qklstm.kernels.functional",
         "qklstm.kernels.fidelity",

@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 
 from qklstm import QKLSTM, FeatureMap  # noqa: E402
 from qklstm.models.engines import fused  # noqa: E402
-from qklstm.quantum import onchip, simulate  # noqa: E402
+from qklstm.quantum import cext, onchip, simulate  # noqa: E402
 from qklstm.quantum.circuit import Circuit  # noqa: E402
 from test_simulate import assert_matches_dense, dense_state, layered_template  # noqa: E402
 from test_simulator import random_states, random_template  # noqa: E402
@@ -79,6 +79,7 @@ def test_only_small_states_and_no_dense_blocks_go_on_chip(monkeypatch):
     assert onchip.wanted(onchip.ONCHIP_QUBITS, "cpu") and not onchip.wanted(onchip.ONCHIP_QUBITS + 1, "cpu")
     assert not simulate.use_dense(8, 8, "cpu")  # on chip a pass costs nothing: the layer runs wire by wire
     monkeypatch.setenv("QKLSTM_ONCHIP", "0")
+    monkeypatch.setattr(cext, "available", lambda device: False)  # else the C++ kernel runs the layer in cache
     assert not onchip.wanted(4, "cpu") and simulate.use_dense(8, 8, "cpu")
     monkeypatch.delenv("QKLSTM_ONCHIP")
     assert not onchip.wanted(4, "cpu")  # CPU tensors take the stage-by-stage plan unless told

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import qsim_reference as ref
-from qklstm.quantum import gates, simulate
+from qklstm.quantum import cext, gates, simulate
 from qklstm.quantum.circuit import Circuit, Op
 from test_simulator import dense_unitary, random_states, random_template
 
@@ -62,13 +62,24 @@ def fd_grad(ops, angles_row, n, c, w, h=1e-5):
     return g
 
 
+def use_plan(plan, monkeypatch):
+    """One-qubit layers as the C++ kernel runs them (skipped where it is absent), or, with it off, as dense
+    blocks or wire by wire in torch."""
+    if plan == "cpp":
+        if not cext.available("cpu"):
+            pytest.skip("no C++ simulator kernels here")
+        return
+    monkeypatch.setattr(cext, "available", lambda device: False)
+    monkeypatch.setattr(simulate, "DENSE_QUBITS", 1 if plan == "dense" else 99)
+
+
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("rows", [1, 2, 64])
-@pytest.mark.parametrize("dense_from", [1, 99], ids=["dense", "wires"])
-def test_layered_plans_match_dense_values_and_gradients(seed, rows, dense_from, monkeypatch):
-    """Blocks of 1 and 2 rows and all rows at once, one-qubit layers as dense blocks and wire by wire, give the
-    reference's states and gradients."""
-    monkeypatch.setattr(simulate, "DENSE_QUBITS", dense_from)
+@pytest.mark.parametrize("plan", ["dense", "wires", "cpp"])
+def test_layered_plans_match_dense_values_and_gradients(seed, rows, plan, monkeypatch):
+    """Blocks of 1 and 2 rows and all rows at once, one-qubit layers as dense blocks, wire by wire and in the C++
+    kernel, give the reference's states and gradients."""
+    use_plan(plan, monkeypatch)
     rng = np.random.default_rng(300 + seed)
     n = int(rng.integers(2, 7))  # one or two dense blocks
     ops, n_params = layered_template(rng, n, int(rng.integers(2, 4)))  # layer 1 is the product prefix
@@ -132,15 +143,56 @@ def test_layered_templates_and_the_paper_map_reach_the_dense_blocks(monkeypatch)
     def dense(circuit):
         return any(st[0] == "mats" and simulate.use_dense(circuit.n_qubits, len(st[1])) for st in circuit.stages)
 
-    monkeypatch.setattr(simulate, "DENSE_QUBITS", 1)
+    use_plan("dense", monkeypatch)
 
     seeds = [np.random.default_rng(300 + s) for s in range(8)]
     circuits = [
         Circuit(n, *layered_template(g, n, int(g.integers(2, 4)))) for g in seeds for n in [int(g.integers(2, 7))]
     ]
     assert sum(map(dense, circuits)) >= 6
-    monkeypatch.undo()
+    monkeypatch.setattr(simulate, "DENSE_QUBITS", 7)
     assert dense(FeatureMap.paper(8, layers=2).circuit) and not dense(FeatureMap.paper(4, layers=2).circuit)
+
+
+@pytest.mark.parametrize(("n", "tile"), [(7, 4), (9, 3), (8, 8)])
+def test_the_cpp_layer_across_tiles_matches_dense_values_and_gradients(n, tile, monkeypatch):
+    """Tiles of 2^3 and 2^4 amplitudes split 7-9 bits into two or three groups (rows of 1 and 2 contiguous
+    amplitudes at the groups' strides), 2^8 into one: states and gradients are the reference's."""
+    use_plan("cpp", monkeypatch)
+    monkeypatch.setattr(cext, "TILE_BYTES", 2**tile * 16)
+    rng = np.random.default_rng(n)
+    ops, n_params = layered_template(rng, n, 2)
+    assert_matches_dense(rng, Circuit(n, ops, n_params), batch=2)
+
+
+def test_the_cpp_layer_skips_wires_without_a_gate_and_its_gradients_are_the_torch_ones(monkeypatch):
+    """Gates on some wires only (the others' bits in no group, or in a group with none), in complex64 and
+    complex128: the C++ kernel's states, input states, lam and matrix gradients against apply_matrix wire by wire
+    and autograd through it."""
+    use_plan("cpp", monkeypatch)
+    monkeypatch.setattr(cext, "TILE_BYTES", 2**3 * 16)
+    g = torch.Generator().manual_seed(0)
+    for dtype, tol in ((torch.complex128, 1e-12), (torch.complex64, 1e-5)):  # tol: a few products of unit entries
+        n, wires = 9, (8, 0, 4)
+        psi = torch.randn(3, 2**n, dtype=dtype, generator=g)
+        # unitary matrices (the adjoint pass uncomputes the states)
+        mats = torch.linalg.qr(torch.randn(3, len(wires), 2, 2, dtype=dtype, generator=g))[0].requires_grad_()
+        want = psi
+        for i, w in enumerate(wires):
+            want = gates.apply_matrix(want, mats[:, i], w)
+        got = cext.layer(psi, mats.detach(), wires)
+        torch.testing.assert_close(got, want.detach(), atol=tol, rtol=tol)
+        lam = torch.randn(3, 2**n, dtype=dtype, generator=g)
+        (want_grad,) = torch.autograd.grad(want, mats, lam)  # autograd's convention: lam = dL/d conj(state)
+        back, lam_in, grad = cext.layer_backward(got, lam, mats.detach(), wires)
+        torch.testing.assert_close(back, psi, atol=tol, rtol=tol)
+        torch.testing.assert_close(grad, want_grad, atol=tol * 10, rtol=tol)  # sums of 2^9 products
+        torch.testing.assert_close(cext.layer(lam_in, mats.detach(), wires), lam, atol=tol, rtol=tol)  # u^H lam
+        # lazily conjugated inputs (autograd passes the gradient of `a @ b.conj().T` as one) read as their values
+        lazy = lam.conj().resolve_conj().conj()
+        assert lazy.is_conj()
+        torch.testing.assert_close(cext.layer_backward(got, lazy, mats.detach(), wires)[2], grad, atol=0, rtol=0)
+        torch.testing.assert_close(cext.layer(lazy, mats.detach(), wires), cext.layer(lam, mats.detach(), wires))
 
 
 def test_dense_groups_cover_every_wire_once_least_significant_first():

@@ -6,7 +6,9 @@ adjoint method for the backward.
 wires, dense blocks of one-qubit layers, a CNOT permutation, a diagonal phase), each with the per-row tensors it
 reads. :func:`simulate` runs it:
 
-* a layer of one-qubit gates on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
+* on the CPU, a layer of one-qubit gates is one call of the C++ kernel of :mod:`.cext`, which runs all of its
+  gates on each cache-sized tile of a state in turn (two passes over a 20-qubit state); where that kernel is
+  absent, a layer on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
   (``ceil(n / 3)`` from :data:`SMALL_GROUPS_FROM` qubits): the Kronecker product of up to four wires' 2x2
   matrices, one batched GEMM per block. Each GEMM writes its
   output transposed, so the block's wires move to the front of the index and the next block's wires
@@ -35,7 +37,7 @@ from typing import NamedTuple
 
 import torch
 
-from . import onchip
+from . import cext, onchip
 from .gates import apply_matrix, kron_factors
 
 __all__ = [
@@ -106,12 +108,17 @@ def dense_groups(n_qubits: int) -> tuple[tuple[int, ...], ...]:
 def use_dense(n_qubits: int, n_wires: int, device="cpu") -> bool:
     """Whether a one-qubit stage on ``n_wires`` of ``n_qubits`` wires runs as dense blocks: when it has more
     wires than there are blocks (fewer passes) and the state is large enough (:data:`DENSE_QUBITS`), unless the
-    states run on chip (:mod:`.onchip`), where a pass costs nothing.
+    C++ kernel runs the layer in cache (:mod:`.cext`: two complex products per amplitude and wire, two
+    passes over a 20-qubit state) or the states run on chip (:mod:`.onchip`), where a pass costs nothing.
 
-    >>> use_dense(8, 8), use_dense(8, 2), use_dense(4, 4)
-    (True, False, False)
+    >>> use_dense(8, 2), use_dense(4, 4)
+    (False, False)
+    >>> use_dense(8, 8) == (not cext.available("cpu"))
+    True
     """
-    return n_qubits >= DENSE_QUBITS and n_wires > len(dense_groups(n_qubits)) and not onchip.wanted(n_qubits, device)
+    if cext.available(device) or onchip.wanted(n_qubits, device):
+        return False
+    return n_qubits >= DENSE_QUBITS and n_wires > len(dense_groups(n_qubits))
 
 
 def kron_matrices(mats: torch.Tensor) -> torch.Tensor:
@@ -164,8 +171,7 @@ def _forward(program, state, tensors, spare=()):
         if stage.kind == "product":  # built with the initial state
             continue
         if stage.kind == "wires":
-            for i, wire in enumerate(stage.info):
-                state = apply_matrix(state, own[0][:, i], wire)
+            state = cext.layer(state, own[0], stage.info, out=target(state.shape))
         elif stage.kind == "dense":
             b, dim = state.shape
             for m in own:
@@ -187,7 +193,10 @@ def _backward(program, psi, lam, tensors, want):
     for stage in reversed(program):
         start = end - stage.n_tensors
         own = tensors[start:end]
-        if stage.kind == "wires":
+        if stage.kind == "wires" and cext.available(psi.device):
+            psi, lam, gm = cext.layer_backward(psi, lam, own[0], stage.info)
+            grads[start] = gm if want[start] else None
+        elif stage.kind == "wires":
             gm = torch.empty_like(own[0]) if want[start] else None
             for i in reversed(range(len(stage.info))):
                 wire, mh = stage.info[i], own[0][:, i].mH

@@ -1,0 +1,165 @@
+"""qklstm's C++ kernels: how they are built, and the simulator's own (``csrc/layer.cpp``).
+
+Every C++ extension of the package (this one, and the fused QK-LSTM op of :mod:`qklstm.models.engines.build`)
+is compiled on first use with ``torch.utils.cpp_extension`` and cached by torch, or, where no compiler works,
+absent: the torch code beside it then computes the same, and one line on stderr says so. Where a build is
+required (:func:`required`: CI on a machine with a compiler and ninja, or ``QKLSTM_REQUIRE_FUSED=1``) a failed
+build raises with the compiler's message instead, so a broken ``.cpp`` cannot pass CI on the fall-back.
+``QKLSTM_FUSED=torch`` turns every C++ kernel off.
+
+The simulator's kernel runs a layer of one-qubit matrices (a ``"wires"`` stage of
+:mod:`~qklstm.quantum.simulate`) tile by tile in cache, forward and adjoint (:func:`layer`, :func:`layer_backward`).
+
+Example:
+    >>> import torch
+    >>> state = torch.zeros(1, 4, dtype=torch.complex128); state[0, 0] = 1
+    >>> h = torch.tensor([[1, 1], [1, -1]], dtype=torch.complex128) / 2**0.5
+    >>> out = layer(state, h.expand(1, 2, 2, 2).contiguous(), (0, 1))  # H on both wires
+    >>> out.real
+    tensor([[0.5000, 0.5000, 0.5000, 0.5000]], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from .gates import apply_matrix
+
+__all__ = ["TILE_BYTES", "Kernels", "available", "build_extension", "in_ci", "layer", "layer_backward", "required"]
+__all__ += ["simd", "tile_groups"]
+
+#: Bytes of one tile of a state that a layer's gates run on while it stays in cache (2^13 complex128
+#: amplitudes; at 20 qubits, measured: 2^12 and 2^13 amplitudes take the same time, 2^10 3.5x as long).
+TILE_BYTES = 128 * 2**10
+
+
+def in_ci() -> bool:
+    """Whether this runs under CI (``CI`` set to anything but empty, ``0`` or ``false``)."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def required() -> bool:
+    """Whether a failed build of a C++ extension is an error rather than a fall-back to torch code:
+    ``QKLSTM_REQUIRE_FUSED=1``, or ``CI`` set on a machine with a C++ compiler and ninja (so that a broken
+    ``.cpp`` fails CI instead of passing it on the fall-back). ``QKLSTM_REQUIRE_FUSED=0`` turns it off."""
+    flag = os.environ.get("QKLSTM_REQUIRE_FUSED", "")
+    if flag:
+        return flag != "0"
+    if not in_ci():
+        return False
+    from torch.utils import cpp_extension
+
+    return shutil.which(os.environ.get("CXX", "c++")) is not None and cpp_extension.is_ninja_available()
+
+
+def simd() -> bool:
+    """Whether torch itself runs AVX2 (or AVX-512) here: the kernels are then built for AVX2."""
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
+def build_extension(name: str, sources: list[Path], build_directory: str | None = None):
+    """Compile (or load from torch's cache) the kernels in ``sources`` as the extension ``name``; raises
+    ``RuntimeError`` with the compiler's output when the build fails. Says so in one line on stderr when it
+    compiles rather than loads (the first use takes about a minute)."""
+    from torch.utils import cpp_extension
+
+    folder = Path(build_directory or cpp_extension._get_build_directory(name, verbose=False))
+    if not (folder / f"{name}.so").exists():
+        print(f"building qklstm's C++ kernels ({name}; first use, about a minute) ...", file=sys.stderr, flush=True)
+    # vector instructions only where torch itself found them (the caller's name keeps builds for different CPUs
+    # apart); -fopenmp-simd: the loops' `omp simd` pragmas (vectorised reductions), no OpenMP runtime;
+    # CPU_CAPABILITY_AVX2: ATen's vector types (at::vec::Vectorized) in their AVX2 form, the one torch
+    # dispatches to on such CPUs; elsewhere they are plain C++ loops
+    flags = ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=QKLSTM_AVX2"] if simd() else []
+    return cpp_extension.load(
+        name=name,
+        sources=[str(s) for s in sources],
+        extra_cflags=["-O3", "-fopenmp-simd", *flags],
+        build_directory=build_directory,
+        verbose=False,
+    )
+
+
+class Kernels:
+    """One C++ extension, built on first use (:meth:`load`): the module, or ``None`` with the reason in
+    :attr:`error` where no compiler works, unless :func:`required`, where the build's error is raised (then on
+    every use)."""
+
+    def __init__(self, name: str, sources: list[Path], label: str):
+        self.name, self.sources, self.label = name, sources, label
+        self.ext = self.error = self.failure = None
+
+    def load(self, build=None):
+        """The module (``build``: the compiler call, :func:`build_extension` unless given)."""
+        if self.failure is not None:
+            raise self.failure
+        if self.ext is not None or self.error is not None:
+            return self.ext
+        if os.environ.get("QKLSTM_FUSED") == "torch":
+            self.error = "QKLSTM_FUSED=torch"
+            return None
+        try:
+            self.ext = (build or build_extension)(self.name + ("_avx2" if simd() else ""), self.sources)
+        except Exception as err:  # no compiler, no ninja, no headers: the torch code computes the same
+            if required():
+                self.failure = RuntimeError(f"the {self.label} failed to build (required by CI): {err}")
+                raise self.failure from err
+            self.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            print(f"qklstm: no {self.label} ({self.error}); running the torch code (slower)", file=sys.stderr)
+        return self.ext
+
+
+_LAYER = Kernels("qklstm_layer", [Path(__file__).with_name("csrc") / "layer.cpp"], "C++ simulator kernels")
+
+
+def available(device) -> bool:
+    """Whether :func:`layer` runs the C++ kernel for states on ``device`` (the CPU, the kernels built)."""
+    return torch.device(device).type == "cpu" and _LAYER.load() is not None
+
+
+def _tile_bits(dtype: torch.dtype) -> int:
+    return (TILE_BYTES // dtype.itemsize).bit_length() - 1
+
+
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s values in plain memory, as the kernel reads it: contiguous, no lazy conjugate or negation (autograd
+    hands the backward such views: the gradient of ``a @ b.conj().T`` in ``b`` is one)."""
+    return t.resolve_conj().resolve_neg().contiguous()
+
+
+def tile_groups(n_qubits: int, dtype: torch.dtype) -> int:
+    """Passes :func:`layer` makes over an ``n_qubits`` state of ``dtype`` (one per group of tile bits).
+
+    >>> import torch
+    >>> tile_groups(20, torch.complex128), tile_groups(12, torch.complex128)
+    (2, 1)
+    """
+    return -(-n_qubits // _tile_bits(dtype))
+
+
+def layer(state: torch.Tensor, mats: torch.Tensor, wires, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, 2**n)`` states after matrix ``mats[:, i]`` ``(B, k, 2, 2)`` on wire ``wires[i]``, in one call
+    (:func:`apply_matrix` on each wire in turn where the kernel is absent). ``out``: a buffer of the states'
+    shape to write into (it may be ``state`` itself)."""
+    mats = _plain(mats.to(state.dtype))
+    if not (state.is_complex() and available(state.device)):
+        for i, wire in enumerate(wires):
+            state = apply_matrix(state, mats[:, i], wire)
+        return state
+    state = _plain(state)
+    out = torch.empty_like(state) if out is None else out
+    _LAYER.load().layer(state, out, mats, list(wires), _tile_bits(state.dtype))
+    return out
+
+
+def layer_backward(psi: torch.Tensor, lam: torch.Tensor, mats: torch.Tensor, wires):
+    """The adjoint step of :func:`layer` (C++ kernel only): from its output states ``psi`` and ``lam``
+    (dL/d conj(state)) there, ``(input states, lam before the layer, the matrices' gradients (B, k, 2, 2))``."""
+    psi, lam, mats = _plain(psi), _plain(lam), _plain(mats.to(psi.dtype))
+    bits, psi_in, lam_in = _tile_bits(psi.dtype), torch.empty_like(psi), torch.empty_like(lam)
+    return _LAYER.load().layer_backward(psi, lam, mats, list(wires), bits, psi_in, lam_in)
