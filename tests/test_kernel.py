@@ -60,6 +60,30 @@ def test_paper_kernel_matches_dense(n, layers, entangler):
             np.testing.assert_allclose(k.detach().numpy(), want, atol=ATOL, rtol=0)
 
 
+def test_a_streamed_gram_matches_dense_with_and_without_autograd(monkeypatch):
+    """x's states made two at a time (a buffer used again for every block without autograd; blocks simulated
+    again in the backward with it): the dense reference's Gram, and the gradient of the whole-batch Gram."""
+    from qklstm.kernels import fidelity
+
+    rng = np.random.default_rng(11)
+    X, Y = rng.uniform(-np.pi, np.pi, size=(5, 5)), rng.uniform(-np.pi, np.pi, size=(3, 5))
+    fmap, kw = paper(5, 2, "chain", True, rng)
+    kernel = FidelityKernel(fmap)
+    x = torch.tensor(X, requires_grad=True)
+    whole = kernel(x, torch.tensor(Y))
+    (want_grad,) = torch.autograd.grad(whole.sum(), x)
+    monkeypatch.setattr(fidelity, "STREAM_BYTES", 2 * 2**5 * 16)  # two complex128 states of 5 qubits
+    with torch.no_grad():
+        k = kernel(torch.tensor(X), torch.tensor(Y))
+    np.testing.assert_allclose(k.numpy(), ref_paper_gram(X, Y, **kw), atol=ATOL, rtol=0)
+    streamed = kernel(x, torch.tensor(Y))
+    (grad,) = torch.autograd.grad(streamed.sum(), x)
+    torch.testing.assert_close(grad, want_grad, atol=1e-12, rtol=0)  # the same arithmetic, block by block
+    circuit = fmap.circuit
+    with pytest.raises(ValueError, match="out: .*no gradient"):
+        circuit.run(fmap.angles(x), out=torch.empty(5, 32, dtype=torch.complex128))
+
+
 @pytest.mark.parametrize("n", range(1, 7))
 @pytest.mark.parametrize("reps", [1, 2, 3])
 def test_zz_kernel_matches_dense(n, reps):

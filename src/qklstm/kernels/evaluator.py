@@ -57,12 +57,13 @@ class Evaluator:
         self.generator = generator or (lambda device: None)
         self.noise, self.mitigate = noise, mitigate
 
-    def rep(self, angles: torch.Tensor) -> torch.Tensor:
+    def rep(self, angles: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """States ``(B, 2**n)`` up to the fixed end of the circuit (which cancels in every overlap), or the
-        qubits' Bloch vectors ``(B, n, 3)`` in product form."""
+        qubits' Bloch vectors ``(B, n, 3)`` in product form. ``out``: a buffer for the states, without
+        autograd (:meth:`~qklstm.quantum.circuit.Circuit.run`)."""
         if self.product:
             return self.circuit.prefix_bloch(angles)
-        return self.circuit.run(angles, overlaps_only=True)
+        return self.circuit.run(angles, overlaps_only=True, out=out)
 
     def exact(self, rep_x: torch.Tensor, rep_y: torch.Tensor) -> torch.Tensor:
         """Noise-free Gram matrix of two representations."""

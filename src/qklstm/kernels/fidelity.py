@@ -286,9 +286,15 @@ class FidelityKernel(nn.Module):
             x.requires_grad or py.rep.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())
         )
         parts = x.split(rows)
-        if not grad:
-            return torch.cat([block(part) for part in parts])
-        return torch.cat([checkpoint(block, part, use_reentrant=False) for part in parts])
+        if grad:
+            return torch.cat([checkpoint(block, part, use_reentrant=False) for part in parts])
+        # without autograd every block's states go into one buffer: its pages are touched once, not per block
+        buf = torch.empty(rows, 2**self.n_qubits, dtype=complex_dtype_for(x.dtype), device=x.device)
+        k = []
+        for part in parts:
+            self._check_memory(part, "x")
+            k.append(self._ev.gram(self._ev.rep(self.feature_map.angles(part), out=buf[: part.shape[0]]), py.rep))
+        return torch.cat(k)
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         """The feature states ``|phi(x)>``, shape ``(*, 2**n_qubits)``."""

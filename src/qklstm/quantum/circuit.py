@@ -275,13 +275,16 @@ class Circuit:
         idx = torch.tensor(wires, device=angles.device)
         return out.index_copy(1, idx, vecs)
 
-    def run(self, angles: torch.Tensor, *, overlaps_only: bool = False) -> torch.Tensor:
+    def run(
+        self, angles: torch.Tensor, *, overlaps_only: bool = False, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """States ``U(angles)|0...0>``, shape ``(batch, 2**n_qubits)``.
 
         complex64 for float32 angles, complex128 for float64 angles. With ``overlaps_only`` the fixed
         stages after the last angle are left out: they are one unitary ``V`` for every row, and
         ``<V phi(y)|V phi(x)> = <phi(y)|phi(x)>``, so the states serve every fidelity but are not the
-        map's own.
+        map's own. ``out``: a buffer of that shape and dtype to write them into, without autograd
+        (:func:`~qklstm.quantum.simulate.simulate`).
         """
         angles = self._check_angles(angles)
         self._check_memory(angles)
@@ -289,7 +292,7 @@ class Circuit:
         factors = self.prefix_factors(angles, trig)
         program, tensors = self._program(trig, angles, G.complex_dtype_for(angles.dtype), overlaps_only, True)
         rows = block_rows(self.n_qubits, factors.dtype, angles.device)
-        return simulate(program, factors, tensors, rows)
+        return simulate(program, factors, tensors, rows, out)
 
     def _check_memory(self, angles: torch.Tensor) -> None:
         """The guard under every simulation: refuse a batch whose states would not fit, before allocating.

@@ -6,9 +6,9 @@ adjoint method for the backward.
 wires, dense blocks of one-qubit layers, a CNOT permutation, a diagonal phase), each with the per-row tensors it
 reads. :func:`simulate` runs it:
 
-* on the CPU, a layer of one-qubit gates is one call of the C++ kernel of :mod:`.cext`, which runs all of its
-  gates on each cache-sized tile of a state in turn (two passes over a 20-qubit state); where that kernel is
-  absent, a layer on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
+* on the CPU below :data:`CPP_LAYER_BELOW` qubits, a layer of one-qubit gates is one call of the C++ kernel of
+  :mod:`.cext`, which runs all of its gates on each cache-sized tile of a state in turn; from there on (or where
+  that kernel is absent) a layer on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
   (``ceil(n / 3)`` from :data:`SMALL_GROUPS_FROM` qubits): the Kronecker product of up to four wires' 2x2
   matrices, one batched GEMM per block. Each GEMM writes its
   output transposed, so the block's wires move to the front of the index and the next block's wires
@@ -42,6 +42,7 @@ from .gates import apply_matrix, kron_factors
 
 __all__ = [
     "BLOCK_BYTES",
+    "CPP_LAYER_BELOW",
     "DENSE_QUBITS",
     "GROUP_QUBITS",
     "SMALL_GROUPS_FROM",
@@ -63,6 +64,12 @@ GROUP_QUBITS = 4
 #: Below, four-wire blocks stay: forward and backward (training) they take 0.81x the time at 12 qubits, though
 #: forward alone three-wire ones are faster there too (0.79x).
 SMALL_GROUPS_FROM = 16
+#: Below this many qubits a one-qubit layer runs in the C++ kernel of :mod:`.cext` where it is built (64 x 32 Gram
+#: of the two-layer map, 1 thread, interleaved against the dense blocks: forward 1.46x as fast at 8 qubits, 1.16x
+#: at 12; forward and backward, 256 x 32, 1.75x at 8, 1.06x at 12); from it on, dense blocks (forward 0.87x the
+#: dense blocks' speed at 16 qubits, 0.74x at 20: there the blocks' GEMMs stream the state once per block from
+#: memory, while the kernel's gates each read and write a 128 KiB tile from cache, at about 8 GFLOP/s).
+CPP_LAYER_BELOW = 16
 #: Dense blocks from this many qubits on; below, the state is small and building the blocks' Kronecker
 #: products costs more than the passes they save (a 256 x 32 Gram fwd+bwd, measured: 2.4x slower dense at 4
 #: qubits, even at 5-6, 1.2x faster at 7, 1.7x at 10).
@@ -108,15 +115,15 @@ def dense_groups(n_qubits: int) -> tuple[tuple[int, ...], ...]:
 def use_dense(n_qubits: int, n_wires: int, device="cpu") -> bool:
     """Whether a one-qubit stage on ``n_wires`` of ``n_qubits`` wires runs as dense blocks: when it has more
     wires than there are blocks (fewer passes) and the state is large enough (:data:`DENSE_QUBITS`), unless the
-    C++ kernel runs the layer in cache (:mod:`.cext`: two complex products per amplitude and wire, two
-    passes over a 20-qubit state) or the states run on chip (:mod:`.onchip`), where a pass costs nothing.
+    C++ kernel runs the layer in cache (:mod:`.cext`, below :data:`CPP_LAYER_BELOW` qubits) or the states run on
+    chip (:mod:`.onchip`), where a pass costs nothing.
 
-    >>> use_dense(8, 2), use_dense(4, 4)
-    (False, False)
+    >>> use_dense(8, 2), use_dense(4, 4), use_dense(16, 16)
+    (False, False, True)
     >>> use_dense(8, 8) == (not cext.available("cpu"))
     True
     """
-    if cext.available(device) or onchip.wanted(n_qubits, device):
+    if onchip.wanted(n_qubits, device) or (n_qubits < CPP_LAYER_BELOW and cext.available(device)):
         return False
     return n_qubits >= DENSE_QUBITS and n_wires > len(dense_groups(n_qubits))
 
@@ -235,25 +242,32 @@ def _taps(program):
     return program[0].info if program and program[0].kind == "product" else None
 
 
+def _run_blocks(program, rows, init, tensors, out=None):
+    """Final states of ``program`` block by block of ``rows``, into ``out`` where given (else a new tensor, or
+    the one block's own states when one block holds every row)."""
+    batch = init.shape[0]
+    dim = 2 ** init.shape[1] if init.dim() == 3 else init.shape[1]
+    if batch == 0:
+        return init.new_empty(0, dim) if out is None else out
+    spare = [init.new_empty(min(rows, batch) * dim) for _ in range(2)] if batch > rows else ()
+    for r0 in range(0, batch, rows):
+        part = [t[r0 : r0 + rows] for t in tensors]
+        first = init[r0 : r0 + rows]
+        if init.dim() == 3:
+            first = kron_factors(first, _taps(program), out=spare[1][: first.shape[0] * dim] if spare else None)
+        state = _forward(program, first, part, spare)
+        if out is None:
+            if r0 + rows >= batch:
+                return state if state.data_ptr() != first.data_ptr() else state.clone()
+            out = state.new_empty(batch, state.shape[1])
+        out[r0 : r0 + rows] = state
+    return out
+
+
 class _Simulate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, program, rows, init, *tensors):
-        batch = init.shape[0]
-        dim = 2 ** init.shape[1] if init.dim() == 3 else init.shape[1]
-        out = init.new_empty(0, dim) if batch == 0 else None
-        spare = [init.new_empty(min(rows, batch) * dim) for _ in range(2)] if batch > rows else ()
-        for r0 in range(0, batch, rows):
-            part = [t[r0 : r0 + rows] for t in tensors]
-            first = init[r0 : r0 + rows]
-            if init.dim() == 3:
-                first = kron_factors(first, _taps(program), out=spare[1][: first.shape[0] * dim] if spare else None)
-            state = _forward(program, first, part, spare)
-            if out is None:
-                if r0 + rows >= batch:
-                    out = state if state.data_ptr() != first.data_ptr() else state.clone()
-                    break
-                out = state.new_empty(batch, state.shape[1])
-            out[r0 : r0 + rows] = state
+        out = _run_blocks(program, rows, init, tensors)
         ctx.program, ctx.rows = program, rows
         ctx.save_for_backward(out, init, *tensors)
         return out
@@ -283,12 +297,18 @@ class _Simulate(torch.autograd.Function):
         return (None, None, g_init, *g_tensors)
 
 
-def simulate(program, init: torch.Tensor, tensors, rows: int) -> torch.Tensor:
+def simulate(program, init: torch.Tensor, tensors, rows: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """Final states ``(B, 2**n)`` of ``program`` from ``init``: a product state's factors ``(B, n, 2)``
     or states ``(B, 2**n)``; ``tensors`` are the stages' per-row tensors, ``rows`` the block size
     (:func:`block_rows`). Differentiable in ``init`` and ``tensors`` by the adjoint method. Small states on
-    CUDA run the whole program in one kernel each way (:mod:`.onchip`)."""
+    CUDA run the whole program in one kernel each way (:mod:`.onchip`). ``out``: a ``(B, 2**n)`` buffer to write
+    the states into, without autograd (a buffer used again costs no page faults: 20 qubits, measured, a copy
+    into memory first touched takes 7-46 ms a state, 1.2 ms into memory already there)."""
     n_qubits = init.shape[1] if init.dim() == 3 else init.shape[1].bit_length() - 1
+    if out is not None:
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (init, *tensors)):
+            raise ValueError("out: states written into a buffer carry no gradient; run under torch.no_grad()")
+        return _run_blocks(tuple(program), int(rows), init, tensors, out)
     if onchip.wanted(n_qubits, init.device) and all(stage.kind not in ("dense", "product") for stage in program):
         return onchip.simulate_onchip(program, init, tensors, n_qubits)
     return _Simulate.apply(tuple(program), int(rows), init, *tensors)

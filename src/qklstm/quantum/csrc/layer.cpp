@@ -3,9 +3,10 @@
 // are taken in groups of at most c from the least significant up, and each group's gates all run on one tile of
 // 2^c amplitudes (rows of W contiguous amplitudes at the group's stride) while it stays in cache. A 20-qubit
 // state is read and written twice per layer instead of once per wire, and each gate costs two complex products
-// per amplitude (a dense 2^k x 2^k block costs 2^k / k per wire). Rows (states) run in parallel, and so do the
-// tiles of a row; the backward's sums are over fixed parts of the tiles, so its result does not depend on the
-// thread count. Qubit 0 is the most significant bit, as in qklstm.quantum.circuit.
+// per amplitude (a dense 2^k x 2^k block costs 2^k / k per wire); simulate.py runs it below 16 qubits, where it
+// beats the dense blocks (from 16 on, their GEMMs win: see CPP_LAYER_BELOW). Rows (states) run in parallel, and
+// so do the tiles of a row; the backward's sums are over fixed parts of the tiles, so its result does not depend
+// on the thread count. Qubit 0 is the most significant bit, as in qklstm.quantum.circuit.
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #include <c10/util/complex.h>
