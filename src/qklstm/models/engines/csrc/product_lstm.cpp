@@ -212,13 +212,14 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
              *dbp = dbias.data_ptr<scalar_t>(), *dwp = dw.data_ptr<scalar_t>(), *dbq = db.data_ptr<scalar_t>();
     References<scalar_t> ref(refs_p, wp, bp, M, L, Q, entangler);
     constexpr int64_t LB = Vectorized<scalar_t>::size();  // a lane block of full-state simulation
-    scalar_t* overlaps_p = saved.size() > 8 ? saved[8].data_ptr<scalar_t>() : nullptr;  // full-state maps
+    TORCH_CHECK(L == 1 || saved.size() > 8, "product_lstm backward: a full-state map's forward saves its overlaps");
+    const scalar_t* overlaps_p = L == 1 ? nullptr : saved[8].data_ptr<scalar_t>();
     const int64_t SL = S * LB;
     // the pointers below, in order: dp, dk, f, prefix/suffix, dphi; psi, s, c, lam rows, lam, dPhi^T, tmp, angles, da
-    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + 2 * SL + 4 * LB * M + 2 * SL +
+    std::vector<scalar_t> work(G * BH + G * B * N + (2 * Q + 1) * M + Q * B * 3 + 2 * SL + 2 * LB * M + 2 * SL +
                                2 * SL + 2 * M * S + 2 * SL + LQ * 2 * LB + LQ * LB + LB * M);
     scalar_t *dp = work.data(), *dkp = dp + G * BH, *fp = dkp + G * B * N, *pp = fp + Q * M, *dpp = pp + (Q + 1) * M,
-             *psi = dpp + Q * B * 3, *sov = psi + 2 * SL, *cf = sov + 2 * LB * M,
+             *psi = dpp + Q * B * 3, *cf = psi + 2 * SL,
              *lrow = cf + 2 * LB * M, *lam = lrow + 2 * SL, *GT = lam + 2 * SL, *tmp = GT + 2 * M * S,
              *ang = tmp + 2 * SL, *dang = ang + LQ * 2 * LB, *csum = dang + LQ * LB;
     for (int64_t step = T - 1; step >= 0; --step) {
@@ -264,13 +265,9 @@ std::vector<Tensor> backward(Tensor dout, Tensor dhn, Tensor dcn, Tensor x, Tens
         for (int64_t b0 = 0; b0 < B; b0 += LB) {
           const int64_t n = std::min(LB, B - b0);
           lane_angles(z + b0 * Q, n, wp, bp, L, Q, ang);
-          scalar_t *sr = sov, *sim = sov + LB * M, *cr = cf, *ci = cf + LB * M, *lrr = lrow, *lri = lrow + SL;
+          const scalar_t *sr = overlaps_p + t * 2 * BM + b0 * M, *sim = sr + BM;
+          scalar_t *cr = cf, *ci = cf + LB * M, *lrr = lrow, *lri = lrow + SL;
           simulate(ref.map, ang, pr, pim, tmp);
-          if (overlaps_p) {
-            sr = overlaps_p + t * 2 * BM + b0 * M, sim = sr + BM;
-          } else {
-            overlaps(pr, pim, n, ref.phi, sr, sim, S, M, tmp);
-          }
           for (int64_t i = 0; i < n; ++i)
             for (int64_t g = 0; g < G; ++g)
               for (int64_t k = 0; k < N; ++k) {
