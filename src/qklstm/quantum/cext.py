@@ -8,7 +8,8 @@ build raises with the compiler's message instead, so a broken ``.cpp`` cannot pa
 ``QKLSTM_FUSED=torch`` turns every C++ kernel off.
 
 The simulator's kernel runs a layer of one-qubit matrices (a ``"wires"`` stage of
-:mod:`~qklstm.quantum.simulate`) tile by tile in cache, forward and adjoint (:func:`layer`, :func:`layer_backward`).
+:mod:`~qklstm.quantum.simulate`) tile by tile in cache, forward and adjoint (:func:`layer`, :func:`layer_backward`;
+both run wire by wire in torch where it is absent).
 
 Example:
     >>> import torch
@@ -157,9 +158,23 @@ def layer(state: torch.Tensor, mats: torch.Tensor, wires, out: torch.Tensor | No
     return out
 
 
-def layer_backward(psi: torch.Tensor, lam: torch.Tensor, mats: torch.Tensor, wires):
-    """The adjoint step of :func:`layer` (C++ kernel only): from its output states ``psi`` and ``lam``
-    (dL/d conj(state)) there, ``(input states, lam before the layer, the matrices' gradients (B, k, 2, 2))``."""
-    psi, lam, mats = _plain(psi), _plain(lam), _plain(mats.to(psi.dtype))
+def layer_backward(psi: torch.Tensor, lam: torch.Tensor, mats: torch.Tensor, wires, want: bool = True):
+    """The adjoint step of :func:`layer`: from its output states ``psi`` and ``lam`` (dL/d conj(state)) there,
+    ``(input states, lam before the layer, the matrices' gradients (B, k, 2, 2))`` (``None`` unless ``want``),
+    wire by wire in torch where the kernel is absent."""
+    mats = _plain(mats.to(psi.dtype))
+    if not available(psi.device):
+        gm = torch.empty_like(mats) if want else None
+        for i in reversed(range(len(wires))):
+            wire, mh = wires[i], mats[:, i].mH
+            psi = apply_matrix(psi, mh, wire)
+            if gm is not None:
+                b, dim = psi.shape
+                shape = (b, 2**wire, 2, dim // 2 ** (wire + 1))
+                gm[:, i] = torch.einsum("blir,bljr->bij", lam.view(shape), psi.view(shape).conj())
+            lam = apply_matrix(lam, mh, wire)
+        return psi, lam, gm
+    psi, lam = _plain(psi), _plain(lam)
     bits, psi_in, lam_in = _tile_bits(psi.dtype), torch.empty_like(psi), torch.empty_like(lam)
-    return _LAYER.load().layer_backward(psi, lam, mats, list(wires), bits, psi_in, lam_in)
+    psi_in, lam_in, gm = _LAYER.load().layer_backward(psi, lam, mats, list(wires), bits, psi_in, lam_in)
+    return psi_in, lam_in, gm if want else None

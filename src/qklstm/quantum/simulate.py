@@ -38,7 +38,7 @@ from typing import NamedTuple
 import torch
 
 from . import cext, onchip
-from .gates import apply_matrix, kron_factors
+from .gates import kron_factors
 
 __all__ = [
     "BLOCK_BYTES",
@@ -200,20 +200,8 @@ def _backward(program, psi, lam, tensors, want):
     for stage in reversed(program):
         start = end - stage.n_tensors
         own = tensors[start:end]
-        if stage.kind == "wires" and cext.available(psi.device):
-            psi, lam, gm = cext.layer_backward(psi, lam, own[0], stage.info)
-            grads[start] = gm if want[start] else None
-        elif stage.kind == "wires":
-            gm = torch.empty_like(own[0]) if want[start] else None
-            for i in reversed(range(len(stage.info))):
-                wire, mh = stage.info[i], own[0][:, i].mH
-                psi = apply_matrix(psi, mh, wire)
-                if gm is not None:
-                    b, dim = psi.shape
-                    shape = (b, 2**wire, 2, dim // 2 ** (wire + 1))
-                    gm[:, i] = torch.einsum("blir,bljr->bij", lam.view(shape), psi.view(shape).conj())
-                lam = apply_matrix(lam, mh, wire)
-            grads[start] = gm
+        if stage.kind == "wires":
+            psi, lam, grads[start] = cext.layer_backward(psi, lam, own[0], stage.info, want[start])
         elif stage.kind == "dense":
             b, dim = psi.shape
             for j in reversed(range(len(own))):
