@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..io import atomic_write_json, folder_lock
 from .checkpoint import BEST, LAST, load_run_checkpoint
+from .runfolder import recover
 from .trainer import build_for_checkpoint
 
 __all__ = ["checkpoint_path", "evaluate_run"]
@@ -56,6 +57,7 @@ def evaluate_run(
     checkpoint_path(run_dir, checkpoint)  # a missing folder or checkpoint is named before anything else
     if write:  # the reports go into the run folder: one writer at a time
         with folder_lock(Path(run_dir), "RUN_DIR", log=log):
+            recover(run_dir, log)  # a replacement a kill cut short is finished before its files are read
             return _evaluate(run_dir, split, checkpoint, device, batch_size, write, log)
     return _evaluate(run_dir, split, checkpoint, device, batch_size, write, log)
 

@@ -5,10 +5,11 @@ then replaces the folder's previous run (its checkpoints, metrics and ``train_/d
 the new one. Until then the previous run is untouched, so a bad CSV, a missing data cache, a diverging
 loss or Ctrl-C in the first epoch loses nothing, and the folder never holds files of two runs.
 
-The replacement is journaled: ``.next/COMMIT`` lists the new run's files before any file moves, so a
-kill in the middle is finished by the next writer (:func:`recover`); a ``.next/`` without ``COMMIT`` is
-an unfinished new run and is removed. Files that are not a run's (notes a user keeps there) are never
-touched.
+The replacement is journaled: ``.next/COMMIT`` lists the new run's files before any file moves, and from
+then on the new run is the folder's run. Ctrl-C in the middle is finished at once by
+:meth:`RunFolder.settle`; a kill is finished by the next writer (:func:`recover`). A ``.next/`` without
+``COMMIT`` is an unfinished new run and is removed. Either way the folder holds the old run whole or the
+new one whole, never a mix. Files that are not a run's (notes a user keeps there) are never touched.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = ["RunFolder", "recover", "run_files"]
 RUN_FILES = ("config.toml", "last.pt", "best.pt", "metrics.csv", "metrics.png")
 REPORT_PREFIXES = ("train_", "dev_", "test_", "diagnostics")
 STAGING = ".next"
+DONE = ".done"  # a finished replacement's staging folder, on its way out
 JOURNAL = "COMMIT"
 
 
@@ -40,8 +42,9 @@ def run_files(folder) -> list[Path]:
 
 
 def _finish(folder: Path) -> None:
-    """Replace the run in ``folder`` by the journaled one in ``folder/.next`` (idempotent)."""
-    staging = folder / STAGING
+    """Replace the run in ``folder`` by the journaled one in ``folder/.next`` (idempotent). Its last step
+    renames ``.next`` (journal and all) to ``.done``: from then on nothing is left to finish."""
+    staging, done = folder / STAGING, folder / DONE
     names = set((staging / JOURNAL).read_text(encoding="utf-8").split())
     for old in run_files(folder):
         if old.name not in names:  # a name in the journal is either still staged or already the new file
@@ -50,7 +53,9 @@ def _finish(folder: Path) -> None:
         src = staging / name
         if src.exists():
             os.replace(src, folder / name)
-    shutil.rmtree(staging)
+    shutil.rmtree(done, ignore_errors=True)
+    os.replace(staging, done)
+    shutil.rmtree(done)
 
 
 def recover(folder, log: Callable = print) -> None:
@@ -64,6 +69,7 @@ def recover(folder, log: Callable = print) -> None:
     elif staging.exists():
         shutil.rmtree(staging)
         log(f"{folder}: removed an unfinished new run that never wrote a checkpoint; the previous run is kept")
+    shutil.rmtree(folder / DONE, ignore_errors=True)
     remove_temporary_files(folder)
 
 
@@ -83,6 +89,7 @@ class RunFolder:
     def __init__(self, folder, *, fresh: bool):
         self.folder = Path(folder)
         self.path = self.folder / STAGING if fresh else self.folder
+        self.dropped = False
         if fresh:
             shutil.rmtree(self.path, ignore_errors=True)
             self.path.mkdir(parents=True)
@@ -102,7 +109,17 @@ class RunFolder:
         _finish(self.folder)
         self.path = self.folder
 
-    def discard(self) -> None:
-        """Remove an uncommitted new run (the previous run stays)."""
-        if self.staged:
-            shutil.rmtree(self.path, ignore_errors=True)
+    def settle(self) -> bool:
+        """After Ctrl-C or an error: finish a commit whose journal is written (the new run is complete, and
+        is the folder's run from then on), or remove a new run that never wrote one (the previous run
+        stays). Returns whether the folder holds this run."""
+        if self.staged and not self.dropped:
+            if (self.path / JOURNAL).is_file():
+                _finish(self.folder)
+            elif self.path.exists():  # never journaled (once journaled, .next is gone only as .done)
+                shutil.rmtree(self.path, ignore_errors=True)
+                self.dropped = True
+                return False
+            shutil.rmtree(self.folder / DONE, ignore_errors=True)
+            self.path = self.folder
+        return not self.dropped

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,15 +23,14 @@ import numpy as np
 import torch
 
 from ..io import atomic_write_text, folder_lock, writable_folder
-from ..models import GATES, count_parameters
 from ..models.registry import MODELS
 from . import distributed
-from .checkpoint import BEST, LAST, load_run_checkpoint, load_weights, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import LAST, load_run_checkpoint, load_weights
 from .config import TrainConfig
 from .config_io import config_toml, set_threads
 from .data import load_task_data
-from .loop import Callback, TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, quiet
-from .metrics import plot_history, write_history
+from .epochs import Run, RunSummary, StepHook, check_layout
+from .loop import TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, quiet
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
@@ -47,9 +45,6 @@ __all__ = [
 ]
 
 
-RunSummary = dict
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda was asked for, but torch.cuda.is_available() is False")
@@ -60,17 +55,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def check_layout(ckpt: dict) -> None:
-    """Refuse a checkpoint whose per-gate tensors follow another gate order than this code's
-    (the weights would load without complaint and compute something else)."""
-    saved = ckpt.get("gates")
-    if saved is not None and list(saved) != list(GATES):
-        raise ValueError(
-            f"checkpoint: its quantum cells store gates in the order {list(saved)}, this qklstm in "
-            f"{list(GATES)}; evaluate it with the qklstm version that trained it, or train again"
-        )
 
 
 def build_for_checkpoint(ckpt: dict, device: str | None = None):
@@ -85,12 +69,6 @@ def build_for_checkpoint(ckpt: dict, device: str | None = None):
     model = task.build_model(cfg)
     load_weights(model, ckpt["model"], "the checkpoint")
     return cfg, task, model.to(dev)
-
-
-def _better(task, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return value > best if task.higher_is_better else value < best
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,8 +107,11 @@ def train(
             folder = RunFolder(run_dir, fresh=True)
             try:
                 return _run(cfg, None, folder, progress=progress, callback=callback, log=log)
+            except KeyboardInterrupt:
+                _interrupted(folder, log)
+                raise
             finally:
-                folder.discard()  # nothing to do once the first checkpoint committed the new run
+                folder.settle()  # nothing to do once the first checkpoint committed the new run
     except BaseException:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a run that failed before its first checkpoint leaves no empty folder behind
@@ -167,7 +148,24 @@ def resume(
         set_threads(cfg.threads)
         distributed.start(cfg.device)
         folder = RunFolder(run_dir, fresh=False) if lead else None
-        return _run(cfg, ckpt, folder, progress=progress, callback=callback, log=log)
+        try:
+            return _run(cfg, ckpt, folder, progress=progress, callback=callback, log=log)
+        except KeyboardInterrupt:
+            if lead:
+                _interrupted(folder, log)
+            raise
+
+
+def _interrupted(folder: RunFolder, log) -> None:
+    """Say where Ctrl-C left the run's folder, once a commit it cut short is finished (then the new run is whole)."""
+    if not folder.settle():
+        log(f"interrupted in epoch 1 before the first checkpoint; {folder.folder} is as it was")
+        return
+    saved = load_run_checkpoint(folder.folder / LAST)["epoch"]
+    log(
+        f"interrupted in epoch {saved + 1}; last.pt holds epoch {saved}; "
+        f"continue with: qklstm train --resume {folder.folder}"
+    )
 
 
 def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bool, callback, log) -> RunSummary:
@@ -185,7 +183,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         if kind.references:
             model.rnn.init_references(inputs, generator=gen)
         init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
-    run = _Run(
+    run = Run(
         cfg,
         task,
         model,
@@ -212,7 +210,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     callbacks = [
         run,
         *([TensorBoard(cfg.tensorboard, lambda: run.history[-2:])] if cfg.tensorboard else []),
-        *([_StepHook(callback)] if callback is not None else []),
+        *([StepHook(callback)] if callback is not None else []),
     ]
     net, batches, step_loss = model, (lambda epoch: task.train_batches(cfg.batch_size, run.data_gen)), task.batch_loss
     if distributed.active():  # DDP: every rank draws the global batches and takes its share of each
@@ -245,151 +243,8 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
             else f"last.pt keeps the last good epoch ({run.epoch})"
         )
         raise TrainingDiverged(f"{err}; {kept}") from None
-    except KeyboardInterrupt:
-        if folder is None:
-            raise
-        where = f"interrupted in epoch {run.epoch + 1}"
-        log(
-            f"{where} before the first checkpoint; {folder.folder} is as it was"
-            if folder.staged
-            else f"{where}; last.pt holds epoch {run.epoch}; continue with: qklstm train --resume {folder.folder}"
-        )
-        raise
     finally:
         for cb in callbacks:
             cb.close()
     distributed.finish()  # every rank done: leave the group together (a gloo group left to exit aborts)
     return run.summary()
-
-
-class _Run(Callback):
-    """A run's state and what it does after every epoch: score dev, write metrics and plot, save
-    checkpoints (the first commits a fresh run to its folder), stop early."""
-
-    def __init__(self, cfg: TrainConfig, task, model, optimizer, folder: RunFolder, log):
-        self.cfg, self.task, self.model, self.optimizer, self.folder, self.log = (
-            cfg,
-            task,
-            model,
-            optimizer,
-            folder,
-            log,
-        )
-        self.data_gen = torch.Generator().manual_seed(cfg.seed)
-        self.n_params, self.n_embed = count_parameters(model), task.embedding_parameters(model)
-        self.history: list[dict] = []
-        self.best = {"epoch": 0, "metric": None}
-        self.bad_epochs, self.epoch, self.stopped_early = 0, 0, False
-
-    @property
-    def finished(self) -> bool:
-        return self.stopped_early or self.epoch >= self.cfg.epochs
-
-    def restore(self, ckpt: dict) -> None:
-        check_layout(ckpt)
-        source = self.cfg.run_dir / LAST  # every rank reads it; only rank 0 has a folder to write
-        load_weights(self.model, ckpt["model"], source)
-        try:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            set_rng_state(ckpt["rng"], self.data_gen)
-            self.history, self.best = list(ckpt["history"]), dict(ckpt["best"])
-            self.bad_epochs, self.epoch = int(ckpt["bad_epochs"]), int(ckpt["epoch"])
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
-            raise ValueError(
-                f"checkpoint: {source} is damaged: its optimiser or random state does not load "
-                f"({type(err).__name__}: {str(err)[:200]})"
-            ) from None
-        self.stopped_early = bool(ckpt.get("stopped_early"))
-
-    def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
-        t0 = time.perf_counter()
-        self.model.eval()  # every rank scores its share of the dev batches; the sums are added over ranks
-        dev = self.task.evaluate(self.model, "dev", self.cfg.eval_batch_size, shard=distributed.shard())
-        dev_seconds = time.perf_counter() - t0
-        if self.folder is None:  # another rank: rank 0 writes and decides
-            self.epoch = epoch
-            self.stopped_early = distributed.broadcast_flag(None)
-            return self.stopped_early
-        stop = self._epoch_end(epoch, stats, seconds, dev, dev_seconds)
-        return distributed.broadcast_flag(stop) if distributed.active() else stop
-
-    def _epoch_end(self, epoch: int, stats: dict, seconds: float, dev: dict, dev_seconds: float) -> bool:
-        cfg, task = self.cfg, self.task
-        self.history.append({"epoch": epoch, "split": "train", **task.summarize(stats), "seconds": seconds})
-        self.history.append({"epoch": epoch, "split": "dev", **dev, "seconds": dev_seconds})
-        improved = _better(task, dev[task.metric], self.best["metric"])
-        if improved:
-            self.best, self.bad_epochs = {"epoch": epoch, "metric": float(dev[task.metric])}, 0
-        else:
-            self.bad_epochs += 1
-        self.epoch = epoch
-        self.stopped_early = bool(cfg.patience and self.bad_epochs >= cfg.patience and epoch < cfg.epochs)
-        self._write(improved)
-        tr = self.history[-2]
-        self.log(
-            f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
-            f"({seconds:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
-            + (" *" if improved else "")
-        )
-        if self.stopped_early:
-            self.log(
-                f"early stopping: no better dev {task.metric} for {self.bad_epochs} epochs "
-                f"(best: epoch {self.best['epoch']})"
-            )
-        return self.stopped_early
-
-    def _write(self, improved: bool) -> None:
-        cfg, path = self.cfg, self.folder.path
-        write_history(self.task, self.history, path / "metrics.csv")
-        plot_history(self.task, self.history, path / "metrics.png", f"{cfg.task} {cfg.describe()}, seed {cfg.seed}")
-        payload = {
-            "epoch": self.epoch,
-            "finished": self.finished,
-            "stopped_early": self.stopped_early,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(self.data_gen),
-            "config": cfg.to_dict(),
-            **self.task.saved_data(),
-            "history": self.history,
-            "best": self.best,
-            "bad_epochs": self.bad_epochs,
-            "n_parameters": self.n_params,
-            "n_embedding_parameters": self.n_embed,
-            "gates": list(GATES),
-        }
-        if improved:
-            save_checkpoint(path / BEST, payload)
-        save_checkpoint(path / LAST, payload)
-        self.folder.commit()  # the first checkpoint of a fresh run: it now replaces the folder's previous run
-
-    def summary(self) -> RunSummary:
-        return _summary(self.cfg, self.task, self.history, self.best, self.n_params, self.n_embed, self.stopped_early)
-
-
-class _StepHook(Callback):
-    """``train(callback=...)``: ``callback(epoch, batch, model)`` after every step (tests stop runs with it)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def on_step(self, epoch, step, loss, model):
-        self.fn(epoch, step, model)
-
-
-def _summary(cfg, task, history, best, n_params, n_embed, stopped_early) -> RunSummary:
-    train_rows = [r for r in history if r["split"] == "train"]
-    secs = [r["seconds"] for r in train_rows]
-    return {
-        "run_dir": str(cfg.run_dir),
-        "model": cfg.model,
-        "seed": cfg.seed,
-        "epochs": len(train_rows),
-        "best_epoch": best["epoch"],
-        "best_dev": best["metric"],
-        "metric": task.metric,
-        "n_parameters": n_params,
-        "n_embedding_parameters": n_embed,
-        "seconds_per_epoch": float(np.mean(secs)) if secs else float("nan"),
-        "stopped_early": stopped_early,
-    }
