@@ -22,17 +22,20 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import torch
 
+from ..io import atomic_write_text
 from .gates import apply_matrix
 
 __all__ = ["TILE_BYTES", "Kernels", "available", "build_extension", "in_ci", "layer", "layer_backward", "required"]
-__all__ += ["simd", "tile_groups"]
+__all__ += ["build_root", "simd", "stale_reason", "tile_groups"]
 
 #: Bytes of one tile of a state that a layer's gates run on while it stays in cache (2^13 complex128
 #: amplitudes; at 20 qubits, measured: 2^12 and 2^13 amplitudes take the same time, 2^10 3.5x as long).
@@ -63,27 +66,62 @@ def simd() -> bool:
     return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 
 
-def build_extension(name: str, sources: list[Path], build_directory: str | None = None):
-    """Compile (or load from torch's cache) the kernels in ``sources`` as the extension ``name``; raises
-    ``RuntimeError`` with the compiler's output when the build fails. Says so in one line on stderr when it
-    compiles rather than loads (the first use takes about a minute)."""
+def build_root() -> Path:
+    """The folder of qklstm's built kernels in this environment: one per interpreter prefix (a virtualenv) and
+    torch build, under torch's extensions root (``TORCH_EXTENSIONS_DIR`` or its default), so two environments
+    never rebuild each other's kernels (torch's own folder is shared by every environment with one Python)."""
     from torch.utils import cpp_extension
 
-    folder = Path(build_directory or cpp_extension._get_build_directory(name, verbose=False))
-    if not (folder / f"{name}.so").exists():
-        print(f"building qklstm's C++ kernels ({name}; first use, about a minute) ...", file=sys.stderr, flush=True)
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    key = "|".join((sys.prefix, sys.version, torch.__version__, str(torch.version.git_version)))
+    return Path(root) / f"qklstm-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def _inputs(sources: list[Path]) -> list[Path]:
+    """What a build reads: the sources and the headers beside them."""
+    folders = {Path(s).parent for s in sources}
+    return [Path(s) for s in sources] + sorted(h for f in folders for h in f.glob("*.h"))
+
+
+def stale_reason(library: Path, sources: list[Path]) -> str | None:
+    """Why ``library`` will be (re)built from ``sources`` (None when torch will load it as it is): not built in
+    this environment yet, or a source or header newer than it (as ninja judges)."""
+    if not library.exists():
+        return "first use in this environment"
+    built = library.stat().st_mtime
+    changed = [p.name for p in _inputs(sources) if p.stat().st_mtime > built]
+    return f"{', '.join(changed)} changed since the last build" if changed else None
+
+
+def build_extension(name: str, sources: list[Path], build_directory: str | None = None):
+    """Compile (or load from the cache) the kernels in ``sources`` as the extension ``name``; raises
+    ``RuntimeError`` with the compiler's output when the build fails. Before every build or rebuild one line on
+    stderr says what, why and about how long (the last build's time here, or about a minute)."""
+    from torch.utils import cpp_extension
+
+    folder = Path(build_directory) if build_directory else build_root() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    reason, timing = stale_reason(folder / f"{name}.so", sources), folder / "qklstm-build-seconds"
+    if reason is not None:
+        last = timing.read_text().strip() if timing.exists() else ""
+        took = f"about {float(last):.0f} s as last time" if last.replace(".", "", 1).isdigit() else "about a minute"
+        print(f"building qklstm's C++ kernels ({name}: {reason}; {took}) ...", file=sys.stderr, flush=True)
     # vector instructions only where torch itself found them (the caller's name keeps builds for different CPUs
     # apart); -fopenmp-simd: the loops' `omp simd` pragmas (vectorised reductions), no OpenMP runtime;
     # CPU_CAPABILITY_AVX2: ATen's vector types (at::vec::Vectorized) in their AVX2 form, the one torch
     # dispatches to on such CPUs; elsewhere they are plain C++ loops
     flags = ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=QKLSTM_AVX2"] if simd() else []
-    return cpp_extension.load(
+    t0 = time.perf_counter()
+    module = cpp_extension.load(
         name=name,
         sources=[str(s) for s in sources],
         extra_cflags=["-O3", "-fopenmp-simd", *flags],
-        build_directory=build_directory,
+        build_directory=str(folder),
         verbose=False,
     )
+    if reason is not None:
+        atomic_write_text(timing, f"{time.perf_counter() - t0:.1f}\n")
+    return module
 
 
 class Kernels:

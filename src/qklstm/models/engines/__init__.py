@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from ...kernels import FidelityKernel
+from ...quantum import cext
 from ...quantum.feature_maps import PaperFeatureMap
 from . import build, export, fused, step
 
@@ -65,7 +66,18 @@ def select_engine(cell, x: torch.Tensor):
 
 
 def warm_up(model: torch.nn.Module) -> None:
-    """Build (or load from torch's cache) the fused op's C++ kernels now if a cell of ``model`` runs them, so
-    that no clock around training counts the first build (about a minute; :mod:`.build` says so in a line)."""
-    if any(fused_eligible(m) for m in model.modules()):
+    """Build (or load from the cache) the C++ kernels ``model`` runs now: the fused op's for a cell that runs the
+    op, the simulator's for a cell whose kernels simulate full states step by step on the CPU; so that no clock or
+    progress bar around training counts a build (each says so in a line first,
+    :func:`~qklstm.quantum.cext.build_extension`)."""
+    cells = [m for m in model.modules() if getattr(m, "kernels", None) is not None]
+    if any(fused_eligible(c) for c in cells):
         build.load_extension()
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    full_state = [k for c in cells if not fused_eligible(c) for k in c.kernels if _full_state(k)]
+    if on_cpu and full_state:
+        cext.available("cpu")
+
+
+def _full_state(kernel) -> bool:
+    return isinstance(kernel, FidelityKernel) and kernel.is_exact_native and not kernel.use_product_form
