@@ -147,3 +147,14 @@ def test_load_conllu_splits(tmp_path):
     assert len(draws) > 1  # the seed decides which sentence is carved
     with pytest.raises(ValueError, match=r"carve: expected a share in \(0, 1\), got 1.5"):
         load_conllu(path, test=path, carve=1.5)
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("final", [True, False], ids=["final-newline", "no-final-newline"])
+def test_a_byte_order_mark_crlf_and_no_final_newline_read_as_the_plain_file(tmp_path, bom, newline, final):
+    plain = (DATA / "sample.conllu").read_bytes().replace(b"\r\n", b"\n").rstrip(b"\n")  # starts with a comment
+    assert plain.startswith(b"#")
+    path = tmp_path / "edge.conllu"
+    path.write_bytes(bom + plain.replace(b"\n", newline) + (newline if final else b""))
+    assert read_conllu(path) == read_conllu(DATA / "sample.conllu")

@@ -657,6 +657,7 @@ def test_gram_numpy_with_sklearn_svc():
         "qklstm.train.config_io",
         "qklstm.data.conll",
         "qklstm.data.retag",
+        "qklstm.data.tokenize",
         "qklstm.data.windows",
         "qklstm.data.table",
         "qklstm.data.timeindex",

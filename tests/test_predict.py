@@ -121,14 +121,16 @@ ROUND_TRIP = (
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
-def test_conllu_in_conllu_out_changes_only_the_upos_column(pos_run, tmp_path, newline):
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_conllu_in_conllu_out_changes_only_the_upos_column(pos_run, tmp_path, newline, bom):
     """The file comes back byte for byte but for the UPOS column of its word lines (integer IDs): comments,
-    the multi-word token, the empty node, blank lines, line endings and the nine other columns are kept."""
+    the multi-word token, the empty node, blank lines, line endings and the nine other columns are kept (a
+    byte-order mark at the start is dropped)."""
     src = tmp_path / "in.conllu"
-    src.write_bytes(ROUND_TRIP.replace("\n", newline).encode())
+    src.write_bytes(bom + ROUND_TRIP.replace("\n", newline).encode())
     proc = _cli(pos_run, src, "--format", "conllu", env=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    got, want = proc.stdout.split(b"\n"), src.read_bytes().split(b"\n")
+    got, want = proc.stdout.split(b"\n"), src.read_bytes().removeprefix(bom).split(b"\n")
     assert len(got) == len(want)
     tagger, words = qklstm.load(pos_run), []
     for a, b in zip(got, want):
@@ -189,3 +191,16 @@ def test_load_refuses_what_is_not_a_run(tmp_path):
     (tmp_path / "x.pt").write_bytes(torch.zeros(3).numpy().tobytes())
     with pytest.raises(ValueError, match="^checkpoint: .* is not a checkpoint"):
         qklstm.load(tmp_path / "x.pt")
+
+
+def test_text_input_is_tokenised_as_ud_writes_it_and_the_output_shows_the_words(pos_run, tmp_path):
+    text = b"It was late, I don't know.\n"
+    proc = _cli(pos_run, stdin=text, env=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    words = [pair.rsplit("/", 1)[0] for pair in proc.stdout.decode().split()]
+    assert words == ["It", "was", "late", ",", "I", "do", "n't", "know", "."]
+    tagger = qklstm.load(pos_run)
+    assert tagger.tokenize("It was late, I don't know.") == words
+    assert [pair.rsplit("/", 1)[1] for pair in proc.stdout.decode().split()] == tagger.predict(text.decode())
+    plain = _cli(pos_run, "--tokenizer", "whitespace", "--format", "jsonl", stdin=text, env=tmp_path)
+    assert json.loads(plain.stdout)["tokens"] == ["It", "was", "late,", "I", "don't", "know."]

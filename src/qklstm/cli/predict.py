@@ -1,6 +1,7 @@
 """``qklstm predict RUN_DIR [FILE|-]``: tag sentences or forecast a series with a trained run.
 
 qklstm predict runs/pos-qk sentences.txt              # one sentence per line -> word/TAG lines
+qklstm predict runs/pos-qk raw.txt --tokenizer whitespace  # words between spaces, as they stand
 qklstm predict runs/pos-qk - --format conllu < in.txt  # from standard input, CoNLL-U out
 qklstm predict runs/pos-qk test.conllu --format conllu # the file back, its UPOS column predicted
 qklstm predict runs/pos-qk test.conllu --format jsonl  # the FORM column of a CoNLL-U file
@@ -18,6 +19,8 @@ import sys
 
 
 def register(sub) -> None:
+    from ..data.tokenize import TOKENIZERS
+
     p = sub.add_parser("predict", help="tag sentences or forecast a series with a trained run (no data cache)")
     p.add_argument("run", metavar="RUN_DIR", help="the --out folder of qklstm train, or a checkpoint file")
     p.add_argument(
@@ -33,6 +36,14 @@ def register(sub) -> None:
         choices=("text", "conllu", "jsonl"),
         default="text",
         help="tagging output: word/TAG text, CoNLL-U, or JSON lines (default: text)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        choices=tuple(TOKENIZERS),
+        default="ud",
+        help="how a text line is cut into words: ud splits punctuation, clitics and elisions off as UD's English "
+        "and French treebanks do (late, -> late ,; don't -> do n't; l'homme -> l' homme); whitespace keeps the "
+        "words between spaces as they stand; the output shows the words tagged (default: ud)",
     )
     p.add_argument("--out", default="-", metavar="FILE", help="output file, written atomically (default: stdout)")
     p.add_argument("--checkpoint", default="best", help="best (the default) or last")
@@ -54,7 +65,7 @@ def run(args) -> int:
         if isinstance(model, Tagger):
             source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
             conllu = args.input.endswith(".conllu")
-            items = conllu_blocks(source, name) if conllu else _text_lines(source, name)
+            items = conllu_blocks(source, name) if conllu else _text_lines(source, name, args.tokenizer)
             for batch in _batches(items, args.batch_size):
                 tags = iter(model.predict([it.forms for it in batch if it.forms], args.batch_size))
                 for item in batch:
@@ -67,15 +78,17 @@ def run(args) -> int:
 class _TextLine:
     """One line of text input: its words (none for a blank line) and the line itself."""
 
-    def __init__(self, line: str):
-        self.text, self.forms = line, line.split()
+    def __init__(self, line: str, tokenizer: str):
+        from ..data.tokenize import tokenize
+
+        self.text, self.forms = line, tokenize(line, tokenizer)
 
 
-def _text_lines(lines, name: str):
+def _text_lines(lines, name: str, tokenizer: str):
     from ..data.retag import decoded_lines
 
     for _, line in decoded_lines(lines, name):
-        yield _TextLine(line.rstrip("\r\n"))
+        yield _TextLine(line.rstrip("\r\n"), tokenizer)
 
 
 def _batches(items, size: int):

@@ -4,7 +4,8 @@ Each word line gives ``(FORM, UPOS)`` (or XPOS with ``column="xpos"``). Multi-wo
 lines (ids such as ``1-2``: the surface form "del" of "de" + "el") and empty nodes (ids such
 as ``8.1``) are skipped, so a sentence holds exactly its syntactic words. Every line is
 checked first (ten tab-separated fields, a valid id, a tag); a malformed one is a
-``ValueError`` naming the file and line number, and so is anything ``conllu`` rejects.
+``ValueError`` naming the file and line number, and so is anything ``conllu`` rejects. A UTF-8 byte-order
+mark, CRLF line endings and a missing final newline are read as UD's own files would be.
 
 >>> import tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.conllu"
@@ -48,7 +49,7 @@ def _check_line(fields: list[str], column: str, where: str) -> None:
 def _blocks(path: Path, column: str):
     """Yield ``(first line number, text)`` per sentence block, after checking each line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some Windows editors write one) is dropped
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not valid UTF-8 ({err})") from None
     start, lines = None, []

@@ -1,6 +1,7 @@
 """Tagging a CoNLL-U file in place: its sentence blocks read line by line as they are, and written back with
 only the UPOS column of the word lines changed, so comments (``# sent_id``, ``# text``), multi-word token
-ranges, empty nodes, blank lines, line endings and every other column survive byte for byte.
+ranges, empty nodes, blank lines, line endings and every other column survive byte for byte (a byte-order mark
+at the start is dropped).
 
 Example:
     >>> lines = [b"# text = Hi there\\n", b"1\\tHi\\thi\\tX\\t_\\t_\\t0\\troot\\t_\\t_\\n",
@@ -46,10 +47,10 @@ class ConlluBlock:
 
 def decoded_lines(lines, name: str):
     """``(line number, text with its terminator)`` of binary ``lines``, each decoded alone so that a bad byte
-    is named by its line."""
+    is named by its line; a UTF-8 byte-order mark before the first line is dropped."""
     for n, raw in enumerate(lines, 1):
         try:
-            yield n, raw.decode("utf-8")
+            yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
         except UnicodeDecodeError as err:
             raise ValueError(f"{name}: line {n} is not valid UTF-8 ({err.reason})") from None
 

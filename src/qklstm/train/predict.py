@@ -24,6 +24,7 @@ from ..data import Vocabulary, pad_batch
 from ..data.characters import encode_characters, pad_characters
 from ..data.gaps import unfillable
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
+from ..data.tokenize import tokenize
 from .checkpoint import load_run_checkpoint, load_weights
 from .config import TrainConfig
 from .evaluate import checkpoint_path
@@ -64,9 +65,20 @@ class Tagger:
         self, model, words: Vocabulary, tags: Vocabulary, config: TrainConfig, chars: Vocabulary | None = None
     ):
         self.model, self.words, self.tags, self.config, self.chars = model, words, tags, config, chars
+        #: how a string is cut into words (:data:`~qklstm.data.tokenize.TOKENIZERS`): ``"ud"`` as UD's
+        #: treebanks write them (punctuation, clitics and elisions split off), ``"whitespace"`` the plain split
+        self.tokenizer = "ud"
+
+    def tokenize(self, text: str) -> list[str]:
+        """The words :meth:`predict` tags for ``text``, cut by :attr:`tokenizer`.
+
+        >>> tagger.tokenize("It was late, I don't know.")     # doctest: +SKIP
+        ['It', 'was', 'late', ',', 'I', 'do', "n't", 'know', '.']
+        """
+        return tokenize(text, self.tokenizer)
 
     def tag(self, sentence: str | Sequence[str]) -> list[str]:
-        """The tags of one sentence: a string (split on whitespace) or a list of words.
+        """The tags of one sentence: a string (cut by :meth:`tokenize`) or a list of words.
 
         >>> tagger.tag("The dog ate")                 # doctest: +SKIP
         ['DET', 'NOUN', 'VERB']
@@ -77,14 +89,14 @@ class Tagger:
 
     @torch.no_grad()
     def predict(self, sentences: str | Sequence, batch_size: int = 256) -> list[list[str]] | list[str]:
-        """Tags of every token of ``sentences``, a list of sentences (each a string, split on whitespace, or a
-        list of words); a single string is one sentence and gives its tags (as :meth:`tag`, which also takes
+        """Tags of every token of ``sentences``, a list of sentences (each a string, cut by :meth:`tokenize`, or
+        a list of words); a single string is one sentence and gives its tags (as :meth:`tag`, which also takes
         one sentence as a list of words: a list of strings here is a list of sentences)."""
         if isinstance(sentences, str):
             return self.tag(sentences)
         if isinstance(sentences, (bytes, bytearray)):
             raise ValueError("sentences: expected a string or a list of sentences, got bytes (decode them first)")
-        tokens = [s.split() if isinstance(s, str) else list(s) for s in sentences]
+        tokens = [self.tokenize(s) if isinstance(s, str) else list(s) for s in sentences]
         for i, t in enumerate(tokens):
             if not t:
                 raise ValueError(f"sentences[{i}]: empty; expected at least one token")
