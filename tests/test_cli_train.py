@@ -287,3 +287,15 @@ def test_frontier_marks_the_pareto_points():
     assert parse_models("qklstm-q8-r16-l2")[0][2] == {"n_qubits": 8, "n_references": 16, "layers": 2}
     with pytest.raises(ValueError, match="-r8 does not apply to lstm"):
         parse_models("lstm-r8")
+
+
+def test_train_help_states_each_default_once_and_only_where_there_is_one():
+    from qklstm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    assert "hourly" not in sub.description
+    for action in sub._actions:
+        text = action.help or ""
+        assert "(default: unset)" not in text and text.count("(default:") <= 1, (action.dest, text)
+    max_gap = next(a for a in sub._actions if a.dest == "max_gap").help
+    assert max_gap.endswith("(default: a day's worth of sub-daily steps, else 3)")

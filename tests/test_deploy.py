@@ -209,6 +209,20 @@ def test_cli_export_writes_the_model_and_its_vocabulary(pos_run, tmp_path):
     assert tags == tagger.predict([sentence])[0]
 
 
+def test_cli_onnx_export_says_only_what_it_wrote(pos_run, tmp_path):
+    """torch's exporter logs a line per torchvision op it skips (torchvision is not needed here): none reach the
+    user."""
+    pytest.importorskip("onnx")
+    out = tmp_path / "pos.onnx"
+    done = subprocess.run(
+        [sys.executable, "-m", "qklstm", "export", str(pos_run), "--format", "onnx", "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout.startswith(f"wrote {out} (") and out.exists()
+
+
 def test_cli_export_refuses_a_bad_format(pos_run, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "qklstm", "export", str(pos_run), "--format", "tflite", "--out", str(tmp_path / "x")],

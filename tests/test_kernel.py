@@ -655,6 +655,7 @@ def test_gram_numpy_with_sklearn_svc():
         "qklstm.kernels.fidelity",
         "qklstm.checks",
         "qklstm.train.config_io",
+        "qklstm.train.metrics",
         "qklstm.data.conll",
         "qklstm.data.retag",
         "qklstm.data.tokenize",

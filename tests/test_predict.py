@@ -99,8 +99,9 @@ def test_forecast_from_the_command_line(forecast_run, tmp_path):
     assert rows[0] == "row,time,pm2.5_forecast,steps_ahead" and len(rows) == 1 + 500 - 6 + 1
     times, want = qklstm.load(forecast_run).predict(SLICE, return_times=True)
     assert [float(r.split(",")[2]) for r in rows[1:]] == pytest.approx(want, rel=1e-5)  # printed with 6 digits
-    # the slice starts 2011-04-08 00:00 (hourly): the first window of 6 ends at 05:00
-    assert rows[1].split(",")[:2] == ["6", "2011-04-08 05:00"] and str(times[0])[:16] == "2011-04-08T05:00"
+    # the slice starts 2011-04-08 00:00 (hourly): the first window of 6 ends at 05:00 (row 6), so its forecast one
+    # step ahead is for row 7, 06:00, where evaluation's plots draw it
+    assert rows[1].split(",")[:2] == ["7", "2011-04-08 06:00"] and str(times[0])[:16] == "2011-04-08T06:00"
 
 
 #: a UD-style file: comments, a multi-word token, an empty node, every column filled, a word whose FORM is a tag

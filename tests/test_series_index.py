@@ -63,8 +63,22 @@ def test_a_segment_too_short_for_a_window_is_refused_with_the_gap(tmp_path):
     with pytest.raises(ValueError) as err:
         load_timeseries(path, target="y", window=6)
     msg = str(err.value)
-    assert "the dev split (rows 42-50) has no stretch of 7 steps without a gap longer than --max-gap 3" in msg
-    assert "5 missing weekly steps in 1 gap (2011-11-13 to 2011-12-11)" in msg and "\n" not in msg
+    assert "the dev split (rows 42-50, 2011-10-23 to 2011-12-18) has no stretch of 7 steps without a gap longer " in msg
+    assert "its longest is 3 (s.csv: 5 steps in gaps longer than 3 in 1 gap (2011-11-13 to 2011-12-11))" in msg
+    assert "\n" not in msg
+
+
+def test_a_split_too_short_for_a_window_is_named_as_such_not_by_a_gap_elsewhere(tmp_path):
+    """A wide file whose second column starts late: the gap is in the training span, the dev split is short."""
+    path = _weekly(tmp_path, n=60)
+    rows = path.read_text().splitlines()
+    rows = [rows[0] + ",z"] + [r + ("," if i < 20 else f",{i}") for i, r in enumerate(rows[1:])]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError) as err:
+        load_timeseries(path, target="y", covariates="z", window=9)
+    msg = str(err.value)
+    assert msg.startswith("window, horizon: the dev split (rows 42-50, 2011-10-23 to 2011-12-18) has 9 rows, fewer ")
+    assert "than window + horizon = 10; choose a smaller --window" in msg and "empty values" not in msg
 
 
 def test_a_numeric_year_column_in_any_case(tmp_path):

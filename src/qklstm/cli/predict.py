@@ -120,8 +120,9 @@ def _format(item, tags, fmt: str) -> str:
 
 
 def _forecast(model, args, name: str, out) -> None:
-    """Forecasts of a CSV with the training columns: ``row`` (the window's last step on the series' grid,
-    1-based), ``time`` (that step's time) and the forecast ``horizon`` steps later, in the target's units."""
+    """Forecasts of a CSV with the training columns: ``row`` and ``time`` of the step forecast (``horizon`` steps
+    after the window's last step on the series' grid, rows 1-based; the time evaluation's plots show it at), the
+    forecast in the target's units, and ``steps_ahead``."""
     import csv
     import tempfile
 
@@ -147,7 +148,7 @@ def _forecast(model, args, name: str, out) -> None:
     w.writerow(["row", "time", f"{target}_forecast", "steps_ahead"])
     for i, (t, v) in enumerate(zip(times, values)):
         if not np.isnan(v):
-            w.writerow([i + window, format_time(t), f"{v:.6g}", horizon])
+            w.writerow([i + window + horizon, format_time(t), f"{v:.6g}", horizon])
     skipped = int(np.isnan(values).sum())
     if skipped:
         print(

@@ -28,11 +28,12 @@ def add_train_options(parser, exclude=(), only=None) -> None:
             continue
         meta = f.metadata
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        shown = default if default is not None else "unset"
+        default, text = f.default, meta["help"]
         if f.name == "data":
-            shown = "brown for pos, beijing-pm25 for forecast"
-        kw = dict(default=argparse.SUPPRESS, help=f"{meta['help']} (default: {shown})")
+            text += " (default: brown for pos, beijing-pm25 for forecast)"
+        elif default is not None and "default" not in text:  # None: unset, the help says what happens then
+            text += f" (default: {default})"
+        kw = dict(default=argparse.SUPPRESS, help=text)
         kind = meta.get("kind") or type(default)
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
@@ -83,7 +84,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a tagger (pos) or a forecaster (forecast) on real data",
-        description=f"Train {', '.join(MODELS)} on Brown/CoNLL-U tagging or an hourly series. "
+        description=f"Train {', '.join(MODELS)} on Brown/CoNLL-U tagging or a regular series with a time column. "
         "Writes RUN_DIR/metrics.csv, metrics.png, config.toml, last.pt and best.pt.",
     )
     p.add_argument(
@@ -104,6 +105,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..train import distributed, resume, train
+    from ..train.metrics import format_seconds
 
     progress = not args.no_progress
     if args.resume:
@@ -122,7 +124,8 @@ def run(args) -> int:
         return 0
     best = summary["best_dev"]
     print(
-        f"done: {summary['epochs']} epoch(s), {summary['seconds_per_epoch']:.1f} s per epoch (training); best dev "
+        f"done: {summary['epochs']} epoch(s), {format_seconds(summary['seconds_per_epoch'])} per epoch (training); "
+        f"best dev "
         f"{summary['metric']} {best:.4f} at epoch {summary['best_epoch']}; run folder {summary['run_dir']}"
     )
     return 0

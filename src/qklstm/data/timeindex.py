@@ -26,6 +26,7 @@ __all__ = [
     "TimeStep",
     "find_time_columns",
     "format_time",
+    "steps_after",
     "infer_step",
     "on_grid",
     "parse_times",
@@ -198,6 +199,20 @@ def on_grid(times: np.ndarray, step: TimeStep, where: str) -> tuple[np.ndarray, 
             f"{format_time(times[0])} (a regular series is expected: one row per step, missing steps allowed)"
         )
     return grid, rows
+
+
+def steps_after(times: np.ndarray, step: TimeStep, k: int) -> np.ndarray:
+    """``times`` moved ``k`` steps on along their grid (calendar months for monthly steps).
+
+    >>> t = np.array(["2011-01-31", "2011-02-28"], dtype="datetime64[ns]")
+    >>> [format_time(x) for x in steps_after(t, TimeStep(1, "monthly", 12, months=True), 1)]
+    ['2011-02-28', '2011-03-31']
+    >>> steps_after(np.array([1700.0, 1701.0]), TimeStep(1.0, "yearly"), 2).tolist()
+    [1702.0, 1703.0]
+    """
+    if not step.is_time:
+        return times + k * step.size
+    return (pd.DatetimeIndex(times) + k * step.offset(times)).to_numpy()
 
 
 def format_time(t) -> str:

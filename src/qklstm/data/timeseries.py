@@ -39,7 +39,7 @@ import numpy as np
 
 from .cache import dataset_info, require_dataset
 from .cleaning import encode_rows, fill_categorical, fill_rows, interpolate_missing, one_hot
-from .gaps import runs, unfillable
+from .gaps import describe_runs, runs, unfillable
 from .table import (
     BEIJING_CATEGORICAL,
     BEIJING_COVARIATES,
@@ -49,6 +49,7 @@ from .table import (
     read_beijing_pm25,
     read_timeseries_csv,
 )
+from .timeindex import format_time
 from .windows import (
     MAPE_EPSILON,
     StandardScaler,
@@ -217,15 +218,22 @@ def _fill_segment(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, d
     )
 
 
-def _no_windows(name: str, a: int, b: int, window: int, horizon: int, max_gap: int, gaps: list[str]) -> ValueError:
-    if not gaps:
+def _no_windows(table: TimeSeriesTable, name: str, a: int, b: int, window: int, horizon: int, max_gap: int):
+    """The reason split ``name`` (rows ``[a, b)``) has no window: too few rows, or gaps of its own."""
+    need, times = window + horizon, table.times
+    span = f"rows {a}-{b - 1}, {format_time(times[a])} to {format_time(times[b - 1])}" if b > a else "no rows"
+    if b - a < need:
         return ValueError(
-            f"window, horizon: {b - a} rows are too few for window={window} and horizon={horizon} "
-            f"(need at least window + horizon rows in every split; the {name} split has {b - a} rows)"
+            f"window, horizon: the {name} split ({span}) has {b - a} rows, fewer than window + horizon = {need}; "
+            "choose a smaller --window or --horizon, or a longer series (the splits are 70/15/15% of its rows)"
         )
+    cut = unfillable([v[a:b] for v in table.numeric.values()], max_gap)
+    longest = max((e - s for s, e in runs(~cut)), default=0)
+    where = describe_runs(cut, times[a:b], table.step, f"steps in gaps longer than {max_gap}", Path(table.source).name)
     return ValueError(
-        f"window, horizon: the {name} split (rows {a}-{b - 1}) has no stretch of {window + horizon} steps "
-        f"without a gap longer than --max-gap {max_gap} ({'; '.join(gaps)})"
+        f"window, horizon: the {name} split ({span}) has no stretch of {need} steps without a gap longer than "
+        f"--max-gap {max_gap}, its longest is {longest} ({where}); raise --max-gap to fill such gaps or choose a "
+        "smaller --window"
     )
 
 
@@ -255,7 +263,7 @@ def prepare_timeseries(
     names = numeric_names + [f"{c}={v}" for c in table.categorical for v in categories[c]]
     encoded = {n: [(a, b, encode_rows(*s[:2], numeric_names, categories)) for a, b, s in spans[n]] for n in SPLITS}
     if not encoded["train"]:
-        raise _no_windows("train", *bounds[0], window, horizon, max_gap, gaps)
+        raise _no_windows(table, "train", *bounds[0], window, horizon, max_gap)
     train_rows = np.concatenate([x for _, _, x in encoded["train"]])
     scaler = StandardScaler.fit(train_rows, names, skip=names[len(numeric_names) :], target_index=0)
     level = np.full(len(table), np.nan)
@@ -271,7 +279,7 @@ def prepare_timeseries(
                 rows = np.arange(a + first, b)
                 parts.append((wx, wy, observed_target[rows], rows))
         if not parts:
-            raise _no_windows(name, lo, hi, window, horizon, max_gap, gaps)
+            raise _no_windows(table, name, lo, hi, window, horizon, max_gap)
         sets[name] = WindowSet(*(np.concatenate(p) for p in zip(*parts)))
     filled = {
         n: {c: sum(s[2][c] for _, _, s in spans[n]) for c in (*table.numeric, *table.categorical)} for n in SPLITS

@@ -16,7 +16,7 @@ from . import distributed
 from .checkpoint import BEST, LAST, load_weights, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .loop import Callback
-from .metrics import plot_history, write_history
+from .metrics import format_seconds, plot_history, write_history
 from .runfolder import RunFolder
 
 __all__ = ["Run", "RunSummary", "StepHook", "check_layout"]
@@ -108,7 +108,7 @@ class Run(Callback):
         tr = self.history[-2]
         self.log(
             f"epoch {epoch}/{cfg.epochs}: train loss {tr['loss']:.4f} {task.metric} {tr[task.metric]:.4f} "
-            f"({seconds:.1f} s) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
+            f"({format_seconds(seconds)}) | dev loss {dev['loss']:.4f} {task.metric} {dev[task.metric]:.4f}"
             + (" *" if improved else "")
         )
         if self.stopped_early:

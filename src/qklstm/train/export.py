@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import io as _io
+import logging
 import warnings
 from pathlib import Path
 
@@ -66,11 +67,18 @@ def export_model(deploy, examples: tuple, fmt: str, out) -> Path:
         shapes = {"windows": {0: batch, 1: length}, "tokens": {0: batch, 1: length}, "lengths": {0: batch}}
         shapes["chars"] = {0: batch, 1: length, 2: word}
         shapes = tuple(shapes[name] for name in names)
+        # the exporter's notes on its own internals, and its log lines about torchvision's ops (not used here)
+        registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+        level = registration.level
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-            program = torch.onnx.export(
-                deploy, examples, dynamic_shapes=shapes, input_names=names, verbose=False, report=False
-            )
+            warnings.simplefilter("ignore")
+            registration.setLevel(logging.ERROR)
+            try:
+                program = torch.onnx.export(
+                    deploy, examples, dynamic_shapes=shapes, input_names=names, verbose=False, report=False
+                )
+            finally:
+                registration.setLevel(level)
         data = program.model_proto.SerializeToString()
     else:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")

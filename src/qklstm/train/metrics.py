@@ -85,6 +85,17 @@ def mean_std(values) -> tuple[float, float]:
     return m, s
 
 
+def format_seconds(seconds: float) -> str:
+    """A duration as a person reads it: tenths of a second, or milliseconds where those would round to 0.
+
+    >>> format_seconds(12.34), format_seconds(0.0449), format_seconds(0.0004)
+    ('12.3 s', '45 ms', '0.4 ms')
+    """
+    if seconds >= 0.05:
+        return f"{seconds:.1f} s"
+    return f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else f"{seconds * 1000:.1f} ms"
+
+
 def by_label(runs: list[dict]) -> dict[str, list[dict]]:
     """A comparison's runs grouped by their model spec (``run["label"]``), in order of first appearance."""
     groups: dict = {}

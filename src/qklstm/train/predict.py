@@ -23,6 +23,7 @@ import torch
 from ..data import Vocabulary, pad_batch
 from ..data.characters import encode_characters, pad_characters
 from ..data.gaps import unfillable
+from ..data.timeindex import steps_after
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from ..data.tokenize import tokenize
 from .checkpoint import load_run_checkpoint, load_weights
@@ -143,10 +144,11 @@ class Forecaster:
         columns, an array ``(rows, features)`` in the order of :attr:`columns` (rows one step apart).
         Missing numbers are filled by linear interpolation over the rows given; a window that meets a run of
         missing values longer than the run's ``max_gap`` (the training split's rule) gets NaN, as no training
-        window crossed such a gap. ``return_times``: also the time of each window's last step (the file's
-        times; row numbers for other data).
+        window crossed such a gap. ``return_times``: also the time each forecast is for, ``horizon`` steps
+        after its window's last step on the file's grid (as evaluation's plots show it; row numbers counted
+        from 0 for other data).
         """
-        numeric, cats, times, where = self._columns(data)
+        numeric, cats, times, step, where = self._columns(data)
         window = self.config.window
         if len(numeric[self.numeric[0]]) < window:
             raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
@@ -162,26 +164,31 @@ class Forecaster:
         ]
         values = self.scaler.inverse_target(torch.cat(out).double().numpy())
         values[np.lib.stride_tricks.sliding_window_view(cut, window).any(1)] = np.nan
-        return (times[window - 1 :], values) if return_times else values
+        if not return_times:
+            return values
+        last = times[window - 1 :]
+        ahead = self.config.horizon
+        return (steps_after(last, step, ahead) if step is not None else last + ahead), values
 
     def _columns(self, data):
-        """``(numeric columns, categorical columns, times or None, a name for messages)`` of ``data``."""
+        """``(numeric columns, categorical columns, times or row numbers, the grid's step or None, a name for
+        messages)`` of ``data``."""
         if isinstance(data, (str, os.PathLike)):
             table = read_timeseries_csv(
                 data, self.numeric[0], self.numeric[1:], list(self.categories), time_column=self.config.time_column
             )
-            return table.numeric, table.categorical, table.times, str(data)
+            return table.numeric, table.categorical, table.times, table.step, str(data)
         if hasattr(data, "keys"):
             missing = [c for c in self.columns if c not in data.keys()]
             if missing:
                 raise ValueError(f"data: columns {missing} are missing (the run was trained on {self.columns})")
             numeric = {c: np.asarray(data[c], dtype=float) for c in self.numeric}
             rows = np.arange(len(numeric[self.numeric[0]]))
-            return numeric, {c: [str(v) for v in data[c]] for c in self.categories}, rows, "data"
+            return numeric, {c: [str(v) for v in data[c]] for c in self.categories}, rows, None, "data"
         array = np.asarray(data, dtype=float)
         if self.categories or array.ndim != 2 or array.shape[1] != len(self.numeric):
             raise ValueError(
                 f"data: expected a CSV path, a mapping of the columns {self.columns}, or an array "
                 f"(rows, {len(self.numeric)}) of {self.numeric}; got shape {array.shape}"
             )
-        return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, np.arange(len(array)), "data"
+        return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, np.arange(len(array)), None, "data"
