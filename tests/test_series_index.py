@@ -189,8 +189,9 @@ def test_a_forecaster_gives_no_forecast_across_a_gap_no_training_window_crossed(
     assert rc == 0, err
     times, values = qklstm.load(tmp_path / "run").predict(path, return_times=True)
     assert len(values) == 100 - 4 + 1 and np.isfinite(values[:85]).all() and np.isfinite(values[93:]).all()
-    # the windows whose four steps meet rows 88-92 start at rows 85 to 92 (and end at 88 to 95)
-    assert np.isnan(values[85:93]).all() and times[85] == np.datetime64("2011-01-02") + np.timedelta64(7 * 88, "D")
+    # the windows whose four steps meet rows 88-92 start at rows 85 to 92 (and end at 88 to 95); the first of them
+    # forecasts row 89, a week after its last
+    assert np.isnan(values[85:93]).all() and times[85] == np.datetime64("2011-01-02") + np.timedelta64(7 * 89, "D")
     rc, out, err = run_cli(capsys, "predict", tmp_path / "run", path)
     assert rc == 0 and len(out.splitlines()) == 1 + 97 - 8
     assert "8 windows meet a gap longer than 3 steps and have no forecast" in err
