@@ -1,12 +1,12 @@
-"""``python -m benchmarks [kernel|training|memory|edge|gpu] [options]``; with no name, all in turn (gpu only where
-a CUDA device is)."""
+"""``python -m benchmarks [kernel|training|memory|edge|gpu|convergence] [options]``; with no name, all in turn (gpu
+only where a CUDA device is)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("kernel", "training", "memory", "edge", "gpu")
+NAMES = ("kernel", "training", "memory", "edge", "gpu", "convergence")
 
 
 def main(argv=None) -> int:

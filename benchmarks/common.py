@@ -49,8 +49,9 @@ def machine() -> str:
 
 
 def report(name: str, rows: list[dict], measurements: list, out: Path | None) -> Path:
-    """Print the Compare table and the ratios; write the rows as CSV."""
-    tb.Compare(measurements).print()
+    """Print the Compare table (of ``measurements``, if any) and the ratios; write the rows as CSV."""
+    if measurements:
+        tb.Compare(measurements).print()
     for r in rows:
         if r.get("baseline"):
             print(f"{r['case']}: {r['implementation']} / {r['baseline']} = {r['ratio']:.2f}x")

@@ -299,3 +299,15 @@ def test_train_help_states_each_default_once_and_only_where_there_is_one():
         assert "(default: unset)" not in text and text.count("(default:") <= 1, (action.dest, text)
     max_gap = next(a for a in sub._actions if a.dest == "max_gap").help
     assert max_gap.endswith("(default: a day's worth of sub-daily steps, else 3)")
+
+
+def test_64_qubits_train_with_the_product_form_and_a_full_state_map_is_refused_in_one_line(tmp_path, capsys):
+    """The one-layer paper map never builds a state, so its size is not bounded by memory; a two-layer map of 64
+    qubits would need 2**64 amplitudes and is refused before anything runs."""
+    base = cli_args({**TINY_POS, "model": "qklstm", "n_qubits": 64, "epochs": 1}) + ["--no-progress"]
+    rc, out, err = run_cli(capsys, "train", *base, "--out", tmp_path / "q64")
+    assert rc == 0, err
+    assert "64 qubits" in out and load_checkpoint(tmp_path / "q64" / "last.pt")["config"]["n_qubits"] == 64
+    rc, _, err = run_cli(capsys, "train", *base, "--layers", "2", "--out", tmp_path / "full")
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "n_qubits: one state of 64 qubits (2**64 amplitudes x 8 bytes) needs" in err

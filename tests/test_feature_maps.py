@@ -208,7 +208,7 @@ def test_bad_constructor_arguments(make, match):
         make()
 
 
-@pytest.mark.parametrize("make", [lambda: FeatureMap.paper(40), lambda: FeatureMap.zz(40)])
+@pytest.mark.parametrize("make", [lambda: FeatureMap.paper(40, layers=2), lambda: FeatureMap.zz(40)])
 def test_too_many_qubits_names_n_qubits_and_the_memory_needed(make):
     with pytest.raises(ValueError, match=r"^n_qubits: .*needs \d+(\.\d+)? TiB") as err:
         make()
@@ -231,6 +231,32 @@ def test_too_many_qubits_names_n_qubits_and_the_memory_needed(make):
 def test_bad_features_raise_value_error_naming_x(x, match):
     with pytest.raises(ValueError, match=match):
         FeatureMap.paper(3, layers=2)(x)
+
+
+def _one_qubit_state(a: float) -> np.ndarray:
+    """RY(a) RZ(a) H |0> as a dense 2-vector (the paper map's one layer on one qubit)."""
+    h = np.array([[1, 1], [1, -1]]) / math.sqrt(2)
+    rz = np.diag([np.exp(-0.5j * a), np.exp(0.5j * a)])
+    ry = np.array([[math.cos(a / 2), -math.sin(a / 2)], [math.sin(a / 2), math.cos(a / 2)]])
+    return ry @ rz @ h @ np.array([1, 0])
+
+
+@pytest.mark.parametrize("n", [64, 128])
+def test_a_product_form_map_of_any_size_builds_no_state_and_gives_the_product_of_one_qubit_overlaps(n):
+    """A one-layer paper map of 64 or 128 qubits (2**n amplitudes could never be held): its kernel against a dense
+    one-qubit reference, multiplied over the qubits."""
+    from qklstm import FidelityKernel
+
+    g = torch.Generator().manual_seed(n)
+    x, y = 0.3 * torch.randn(3, n, generator=g, dtype=torch.float64), 0.3 * torch.randn(2, n, generator=g).double()
+    K = FidelityKernel(FeatureMap.paper(n))(x, y)
+    want = np.ones((3, 2))
+    for i in range(3):
+        for j in range(2):
+            for q in range(n):
+                want[i, j] *= abs(np.vdot(_one_qubit_state(float(y[j, q])), _one_qubit_state(float(x[i, q])))) ** 2
+    np.testing.assert_allclose(K.numpy(), want, rtol=1e-10)  # n products of float64 factors: ~n ulp
+    assert want.min() > 1e-12  # the test would be blind if the values had all underflowed to 0
 
 
 def test_forward_checks_memory_before_simulating(monkeypatch):

@@ -147,21 +147,33 @@ class RecurrentCell(nn.Module):
         ``readout`` Linear), else ``(4, H, F)`` and ``(4, H)``."""
         return self.readout.weight, self.readout.bias
 
-    @torch.no_grad()
-    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
-        """Initialise the readout from real inputs ``data`` ``(M, input_size)``, taken as first steps
-        (``h = 0``): over them every gate pre-activation starts with mean 0 and standard deviation ``gain``
-        (:func:`~qklstm.models.init.unit_variance_`), whatever the range of the features it reads."""
+    def first_step_inputs(self, data: torch.Tensor) -> torch.Tensor:
+        """Real inputs ``data`` ``(M, input_size)`` as the first step's projected cell inputs (``h = 0``),
+        checked."""
         x = torch.as_tensor(data)
         if x.dim() != 2 or x.shape[1] != self.input_size or not x.is_floating_point() or not len(x):
             raise ValueError(f"data: expected a float tensor (M, {self.input_size}), got {tuple(x.shape)} {x.dtype}")
         if not all_finite(x):
             raise ValueError("data: holds NaN or inf values; features must be finite")
-        weight, bias = self.readout_parameters()
+        weight = self.readout_parameters()[0]
         x = x.to(weight.device, weight.dtype)
-        z = project_step(self.projection, self.state_size, self.embed_inputs(x), x.new_zeros(len(x), self.state_size))
-        unit_variance_(weight, bias, self.readout_features(z, self.prepare()), gain)
+        h = x.new_zeros(len(x), self.state_size)
+        return project_step(self.projection, self.state_size, self.embed_inputs(x), h)
+
+    @torch.no_grad()
+    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
+        """Initialise the readout from real inputs ``data`` ``(M, input_size)``, taken as first steps
+        (``h = 0``): over them every gate pre-activation starts with mean 0 and standard deviation ``gain``
+        (:func:`~qklstm.models.init.unit_variance_`), whatever the range of the features it reads."""
+        z = self.first_step_inputs(data)
+        weight, bias = self.readout_parameters()
+        features = self.readout_features(z, self.prepare())
+        unit_variance_(weight, bias, self.standardized_features(features), gain)
         return self
+
+    def standardized_features(self, features: torch.Tensor) -> torch.Tensor:
+        """What the readout weights multiply, from :meth:`readout_features` (the features themselves here)."""
+        return features
 
     def forward(self, input: torch.Tensor, hx=None):
         x, hx, unbatched = check_cell_input(

@@ -80,7 +80,7 @@ def freeze(cell) -> FrozenCell:
     else:  # a map the export engine simulates gate by gate; no engine reads its affine
         weight = projection.weight
         (w, b), L, entangler = (weight.new_ones(1, Q), weight.new_zeros(1, Q)), 1, "chain"
-    A, bias = cell.readout_parameters()
+    A, bias = cell.folded_readout()
     if bias is None:  # bias=False: no b_g
         bias = A.new_zeros(A.shape[:-1])
     if A.dim() == 2:  # one readout for all four gates

@@ -28,12 +28,16 @@ from ..kernels import FidelityKernel, ProjectedKernel
 from ..quantum import FeatureMap
 from .cell import RecurrentCell
 from .frozen import freeze
+from .init import GAIN
 from .rnn import RecurrentBase
 
-__all__ = ["QKLSTMCell", "QKLSTM", "GATES"]
+__all__ = ["QKLSTMCell", "QKLSTM", "GATES", "SPREAD_FLOOR"]
 
 #: Gate order of every per-gate tensor: the three sigmoid gates, then the cell candidate.
 GATES = ("input", "forget", "output", "cell")
+#: the least spread a standardized kernel value is divided by: a reference whose kernel values do not move over
+#: the inputs (concentrated) is not amplified into noise (as :func:`~qklstm.models.init.unit_variance_`'s floor)
+SPREAD_FLOOR = 1e-3
 
 
 def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> FeatureMap:
@@ -74,6 +78,15 @@ class QKLSTMCell(RecurrentCell):
             all gates, as in the paper preset.
         diff_method, shots, seed: passed to the kernel.
         bias: ``False`` drops the readout's bias ``b_g`` (as ``nn.LSTMCell(bias=False)`` drops its biases).
+        standardize: :meth:`init_readout` also sets, per gate and reference, the mean and spread of the kernel
+            values over real inputs, and the readout reads ``(k - mean) / spread``. The gate is still a weighted
+            sum of kernel values plus a bias (``alpha / spread`` and ``b - alpha . mean / spread``, what
+            :meth:`freeze` hands the engines); what changes is the scale of ``alpha`` and ``b``. Without it,
+            kernel values that vary by a few hundredths need weights of tens to reach unit pre-activations, and
+            Adam's steps of size ``lr`` move them by a tiny share: the QK-LSTM learned several times slower
+            than the LSTM on real treebanks (issue 38).
+        angle_std: :meth:`init_references` first rescales the projection so that real inputs' angles spread
+            this many radians per qubit (0: ``nn.Linear``'s initialisation, whose angles spread a few tenths).
         proj_size, device, dtype: as in ``nn.LSTM`` (a layer passes ``proj_size``; the cell then reads and
             returns ``h`` of ``proj_size`` features, ``h_t = W_hr (o_t * tanh(c_t))``).
         kernel: ``"fidelity"`` (:class:`~qklstm.kernels.FidelityKernel`, the paper's) or ``"projected"``
@@ -83,6 +96,8 @@ class QKLSTMCell(RecurrentCell):
         references: ``(4, N, n_qubits)``, gates in the order of :data:`GATES` (input, forget, output, cell).
         alpha: ``(4, hidden_size, N)`` (or the ``readout`` Linear when shared).
         bias: ``(4, hidden_size)``.
+        kernel_mean, kernel_scale: ``(4, N)`` buffers (``(1, N)`` with a shared readout), zeros and ones until
+            :meth:`init_readout` of a ``standardize`` cell sets them.
 
     Shape:
         - input: ``(B, input_size)`` or ``(input_size,)``; hx: ``(h, c)`` each ``(B, hidden_size)``.
@@ -112,6 +127,8 @@ class QKLSTMCell(RecurrentCell):
         seed: int | None = None,
         kernel: str = "fidelity",
         gamma: float = 1.0,
+        standardize: bool = False,
+        angle_std: float = 0.0,
     ):
         super().__init__(
             input_size, hidden_size, bias=bias, proj_size=proj_size, n_qubits=n_qubits, n_references=n_references
@@ -133,7 +150,10 @@ class QKLSTMCell(RecurrentCell):
             seed=seed,
             kernel=kernel,
             gamma=gamma,
+            standardize=standardize,
+            angle_std=angle_std,
         )
+        self.angle_std = float(angle_std)
         self.n_qubits, self.n_references = n_qubits, n_references
         self.references_mode, self.shared_readout = references, bool(shared_readout)
         self.share_feature_map = bool(share_feature_map) or isinstance(feature_map, FeatureMap)
@@ -173,6 +193,12 @@ class QKLSTMCell(RecurrentCell):
             self.readout = None
             self.alpha = nn.Parameter(torch.empty(len(GATES), hidden_size, n_references))
             self.bias = nn.Parameter(torch.empty(len(GATES), hidden_size)) if bias else None
+        # what the readout subtracts from and divides the kernel values by (identity unless standardized)
+        groups = 1 if self.shared_readout else len(GATES)
+        self.standardize, self.standardized = bool(standardize), False
+        self.register_buffer("kernel_mean", torch.zeros(groups, n_references))
+        self.register_buffer("kernel_scale", torch.ones(groups, n_references))
+        self.register_load_state_dict_post_hook(_note_standardized)
         self.reset_parameters()
         self._to_factory(device, dtype)
 
@@ -211,6 +237,8 @@ class QKLSTMCell(RecurrentCell):
         current projection), or the input space ``(M, input_size)`` (taken
         with ``h = 0``). ``method``: ``"subset"`` draws ``4 N`` distinct rows
         (``N`` per gate), ``"kmeans"`` uses ``N`` k-means centres for every gate.
+        With ``angle_std`` and data outside the qubits' space, the projection is first rescaled (and
+        centred) so that the projected data spread ``angle_std`` radians on every qubit.
         """
         data = torch.as_tensor(data)
         if data.dim() != 2 or not data.is_floating_point():
@@ -220,6 +248,8 @@ class QKLSTMCell(RecurrentCell):
         if data.shape[1] == self.input_size and data.shape[1] not in (self.n_qubits, concat):
             data = torch.cat([data.new_zeros(data.shape[0], self.state_size), data], 1)
         if data.shape[1] == concat and self.projection is not None:
+            if self.angle_std:
+                _spread_angles(self.projection, data, self.angle_std)
             data = self.projection(data)
         if data.shape[1] != self.n_qubits:
             raise ValueError(
@@ -278,7 +308,14 @@ class QKLSTMCell(RecurrentCell):
             return k.reshape(z.shape[0], len(GATES), self.n_references).transpose(0, 1)
         return torch.stack([k.gram(k.prepare(z, validate=False), ctx) for k, ctx in zip(self.kernels, context)], 0)
 
+    def standardized_features(self, k: torch.Tensor) -> torch.Tensor:
+        """Kernel values ``(4, B, N)`` as the readout reads them: ``(k - mean) / spread`` when standardized."""
+        if not self.standardized:
+            return k
+        return (k - self.kernel_mean.unsqueeze(1)) / self.kernel_scale.unsqueeze(1)
+
     def apply_readout(self, k: torch.Tensor) -> torch.Tensor:
+        k = self.standardized_features(k)
         if self.readout is not None:
             return self.readout(k)
         k = k.to(self.alpha.dtype)
@@ -291,10 +328,58 @@ class QKLSTMCell(RecurrentCell):
             return self.readout.weight, self.readout.bias
         return self.alpha, self.bias
 
+    def folded_readout(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`readout_parameters` acting on the raw kernel values: the standardisation folded into the
+        weights and the bias (``alpha / spread``, ``b - (alpha / spread) . mean``), so that the gates are the
+        weighted sums of kernel values the paper writes; the parameters themselves when not standardized."""
+        weight, bias = self.readout_parameters()
+        if not self.standardized:
+            return weight, bias
+        scale, mean = self.kernel_scale, self.kernel_mean
+        if weight.dim() == 2:  # one readout for every gate: one row of statistics
+            scale, mean = scale[0], mean[0]
+        weight = weight / scale.unsqueeze(-2)
+        shift = (weight * mean.unsqueeze(-2)).sum(-1)
+        return weight, (-shift if bias is None else bias - shift)
+
+    @torch.no_grad()
+    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
+        """:meth:`RecurrentCell.init_readout`; a ``standardize`` cell first sets :attr:`kernel_mean` and
+        :attr:`kernel_scale` from the kernel values of ``data`` (taken as first steps, ``h = 0``)."""
+        if self.standardize:
+            self.standardized = False  # the statistics of the raw kernel values
+            k = self.readout_features(self.first_step_inputs(data), self.prepare())  # (4, M, N)
+            if self.shared_readout:
+                k = k.transpose(0, 1).reshape(1, -1, self.n_references)
+            self.kernel_mean.copy_(k.mean(1))
+            self.kernel_scale.copy_(k.std(1, correction=0).clamp_min(SPREAD_FLOOR))
+            self.standardized = True
+        return super().init_readout(data, gain)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("kernel_mean", "kernel_scale"):  # saved before the statistics existed: the identity
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone().fill_(name == "kernel_scale"))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def freeze(self):
         """The cell as one record of tensors every engine reads (:class:`~qklstm.models.frozen.FrozenCell`),
         built from the parameters on every call so that autograd flows through it."""
         return freeze(self)
+
+
+@torch.no_grad()
+def _spread_angles(projection: nn.Linear, data: torch.Tensor, std: float) -> None:
+    """Rescale ``projection`` in place so that its outputs on ``data`` have mean 0 and deviation ``std``."""
+    z = projection(data)
+    mean, spread = z.mean(0), z.std(0, correction=0).clamp_min(torch.finfo(z.dtype).eps)
+    projection.weight.mul_((std / spread).unsqueeze(1))
+    projection.bias.sub_(mean).mul_(std / spread)
+
+
+def _note_standardized(cell: QKLSTMCell, incompatible) -> None:
+    """After ``load_state_dict``: the readout standardizes when the loaded statistics are not the identity (a
+    checkpoint saved before the buffers existed loads them as the identity, and runs as it was trained)."""
+    cell.standardized = bool((cell.kernel_mean != 0).any() or (cell.kernel_scale != 1).any())
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:

@@ -74,6 +74,8 @@ class QKLSTMOptions(NoOptions):
     layers: int = field(default=1, metadata=_config("layers", "l"))
     kernel: str = field(default="fidelity", metadata=_config("kernel"))
     gamma: float = field(default=1.0, metadata=_config("gamma"))
+    standardize: bool = field(default=False, metadata=_config("standardize"))
+    angle_std: float = field(default=0.0, metadata=_config("angle_std"))
 
     def layer_options(self) -> dict:
         opts = asdict(self)

@@ -87,11 +87,6 @@ class FeatureMap(nn.Module):
         super().__init__()
         if not isinstance(n_qubits, int) or n_qubits < 1:
             raise ValueError(f"n_qubits: expected a positive int, got {n_qubits!r}")
-        # one state must fit (a product-form kernel needs none, but every other path simulates states);
-        # memory is read only when a state is large enough to matter
-        check_bytes(
-            state_bytes(1, n_qubits), "n_qubits", f"one state of {n_qubits} qubits (2**{n_qubits} amplitudes x 8 bytes)"
-        )
         self.n_qubits = n_qubits
         self.n_features = n_features
         # An empty buffer that follows .double()/.to(): it sets the compute dtype of maps
@@ -166,6 +161,14 @@ class FeatureMap(nn.Module):
     def extra_repr(self) -> str:
         return f"n_qubits={self.n_qubits}"
 
+    def check_state_fits(self) -> None:
+        """Refuse a map one of whose states would not fit in memory, unless its kernel is a product of one-qubit
+        overlaps (``product_form``), which never builds a state: then any number of qubits works. A subclass
+        calls it once its circuit is built (memory is read only when a state is large enough to matter)."""
+        if not self.product_form:
+            n = self.n_qubits
+            check_bytes(state_bytes(1, n), "n_qubits", f"one state of {n} qubits (2**{n} amplitudes x 8 bytes)")
+
 
 class PaperFeatureMap(FeatureMap):
     """The QK-LSTM paper's encoding circuit (method note, section 3).
@@ -212,6 +215,7 @@ class PaperFeatureMap(FeatureMap):
                 pairs.append((n - 1, 0))
             ops += [Op("CNOT", p) for p in pairs]
         self.circuit = Circuit(n, ops, 2 * layers * n)
+        self.check_state_fits()
         if self.trainable:
             self.weight = nn.Parameter(torch.empty(layers, n))
             self.bias = nn.Parameter(torch.empty(layers, n))
@@ -295,6 +299,7 @@ class ZZFeatureMap(FeatureMap):
             for j in range(n - 1):
                 ops += [Op("CNOT", (j, j + 1)), Op("P", (j + 1,), base + n + j), Op("CNOT", (j, j + 1))]
         self.circuit = Circuit(n, ops, reps * per_rep)
+        self.check_state_fits()
 
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         single = 2 * x

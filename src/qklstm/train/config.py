@@ -30,6 +30,7 @@ __all__ = [
     "MODELS",
     "OPTIMIZERS",
     "READOUT_INITS",
+    "SCHEDULES",
     "TASKS",
     "TrainConfig",
     "check_keys",
@@ -38,6 +39,9 @@ __all__ = [
 
 TASKS = ("pos", "forecast")
 OPTIMIZERS = ("adam", "sgd")
+#: ``constant``: ``--lr`` throughout; ``cosine``: a linear warm-up over a tenth of the first epoch, then a cosine
+#: decay to 0 at the last step (:func:`~qklstm.train.loop.make_scheduler`)
+SCHEDULES = ("constant", "cosine")
 #: ``data``: the readout from the statistics of its features on real inputs (``RecurrentBase.init_readout``);
 #: ``fan-in``: ``nn.Linear``'s rule; ``auto``: ``data`` for the QK-LSTM, the published rule for the baselines
 READOUT_INITS = ("auto", "data", "fan-in")
@@ -45,6 +49,8 @@ FEATURE_MAPS = ("paper", "paper-trainable", "zz")
 DEVICES = ("cpu", "cuda")
 #: the files a forecaster reads
 SERIES_SUFFIXES = (".csv", ".parquet")
+#: what a checkpoint saved before an option existed ran with (the option's value then, whatever its default now)
+LEGACY = {"schedule": "constant", "standardize": False, "angle_std": 0.0}
 #: ``--data`` when not given
 DATA_DEFAULTS = {"pos": "brown", "forecast": "beijing-pm25"}
 
@@ -176,6 +182,20 @@ class TrainConfig:
         choices=("fidelity", "projected"),
     )
     gamma: float = _opt(1.0, "qklstm, projected kernel: bandwidth gamma", group="model", minimum=1e-12)
+    standardize: bool = _opt(
+        False,
+        "qklstm: the readout reads each kernel value minus its mean over training inputs, divided by its spread "
+        "(the gate is still a weighted sum of kernel values plus a bias; the weights start at unit scale, where "
+        "Adam's steps move them)",
+        group="model",
+    )
+    angle_std: float = _opt(
+        0.0,
+        "qklstm: scale the input projection so that the first step's angles on training inputs spread this many "
+        "radians per qubit (before the references are drawn); 0: nn.Linear's initialisation",
+        group="model",
+        minimum=0.0,
+    )
     readout_init: str = _opt(
         "auto",
         "qklstm, qlstm: data (the readout from its features on training inputs: gate pre-activations of mean 0 "
@@ -193,6 +213,12 @@ class TrainConfig:
     eval_batch_size: int = _opt(256, "examples per batch when evaluating", minimum=1)
     lr: float = _opt(0.01, "learning rate", minimum=0.0)
     optimizer: str = _opt("adam", "adam or sgd", choices=OPTIMIZERS)
+    schedule: str = _opt(
+        "constant",
+        "learning-rate schedule, stepped after every batch: constant, or cosine (a linear warm-up over a tenth of "
+        "the first epoch, then a cosine decay to 0 at the last step of --epochs)",
+        choices=SCHEDULES,
+    )
     clip: float = _opt(1.0, "clip the gradient norm to this value (0: no clipping)", minimum=0.0)
     patience: int = _opt(0, "stop after this many epochs without a better dev score (0: never)", minimum=0)
     seed: int = _opt(0, "seed of the weights, the references and the data order", minimum=0)
@@ -246,7 +272,7 @@ class TrainConfig:
             data = {**data, "target_mode": "level"}
         if data.get("task", "pos") == "pos" and "char_dim" not in data:
             data = {**data, "char_dim": 0}
-        return cls.from_mapping(data, source="checkpoint config")
+        return cls.from_mapping({**LEGACY, **data}, source="checkpoint config")
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:

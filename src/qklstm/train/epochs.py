@@ -46,7 +46,7 @@ class Run(Callback):
     """A run's state and what it does after every epoch: score dev, write metrics and plot, save
     checkpoints (the first commits a fresh run to its folder), stop early."""
 
-    def __init__(self, cfg: TrainConfig, task, model, optimizer, folder: RunFolder, log):
+    def __init__(self, cfg: TrainConfig, task, model, optimizer, folder: RunFolder, log, scheduler=None):
         self.cfg, self.task, self.model, self.optimizer, self.folder, self.log = (
             cfg,
             task,
@@ -55,6 +55,7 @@ class Run(Callback):
             folder,
             log,
         )
+        self.scheduler = scheduler  # a torch.optim.lr_scheduler stepped after every optimiser step, or None
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
         self.n_params, self.n_embed = count_parameters(model), task.embedding_parameters(model)
         self.history: list[dict] = []
@@ -71,6 +72,8 @@ class Run(Callback):
         load_weights(self.model, ckpt["model"], source)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
             set_rng_state(ckpt["rng"], self.data_gen)
             self.history, self.best = list(ckpt["history"]), dict(ckpt["best"])
             self.bad_epochs, self.epoch = int(ckpt["bad_epochs"]), int(ckpt["epoch"])
@@ -80,6 +83,10 @@ class Run(Callback):
                 f"({type(err).__name__}: {str(err)[:200]})"
             ) from None
         self.stopped_early = bool(ckpt.get("stopped_early"))
+
+    def on_step(self, epoch, step, loss, model) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
 
     def on_epoch_end(self, epoch: int, stats: dict, seconds: float) -> bool:
         t0 = time.perf_counter()
@@ -128,6 +135,7 @@ class Run(Callback):
             "stopped_early": self.stopped_early,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            **({"scheduler": self.scheduler.state_dict()} if self.scheduler is not None else {}),
             "rng": rng_state(self.data_gen),
             "config": cfg.to_dict(),
             **self.task.saved_data(),

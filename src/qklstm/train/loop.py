@@ -27,7 +27,7 @@ import torch
 from ..io import writable_folder
 from ..models.engines import warm_up
 from ..models.registry import MODELS
-from .config import READOUT_INITS
+from .config import READOUT_INITS, SCHEDULES
 
 __all__ = [
     "READOUT_INITS",
@@ -38,6 +38,7 @@ __all__ = [
     "fit",
     "init_readout",
     "make_optimizer",
+    "make_scheduler",
     "quiet",
 ]
 
@@ -98,6 +99,32 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name not in ("adam", "sgd"):
         raise ValueError(f"optimizer: expected 'adam' or 'sgd', got {name!r}")
     return (torch.optim.Adam if name == "adam" else torch.optim.SGD)(params, lr=lr)
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int):
+    """The learning-rate schedule ``name`` (:data:`~qklstm.train.config.SCHEDULES`) over ``epochs`` of
+    ``steps_per_epoch`` optimiser steps, to step after each of them: ``None`` for ``constant``; for ``cosine``
+    a ``torch.optim.lr_scheduler.LambdaLR`` whose factor rises linearly over a tenth of the first epoch, then
+    falls as a half cosine to 0 at the last step.
+
+    >>> opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
+    >>> sched = make_scheduler("cosine", opt, steps_per_epoch=20, epochs=1)  # a warm-up of 2 steps
+    >>> lrs = []
+    >>> for _ in range(20):
+    ...     lrs.append(round(opt.param_groups[0]["lr"], 3)); opt.step(); sched.step()
+    >>> lrs[:2], lrs[10], lrs[-1]
+    ([0.5, 0.994], 0.5, 0.006)
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {name!r}")
+    if name == "constant":
+        return None
+    total, warm = max(1, steps_per_epoch * epochs), max(1, steps_per_epoch // 10)
+
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def check_readout_init(how: str) -> None:

@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .config_io import config_toml, set_threads
 from .data import load_task_data
 from .epochs import Run, RunSummary, StepHook, check_layout
-from .loop import TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, quiet
+from .loop import TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, make_scheduler, quiet
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
@@ -183,14 +183,9 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         if kind.references:
             model.rnn.init_references(inputs, generator=gen)
         init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
-    run = Run(
-        cfg,
-        task,
-        model,
-        make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr),
-        folder,
-        log,
-    )
+    optimizer = make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr)
+    steps = len(task.train_batches(cfg.batch_size, torch.Generator().manual_seed(0)))  # per epoch; the order aside
+    run = Run(cfg, task, model, optimizer, folder, log, make_scheduler(cfg.schedule, optimizer, steps, cfg.epochs))
     if ckpt is not None:
         run.restore(ckpt)
         if run.finished:
