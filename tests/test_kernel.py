@@ -668,6 +668,7 @@ def test_gram_numpy_with_sklearn_svc():
         "qklstm.models.frozen",
         "qklstm.models.regressor",
         "qklstm.models.chars",
+        "qklstm.models.references",
         "qklstm.models.tagger",
         "qklstm.models.registry",
         "qklstm.models.engines",

@@ -29,6 +29,7 @@ from ..quantum import FeatureMap
 from .cell import RecurrentCell
 from .frozen import freeze
 from .init import GAIN
+from .references import draw_references, spread_angles
 from .rnn import RecurrentBase
 
 __all__ = ["QKLSTMCell", "QKLSTM", "GATES", "SPREAD_FLOOR"]
@@ -38,20 +39,6 @@ GATES = ("input", "forget", "output", "cell")
 #: the least spread a standardized kernel value is divided by: a reference whose kernel values do not move over
 #: the inputs (concentrated) is not amplified into noise (as :func:`~qklstm.models.init.unit_variance_`'s floor)
 SPREAD_FLOOR = 1e-3
-
-
-def _make_feature_map(spec, n_qubits: int, layers: int, entangler: str) -> FeatureMap:
-    if isinstance(spec, FeatureMap):
-        if spec.n_features != n_qubits:
-            raise ValueError(f"feature_map: has {spec.n_features} features but n_qubits={n_qubits}")
-        return spec
-    if spec == "paper":
-        return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler)
-    if spec == "paper-trainable":
-        return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler, trainable=True)
-    if spec == "zz":
-        return FeatureMap.zz(n_qubits, reps=layers)
-    raise ValueError(f"feature_map: expected 'paper', 'paper-trainable', 'zz' or a FeatureMap, got {spec!r}")
 
 
 class QKLSTMCell(RecurrentCell):
@@ -174,7 +161,7 @@ class QKLSTMCell(RecurrentCell):
         n_maps = 1 if self.share_feature_map else len(GATES)
 
         def make_kernel():
-            fmap = _make_feature_map(feature_map, n_qubits, layers, entangler)
+            fmap = FeatureMap.named(feature_map, n_qubits, layers, entangler)
             if kernel == "fidelity":
                 return FidelityKernel(fmap, diff_method=diff_method, shots=shots, seed=seed)
             return ProjectedKernel(fmap, gamma, shots=shots, seed=seed)
@@ -249,7 +236,7 @@ class QKLSTMCell(RecurrentCell):
             data = torch.cat([data.new_zeros(data.shape[0], self.state_size), data], 1)
         if data.shape[1] == concat and self.projection is not None:
             if self.angle_std:
-                _spread_angles(self.projection, data, self.angle_std)
+                spread_angles(self.projection, data, self.angle_std)
             data = self.projection(data)
         if data.shape[1] != self.n_qubits:
             raise ValueError(
@@ -257,18 +244,7 @@ class QKLSTMCell(RecurrentCell):
                 f"{self.input_size} (input) columns, got {data.shape[1]}"
             )
         data = self.kernels[0].feature_map.validate(data, "data")
-        n_refs, n_gates = self.n_references, len(GATES)
-        if method == "subset":
-            need = n_gates * n_refs
-            if data.shape[0] < need:
-                idx = torch.randint(data.shape[0], (need,), generator=generator)
-            else:
-                idx = torch.randperm(data.shape[0], generator=generator)[:need]
-            self.references.copy_(data[idx.to(data.device)].reshape(n_gates, n_refs, self.n_qubits))
-        elif method == "kmeans":
-            self.references.copy_(_kmeans(data, n_refs, generator).unsqueeze(0).expand(n_gates, -1, -1))
-        else:
-            raise ValueError(f"method: expected 'subset' or 'kmeans', got {method!r}")
+        self.references.copy_(draw_references(data, len(GATES), self.n_references, method, generator))
         return self
 
     def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
@@ -367,34 +343,10 @@ class QKLSTMCell(RecurrentCell):
         return freeze(self)
 
 
-@torch.no_grad()
-def _spread_angles(projection: nn.Linear, data: torch.Tensor, std: float) -> None:
-    """Rescale ``projection`` in place so that its outputs on ``data`` have mean 0 and deviation ``std``."""
-    z = projection(data)
-    mean, spread = z.mean(0), z.std(0, correction=0).clamp_min(torch.finfo(z.dtype).eps)
-    projection.weight.mul_((std / spread).unsqueeze(1))
-    projection.bias.sub_(mean).mul_(std / spread)
-
-
 def _note_standardized(cell: QKLSTMCell, incompatible) -> None:
     """After ``load_state_dict``: the readout standardizes when the loaded statistics are not the identity (a
     checkpoint saved before the buffers existed loads them as the identity, and runs as it was trained)."""
     cell.standardized = bool((cell.kernel_mean != 0).any() or (cell.kernel_scale != 1).any())
-
-
-def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:
-    """``k`` centres of scikit-learn's k-means (k-means++ seeding, seeded from ``generator``)."""
-    try:
-        from sklearn.cluster import KMeans
-    except ImportError:
-        raise ValueError(
-            "method: 'kmeans' needs scikit-learn (pip install scikit-learn); 'subset' needs nothing"
-        ) from None
-    if data.shape[0] < k:
-        raise ValueError(f"data: k-means needs at least {k} rows, got {data.shape[0]}")
-    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-    fit = KMeans(k, n_init=4, random_state=seed).fit(data.detach().cpu().double().numpy())
-    return torch.as_tensor(fit.cluster_centers_, dtype=data.dtype, device=data.device)
 
 
 class QKLSTM(RecurrentBase):

@@ -104,6 +104,24 @@ class FeatureMap(nn.Module):
         """Havlicek et al.'s ZZ feature map; see :class:`ZZFeatureMap`."""
         return ZZFeatureMap(n_qubits, reps=reps)
 
+    @staticmethod
+    def named(spec, n_qubits: int, layers: int = 1, entangler: str = "chain") -> "FeatureMap":
+        """The map a model option names: ``"paper"``, ``"paper-trainable"`` (learned angle scale and offset),
+        ``"zz"`` (``layers`` repetitions), or a ``FeatureMap`` given as it is (of ``n_qubits`` features).
+
+        >>> FeatureMap.named("paper-trainable", 2).trainable, FeatureMap.named("zz", 2, layers=3).reps
+        (True, 3)
+        """
+        if isinstance(spec, FeatureMap):
+            if spec.n_features != n_qubits:
+                raise ValueError(f"feature_map: has {spec.n_features} features but n_qubits={n_qubits}")
+            return spec
+        if spec in ("paper", "paper-trainable"):
+            return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler, trainable=spec == "paper-trainable")
+        if spec == "zz":
+            return FeatureMap.zz(n_qubits, reps=layers)
+        raise ValueError(f"feature_map: expected 'paper', 'paper-trainable', 'zz' or a FeatureMap, got {spec!r}")
+
     # -- the two things a subclass defines --------------------------------------
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         """Angles ``(batch, circuit.n_params)`` for features ``(batch, n_features)``."""

@@ -16,14 +16,14 @@ ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid
 from __future__ import annotations
 
 import difflib
-import math
-import os
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..models.chars import CHAR_MODELS
 from ..models.registry import MODELS
 from ..models.regressor import TARGET_MODES
+from .option_values import check_value as _check_value
+from .option_values import coerce as _coerce
 
 __all__ = [
     "DATA_DEFAULTS",
@@ -365,47 +365,3 @@ def _unknown_key(key, source: str) -> str:
     close = difflib.get_close_matches(str(key).replace("_", "-"), names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"{source}: unknown key {key!r}{hint}; valid keys: {', '.join(names)}"
-
-
-def _kind(f) -> type:
-    if f.metadata.get("kind"):
-        return f.metadata["kind"]
-    return type(f.default) if f.default is not MISSING else str
-
-
-def _coerce(f, value, source: str):
-    """Type-check one value from a mapping (TOML or checkpoint)."""
-    flag = "--" + f.name.replace("_", "-")
-    kind = _kind(f)
-    if value is None:
-        if f.default is None:
-            return None
-        raise ValueError(f"{flag}: expected a {kind.__name__}, got nothing ({source})")
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{flag}: expected true or false, got {value!r} ({source})")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{flag}: expected an integer, got {value!r} ({source})")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{flag}: expected a finite number, got {value!r} ({source})")
-        return float(value)
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise ValueError(f"{flag}: expected a string, got {value!r} ({source})")
-    return value
-
-
-def _check_value(f, value, flag: str) -> None:
-    if value is None:
-        return
-    choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
-    if choices and value not in choices:
-        raise ValueError(f"{flag}: expected one of {', '.join(choices)}, got {value!r}")
-    if minimum is not None and value < minimum:
-        what = "an integer" if isinstance(value, int) else "a number"
-        raise ValueError(f"{flag}: expected {what} >= {minimum}, got {value!r}")
