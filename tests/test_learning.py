@@ -116,3 +116,34 @@ def test_the_cosine_schedule_warms_up_then_decays_to_zero_as_its_formula_says():
     assert make_scheduler("constant", opt, 50, 3) is None
     with pytest.raises(ValueError, match="schedule: expected one of constant, cosine, got 'linear'"):
         make_scheduler("linear", opt, 50, 3)
+
+
+def test_monitor_writes_every_groups_learning_measures_and_a_resumed_run_keeps_them(tmp_path):
+    import csv
+
+    from conftest import TINY_POS
+    from qklstm.train import resume, train
+
+    cfg = TrainConfig.from_mapping({**TINY_POS, "epochs": 2, "monitor": True, "out": str(tmp_path / "run")})
+    train(cfg, progress=False, log=lambda *_: None)
+    rows = list(csv.DictReader((cfg.run_dir / "diagnostics_training.csv").open()))
+    groups = {r["group"] for r in rows}
+    assert groups == {
+        "embedding",
+        "characters",
+        "projection",
+        "references",
+        "readout",
+        "readout bias",
+        "head",
+        "first layer",
+    }
+    assert {r["epoch"] for r in rows} == {"1", "2"}
+    grads = [float(r["value"]) for r in rows if r["measure"] == "gradient norm"]
+    updates = [float(r["value"]) for r in rows if r["measure"] == "relative update"]
+    assert all(g > 0 for g in grads) and all(0 < u < 1 for u in updates)
+    first = {r["measure"]: float(r["value"]) for r in rows if r["group"] == "first layer" and r["epoch"] == "2"}
+    assert 0 < first["kernel mean"] <= 1 and 0 <= first["gates saturated"] <= 1 and first["angle spread"] > 0
+    resume(cfg.run_dir, epochs=3, progress=False, log=lambda *_: None)
+    again = list(csv.DictReader((cfg.run_dir / "diagnostics_training.csv").open()))
+    assert again[: len(rows)] == rows and {r["epoch"] for r in again} == {"1", "2", "3"}

@@ -224,6 +224,11 @@ class TrainConfig:
     seed: int = _opt(0, "seed of the weights, the references and the data order", minimum=0)
     out: str | None = _opt(None, "run folder (default runs/<task>-<model>-seed<seed>)", kind=str, metavar="RUN_DIR")
     device: str = _opt("cpu", "cpu or cuda", choices=DEVICES)
+    monitor: bool = _opt(
+        False,
+        "write RUN_DIR/diagnostics_training.csv: per epoch and parameter group the gradient norm and the relative "
+        "update size, and for a QK-LSTM its kernel values, angles and gate saturation on real inputs",
+    )
     tensorboard: str | None = _opt(
         None,
         "also write TensorBoard scalars (step loss, train and dev scores) to DIR "

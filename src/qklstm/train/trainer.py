@@ -31,6 +31,8 @@ from .config_io import config_toml, set_threads
 from .data import load_task_data
 from .epochs import Run, RunSummary, StepHook, check_layout
 from .loop import TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, make_scheduler, quiet
+from .monitor import FILE as MONITOR_FILE
+from .monitor import Monitor
 from .runfolder import RunFolder, recover
 from .tasks import make_task
 
@@ -156,6 +158,13 @@ def resume(
             raise
 
 
+def _monitor(cfg: TrainConfig, task, model, folder: RunFolder, epoch: int) -> Monitor:
+    """``--monitor``: the same real first-layer inputs every epoch (embedded as the model then embeds them)."""
+    inputs = lambda: task.reference_inputs(model, torch.Generator().manual_seed(cfg.seed + 2), n=512)  # noqa: E731
+    rows = Monitor.previous(folder.path / MONITOR_FILE, epoch)
+    return Monitor(model, inputs if MODELS[cfg.model].references else None, lambda: folder.path, rows)
+
+
 def _interrupted(folder: RunFolder, log) -> None:
     """Say where Ctrl-C left the run's folder, once a commit it cut short is finished (then the new run is whole)."""
     if not folder.settle():
@@ -204,6 +213,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     )
     callbacks = [
         run,
+        *([_monitor(cfg, task, model, folder, run.epoch)] if cfg.monitor and folder is not None else []),
         *([TensorBoard(cfg.tensorboard, lambda: run.history[-2:])] if cfg.tensorboard else []),
         *([StepHook(callback)] if callback is not None else []),
     ]
