@@ -119,6 +119,8 @@ def test_diagnose_a_trained_run_writes_a_report_with_its_plots(tmp_path, capsys)
         "3",
         "--n-references",
         "4",
+        "--n-qubits",
+        "4",
         "--epochs",
         "1",
         "--no-progress",

@@ -96,10 +96,12 @@ def test_a_dying_rank_takes_the_others_down_and_the_run_resumes_on_another_numbe
 
 
 def test_a_single_process_run_resumes_on_two_ranks(tmp_path):
-    """Every rank reads the checkpoint to resume (only rank 0 writes): a run started alone continues on two."""
+    """Every rank reads the checkpoint to resume (only rank 0 writes): a run started alone continues on two. (A
+    constant learning rate: extended with --epochs, a cosine schedule is recomputed over the new length.)"""
     run, whole = tmp_path / "run", tmp_path / "whole"
-    assert single("train", *POS, "--epochs", "1", "--no-progress", "--out", run).returncode == 0
+    pos = [*POS, "--schedule", "constant"]
+    assert single("train", *pos, "--epochs", "1", "--no-progress", "--out", run).returncode == 0
     proc = torchrun(2, "train", "--resume", run, "--epochs", "2", "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert single("train", *POS, "--epochs", "2", "--no-progress", "--out", whole).returncode == 0
+    assert single("train", *pos, "--epochs", "2", "--no-progress", "--out", whole).returncode == 0
     assert_same_run(whole, run)

@@ -32,6 +32,7 @@ SIDE_BY_SIDE = {("models", "data"), ("data", "models")}
 MODELS_RANK = {
     "frozen": 0,
     "init": 0,
+    "references": 0,
     "engines": 1,
     "cell": 2,
     "rnn": 3,
@@ -204,8 +205,9 @@ def test_the_circle_check_finds_a_lazy_circle(tmp_path):
 
 def test_modules_and_benchmarks_stay_small():
     """The lean redesign's sizes: no source file of the package over 400 lines (C++ included), the
-    benchmarks 1,000 lines together (counted as ``wc -l`` counts: newlines; 800 until the many-qubit table
-    against Lightning and Aer and the GPU benchmark joined the four of the redesign)."""
+    benchmarks 1,100 lines together (counted as ``wc -l`` counts: newlines; 800 until the many-qubit table
+    against Lightning and Aer and the GPU benchmark joined the four of the redesign, 1,000 until the time-to-accuracy
+    benchmark on a treebank joined them)."""
     big = [
         f"{p.relative_to(SRC)}: {n}"
         for p in sorted(SRC.rglob("*"))
@@ -213,7 +215,7 @@ def test_modules_and_benchmarks_stay_small():
     ]
     assert big == []
     bench = sum(p.read_bytes().count(b"\n") for p in (SRC.parents[1] / "benchmarks").rglob("*.py"))
-    assert bench <= 1000, bench
+    assert bench <= 1100, bench
 
 
 def test_the_models_check_finds_an_upward_import_inside_models(tmp_path):

@@ -9,7 +9,7 @@ Example:
     >>> kind.build(8, 6)
     GRU(8, 6, batch_first=True)
     >>> MODELS["qklstm"].options(n_qubits=2).layer_options()
-    {'n_qubits': 2, 'n_references': 8, 'feature_map': 'paper', 'layers': 1}
+    {'n_qubits': 2, 'n_references': 16, 'feature_map': 'paper', 'layers': 1, 'standardize': False, 'angle_std': 0.0}
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ class NoOptions:
 
     @classmethod
     def from_config(cls, cfg) -> NoOptions:
-        """The options of a ``TrainConfig`` (each field from the option its metadata names)."""
-        return cls(**{f.name: getattr(cfg, f.metadata["config"]) for f in fields(cls)})
+        """The options of a ``TrainConfig`` (each field from the option its metadata names; an option left unset,
+        ``None``, takes this kind's default)."""
+        values = {f.name: getattr(cfg, f.metadata["config"]) for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if v is not None})
 
     @classmethod
     def config_names(cls) -> dict[str, str | None]:
@@ -68,8 +70,8 @@ class NoOptions:
 class QKLSTMOptions(NoOptions):
     """:class:`~qklstm.models.QKLSTM`'s options as a run sets them (the rest keep the cell's defaults)."""
 
-    n_qubits: int = field(default=4, metadata=_config("n_qubits", "q"))
-    n_references: int = field(default=8, metadata=_config("n_references", "r"))
+    n_qubits: int = field(default=16, metadata=_config("n_qubits", "q"))
+    n_references: int = field(default=16, metadata=_config("n_references", "r"))
     feature_map: str = field(default="paper", metadata=_config("feature_map"))
     layers: int = field(default=1, metadata=_config("layers", "l"))
     kernel: str = field(default="fidelity", metadata=_config("kernel"))

@@ -171,8 +171,17 @@ class TrainConfig:
         group="model",
         choices=CHAR_MODELS,
     )
-    n_qubits: int = _opt(4, "the quantum models (qklstm, qlstm): qubits per gate", group="model", minimum=1)
-    n_references: int = _opt(8, "qklstm: reference vectors per gate", group="model", minimum=1)
+    n_qubits: int | None = _opt(
+        None,
+        "the quantum models (qklstm, qlstm): qubits per gate (default: the model's own, 16 for qklstm, whose product "
+        "form costs O(qubits), and 4 for qlstm, which simulates full states)",
+        group="model",
+        minimum=1,
+        kind=int,
+    )
+    n_references: int | None = _opt(
+        None, "qklstm: reference vectors per gate (default: 16)", group="model", minimum=1, kind=int
+    )
     feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
     layers: int = _opt(1, "qklstm: encoding layers of the feature map", group="model", minimum=1)
     kernel: str = _opt(
@@ -211,10 +220,10 @@ class TrainConfig:
     epochs: int = _opt(3, "training epochs", minimum=1)
     batch_size: int = _opt(32, "examples per mini-batch", minimum=1)
     eval_batch_size: int = _opt(256, "examples per batch when evaluating", minimum=1)
-    lr: float = _opt(0.01, "learning rate", minimum=0.0)
+    lr: float = _opt(0.02, "learning rate (the peak, with --schedule cosine)", minimum=0.0)
     optimizer: str = _opt("adam", "adam or sgd", choices=OPTIMIZERS)
     schedule: str = _opt(
-        "constant",
+        "cosine",
         "learning-rate schedule, stepped after every batch: constant, or cosine (a linear warm-up over a tenth of "
         "the first epoch, then a cosine decay to 0 at the last step of --epochs)",
         choices=SCHEDULES,
