@@ -37,7 +37,8 @@ def _options(args, folder: Path) -> dict:
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise SystemExit(f"--treebank: {', '.join(missing)} not found")
-    return dict(task="pos", data=str(files[0]), dev=str(files[1]), test=str(files[2]), epochs=args.epochs, **sizes)
+    options = dict(task="pos", data=str(files[0]), dev=str(files[1]), test=str(files[2]), epochs=args.epochs)
+    return {**options, "bidirectional": True, **sizes}  # the protocol of docs/results.md's treebank table
 
 
 def _curve(run_dir: Path) -> tuple[list[float], list[float], dict]:
