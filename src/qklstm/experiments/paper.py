@@ -170,7 +170,7 @@ def table_one(result: PaperResult, n_words: int = 9) -> str:
         lines.append(
             f"| {MODELS[m].label} | {paper if paper is not None else '-'} | {result.parameters[m]} | "
             f"{am * n_words:.2f}/{n_words} ({am:.1%} +- {asd:.1%}) | {lm:.4f} +- {lsd:.4f} | "
-            f"{full}/{len(fin)} | {secs:.3g} |"
+            f"{full}/{len(fin)} | {secs:.2f} |"
         )
     return "\n".join(lines)
 

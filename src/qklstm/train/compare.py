@@ -256,7 +256,7 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
         spec = label[len(first["model"]) + 1 :]  # what follows the name in lstm-h10
         name = MODELS[first["model"]].label + (f" ({spec})" if spec else "")
         md = [name, f"{n:,}", *([f"{row['n_parameters_without_embedding']:,}"] * embedded)]
-        for key, _, fmt, scale in (*scores, ("seconds_per_epoch", "", ".3g", 1)):
+        for key, _, fmt, scale in (*scores, ("seconds_per_epoch", "", ".2f", 1)):
             m, sd = mean_std([r[key] for r in rs])
             row[f"{key}_mean"], row[f"{key}_std"] = m, sd
             md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
