@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 import torch
@@ -638,48 +635,3 @@ def test_gram_numpy_with_sklearn_svc():
     Kt = kernel.gram_numpy(Xt, X)
     assert Kt.shape == (8, 16)
     assert (clf.predict(Kt) == np.array([0] * 4 + [1] * 4)).all()
-
-
-# ---------------------------------------------------------------------------- doctests
-@pytest.mark.parametrize(
-    "module",
-    [
-        "qklstm.quantum.gates",
-        "qklstm.quantum.circuit",
-        "qklstm.quantum.runs",
-        "qklstm.quantum.simulate",
-        "qklstm.quantum.onchip",
-        "qklstm.quantum.cext",
-        "qklstm.quantum.feature_maps",
-        "qklstm.kernels.functional",
-        "qklstm.kernels.fidelity",
-        "qklstm.checks",
-        "qklstm.train.config_io",
-        "qklstm.train.metrics",
-        "qklstm.data.conll",
-        "qklstm.data.retag",
-        "qklstm.data.tokenize",
-        "qklstm.data.windows",
-        "qklstm.data.table",
-        "qklstm.data.timeindex",
-        "qklstm.data.gaps",
-        "qklstm.data.characters",
-        "qklstm.data.timeseries",
-        "qklstm.models.frozen",
-        "qklstm.models.regressor",
-        "qklstm.models.chars",
-        "qklstm.models.references",
-        "qklstm.models.tagger",
-        "qklstm.models.registry",
-        "qklstm.models.engines",
-        "qklstm.models.engines.recurrence",
-        "qklstm.models.engines.step",
-        "qklstm.models.engines.product_torch",
-        "qklstm.models.engines.triton_lstm",
-    ],
-)
-def test_docstring_examples(module):
-    mod = importlib.import_module(module)
-    result = doctest.testmod(mod, verbose=False, report=True)
-    assert result.attempted > 0, f"{module} has no docstring examples"
-    assert result.failed == 0, f"{result.failed} docstring example(s) of {module} failed (see output)"

@@ -110,8 +110,8 @@ def write_csv(path, header, rows) -> None:
         >>> import tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
         >>> write_csv(p, ["a", "b"], [[1, "x"], {"a": 2, "b": "y"}])
-        >>> open(p).read()
-        'a,b\n1,x\n2,y\n'
+        >>> open(p).read().splitlines()
+        ['a,b', '1,x', '2,y']
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

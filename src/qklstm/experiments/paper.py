@@ -8,7 +8,7 @@ Example:
     >>> from qklstm.experiments.paper import run_paper
     >>> res = run_paper(models=("lstm",), seeds=(0,), epochs=2, out_dir=None, progress=False)
     >>> sorted(res.history[("lstm", 0)][-1])
-    ['accuracy', 'epoch', 'loss']
+    ['accuracy', 'epoch', 'loss', 'seconds']
 """
 
 from __future__ import annotations
