@@ -105,3 +105,28 @@ def test_qklstm_paper_announces_the_rebuild_before_its_progress_bar_and_does_not
     row = next(r for r in out.splitlines() if r.startswith("| QK-LSTM"))
     seconds_per_seed = float(row.strip("| ").split("|")[-1])
     assert seconds_per_seed < 1000  # the build moved the clock 1,000 s on: had it been timed, this would show it
+
+
+def test_a_lock_a_killed_build_left_is_removed_before_building(tmp_path, monkeypatch, capsys):
+    """torch's build lock is a file made with O_EXCL: a build killed half-way leaves it, and every later build of
+    the same folder would wait for ever. Under qklstm's own flock (released by the kernel when a process dies)
+    any such file is a dead build's, and goes."""
+    from torch.utils import cpp_extension
+
+    src = tmp_path / "k.cpp"
+    src.write_text("// kernel")
+    folder = tmp_path / "build"
+    folder.mkdir()
+    (folder / "lock").write_text("")  # what a killed build leaves
+    seen = []
+
+    def load(**kwargs):
+        seen.append((folder / "lock").exists())
+        return "module"
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    assert cext.build_extension("k_test", [src], str(folder)) == "module"
+    assert seen == [False]
+    err = capsys.readouterr().err
+    assert f"removed the lock a killed build of k_test left in {folder}" in err
+    assert "building qklstm's C++ kernels (k_test: first use in this environment" in err

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 
-__all__ = ["positive_int", "shots"]
+__all__ = ["positive_int", "records_grad", "shots"]
 
 
 def positive_int(value, name: str) -> int:
@@ -33,3 +33,16 @@ def shots(value, name: str = "shots") -> int | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}: expected a positive int or None, got {value!r}")
     return int(value)
+
+
+def records_grad(*tensors) -> bool:
+    """Whether autograd records what is computed from ``tensors`` here: grad mode is on and one of them requires
+    a gradient (pass a module's parameters as ``*module.parameters()``).
+
+    >>> import torch
+    >>> records_grad(torch.ones(1), torch.ones(1, requires_grad=True)), records_grad(torch.ones(1))
+    (True, False)
+    """
+    import torch
+
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)

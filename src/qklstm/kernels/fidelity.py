@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..checks import records_grad
 from ..checks import shots as check_shots
 from ..quantum.feature_maps import FeatureMap
 from ..quantum.gates import complex_dtype_for
@@ -218,11 +219,7 @@ class FidelityKernel(nn.Module):
         """Refuse a batch whose native simulation would not fit; autograd's saved states count."""
         if self.use_product_form or self.backend is not None:
             return  # no 2**n state vectors here
-        grad = (
-            self.diff_method == "backprop"
-            and torch.is_grad_enabled()
-            and (x.requires_grad or any(p.requires_grad for p in self.feature_map.parameters()))
-        )
+        grad = self.diff_method == "backprop" and records_grad(x, *self.feature_map.parameters())
         dtype = complex_dtype_for(x.dtype)
         copies = self.feature_map.circuit.state_copies(grad, x.shape[0], dtype, x.device)
         check_state_memory(x.shape[0], self.n_qubits, dtype, x.device, argument=argument, copies=copies, grad=grad)
@@ -250,7 +247,7 @@ class FidelityKernel(nn.Module):
         """Gram matrix ``(B, N)`` of two prepared batches."""
         if self.diff_method == "backprop":
             return self._ev.gram(px.rep, py.rep)
-        if torch.is_grad_enabled() and (px.angles.requires_grad or py.angles.requires_grad):
+        if records_grad(px.angles, py.angles):
             return ParameterShiftGram.apply(px.angles, py.angles, self._ev, px.rep, py.rep)
         return self._ev.gram(px.rep, py.rep)
 
@@ -282,9 +279,7 @@ class FidelityKernel(nn.Module):
         def block(part):
             return self.gram(self.prepare(part, validate=False, argument="x"), py)
 
-        grad = torch.is_grad_enabled() and (
-            x.requires_grad or py.rep.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())
-        )
+        grad = records_grad(x, py.rep, *self.feature_map.parameters())
         parts = x.split(rows)
         if grad:
             return torch.cat([checkpoint(block, part, use_reentrant=False) for part in parts])
@@ -310,9 +305,7 @@ class FidelityKernel(nn.Module):
         y2, _ = self._as_2d(y, "y")
         y2 = y2.to(x2.dtype)
         b, n = x2.shape[0], y2.shape[0]
-        grad = torch.is_grad_enabled() and (
-            x2.requires_grad or y2.requires_grad or any(p.requires_grad for p in self.feature_map.parameters())
-        )
+        grad = records_grad(x2, y2, *self.feature_map.parameters())
         check_state_memory(
             b * n,
             self.n_qubits,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ..checks import records_grad
 from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
 from .cell import RecurrentCell, all_finite, check_proj_size, check_sizes
@@ -149,7 +150,7 @@ class RecurrentBase(nn.Module):
     def _check_memory(self, x: torch.Tensor) -> None:
         """Refuse, before any step, a sequence whose simulated states would not fit: with autograd
         recording, every step's states stay until backward, which no per-step check can see."""
-        grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        grad = records_grad(x, *self.parameters())
         need = [cell.simulated_states(x.shape[0], x.shape[1], grad) for cell in self.cells]
         states = sum(n for n, _, _ in need)
         if states:

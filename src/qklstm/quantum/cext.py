@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -101,6 +102,34 @@ def build_extension(name: str, sources: list[Path], build_directory: str | None 
 
     folder = Path(build_directory) if build_directory else build_root() / name
     folder.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder, name):
+        return _build(cpp_extension, name, sources, folder)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path, name: str):
+    """One build of ``folder`` at a time, by an ``flock`` that a killed process releases. Under it, torch's own
+    ``lock`` file (made with ``O_EXCL`` and removed by the build that made it) can only be a killed build's:
+    left alone, it makes every later build wait for ever, so it is removed."""
+    import fcntl
+
+    with open(folder / "qklstm-build.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"qklstm: waiting for another process building {name} ...", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        stale = folder / "lock"
+        if stale.exists():
+            stale.unlink()
+            print(f"qklstm: removed the lock a killed build of {name} left in {folder}", file=sys.stderr, flush=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build(cpp_extension, name: str, sources: list[Path], folder: Path):
     reason, timing = stale_reason(folder / f"{name}.so", sources), folder / "qklstm-build-seconds"
     if reason is not None:
         last = timing.read_text().strip() if timing.exists() else ""

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import records_grad
 from . import gates as G
 from . import onchip
 from .memory import WORKSPACE_FACTOR, check_state_memory
@@ -298,7 +299,7 @@ class Circuit:
         """The guard under every simulation: refuse a batch whose states would not fit, before allocating.
         (Public entry points check first with their own argument names; this catches every other path.)"""
         dtype = G.complex_dtype_for(angles.dtype)
-        grad = torch.is_grad_enabled() and angles.requires_grad
+        grad = records_grad(angles)
         copies = self.state_copies(grad, angles.shape[0], dtype, angles.device)
         check_state_memory(
             angles.shape[0], self.n_qubits, dtype, angles.device, argument="states", copies=copies, grad=grad

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from ..checks import records_grad
 from .circuit import Circuit, Op
 from .gates import complex_dtype_for
 from .memory import check_bytes, check_state_memory, state_bytes
@@ -170,7 +171,7 @@ class FeatureMap(nn.Module):
         x = self.validate(x)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.n_features)
-        grad = torch.is_grad_enabled() and (flat.requires_grad or any(p.requires_grad for p in self.parameters()))
+        grad = records_grad(flat, *self.parameters())
         dtype = complex_dtype_for(flat.dtype)
         copies = self.circuit.state_copies(grad, flat.shape[0], dtype, flat.device)
         check_state_memory(flat.shape[0], self.n_qubits, dtype, flat.device, copies=copies, grad=grad)

@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..checks import records_grad
 from . import cext, onchip
 from .gates import kron_factors
 
@@ -294,7 +295,7 @@ def simulate(program, init: torch.Tensor, tensors, rows: int, out: torch.Tensor 
     into memory first touched takes 7-46 ms a state, 1.2 ms into memory already there)."""
     n_qubits = init.shape[1] if init.dim() == 3 else init.shape[1].bit_length() - 1
     if out is not None:
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (init, *tensors)):
+        if records_grad(init, *tensors):
             raise ValueError("out: states written into a buffer carry no gradient; run under torch.no_grad()")
         return _run_blocks(tuple(program), int(rows), init, tensors, out)
     if onchip.wanted(n_qubits, init.device) and all(stage.kind not in ("dense", "product") for stage in program):

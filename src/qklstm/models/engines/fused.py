@@ -40,6 +40,7 @@ import threading
 
 import torch
 
+from ...checks import records_grad
 from . import build, triton_lstm
 from .product_torch import ENTANGLERS, GATES, backward_torch, forward_torch, parameter_grads
 from .recurrence import length_mask
@@ -216,7 +217,7 @@ def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=Fal
         if mask is None:
             mask = _NO_MASK.setdefault(x.device, torch.empty(0, dtype=torch.bool, device=x.device))
     args = [t.contiguous() for t in (x, h0, c0, Wp, bp, w, b, refs, At, bias)]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in args):
+    if records_grad(*args):
         return _ProductLSTM.apply(*args, mask.contiguous(), ENTANGLERS[entangler], reverse)
     outs = _ops()[0](*args, mask.contiguous(), ENTANGLERS[entangler], reverse, False)  # inference: nothing saved
     return outs[0], outs[1], outs[2]
