@@ -170,7 +170,7 @@ def test_models_without_a_deployable_form_get_a_clear_error():
         deployable(SequenceTagger(10, 3, recurrent="qlstm", n_qubits=2))
     with pytest.raises(ValueError, match="noise model has no deployable form"):
         deployable(SequenceTagger(10, 3, recurrent="qklstm", n_qubits=2, n_references=2).eval().apply(_noisy))
-    with pytest.raises(ValueError, match="model: expected a SequenceTagger or SequenceRegressor"):
+    with pytest.raises(ValueError, match="model: expected a SequenceTagger, SequenceRegressor or SequenceClassifier"):
         deployable(torch.nn.Linear(2, 2))
 
 

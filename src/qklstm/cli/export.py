@@ -2,6 +2,7 @@
 
 qklstm export runs/pos-qk --format onnx --out pos.onnx          # + pos.onnx.json (vocabulary, tags)
 qklstm export runs/pm-qk --format torchscript --out pm.pt       # + pm.pt.json (columns, scaler)
+qklstm export runs/x-qk --format onnx --out x.onnx              # + x.onnx.json (class names)
 
 The file takes any batch size and length; the JSON beside it holds the preprocessing, so a
 deployment needs only onnxruntime (or torch for TorchScript).

@@ -1,4 +1,4 @@
-"""``qklstm predict RUN_DIR [FILE|-]``: tag sentences or forecast a series with a trained run.
+"""``qklstm predict RUN_DIR [FILE|-]``: tag sentences, forecast a series or classify sequences with a trained run.
 
 qklstm predict runs/pos-qk sentences.txt              # one sentence per line -> word/TAG lines
 qklstm predict runs/pos-qk raw.txt --tokenizer whitespace  # words between spaces, as they stand
@@ -6,6 +6,7 @@ qklstm predict runs/pos-qk - --format conllu < in.txt  # from standard input, Co
 qklstm predict runs/pos-qk test.conllu --format conllu # the file back, its UPOS column predicted
 qklstm predict runs/pos-qk test.conllu --format jsonl  # the FORM column of a CoNLL-U file
 qklstm predict runs/pm-qk new_hours.csv --out f.csv    # forecaster: a CSV with the training columns
+qklstm predict runs/motions X_TEST.ts --out labels.csv # classifier: a .ts file -> case, class, probabilities
 
 Needs only the run's checkpoint. Sentences stream in batches, so a large input is never held whole.
 """
@@ -21,7 +22,9 @@ import sys
 def register(sub) -> None:
     from ..data.tokenize import TOKENIZERS
 
-    p = sub.add_parser("predict", help="tag sentences or forecast a series with a trained run (no data cache)")
+    p = sub.add_parser(
+        "predict", help="tag sentences, forecast a series or classify sequences with a trained run (no data cache)"
+    )
     p.add_argument("run", metavar="RUN_DIR", help="the --out folder of qklstm train, or a checkpoint file")
     p.add_argument(
         "input",
@@ -29,7 +32,8 @@ def register(sub) -> None:
         default="-",
         metavar="FILE|-",
         help="sentences, one per line (a blank line stays blank), a .conllu file (with --format conllu written "
-        "back as it is but for its UPOS column), or a CSV for a forecaster; - or nothing: standard input",
+        "back as it is but for its UPOS column), a CSV for a forecaster, a .ts file for a classifier; - or "
+        "nothing: standard input",
     )
     p.add_argument(
         "--format",
@@ -54,7 +58,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..data.retag import conllu_blocks
     from ..io import atomic_write
-    from ..train.predict import Tagger, load
+    from ..train.predict import Classifier, Tagger, load
     from .common import positive_int
 
     positive_int(args.batch_size, "--batch-size")
@@ -70,6 +74,8 @@ def run(args) -> int:
                 tags = iter(model.predict([it.forms for it in batch if it.forms], args.batch_size))
                 for item in batch:
                     out.write(_format(item, next(tags) if item.forms else [], args.format))
+        elif isinstance(model, Classifier):
+            _classify(model, args, out)
         else:
             _forecast(model, args, name, out)
     return 0
@@ -119,30 +125,54 @@ def _format(item, tags, fmt: str) -> str:
     return " ".join(f"{w}/{t}" for w, t in zip(words, tags)) + "\n"
 
 
+@contextlib.contextmanager
+def _as_file(source: str, suffix: str):
+    """``source`` as a path: the file given, or standard input (``-``) copied to a temporary file (the CSV and
+    ``.ts`` readers take paths), removed afterwards."""
+    if source != "-":
+        yield source
+        return
+    import os
+    import tempfile
+
+    tmp = tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8")
+    try:
+        with tmp:
+            tmp.write(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8").read())
+        yield tmp.name
+    finally:
+        os.unlink(tmp.name)
+
+
+def _classify(model, args, out) -> None:
+    """The class of every case of a ``.ts`` file (``case`` 1-based, in file order), its true label, and each
+    class's probability (``p_<class>``)."""
+    import csv
+
+    from ..data.tsfile import read_ts
+
+    with _as_file(args.input, ".ts") as path:
+        missing = "interpolate" if model.config.missing == "interpolate" else "refuse"
+        cases = read_ts(path, missing=missing, argument="FILE")
+        probs = model.predict_proba(cases.series, batch_size=args.batch_size)
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["case", "predicted", "true", *(f"p_{c}" for c in model.classes)])
+    for i, (p, true) in enumerate(zip(probs, cases.labels), 1):
+        w.writerow([i, model.classes[int(p.argmax())], true, *(f"{v:.6f}" for v in p)])
+
+
 def _forecast(model, args, name: str, out) -> None:
     """Forecasts of a CSV with the training columns: ``row`` and ``time`` of the step forecast (``horizon`` steps
     after the window's last step on the series' grid, rows 1-based; the time evaluation's plots show it at), the
     forecast in the target's units, and ``steps_ahead``."""
     import csv
-    import tempfile
 
     import numpy as np
 
     from ..data.timeindex import format_time
 
-    path = args.input
-    if path == "-":  # the CSV reader wants a file
-        tmp = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, encoding="utf-8")
-        with tmp:
-            tmp.write(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8").read())
-        path = tmp.name
-    try:
+    with _as_file(args.input, ".csv") as path:
         times, values = model.predict(path, batch_size=args.batch_size, return_times=True)
-    finally:
-        if args.input == "-":
-            import os
-
-            os.unlink(path)
     w = csv.writer(out, lineterminator="\n")
     target, horizon, window = model.numeric[0], model.config.horizon, model.config.window
     w.writerow(["row", "time", f"{target}_forecast", "steps_ahead"])

@@ -1,7 +1,8 @@
-"""``qklstm train``: train a tagger or a forecaster on real data, with checkpoints and resume.
+"""``qklstm train``: train a tagger, a forecaster or a classifier on real data, with checkpoints and resume.
 
 qklstm train --task pos --model qklstm --subset 5000 --epochs 2 --out runs/pos-qk
 qklstm train --task forecast --model lstm --data beijing-pm25 --window 24 --out runs/pm-lstm
+qklstm train --task classify --data X_TRAIN.ts --test X_TEST.ts --epochs 100 --out runs/x-qk
 qklstm train --config run.toml --seed 1          # options given here win over the file
 qklstm train --resume runs/pos-qk                # continue a stopped run (same final weights)
 """
@@ -30,7 +31,7 @@ def add_train_options(parser, exclude=(), only=None) -> None:
         flag = "--" + f.name.replace("_", "-")
         default, text = f.default, meta["help"]
         if f.name == "data":
-            text += " (default: brown for pos, beijing-pm25 for forecast)"
+            text += " (default: brown for pos, beijing-pm25 for forecast, none for classify)"
         elif default is not None and "default" not in text:  # None: unset, the help says what happens then
             text += f" (default: {default})"
         kw = dict(default=argparse.SUPPRESS, help=text)
@@ -83,7 +84,7 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "train",
-        help="train a tagger (pos) or a forecaster (forecast) on real data",
+        help="train a tagger (pos), a forecaster (forecast) or a classifier (classify) on real data",
         description=f"Train {', '.join(MODELS)} on Brown/CoNLL-U tagging or a regular series with a time column. "
         "Writes RUN_DIR/metrics.csv, metrics.png, config.toml, last.pt and best.pt.",
     )

@@ -107,15 +107,20 @@ def encode_tagged(
     return out
 
 
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad id sequences into a ``(batch, max_len)`` int64 array; also return the lengths.
+def pad_batch(sequences: Sequence, pad_id=0, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad sequences into a ``(batch, max_len, ...)`` array of ``dtype`` (id sequences: ``(batch,
+    max_len)`` int64; series of ``(length, channels)`` rows: ``(batch, max_len, channels)``); also return the
+    lengths.
 
     >>> ids, lengths = pad_batch([[5, 6, 7], [8]])
     >>> ids.tolist(), lengths.tolist()
     ([[5, 6, 7], [8, 0, 0]], [3, 1])
+    >>> pad_batch([np.ones((2, 1)), np.ones((1, 1))], 0.0, np.float32)[0][:, :, 0].tolist()
+    [[1.0, 1.0], [1.0, 0.0]]
     """
     lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)
-    out = np.full((len(sequences), int(lengths.max(initial=0))), pad_id, dtype=np.int64)
+    trailing = np.shape(sequences[0])[1:] if len(sequences) else ()
+    out = np.full((len(sequences), int(lengths.max(initial=0)), *trailing), pad_id, dtype=dtype)
     for i, seq in enumerate(sequences):
-        out[i, : len(seq)] = np.asarray(seq, dtype=np.int64)
+        out[i, : len(seq)] = np.asarray(seq, dtype=dtype)
     return out, lengths

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LabelledSeries", "read_ts"]
+__all__ = ["LabelledSeries", "read_ts", "stratified_carve"]
 
 _FLAGS = ("timestamps", "missing", "univariate", "equallength")
 
@@ -169,3 +169,28 @@ def read_ts(path: str | os.PathLike, *, missing: str = "refuse", argument: str =
     if "serieslength" in meta and meta.get("equallength") and lengths != {meta["serieslength"]}:
         raise ValueError(f"{path}: @seriesLength {meta['serieslength']}, but the cases have {sorted(lengths)[0]} steps")
     return LabelledSeries(series, labels, list(meta["classes"]), meta.get("name", path.stem), meta)
+
+
+def stratified_carve(labels, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(the rest, the carved)`` case indices, each in file order: of every class with ``n`` cases,
+    ``round(share * n)`` drawn by numpy's generator from ``seed``, at least one where the class has two cases or
+    more, never all of them (the rest keeps every class); at least one case in all.
+
+    >>> rest, dev = stratified_carve(["a"] * 8 + ["b"] * 2, 0.25, seed=0)
+    >>> len(rest), len(dev), int((dev >= 8).sum())  # two of the eight a's, one of the two b's
+    (7, 3, 1)
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"carve: expected a share in (0, 1), got {share!r}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    carved = []
+    for label in dict.fromkeys(labels.tolist()):  # classes in order of first appearance: one draw order per seed
+        members = np.flatnonzero(labels == label)
+        k = min(len(members) - 1, max(1, round(share * len(members))))
+        carved += rng.choice(members, k, replace=False).tolist() if k > 0 else []
+    if not carved:
+        carved = [int(rng.integers(len(labels)))]
+    picked = np.zeros(len(labels), bool)
+    picked[carved] = True
+    return np.flatnonzero(~picked), np.flatnonzero(picked)

@@ -4,6 +4,7 @@ Knows nothing about data sets or the CLI.
 """
 
 from .chars import CharEncoder
+from .classifier import SequenceClassifier
 from .qklstm import GATES, QKLSTM, QKLSTMCell
 from .qlstm import QLSTM, QLSTMCell
 from .registry import MODELS, RECURRENT, ModelKind, make_recurrent
@@ -22,6 +23,7 @@ __all__ = [
     "QLSTMCell",
     "RecurrentBase",
     "RECURRENT",
+    "SequenceClassifier",
     "SequenceRegressor",
     "SequenceTagger",
     "count_parameters",

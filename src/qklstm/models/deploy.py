@@ -1,10 +1,10 @@
 """Deployable forms of the models: plain real tensor ops that TorchScript compiles and ONNX represents.
 
-A trained :class:`~qklstm.models.SequenceTagger` or :class:`~qklstm.models.SequenceRegressor` (with a layer
-whose registry entry has a deployable form: QK-LSTM, ``nn.LSTM``, ``nn.GRU``) becomes a module whose
-recurrence is the export engine's (:mod:`.engines.export`: no complex numbers, no custom op and no Python
-control flow but the loop over time; TorchScript keeps it as a loop, ONNX as a ``Loop`` node, so one exported
-file serves every batch size and length).
+A trained :class:`~qklstm.models.SequenceTagger`, :class:`~qklstm.models.SequenceRegressor` or
+:class:`~qklstm.models.SequenceClassifier` (with a layer whose registry entry has a deployable form: QK-LSTM,
+``nn.LSTM``, ``nn.GRU``) becomes a module whose recurrence is the export engine's (:mod:`.engines.export`: no
+complex numbers, no custom op and no Python control flow but the loop over time; TorchScript keeps it as a loop,
+ONNX as a ``Loop`` node, so one exported file serves every batch size and length).
 
 Example:
     >>> import torch
@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .classifier import SequenceClassifier
 from .engines.export import DeployRNN, scan_direction, script
 from .registry import kind_of
 from .regressor import SequenceRegressor, normalize_windows
@@ -33,6 +34,7 @@ __all__ = [
     "DeployCharTagger",
     "DeployTagger",
     "DeployRegressor",
+    "DeployClassifier",
     "DeployRNN",
 ]
 
@@ -103,11 +105,38 @@ class DeployRegressor(nn.Module):
         return level + spread * (feats @ self.head_w + self.head_b).squeeze(-1)
 
 
+class DeployClassifier(nn.Module):
+    """``(series (B, T, C) float, lengths (B,) long) -> (labels (B,) long, class probabilities (B, K))``: raw
+    values in (the training split's scaling is inside), steps past a sequence's length ignored."""
+
+    def __init__(self, clf: SequenceClassifier):
+        super().__init__()
+        self.rnn = _deploy_rnn(clf.rnn)
+        self.num_directions, self.mean_pool = clf.num_directions, clf.pooling == "mean"
+        for name in ("mean", "std"):
+            self.register_buffer(name, getattr(clf, name).detach().clone())
+        self.register_buffer("head_w", clf.head.weight.detach().t().contiguous())
+        self.register_buffer("head_b", clf.head.bias.detach().clone())
+
+    def forward(self, series: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, h_n = self.rnn(((series - self.mean) / self.std).transpose(0, 1), lengths)
+        if self.mean_pool:  # the outputs past a sequence's length are zeros
+            feats = out.sum(0) / lengths.to(out.dtype).unsqueeze(1)
+        else:
+            feats = h_n[h_n.shape[0] - self.num_directions :].transpose(0, 1).reshape(series.shape[0], -1)
+        probs = torch.softmax(feats @ self.head_w + self.head_b, -1)
+        return probs.argmax(-1), probs
+
+
 def deployable(model: nn.Module) -> nn.Module:
-    """The deployable form of a trained tagger or regressor (eval semantics: no dropout)."""
+    """The deployable form of a trained tagger, regressor or classifier (eval semantics: no dropout)."""
     with torch.no_grad():
+        if isinstance(model, SequenceClassifier):
+            return DeployClassifier(model).eval()
         if isinstance(model, SequenceTagger):
             return (DeployTagger if model.chars is None else DeployCharTagger)(model).eval()
         if isinstance(model, SequenceRegressor):
             return DeployRegressor(model).eval()
-    raise ValueError(f"model: expected a SequenceTagger or SequenceRegressor, got {type(model).__name__}")
+    raise ValueError(
+        f"model: expected a SequenceTagger, SequenceRegressor or SequenceClassifier, got {type(model).__name__}"
+    )

@@ -11,18 +11,20 @@ over these functions.
 """
 
 from .checkpoint import load_checkpoint, load_run_checkpoint, save_checkpoint
+from .classify import ClassifyTask
 from .compare import parse_models, run_compare
 from .config import MODELS, TASKS, TrainConfig, option_names
 from .config_io import load_toml
-from .data import bucket_batches, even_subset, load_task_data
+from .data import bucket_batches, even_subset
 from .evaluate import evaluate_run
 from .metrics import confusion_matrix, forecast_metrics, per_class_scores
-from .tasks import ForecastTask, PosTask, make_task
+from .tasks import ForecastTask, PosTask, load_task_data, make_task
 from .trainer import build_for_checkpoint, resume, train
 
 __all__ = [
     "MODELS",
     "TASKS",
+    "ClassifyTask",
     "ForecastTask",
     "PosTask",
     "TrainConfig",

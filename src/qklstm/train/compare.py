@@ -23,7 +23,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from ..data.timeseries import baseline_label
 from ..io import atomic_write_text, folder_lock, writable_folder, write_csv
 from ..models.registry import MODELS
 from .checkpoint import LAST, load_run_checkpoint
@@ -262,16 +261,17 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
             md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
         md_rows.append(md + ["/".join(str(r["epochs"]) for r in rs)])
         agg_rows.append(row)
-    for key in ("persistence", "seasonal_naive", "linear_ar"):  # forecasting's baselines, the same for every seed
-        if key not in runs[0]:  # tagging runs, runs without a season, or runs evaluated before the baseline existed
+    task = TASK_CLASSES[result["task"]]
+    for key, name in task.baseline_names(runs[0]).items():  # the same for every seed
+        if key not in runs[0]:  # runs without a season, 1-NN over unequal lengths, runs scored before the baseline
             continue
-        name, n = baseline_label(key, runs[0].get("season")), runs[0].get(f"{key}_parameters", 0)
+        n = runs[0].get(f"{key}_parameters", 0)
         p = runs[0][key]
-        md_rows.append(
-            [name, f"{n:,}", *([f"{n:,}"] * embedded), *(f"{p[k] * sc:{f}}" for k, _, f, sc in scores), "-", "-"]
-        )
+        cells = (f"{p[k] * sc:{f}}" if k in p else "-" for k, _, f, sc in scores)  # no best dev: nothing trains
+        md_rows.append([name, f"{n:,}", *([f"{n:,}"] * embedded), *cells, "-", "-"])
         row = {"model": key, "n_parameters": n, "n_parameters_without_embedding": n}
-        row.update({f"{k}_{s}": p[k] if s == "mean" else 0.0 for k, *_ in scores for s in ("mean", "std")})
+        nan = float("nan")
+        row.update({f"{k}_{s}": p.get(k, nan) if s == "mean" else 0.0 for k, *_ in scores for s in ("mean", "std")})
         agg_rows.append(row)
     seeds = sorted({r["seed"] for r in runs})
     cfg = base

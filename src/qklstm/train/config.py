@@ -20,10 +20,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..models.chars import CHAR_MODELS
+from ..models.classifier import POOLINGS
 from ..models.registry import MODELS
 from ..models.regressor import TARGET_MODES
 from .option_values import check_value as _check_value
 from .option_values import coerce as _coerce
+from .sources import DATA_DEFAULTS, check_sources
 
 __all__ = [
     "DATA_DEFAULTS",
@@ -37,7 +39,7 @@ __all__ = [
     "option_names",
 ]
 
-TASKS = ("pos", "forecast")
+TASKS = ("pos", "forecast", "classify")
 OPTIMIZERS = ("adam", "sgd")
 #: ``constant``: ``--lr`` throughout; ``cosine``: a linear warm-up over a tenth of the first epoch, then a cosine
 #: decay to 0 at the last step (:func:`~qklstm.train.loop.make_scheduler`)
@@ -47,12 +49,10 @@ SCHEDULES = ("constant", "cosine")
 READOUT_INITS = ("auto", "data", "fan-in")
 FEATURE_MAPS = ("paper", "paper-trainable", "zz")
 DEVICES = ("cpu", "cuda")
-#: the files a forecaster reads
-SERIES_SUFFIXES = (".csv", ".parquet")
+#: what a classifier does with a missing value (``?``) in a file whose header says ``@missing true``
+MISSING = ("refuse", "interpolate")
 #: what a checkpoint saved before an option existed ran with (the option's value then, whatever its default now)
 LEGACY = {"schedule": "constant", "standardize": False, "angle_std": 0.0}
-#: ``--data`` when not given
-DATA_DEFAULTS = {"pos": "brown", "forecast": "beijing-pm25"}
 
 
 def _opt(default, help: str, *, group: str = "training", choices=None, minimum=None, kind=None, metavar=None):
@@ -65,13 +65,18 @@ class TrainConfig:
     """Everything that defines a run (see ``qklstm train --help``)."""
 
     # what
-    task: str = _opt("pos", "pos (tagging) or forecast (next value of a series)", group="task", choices=TASKS)
+    task: str = _opt(
+        "pos",
+        "pos (tagging), forecast (next value of a series) or classify (one label per sequence)",
+        group="task",
+        choices=TASKS,
+    )
     model: str = _opt("qklstm", f"recurrent layer: {', '.join(MODELS)}", group="task", choices=tuple(MODELS))
     # data
     data: str | None = _opt(
         None,
         "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
-        "forecast: beijing-pm25 (the cache), FILE.csv or FILE.parquet",
+        "forecast: beijing-pm25 (the cache), FILE.csv or FILE.parquet; classify: FILE.ts (UCR/UEA archive)",
         group="data",
         kind=str,
         metavar="SOURCE",
@@ -79,7 +84,7 @@ class TrainConfig:
     dev: str | None = _opt(
         None,
         "pos, CoNLL-U: the dev split as its own FILE.conllu (alone: the test split is carved from --data, see "
-        "--carve; neither: --data is cut 80/10/10)",
+        "--carve; neither: --data is cut 80/10/10); classify: the dev split as its own FILE.ts",
         group="data",
         kind=str,
         metavar="FILE",
@@ -87,7 +92,8 @@ class TrainConfig:
     test: str | None = _opt(
         None,
         "pos, CoNLL-U: the test split as its own FILE.conllu (alone: the dev split, on which the best epoch is "
-        "chosen, is carved from --data, so the test file is read only for the final score)",
+        "chosen, is carved from --data, so the test file is read only for the final score); classify: the "
+        "archive's FILE_TEST.ts",
         group="data",
         kind=str,
         metavar="FILE",
@@ -95,8 +101,16 @@ class TrainConfig:
     carve: float = _opt(
         0.1,
         "pos, CoNLL-U with only one of --dev and --test: the share of --data's sentences, drawn with --seed, that "
-        "becomes the missing split",
+        "becomes the missing split; classify: the share of each class's training cases that becomes each split "
+        "not given as a file (stratified)",
         group="data",
+    )
+    missing: str = _opt(
+        "refuse",
+        "classify: a missing value (?) in a .ts file whose header says @missing true: refuse it, or interpolate "
+        "it linearly within its series (the nearest value at either end)",
+        group="data",
+        choices=MISSING,
     )
     target: str | None = _opt(
         None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)", group="data", kind=str
@@ -213,6 +227,13 @@ class TrainConfig:
         choices=READOUT_INITS,
     )
     qlayers: int = _opt(1, "qlstm: variational layers per gate circuit", group="model", minimum=1)
+    pooling: str = _opt(
+        "last",
+        "classify: what the head reads: last (the last layer's final states) or mean (its outputs averaged over "
+        "each sequence's steps)",
+        group="model",
+        choices=POOLINGS,
+    )
     bidirectional: bool = _opt(False, "run the recurrent layer in both directions", group="model")
     num_layers: int = _opt(1, "stacked recurrent layers", group="model", minimum=1)
     dropout: float = _opt(0.0, "dropout between stacked recurrent layers", group="model", minimum=0.0)
@@ -296,25 +317,7 @@ class TrainConfig:
             raise ValueError(f"--dropout: expected a probability in [0, 1], got {self.dropout}")
         if not 0 < self.carve < 1:
             raise ValueError(f"--carve: expected a share in (0, 1), got {self.carve}")
-        if (self.dev is not None or self.test is not None) and (
-            self.task != "pos" or not self.data_source.endswith(".conllu")
-        ):
-            raise ValueError("--dev, --test: only for --task pos with a .conllu --data file")
-        if self.task == "forecast":
-            src = self.data_source
-            if src != "beijing-pm25" and not src.endswith(SERIES_SUFFIXES):
-                raise ValueError(
-                    f"--data: for --task forecast expected beijing-pm25 or a .csv or .parquet path, got {src!r}"
-                )
-            if src != "beijing-pm25" and not self.target:
-                raise ValueError("--target: required with a CSV --data (the column to forecast)")
-        else:
-            src = self.data_source
-            if src in ("beijing-pm25",) or src.endswith(SERIES_SUFFIXES):
-                raise ValueError(
-                    f"--data: {src!r} is a time series; use --task forecast, or give brown, "
-                    "a Brown folder or a .conllu file for --task pos"
-                )
+        check_sources(self)
 
     # ------------------------------------------------------------------ derived values
     @property

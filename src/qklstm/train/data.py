@@ -44,8 +44,8 @@ __all__ = [
     "collate_windows",
     "count_unknown",
     "even_subset",
-    "load_task_data",
     "sequential_batches",
+    "shard_batches",
 ]
 
 
@@ -193,6 +193,11 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Genera
     return [batches[i] for i in order]
 
 
+def shard_batches(batches: list, shard) -> list:
+    """This process's batches: every ``shard[1]``-th from the ``shard[0]``-th, or all without a shard."""
+    return batches if shard is None else batches[shard[0] :: shard[1]]
+
+
 def sequential_batches(n: int, batch_size: int, lengths: np.ndarray | None = None) -> list:
     """Batches for evaluation: in order, or sorted by length (longest first) when ``lengths`` is given."""
     idx = np.arange(n) if lengths is None else np.argsort(-np.asarray(lengths), kind="stable")
@@ -274,16 +279,3 @@ def collate_windows(ws: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)`` float32 tensors of windows ``index``."""
     index = np.asarray(index)
     return torch.from_numpy(ws.x[index]).float(), torch.from_numpy(ws.y[index]).float()
-
-
-def load_task_data(cfg: TrainConfig, saved: dict | None = None):
-    """:class:`PosData` or :class:`ForecastData` for ``cfg``; ``saved`` holds a checkpoint's
-    ``vocab`` / ``scaler`` entries."""
-    saved = saved or {}
-    if cfg.task == "pos":
-        vocab = saved.get("vocab")
-        if vocab:
-            tables = [Vocabulary.from_dict(vocab[k]) if k in vocab else None for k in ("words", "tags", "chars")]
-            return load_pos(cfg, *tables)
-        return load_pos(cfg)
-    return load_forecast(cfg, saved.get("scaler"))

@@ -36,10 +36,15 @@ def check_layout(ckpt: dict) -> None:
         )
 
 
-def _better(task, value: float, best: float | None) -> bool:
-    if best is None:
+def _better(task, dev: dict, best: dict) -> bool:
+    """Whether ``dev``'s score beats ``best``'s; on a tie, a lower dev loss (a dev split of a few sequences
+    ties often: the later epoch that fits it better wins). A best saved before losses were kept wins ties."""
+    value, held = dev[task.metric], best["metric"]
+    if held is None:
         return True
-    return value > best if task.higher_is_better else value < best
+    if value == held:
+        return dev["loss"] < best.get("loss", float("-inf"))
+    return value > held if task.higher_is_better else value < held
 
 
 class Run(Callback):
@@ -104,9 +109,10 @@ class Run(Callback):
         cfg, task = self.cfg, self.task
         self.history.append({"epoch": epoch, "split": "train", **task.summarize(stats), "seconds": seconds})
         self.history.append({"epoch": epoch, "split": "dev", **dev, "seconds": dev_seconds})
-        improved = _better(task, dev[task.metric], self.best["metric"])
+        improved = _better(task, dev, self.best)
         if improved:
-            self.best, self.bad_epochs = {"epoch": epoch, "metric": float(dev[task.metric])}, 0
+            best = {"epoch": epoch, "metric": float(dev[task.metric]), "loss": float(dev["loss"])}
+            self.best, self.bad_epochs = best, 0
         else:
             self.bad_epochs += 1
         self.epoch = epoch

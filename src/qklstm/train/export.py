@@ -9,7 +9,10 @@ needs no Python package of ours:
   whether words are lower-cased before lookup);
 * a forecaster takes scaled windows ``(B, window, features) float32`` and returns scaled forecasts
   ``(B,)``; the JSON holds the columns in order, the one-hot categories and the scaler's mean and std
-  (forecast in the target's units = output * std[target] + mean[target]).
+  (forecast in the target's units = output * std[target] + mean[target]);
+* a classifier takes raw series ``(B, T, channels) float32`` (zero-padded) and ``lengths (B,) int64`` and
+  returns ``label (B,) int64`` and ``probabilities (B, n_classes) float32``; the JSON holds the class names in
+  the order of the indices (the per-channel scaling is inside the model).
 
 Example:
     >>> from qklstm.train.export import export_run                 # doctest: +SKIP
@@ -29,18 +32,23 @@ import torch
 from ..data.characters import MAX_WORD_LENGTH
 from ..io import atomic_write, atomic_write_json
 from ..models.deploy import deployable, script
-from .predict import Tagger, load
+from .predict import Classifier, Tagger, load
 
 __all__ = ["FORMATS", "export_run", "export_model"]
 
 FORMATS = ("onnx", "torchscript")
 
 
-#: the inputs of an exported file by their number: a forecaster's, a tagger's, a tagger that reads characters
+#: the inputs of an exported file by their number: a forecaster's, a tagger's, a tagger that reads characters (a
+#: classifier's are named by :func:`export_run`)
 INPUTS = {1: ["windows"], 2: ["tokens", "lengths"], 3: ["tokens", "lengths", "chars"]}
+#: a classifier's inputs and outputs
+CLASSIFIER_NAMES = (["series", "lengths"], ["label", "probabilities"])
 
 
 def _examples(model, config) -> tuple:
+    if isinstance(model, Classifier):
+        return torch.randn(2, 5, model.model.n_channels), torch.tensor([5, 3])
     if isinstance(model, Tagger):
         tokens, lengths = torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2])
         if model.chars is None:
@@ -49,9 +57,10 @@ def _examples(model, config) -> tuple:
     return (torch.zeros(2, config.window, len(model.scaler.names)),)
 
 
-def export_model(deploy, examples: tuple, fmt: str, out) -> Path:
+def export_model(deploy, examples: tuple, fmt: str, out, names: tuple | None = None) -> Path:
     """Write a deployable module (:func:`~qklstm.models.deploy.deployable`) as ONNX or TorchScript to
-    ``out`` (atomically); batch size and length stay dynamic."""
+    ``out`` (atomically); batch size and length stay dynamic. ``names``: ``(inputs, outputs)`` of the ONNX
+    graph (default: the inputs of :data:`INPUTS` by their number, the outputs as the exporter names them)."""
     out = Path(out)
     if fmt == "torchscript":
         buffer = _io.BytesIO()
@@ -63,10 +72,11 @@ def export_model(deploy, examples: tuple, fmt: str, out) -> Path:
         except ImportError:
             raise ValueError("--format: onnx needs the onnx package (pip install qklstm[export])") from None
         batch, length, word = torch.export.Dim("batch"), torch.export.Dim("length"), torch.export.Dim("word_length")
-        names = INPUTS[len(examples)]
+        inputs, outputs = names or (INPUTS[len(examples)], None)
         shapes = {"windows": {0: batch, 1: length}, "tokens": {0: batch, 1: length}, "lengths": {0: batch}}
+        shapes["series"] = {0: batch, 1: length}
         shapes["chars"] = {0: batch, 1: length, 2: word}
-        shapes = tuple(shapes[name] for name in names)
+        shapes = tuple(shapes[name] for name in inputs)
         # the exporter's notes on its own internals, and its log lines about torchvision's ops (not used here)
         registration = logging.getLogger("torch.onnx._internal.exporter._registration")
         level = registration.level
@@ -75,7 +85,13 @@ def export_model(deploy, examples: tuple, fmt: str, out) -> Path:
             registration.setLevel(logging.ERROR)
             try:
                 program = torch.onnx.export(
-                    deploy, examples, dynamic_shapes=shapes, input_names=names, verbose=False, report=False
+                    deploy,
+                    examples,
+                    dynamic_shapes=shapes,
+                    input_names=inputs,
+                    output_names=outputs,
+                    verbose=False,
+                    report=False,
                 )
             finally:
                 registration.setLevel(level)
@@ -93,8 +109,20 @@ def export_run(run, fmt: str, out, *, checkpoint: str = "best") -> tuple[Path, P
     loaded = load(run, checkpoint=checkpoint)
     config = loaded.config
     deploy = deployable(loaded.model)
-    path = export_model(deploy, _examples(loaded, config), fmt, out)
-    if isinstance(loaded, Tagger):
+    names = CLASSIFIER_NAMES if isinstance(loaded, Classifier) else None
+    path = export_model(deploy, _examples(loaded, config), fmt, out, names)
+    if isinstance(loaded, Classifier):
+        meta = {
+            "kind": "classifier",
+            "inputs": {
+                "series": f"(batch, length, {loaded.model.n_channels}) float32 raw values, zero-padded",
+                "lengths": "(batch,) int64 steps of each sequence",
+            },
+            "output": "label (batch,) int64 index into classes; probabilities (batch, n_classes) float32",
+            "classes": loaded.classes,
+            "pooling": config.pooling,
+        }
+    elif isinstance(loaded, Tagger):
         meta = {
             "kind": "tagger",
             "inputs": {"tokens": "(batch, length) int64 word ids", "lengths": "(batch,) int64"},

@@ -21,6 +21,7 @@ from ..io import atomic_savefig, subplots, write_csv
 from ..models.registry import MODELS
 
 __all__ = [
+    "AccuracyScored",
     "plot_history",
     "write_history",
     "MAPE_EPSILON",
@@ -34,6 +35,26 @@ __all__ = [
     "plot_compare",
     "plot_frontier",
 ]
+
+
+class AccuracyScored:
+    """What the tasks scored by accuracy share (tagging per token, classification per sequence): the sums a batch
+    counts, their summary and the progress bar's numbers."""
+
+    metric = "accuracy"
+    higher_is_better = True
+    metric_columns = ("accuracy",)
+    stat_keys = ("n", "loss_sum", "correct")  # what batch_loss counts (summed over ranks under DDP)
+    loss_label, metric_label = "loss (NLL)", "accuracy"
+
+    @staticmethod
+    def summarize(stats: dict) -> dict:
+        n = max(stats.get("n", 0), 1)
+        return {"loss": stats.get("loss_sum", 0.0) / n, "accuracy": stats.get("correct", 0) / n}
+
+    @staticmethod
+    def postfix(summary: dict) -> dict:
+        return {"loss": f"{summary['loss']:.4f}", "acc": f"{summary['accuracy']:.4f}"}
 
 
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:

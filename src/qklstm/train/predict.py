@@ -26,18 +26,21 @@ from ..data.gaps import unfillable
 from ..data.timeindex import steps_after
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from ..data.tokenize import tokenize
+from ..data.tsfile import read_ts
 from .checkpoint import load_run_checkpoint, load_weights
+from .classify import build_classifier
 from .config import TrainConfig
 from .evaluate import checkpoint_path
 from .tasks import PosTask, build_regressor, build_tagger
 from .trainer import check_layout
 
-__all__ = ["Forecaster", "Tagger", "load"]
+__all__ = ["Classifier", "Forecaster", "Tagger", "load"]
 
 
-def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | Forecaster:
-    """The run in ``path`` (a run folder, or a checkpoint file) as a :class:`Tagger` or a :class:`Forecaster`
-    in eval mode; ``checkpoint``: ``best`` (the best dev score) or ``last`` when ``path`` is a folder."""
+def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | Forecaster | Classifier:
+    """The run in ``path`` (a run folder, or a checkpoint file) as a :class:`Tagger`, a :class:`Forecaster` or a
+    :class:`Classifier` in eval mode; ``checkpoint``: ``best`` (the best dev score) or ``last`` when ``path`` is
+    a folder."""
     path = Path(path)
     file = checkpoint_path(path, checkpoint) if path.is_dir() else path
     ckpt = load_run_checkpoint(file, map_location=device)
@@ -48,6 +51,10 @@ def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | For
         words, tags, chars = tables["words"], tables["tags"], tables.get("chars")
         model = build_tagger(cfg, len(words), len(tags), len(chars or ()))
         wrapper = partial(Tagger, words=words, tags=tags, config=cfg, chars=chars)
+    elif cfg.task == "classify":
+        channels = ckpt["model"]["mean"].numel()  # the scaling buffers' size
+        model = build_classifier(cfg, channels, len(ckpt["classes"]))
+        wrapper = partial(Classifier, classes=list(ckpt["classes"]), config=cfg)
     else:
         scaler = StandardScaler.from_dict(ckpt["scaler"])
         max_gap = ckpt.get("series", {}).get("max_gap")  # None in runs saved before gaps were cut: fill all
@@ -192,3 +199,52 @@ class Forecaster:
                 f"(rows, {len(self.numeric)}) of {self.numeric}; got shape {array.shape}"
             )
         return {c: array[:, j] for j, c in enumerate(self.numeric)}, {}, np.arange(len(array)), None, "data"
+
+
+class Classifier:
+    """A trained classifier with its class names: :meth:`predict` labels sequences, :meth:`predict_proba` gives
+    each class's probability.
+
+    >>> clf = qklstm.load("runs/basic-motions")                           # doctest: +SKIP
+    >>> clf.predict("BasicMotions_TEST.ts")[:3]                            # doctest: +SKIP
+    ['Standing', 'Standing', 'Running']
+    """
+
+    def __init__(self, model, classes: list[str], config: TrainConfig):
+        self.model, self.classes, self.config = model, classes, config
+
+    def series(self, data) -> list[np.ndarray]:
+        """The sequences of ``data``, each ``(length, channels)`` float32: a ``.ts`` path (read as in training,
+        its labels ignored), one array ``(batch, length, channels)``, or a list of sequences ``(length,
+        channels)`` (``(length,)`` for one channel)."""
+        channels = self.model.n_channels
+        if isinstance(data, (str, os.PathLike)):
+            missing = "interpolate" if self.config.missing == "interpolate" else "refuse"
+            data = read_ts(data, missing=missing, argument="data").series
+        elif isinstance(data, np.ndarray | torch.Tensor) and np.ndim(data) == 3:
+            data = list(data)
+        out = []
+        for i, s in enumerate(data):
+            s = np.asarray(s, dtype=np.float32)
+            s = s[:, None] if s.ndim == 1 and channels == 1 else s
+            if s.ndim != 2 or s.shape[1] != channels or not len(s):
+                raise ValueError(f"data[{i}]: expected (length >= 1, {channels}) values, got shape {s.shape}")
+            if not np.isfinite(s).all():
+                raise ValueError(f"data[{i}]: holds a missing or infinite value")
+            out.append(s)
+        return out
+
+    @torch.no_grad()
+    def predict_proba(self, data, batch_size: int = 256) -> np.ndarray:
+        """``(cases, classes)`` probabilities, the columns in the order of :attr:`classes`."""
+        series = self.series(data)
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(series), batch_size):
+            x, lengths = pad_batch(series[start : start + batch_size], 0.0, np.float32)
+            out.append(self.model(torch.from_numpy(x).to(device), torch.from_numpy(lengths)).exp().cpu().double())
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)))
+
+    def predict(self, data, batch_size: int = 256) -> list[str]:
+        """The most likely class of every sequence of ``data`` (as :meth:`series` reads it)."""
+        return [self.classes[int(k)] for k in self.predict_proba(data, batch_size).argmax(1)]

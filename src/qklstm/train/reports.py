@@ -1,5 +1,6 @@
 """The reports of ``qklstm evaluate``, one per task: tagging (accuracy, per-tag precision/recall/F1, a
-confusion matrix, unknown tokens) and forecasting (RMSE, MAE, MAPE beside the naive baselines, a forecast plot).
+confusion matrix, unknown tokens), forecasting (RMSE, MAE, MAPE beside the naive baselines, a forecast plot) and
+classification (accuracy, balanced accuracy, macro F1 beside the majority class and 1-NN, a confusion matrix).
 Each task class points at its own (``task.report``)."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_savefig, atomic_write_text, subplots, write_csv
+from ..models import count_parameters
 from .data import count_unknown
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, macro_f1, per_class_scores
 
-__all__ = ["forecast_report", "tagging_report"]
+__all__ = ["classification_report", "forecast_report", "tagging_report"]
 
 
 def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> dict:
@@ -45,21 +47,7 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
         f"accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}"
     )
     if write:
-        write_csv(
-            run_dir / f"{split}_per_tag.csv",
-            ["tag", "precision", "recall", "f1", "support", "predicted"],
-            (
-                [
-                    r["tag"],
-                    f"{r['precision']:.6f}",
-                    f"{r['recall']:.6f}",
-                    f"{r['f1']:.6f}",
-                    r["support"],
-                    r["predicted"],
-                ]
-                for r in rows
-            ),
-        )
+        _write_per_class(run_dir / f"{split}_per_tag.csv", "tag", rows)
         md = [
             f"# Tagging, {split} split",
             "",
@@ -84,6 +72,53 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
         "confusion": cm.tolist(),
         "tags": names,
     }
+
+
+def classification_report(task, model, split, bs, run_dir: Path, write: bool, log) -> dict:
+    """Accuracy, balanced accuracy (the mean recall over classes) and macro F1 of the model and of the baselines
+    (``<split>_report.md``), per-class P/R/F1 (``<split>_per_class.csv``) and the confusion matrix (table and
+    ``<split>_confusion.png``)."""
+    data = task.data
+    true, pred, _, loss = task.predict(model, split, bs)
+    names, k = data.classes, len(data.classes)
+    params = {"model": count_parameters(model)} | data.baseline_parameters()
+    predictions = {"model": pred} | {key: p for key, p in data.baselines(split).items() if p is not None}
+    scores = {}
+    for key, p in predictions.items():
+        rows = per_class_scores(confusion_matrix(true, p, k), names)
+        present = [r["recall"] for r in rows if r["support"]]
+        scores[key] = {"accuracy": float((p == true).mean()), "balanced_accuracy": float(np.mean(present))}
+        scores[key]["macro_f1"] = macro_f1(rows)
+    header = ["classifier", "accuracy", "balanced accuracy", "macro F1", "parameters"]
+    label = {"model": f"model ({model.recurrent_kind})"} | task.baseline_names()
+    body = [
+        [label[key], *(f"{m[c]:.4f}" for c in ("accuracy", "balanced_accuracy", "macro_f1")), f"{params[key]:,}"]
+        for key, m in scores.items()
+    ]
+    skipped = "" if "nearest_neighbour" in predictions else "; 1-NN: not defined, the series differ in length"
+    note = f"{len(true):,} {split} sequences, {k} classes, loss {loss:.4f}{skipped}"
+    cm = confusion_matrix(true, pred, k)
+    matrix = format_table(["true \\ predicted", *names], [[n, *map(str, row)] for n, row in zip(names, cm)])
+    log(format_table(header, body, markdown=False))
+    log(note)
+    if write:
+        rows = per_class_scores(cm, names)
+        _write_per_class(run_dir / f"{split}_per_class.csv", "class", rows)
+        md = [f"# Classification, {split} split", "", note, "", format_table(header, body), "", matrix, ""]
+        atomic_write_text(run_dir / f"{split}_report.md", "\n".join(md))
+        title = f"{split}: accuracy {scores['model']['accuracy']:.4f}"
+        _plot_confusion(cm, names, run_dir / f"{split}_confusion.png", title)
+    out = {**scores["model"], "loss": loss, "sequences": len(true), "confusion": cm.tolist(), "classes": names}
+    for key in (key for key in predictions if key != "model"):  # the baselines, in the table's order
+        out |= {key: scores[key], f"{key}_parameters": params[key]}
+    return out
+
+
+def _write_per_class(path: Path, first: str, rows: list[dict]) -> None:
+    """:func:`~qklstm.train.metrics.per_class_scores`'s rows as CSV, the class named in column ``first``."""
+    columns = ("precision", "recall", "f1")
+    body = ([r["tag"], *(f"{r[c]:.6f}" for c in columns), r["support"], r["predicted"]] for r in rows)
+    write_csv(path, [first, *columns, "support", "predicted"], body)
 
 
 def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:

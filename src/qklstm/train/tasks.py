@@ -1,4 +1,5 @@
-"""What differs between tagging and forecasting: the model, the batches, the loss and the scores.
+"""What differs between tagging, forecasting and classification (:mod:`.classify`): the model, the batches,
+the loss and the scores.
 
 A task object wraps the loaded data; the training loop and the evaluation only talk to it.
 """
@@ -9,7 +10,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..data import Vocabulary
+from ..data.timeseries import baseline_label
 from ..models import CharEncoder, SequenceRegressor, SequenceTagger
+from .classify import ClassifyTask
 from .config import TrainConfig
 from .data import (
     ForecastData,
@@ -18,11 +22,23 @@ from .data import (
     collate_characters,
     collate_tagged,
     collate_windows,
+    load_forecast,
+    load_pos,
     sequential_batches,
+    shard_batches,
 )
+from .metrics import AccuracyScored
 from .reports import forecast_report, tagging_report
 
-__all__ = ["TASK_CLASSES", "ForecastTask", "PosTask", "build_regressor", "build_tagger", "make_task"]
+__all__ = [
+    "TASK_CLASSES",
+    "ForecastTask",
+    "PosTask",
+    "build_regressor",
+    "build_tagger",
+    "load_task_data",
+    "make_task",
+]
 
 
 def build_tagger(cfg: TrainConfig, n_words: int, n_tags: int, n_chars: int = 0) -> SequenceTagger:
@@ -54,15 +70,10 @@ def build_regressor(cfg: TrainConfig, features: list[str]) -> SequenceRegressor:
     )
 
 
-class PosTask:
+class PosTask(AccuracyScored):
     """Tagging: ``SequenceTagger`` over padded, packed batches; token-level NLL and accuracy."""
 
     name = "pos"
-    metric = "accuracy"
-    higher_is_better = True
-    metric_columns = ("accuracy",)
-    stat_keys = ("n", "loss_sum", "correct")  # what batch_loss counts (summed over ranks under DDP)
-    loss_label, metric_label = "loss (NLL)", "accuracy"
     #: a comparison's scores: (report key, column, format, scale); plots show the one of ``metric``
     scores = (
         ("accuracy", "test accuracy (%)", ".2f", 100),
@@ -74,6 +85,15 @@ class PosTask:
     def __init__(self, data: PosData, device: torch.device):
         self.data, self.device = data, device
         self.lengths = {s: np.array([len(x) for x, _ in data.split(s)]) for s in ("train", "dev", "test")}
+
+    @staticmethod
+    def load_data(cfg: TrainConfig, saved: dict) -> PosData:
+        """The data of ``cfg``; ``saved``: a checkpoint's, whose vocabularies it keeps."""
+        vocab = saved.get("vocab")
+        if vocab:
+            tables = [Vocabulary.from_dict(vocab[k]) if k in vocab else None for k in ("words", "tags", "chars")]
+            return load_pos(cfg, *tables)
+        return load_pos(cfg)
 
     def report(self, model, split: str, batch_size: int, run_dir, write: bool, log) -> dict:
         return tagging_report(self, model, split, batch_size, run_dir, write, log)
@@ -96,6 +116,11 @@ class PosTask:
 
     def embedding_parameters(self, model) -> int:
         return model.embedding.weight.numel()
+
+    @staticmethod
+    def baseline_names(run: dict | None = None) -> dict[str, str]:
+        """Tagging has no baseline in its reports."""
+        return {}
 
     @torch.no_grad()
     def reference_inputs(self, model, generator: torch.Generator, n: int = 4096) -> torch.Tensor:
@@ -126,18 +151,11 @@ class PosTask:
         """Most likely tag, never the padding class 0."""
         return logp[..., 1:].argmax(-1) + 1
 
-    @staticmethod
-    def summarize(stats: dict) -> dict:
-        n = max(stats.get("n", 0), 1)
-        return {"loss": stats.get("loss_sum", 0.0) / n, "accuracy": stats.get("correct", 0) / n}
-
-    @staticmethod
-    def postfix(summary: dict) -> dict:
-        return {"loss": f"{summary['loss']:.4f}", "acc": f"{summary['accuracy']:.4f}"}
-
     def _scored(self, model, split: str, batch_size: int, shard=None):
         """``(index, tags, lengths, log-probabilities)`` of every batch of ``split`` (this shard's only)."""
-        for index in _shard(sequential_batches(len(self.data.split(split)), batch_size, self.lengths[split]), shard):
+        for index in shard_batches(
+            sequential_batches(len(self.data.split(split)), batch_size, self.lengths[split]), shard
+        ):
             tokens, tags, lengths, chars = self._batch(split, index)
             yield index, tags, lengths, model(tokens, lengths, chars).cpu()
 
@@ -187,9 +205,22 @@ class ForecastTask:
     def metric_label(self) -> str:
         return f"RMSE ({self.data.series.target} units)"
 
+    @staticmethod
+    def baseline_names(run: dict | None = None) -> dict[str, str]:
+        """How reports and ``compare`` name the baselines (the seasonal one by ``run``'s season)."""
+        return {
+            key: baseline_label(key, (run or {}).get("season"))
+            for key in ("persistence", "seasonal_naive", "linear_ar")
+        }
+
     def __init__(self, data: ForecastData, device: torch.device):
         self.data, self.device = data, device
         self.target_std = float(data.scaler.std[data.scaler.target_index])
+
+    @staticmethod
+    def load_data(cfg: TrainConfig, saved: dict) -> ForecastData:
+        """The windows of ``cfg``; ``saved``: a checkpoint's, whose scaler the data must match."""
+        return load_forecast(cfg, saved.get("scaler"))
 
     def report(self, model, split: str, batch_size: int, run_dir, write: bool, log) -> dict:
         return forecast_report(self, model, split, batch_size, run_dir, write, log)
@@ -241,7 +272,7 @@ class ForecastTask:
     def _predicted(self, model, split: str, batch_size: int, shard=None):
         """``(index, scaled predictions)`` of every batch of ``split`` (this shard's only)."""
         ws = self.data.split(split)
-        for index in _shard(sequential_batches(len(ws), batch_size), shard):
+        for index in shard_batches(sequential_batches(len(ws), batch_size), shard):
             x, _ = collate_windows(ws, index)
             yield index, model(x.to(self.device)).cpu().double().numpy()
 
@@ -268,12 +299,15 @@ class ForecastTask:
         return self.summarize(sums)
 
 
-def _shard(batches: list, shard) -> list:
-    return batches if shard is None else batches[shard[0] :: shard[1]]
-
-
 #: task name -> its class
-TASK_CLASSES = {"pos": PosTask, "forecast": ForecastTask}
+TASK_CLASSES = {"pos": PosTask, "forecast": ForecastTask, "classify": ClassifyTask}
+
+
+def load_task_data(cfg: TrainConfig, saved: dict | None = None):
+    """The data of ``cfg``'s task (:class:`PosData`, :class:`ForecastData` or
+    :class:`~qklstm.train.classify.ClassifyData`); ``saved``: a checkpoint, whose vocabularies, scaler or classes
+    the data keep."""
+    return TASK_CLASSES[cfg.task].load_data(cfg, saved or {})
 
 
 def make_task(cfg: TrainConfig, data, device: torch.device):

@@ -28,13 +28,12 @@ from . import distributed
 from .checkpoint import LAST, load_run_checkpoint, load_weights
 from .config import TrainConfig
 from .config_io import config_toml, set_threads
-from .data import load_task_data
 from .epochs import Run, RunSummary, StepHook, check_layout
 from .loop import TensorBoard, TrainingDiverged, fit, init_readout, make_optimizer, make_scheduler, quiet
 from .monitor import FILE as MONITOR_FILE
 from .monitor import Monitor
 from .runfolder import RunFolder, recover
-from .tasks import make_task
+from .tasks import load_task_data, make_task
 
 __all__ = [
     "RunSummary",
