@@ -17,6 +17,7 @@ DATA = ROOT / "tests" / "data"
 TINY = {
     "pos": ["--hidden", "4", "--embedding-dim", "4", "--char-dim", "3", "--n-references", "2"],
     "forecast": ["--hidden", "3", "--window", "6", "--n-references", "2"],
+    "classify": ["--hidden", "3", "--n-qubits", "2", "--n-references", "2"],
 }
 
 
@@ -28,13 +29,16 @@ def doc_commands(path: Path = ROOT / "README.md") -> list[list[str]]:
 
 def _inputs(folder: Path) -> None:
     """The files the quick start names, made from the test fixtures: a CoNLL-U file of 12 sentences (the
-    sample's 3, four times), the PM2.5 slice as the series and its new rows, two sentences to tag."""
+    sample's 3, four times), the PM2.5 slice as the series and its new rows, two sentences to tag, a toy
+    classification problem as the archive's two files."""
     sample = (DATA / "sample.conllu").read_text(encoding="utf-8").strip()
     copies = [re.sub(r"# sent_id = (\d+)", lambda m, k=k: f"# sent_id = {k}-{m[1]}", sample) for k in range(4)]
     (folder / "my.conllu").write_text("\n\n".join(copies) + "\n\n", encoding="utf-8")
     for name in ("my_series.csv", "new_rows.csv", "new_hours.csv"):
         shutil.copy(DATA / "beijing_pm25_slice.csv", folder / name)
     (folder / "sentences.txt").write_text("The dog ate the apple\nIt was late\n", encoding="utf-8")
+    for split in ("TRAIN", "TEST"):  # labelled series of unequal lengths, the archive's format
+        shutil.copy(DATA / f"slopes_{split}.ts", folder / f"X_{split}.ts")
 
 
 def run_commands(folder: Path, commands: list[list[str]]) -> list[int]:

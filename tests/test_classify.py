@@ -213,3 +213,33 @@ def test_the_data_errors_name_the_file_and_the_option(toy, tmp_path, capsys):
     assert rc == 0, err
     rc, _, err = run_cli(capsys, "train", "--task", "pos", "--data", train)
     assert rc == 2 and "holds labelled series; use --task classify" in err
+
+
+# ------------------------------------------------------------------------------ the initialisation from every step
+
+
+def test_the_readout_is_calibrated_on_every_step_and_padding_is_never_drawn():
+    """After ``init_from_sequences`` the gate pre-activations over the cell inputs of the drawn steps have mean 0
+    and deviation ``gain`` (the readout's closed form, on those very inputs; float64); references lie among the
+    projected real inputs, never near the padding's 1e3."""
+    from qklstm.models import QKLSTM
+    from qklstm.models.init import GAIN
+
+    torch.manual_seed(0)
+    layer = QKLSTM(1, 6, n_qubits=3, n_references=4, feature_map="paper").double()
+    x, lengths = torch.randn(9, 40, 1, dtype=torch.float64), torch.randint(2, 10, (40,))
+    x[torch.arange(9)[:, None] >= lengths[None, :]] = 1e3
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+    with torch.no_grad():  # the states the fresh layer reaches: what the initialisation reads
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(layer(packed)[0], total_length=9)
+    prev = torch.cat([torch.zeros(1, 40, 6, dtype=torch.float64), out[:-1]])
+    layer.init_from_sequences(x, lengths, n=10_000, generator=torch.Generator().manual_seed(0))
+    cell = layer.cells[0]
+    valid = torch.arange(9)[:, None] < lengths[None, :]
+    z = cell.first_step_inputs(x[valid], prev[valid])
+    pre = cell.apply_readout(cell.readout_features(z, cell.prepare()))  # (4 gates, M steps, H)
+    # every valid step drawn and the readout the closed form on them (one readout shared by the gates: mean 0 over
+    # all, the within-gate variance averaged over the gates gain^2), so the moments hold to float64 rounding
+    torch.testing.assert_close(pre.mean((0, 1)), torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-9)
+    torch.testing.assert_close(pre.var(1, correction=0).mean(0), torch.full((6,), GAIN**2, dtype=torch.float64))
+    assert cell.references.abs().max() < z.abs().max() + 1e-12

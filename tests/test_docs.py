@@ -20,13 +20,16 @@ def test_the_readme_quick_start_trains_predicts_and_exports(quickstart_folder, d
     """``quickstart_folder`` (conftest.py) ran every ``qklstm`` line of the README's shell blocks; here is
     what they say they write."""
     commands = [" ".join(c[:2]) for c in doc_tools.doc_commands()]
-    assert commands.count("qklstm train") == 2 and "qklstm export" in commands and "qklstm predict" in commands
-    for run in ("my-tagger", "my-forecast"):
+    assert commands.count("qklstm train") == 3 and "qklstm export" in commands and "qklstm predict" in commands
+    for run in ("my-tagger", "my-forecast", "my-classifier"):
         assert (quickstart_folder / "runs" / run / "best.pt").is_file()
     assert (quickstart_folder / "tagger.onnx").is_file() and (quickstart_folder / "tagger.onnx.json").is_file()
     with open(quickstart_folder / "forecasts.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and list(rows[0]) == ["row", "time", "pm2.5_forecast", "steps_ahead"]
+    with open(quickstart_folder / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 15 and list(rows[0]) == ["case", "predicted", "true", "p_up", "p_down", "p_flat"]
 
 
 def test_the_getting_started_commands_run(tmp_path, doc_tools):

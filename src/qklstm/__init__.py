@@ -8,7 +8,16 @@ torch.Size([5, 3])
 
 from ._version import __version__
 from .kernels import FidelityKernel, ProjectedKernel, target_alignment, use_backend
-from .models import QKLSTM, QLSTM, QKLSTMCell, QLSTMCell, SequenceTagger, count_parameters
+from .models import (
+    QKLSTM,
+    QLSTM,
+    QKLSTMCell,
+    QLSTMCell,
+    SequenceClassifier,
+    SequenceRegressor,
+    SequenceTagger,
+    count_parameters,
+)
 from .quantum import FeatureMap
 from .train.predict import load
 
@@ -20,6 +29,8 @@ __all__ = [
     "QKLSTMCell",
     "QLSTM",
     "QLSTMCell",
+    "SequenceClassifier",
+    "SequenceRegressor",
     "SequenceTagger",
     "count_parameters",
     "load",

@@ -147,9 +147,9 @@ class RecurrentCell(nn.Module):
         ``readout`` Linear), else ``(4, H, F)`` and ``(4, H)``."""
         return self.readout.weight, self.readout.bias
 
-    def first_step_inputs(self, data: torch.Tensor) -> torch.Tensor:
-        """Real inputs ``data`` ``(M, input_size)`` as the first step's projected cell inputs (``h = 0``),
-        checked."""
+    def first_step_inputs(self, data: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        """Real inputs ``data`` ``(M, input_size)`` as projected cell inputs, checked: of the first step (``h =
+        0``), or of the steps whose previous states were ``states`` ``(M, state size)``."""
         x = torch.as_tensor(data)
         if x.dim() != 2 or x.shape[1] != self.input_size or not x.is_floating_point() or not len(x):
             raise ValueError(f"data: expected a float tensor (M, {self.input_size}), got {tuple(x.shape)} {x.dtype}")
@@ -157,15 +157,21 @@ class RecurrentCell(nn.Module):
             raise ValueError("data: holds NaN or inf values; features must be finite")
         weight = self.readout_parameters()[0]
         x = x.to(weight.device, weight.dtype)
-        h = x.new_zeros(len(x), self.state_size)
+        if states is None:
+            h = x.new_zeros(len(x), self.state_size)
+        elif tuple(states.shape) != (len(x), self.state_size):
+            raise ValueError(f"states: expected ({len(x)}, {self.state_size}), got {tuple(states.shape)}")
+        else:
+            h = states.to(x.device, x.dtype)
         return project_step(self.projection, self.state_size, self.embed_inputs(x), h)
 
     @torch.no_grad()
-    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
+    def init_readout(self, data: torch.Tensor, gain: float = GAIN, states: torch.Tensor | None = None):
         """Initialise the readout from real inputs ``data`` ``(M, input_size)``, taken as first steps
-        (``h = 0``): over them every gate pre-activation starts with mean 0 and standard deviation ``gain``
-        (:func:`~qklstm.models.init.unit_variance_`), whatever the range of the features it reads."""
-        z = self.first_step_inputs(data)
+        (``h = 0``) or after ``states`` (:meth:`first_step_inputs`): over them every gate pre-activation starts
+        with mean 0 and standard deviation ``gain`` (:func:`~qklstm.models.init.unit_variance_`), whatever the
+        range of the features it reads."""
+        z = self.first_step_inputs(data, states)
         weight, bias = self.readout_parameters()
         features = self.readout_features(z, self.prepare())
         unit_variance_(weight, bias, self.standardized_features(features), gain)

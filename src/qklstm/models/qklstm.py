@@ -319,18 +319,18 @@ class QKLSTMCell(RecurrentCell):
         return weight, (-shift if bias is None else bias - shift)
 
     @torch.no_grad()
-    def init_readout(self, data: torch.Tensor, gain: float = GAIN):
+    def init_readout(self, data: torch.Tensor, gain: float = GAIN, states: torch.Tensor | None = None):
         """:meth:`RecurrentCell.init_readout`; a ``standardize`` cell first sets :attr:`kernel_mean` and
-        :attr:`kernel_scale` from the kernel values of ``data`` (taken as first steps, ``h = 0``)."""
+        :attr:`kernel_scale` from the kernel values of ``data`` (as first steps, or after ``states``)."""
         if self.standardize:
             self.standardized = False  # the statistics of the raw kernel values
-            k = self.readout_features(self.first_step_inputs(data), self.prepare())  # (4, M, N)
+            k = self.readout_features(self.first_step_inputs(data, states), self.prepare())  # (4, M, N)
             if self.shared_readout:
                 k = k.transpose(0, 1).reshape(1, -1, self.n_references)
             self.kernel_mean.copy_(k.mean(1))
             self.kernel_scale.copy_(k.std(1, correction=0).clamp_min(SPREAD_FLOOR))
             self.standardized = True
-        return super().init_readout(data, gain)
+        return super().init_readout(data, gain, states)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in ("kernel_mean", "kernel_scale"):  # saved before the statistics existed: the identity

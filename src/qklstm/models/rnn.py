@@ -216,6 +216,44 @@ class RecurrentBase(nn.Module):
             x = torch.cat([cell(x.to(weight.device, weight.dtype))[0] for cell in cells], -1)
         return self
 
+    @torch.no_grad()
+    def init_from_sequences(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, *, n: int = 4096, generator=None, gain: float = GAIN
+    ):
+        """Re-initialise every cell's references (where it has them) and readout from the cell inputs ``[h_{t-1};
+        x_t]`` of real sequences ``x`` ``(T, B, input_size)`` at every step, not only the first: ``h`` the
+        states the layer itself reaches, so a layer whose states carry most of the cell input (a series of one
+        channel) starts calibrated for the steps after the first. Layer by layer, ``n`` steps drawn per cell;
+        padded steps (past ``lengths``) are never drawn.
+
+        >>> import torch
+        >>> from qklstm.models import QKLSTM
+        >>> layer = QKLSTM(1, 8, n_qubits=4, n_references=4)
+        >>> layer.init_from_sequences(torch.randn(12, 5, 1), torch.tensor([12, 9, 7, 12, 3])) is layer
+        True
+        """
+        T, B = x.shape[:2]
+        lengths = torch.full((B,), T) if lengths is None else torch.as_tensor(lengths).cpu()
+        valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)  # (T, B)
+        weight = next(self.parameters())
+        layer_input, lengths = x.to(weight.device, weight.dtype), lengths.to(weight.device)
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                cell = self.cells[layer * self.num_directions + d]
+                zeros = layer_input.new_zeros(B, self.state_size), layer_input.new_zeros(B, self.hidden_size)
+                out, _, _ = run(cell, layer_input, lengths, *zeros, d == 1)
+                pad = out.new_zeros(1, B, out.shape[-1])  # h before the first step of either direction
+                prev = torch.cat([pad, out[:-1]]) if d == 0 else torch.cat([out[1:], pad])
+                pick = torch.randperm(int(valid.sum()), generator=generator)[:n].to(x.device)
+                states, inputs = prev[valid][pick], layer_input[valid][pick]
+                if hasattr(cell, "init_references"):
+                    cell.init_references(torch.cat([states, inputs], 1), generator=generator)
+                cell.init_readout(inputs, gain, states)
+                outs.append(run(cell, layer_input, lengths, *zeros, d == 1)[0])
+            layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+        return self
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:

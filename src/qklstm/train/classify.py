@@ -192,6 +192,15 @@ class ClassifyTask(AccuracyScored):
         pick = torch.randint(len(rows), (min(n, len(rows)),), generator=generator)
         return rows[pick.to(rows.device)]
 
+    @torch.no_grad()
+    def reference_sequences(self, model, generator: torch.Generator, n: int = 256):
+        """``(series (T, B, C), lengths)``: up to ``n`` training sequences, scaled as the recurrent layer reads
+        them (:meth:`~qklstm.models.rnn.RecurrentBase.init_from_sequences` calibrates on every step of them)."""
+        count = len(self.data.split("train")[1])
+        pick = torch.randperm(count, generator=generator)[:n].numpy()
+        x, lengths, _ = self._batch("train", pick)
+        return ((x - model.mean) / model.std).transpose(0, 1), lengths
+
     def _batch(self, split: str, index):
         series, labels = self.data.split(split)
         x, lengths = pad_batch([series[int(i)] for i in index], 0.0, np.float32)

@@ -190,7 +190,9 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         inputs = task.reference_inputs(model, gen)
         if kind.references:
             model.rnn.init_references(inputs, generator=gen)
-        init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
+        by_data = init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
+        if by_data and hasattr(task, "reference_sequences"):  # then from every step of real sequences
+            model.rnn.init_from_sequences(*task.reference_sequences(model, gen), generator=gen)
     optimizer = make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr)
     steps = len(task.train_batches(cfg.batch_size, torch.Generator().manual_seed(0)))  # per epoch; the order aside
     run = Run(cfg, task, model, optimizer, folder, log, make_scheduler(cfg.schedule, optimizer, steps, cfg.epochs))
