@@ -83,12 +83,15 @@ class TimeStep:
 
 def find_time_columns(header, time_column: str | None = None) -> list[str]:
     """The columns that hold time: ``[time_column]`` if given, else the one named date, time, timestamp or
-    datetime (any case), else year, month, day[, hour] (or a lone year), else ``[]`` (rows one step apart).
+    datetime (any case), else year, month, day[, hour], else year and quarter or year and month, else a lone
+    year, else ``[]`` (rows one step apart).
 
     >>> find_time_columns(["Date", "co2"]), find_time_columns(["year", "month", "day", "pm"])
     (['Date'], ['year', 'month', 'day'])
     >>> find_time_columns(["YEAR", "SUNACTIVITY"]), find_time_columns(["y", "x"])
     (['YEAR'], [])
+    >>> find_time_columns(["year", "quarter", "realgdp"]), find_time_columns(["Year", "Month", "sales"])
+    (['year', 'quarter'], ['Year', 'Month'])
     """
     if time_column:
         return [time_column]
@@ -101,21 +104,35 @@ def find_time_columns(header, time_column: str | None = None) -> list[str]:
     calendar = [lower[c] for c in CALENDAR if c in lower]
     if calendar[:3] == [lower.get(c) for c in CALENDAR[:3]] and len(calendar) >= 3:
         return calendar
-    return [lower["year"]] if "year" in lower and "month" not in lower else []
+    for second in ("quarter", "month"):  # one time of a quarterly or monthly series, as statsmodels' macrodata
+        if "year" in lower and second in lower:
+            return [lower["year"], lower[second]]
+    return [lower["year"]] if "year" in lower else []
 
 
 def parse_times(values: pd.Series | pd.DataFrame, name: str, where: str) -> np.ndarray:
     """Times of one column (ISO dates or datetimes, other date spellings pandas reads, or numbers) or of
-    calendar columns (a frame of year, month, day[, hour]): ``datetime64`` or ``float64``.
+    calendar columns (a frame of year, month, day[, hour], of year and month, or of year and quarter, a quarter's
+    time its first day): ``datetime64`` or ``float64``.
 
     >>> parse_times(pd.Series(["1700", "1701"]), "YEAR", "s.csv").tolist()
     [1700.0, 1701.0]
+    >>> times = parse_times(pd.DataFrame({"year": ["1959", "1959"], "quarter": ["1", "2"]}), "", "m.csv")
+    >>> times.astype("datetime64[D]").astype(str).tolist()
+    ['1959-01-01', '1959-04-01']
     """
     if isinstance(values, pd.DataFrame):
         parts = {str(c).lower(): pd.to_numeric(values[c], errors="coerce") for c in values}
         bad = np.flatnonzero(pd.concat(parts.values(), axis=1).isna().any(axis=1).to_numpy())
         if len(bad):
             raise ValueError(f"{where}:{bad[0] + 2}: {', '.join(values.columns)} must be whole numbers")
+        if "quarter" in parts:
+            quarter = parts.pop("quarter")
+            wrong = np.flatnonzero(~quarter.isin([1, 2, 3, 4]).to_numpy())
+            if len(wrong):
+                raise ValueError(f"{where}:{wrong[0] + 2}: quarter must be 1, 2, 3 or 4, got {quarter.iloc[wrong[0]]}")
+            parts["month"] = 3 * quarter - 2
+        parts.setdefault("day", pd.Series(1, index=values.index))
         try:
             return pd.to_datetime(pd.DataFrame(parts)).to_numpy()
         except (ValueError, OverflowError) as err:
