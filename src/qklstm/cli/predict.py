@@ -164,7 +164,7 @@ def _classify(model, args, out) -> None:
 def _forecast(model, args, name: str, out) -> None:
     """Forecasts of a CSV with the training columns: ``row`` and ``time`` of the step forecast (``horizon`` steps
     after the window's last step on the series' grid, rows 1-based; the time evaluation's plots show it at), the
-    forecast in the target's units, and ``steps_ahead``."""
+    forecast in the target's units, and ``steps_ahead``; a run of several series writes the id column first."""
     import csv
 
     import numpy as np
@@ -172,14 +172,23 @@ def _forecast(model, args, name: str, out) -> None:
     from ..data.timeindex import format_time
 
     with _as_file(args.input, ".csv") as path:
-        times, values = model.predict(path, batch_size=args.batch_size, return_times=True)
+        many = dict(skip_unknown=True) if model.id_column else {}
+        result = model.predict(path, batch_size=args.batch_size, return_times=True, **many)
+    by_id = result if model.id_column else {None: result}
+    unknown = [key for key, value in by_id.items() if value is None]
+    if unknown:
+        print(f"{name}: no forecast for series {unknown} of {model.id_column!r}: not in training", file=sys.stderr)
+        by_id = {key: value for key, value in by_id.items() if value is not None}
     w = csv.writer(out, lineterminator="\n")
     target, horizon, window = model.numeric[0], model.config.horizon, model.config.window
-    w.writerow(["row", "time", f"{target}_forecast", "steps_ahead"])
-    for i, (t, v) in enumerate(zip(times, values)):
-        if not np.isnan(v):
-            w.writerow([i + window + horizon, format_time(t), f"{v:.6g}", horizon])
-    skipped = int(np.isnan(values).sum())
+    w.writerow([model.id_column] * bool(model.id_column) + ["row", "time", f"{target}_forecast", "steps_ahead"])
+    skipped = 0
+    for key, (times, values) in by_id.items():
+        first = [key] if model.id_column else []
+        for i, (t, v) in enumerate(zip(times, values)):
+            if not np.isnan(v):
+                w.writerow([*first, i + window + horizon, format_time(t), f"{v:.6g}", horizon])
+        skipped += int(np.isnan(values).sum())
     if skipped:
         print(
             f"{name}: {skipped:,} windows meet a gap longer than {model.max_gap} steps and have no forecast "

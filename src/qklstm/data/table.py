@@ -32,6 +32,7 @@ __all__ = [
     "TimeSeriesTable",
     "parse_columns",
     "read_beijing_pm25",
+    "read_many_series",
     "read_timeseries_csv",
 ]
 
@@ -117,7 +118,7 @@ def _numbers(text: pd.Series, where: str, column: str) -> np.ndarray:
         i = int(bad[0])
         what = "a finite number" if np.isinf(values[i]) else "a number"
         raise ValueError(
-            f"{where}:{i + 2} column {column!r}: {text.iloc[i]!r} is not {what} "
+            f"{where}:{text.index[i] + 2} column {column!r}: {text.iloc[i]!r} is not {what} "
             "(missing values may be written NA or left empty)"
         )
     return values
@@ -135,25 +136,69 @@ def read_timeseries_csv(
 
     Time comes from ``time_column`` if given, else from the column named date, time, timestamp or
     datetime (any case), else from ``year``, ``month``, ``day`` [and ``hour``] columns (the Beijing
-    layout) or a lone ``year``, else rows are taken one step apart (:mod:`qklstm.data.timeindex`). ISO
-    dates and datetimes and numbers (years, seconds, steps) are read. Rows out of time order are sorted
-    (said in :attr:`TimeSeriesTable.notes`); a time given twice is refused. Missing steps of the grid
-    become rows of NaN; empty numbers (``NA`` or empty) become NaN.
+    layout), ``year`` and ``quarter`` or ``month``, or a lone ``year``, else rows are taken one step apart
+    (:mod:`qklstm.data.timeindex`). ISO dates and datetimes and numbers (years, seconds, steps) are read. Rows
+    out of time order are sorted (said in :attr:`TimeSeriesTable.notes`); a time given twice is refused. Missing
+    steps of the grid become rows of NaN; empty numbers (``NA`` or empty) become NaN.
     """
+    path, frame, time_cols = _read_checked(path, [target, *covariates, *categorical], time_column)
+    return _table(frame, path, str(path), target, covariates, categorical, time_cols, hint=True)
+
+
+def read_many_series(
+    path: str | os.PathLike,
+    id_column: str,
+    target: str,
+    covariates: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    *,
+    time_column: str | None = None,
+) -> dict[str, TimeSeriesTable]:
+    """A long file of several series, told apart by ``id_column`` (GluonTS's ``item_id``, statsforecast's
+    ``unique_id``): ``{id: its table}`` in the order the ids first appear, each series on its own regular grid
+    as :func:`read_timeseries_csv` reads one (errors name the file's own lines).
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "s.csv")
+    >>> _ = open(p, "w").write("symbol,date,price\\nA,2000-01-01,1\\nB,2000-01-01,5\\nA,2000-02-01,2\\n")
+    >>> {k: t.numeric["price"].tolist() for k, t in read_many_series(p, "symbol", "price").items()}
+    {'A': [1.0, 2.0], 'B': [5.0]}
+    """
+    path, frame, time_cols = _read_checked(path, [target, *covariates, *categorical, id_column], time_column)
+    ids = frame[id_column].astype(str).str.strip()
+    if (ids == "").any():
+        raise ValueError(
+            f"{path}:{int(np.flatnonzero(ids == '')[0]) + 2} column {id_column!r}: the series' id is empty"
+        )
+    return {
+        key: _table(
+            frame[ids == key], path, f"{path.name} [{id_column}={key}]", target, covariates, categorical, time_cols
+        )
+        for key in dict.fromkeys(ids)
+    }
+
+
+def _read_checked(path, wanted: list[str], time_column: str | None) -> tuple[Path, pd.DataFrame, list[str]]:
+    """The file's frame and its time columns, with ``wanted`` columns present, once each."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: {path} does not exist (expected a CSV file with a header row)")
     frame = _read_frame(path)
     header = list(frame.columns)
     time_cols = find_time_columns(header, time_column)
-    wanted = [target, *covariates, *categorical]
     absent = [c for c in wanted + time_cols if c not in header]
     if absent:
         raise ValueError(f"columns {absent} not in {path} (its columns: {header})")
     if frame.empty:
         raise ValueError(f"{path}: no data rows")
     if len(set(wanted + time_cols)) != len(wanted + time_cols):
-        raise ValueError(f"target, covariates, categorical, time: a column is named twice in {wanted + time_cols}")
+        raise ValueError(f"target, covariates, categorical, id, time: a column is named twice in {wanted + time_cols}")
+    return path, frame, time_cols
+
+
+def _table(frame, path: Path, label: str, target, covariates, categorical, time_cols, hint=False) -> TimeSeriesTable:
+    """The rows of ``frame`` (the file's lines in its index) as one series on its grid, named ``label`` in what it
+    reports; ``hint``: a time given twice suggests ``--id-column``."""
     numeric = {c: _numbers(frame[c], str(path), c) for c in (target, *covariates)}
     cats = {c: frame[c].astype(str).str.strip().tolist() for c in categorical}
     if not time_cols:
@@ -165,14 +210,17 @@ def read_timeseries_csv(
     notes = []
     order = np.argsort(times, kind="stable")
     if np.any(order != np.arange(len(order))):
-        notes.append(f"{path.name}: rows are not in time order; sorted by {'/'.join(time_cols)}")
+        notes.append(f"{Path(label).name}: rows are not in time order; sorted by {'/'.join(time_cols)}")
     times = times[order]
     same = np.flatnonzero(times[1:] == times[:-1])
     if len(same):
-        first, second = sorted(order[[same[0], same[0] + 1]] + 2)
-        raise ValueError(f"{path}:{second}: time {format_time(times[same[0]])} is given twice (also on line {first})")
+        first, second = sorted(frame.index[order[[same[0], same[0] + 1]]] + 2)
+        more = " (several series in one long file? --id-column names the column that tells them apart)" * hint
+        raise ValueError(
+            f"{path}:{second}: time {format_time(times[same[0]])} is given twice (also on line {first}){more}"
+        )
     step = infer_step(times, time_cols[0] if len(time_cols) == 1 else None)
-    grid, rows = on_grid(times, step, str(path))
+    grid, rows = on_grid(times, step, label)
     present = np.zeros(len(grid), bool)
     present[rows] = True
 
@@ -183,7 +231,7 @@ def read_timeseries_csv(
 
     out_numeric = {c: on_the_grid(v, np.nan) for c, v in numeric.items()}
     out_cats = {c: on_the_grid(np.array(v, dtype=object), "").tolist() for c, v in cats.items()}
-    return TimeSeriesTable(grid, out_numeric, out_cats, str(path), step, present, notes)
+    return TimeSeriesTable(grid, out_numeric, out_cats, label, step, present, notes)
 
 
 def read_beijing_pm25(cache: str | os.PathLike | None = None) -> TimeSeriesTable:

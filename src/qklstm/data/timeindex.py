@@ -125,12 +125,13 @@ def parse_times(values: pd.Series | pd.DataFrame, name: str, where: str) -> np.n
         parts = {str(c).lower(): pd.to_numeric(values[c], errors="coerce") for c in values}
         bad = np.flatnonzero(pd.concat(parts.values(), axis=1).isna().any(axis=1).to_numpy())
         if len(bad):
-            raise ValueError(f"{where}:{bad[0] + 2}: {', '.join(values.columns)} must be whole numbers")
+            raise ValueError(f"{where}:{values.index[bad[0]] + 2}: {', '.join(values.columns)} must be whole numbers")
         if "quarter" in parts:
             quarter = parts.pop("quarter")
             wrong = np.flatnonzero(~quarter.isin([1, 2, 3, 4]).to_numpy())
             if len(wrong):
-                raise ValueError(f"{where}:{wrong[0] + 2}: quarter must be 1, 2, 3 or 4, got {quarter.iloc[wrong[0]]}")
+                line = values.index[wrong[0]] + 2
+                raise ValueError(f"{where}:{line}: quarter must be 1, 2, 3 or 4, got {quarter.iloc[wrong[0]]}")
             parts["month"] = 3 * quarter - 2
         parts.setdefault("day", pd.Series(1, index=values.index))
         try:
@@ -140,7 +141,7 @@ def parse_times(values: pd.Series | pd.DataFrame, name: str, where: str) -> np.n
     text = values.astype(str).str.strip()
     blank = np.flatnonzero((text == "").to_numpy() | values.isna().to_numpy())
     if len(blank):
-        raise ValueError(f"{where}:{blank[0] + 2}: the time column {name!r} is empty")
+        raise ValueError(f"{where}:{values.index[blank[0]] + 2}: the time column {name!r} is empty")
     numbers = pd.to_numeric(text, errors="coerce")
     looks_like_date = text.str.fullmatch(r"\d{8}").all()  # 19580329, as some agencies write dates
     if not numbers.isna().any() and not looks_like_date:
@@ -153,7 +154,8 @@ def parse_times(values: pd.Series | pd.DataFrame, name: str, where: str) -> np.n
     parsed = pd.to_datetime(text, format="mixed", errors="coerce")
     first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
     raise ValueError(
-        f"{where}:{first + 2}: {text.iloc[first]!r} in column {name!r} is neither a date, a datetime nor a number"
+        f"{where}:{text.index[first] + 2}: {text.iloc[first]!r} in column {name!r} is neither a date, a datetime "
+        "nor a number"
     )
 
 

@@ -150,10 +150,11 @@ class TimeSeriesSplits:
             raise ValueError(f"split: expected 'train', 'dev' or 'test', got {name!r}")
         return getattr(self, name)
 
-    def baselines(self, name: str = "test") -> dict[str, np.ndarray]:
-        """The naive forecasts of split ``name``, scaled: ``persistence``, ``seasonal_naive`` (with a season), and
-        ``linear_ar``, the linear autoregression on the same window fitted on the training windows."""
-        ws, ti = self.split(name), self.scaler.target_index
+    def baselines(self, name: str = "test", ws: WindowSet | None = None) -> dict[str, np.ndarray]:
+        """The naive forecasts of split ``name`` (or of windows ``ws`` of this series), scaled: ``persistence``,
+        ``seasonal_naive`` (with a season), and ``linear_ar``, the linear autoregression on the same window fitted
+        on the training windows."""
+        ws, ti = ws if ws is not None else self.split(name), self.scaler.target_index
         out = {"persistence": persistence_forecast(ws.x, ti)}
         if self.season and ws.rows is not None:
             out["seasonal_naive"] = seasonal_naive(self.level, ws.rows, self.season, self.horizon, out["persistence"])[
@@ -246,9 +247,11 @@ def prepare_timeseries(
     fractions=(0.7, 0.15, 0.15),
     max_gap: int | None = None,
     season: int | None = None,
+    categories: dict[str, list[str]] | None = None,
 ) -> TimeSeriesSplits:
     """Split, fill, encode, scale and window ``table`` (see the module docstring). ``max_gap`` defaults to
-    the step's (a day of hourly steps, else 3); ``season`` to the step's (24 hourly, 52 weekly, ...)."""
+    the step's (a day of hourly steps, else 3); ``season`` to the step's (24 hourly, 52 weekly, ...);
+    ``categories``: each categorical column's one-hot values (default: those of the training rows)."""
     if target not in table.numeric:
         raise ValueError(f"target: {target!r} is not a numeric column of the table ({list(table.numeric)})")
     make_windows(np.zeros((window + horizon, 1)), np.zeros(window + horizon), window, horizon)  # checks both
@@ -259,7 +262,8 @@ def prepare_timeseries(
     segs = _segments(table, bounds, max_gap)
     spans = {name: [(a, b, _fill_segment(table, a, b)) for a, b in segs[name]] for name in SPLITS}
     numeric_names = [target] + [c for c in table.numeric if c != target]
-    categories = {c: sorted({v for _, _, s in spans["train"] for v in s[1][c]}) for c in table.categorical}
+    if categories is None:
+        categories = {c: sorted({v for _, _, s in spans["train"] for v in s[1][c]}) for c in table.categorical}
     names = numeric_names + [f"{c}={v}" for c in table.categorical for v in categories[c]]
     encoded = {n: [(a, b, encode_rows(*s[:2], numeric_names, categories)) for a, b, s in spans[n]] for n in SPLITS}
     if not encoded["train"]:

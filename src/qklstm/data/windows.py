@@ -209,10 +209,13 @@ class WindowSet:
     observed: np.ndarray | None = None
     #: each target's row on the series' grid (its time is ``TimeSeriesSplits.times[rows]``)
     rows: np.ndarray | None = None
+    #: of a file of several series (:mod:`qklstm.data.many`), each window's series (its place among the ids)
+    series: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, index) -> WindowSet:
         """The windows ``index`` (an index array or a boolean mask)."""
-        return WindowSet(*(None if a is None else a[index] for a in (self.x, self.y, self.observed, self.rows)))
+        fields = (self.x, self.y, self.observed, self.rows, self.series)
+        return WindowSet(*(None if a is None else a[index] for a in fields))

@@ -121,6 +121,15 @@ class TrainConfig:
     categorical: str | None = _opt(
         None, "forecast, CSV: comma-separated categorical columns (one-hot)", group="data", kind=str, metavar="A,B,..."
     )
+    id_column: str | None = _opt(
+        None,
+        "forecast, CSV: the column that tells several series of a long file apart (as GluonTS's item_id or "
+        "statsforecast's unique_id): one series per value, each on its own grid and scaled on its own, one model "
+        "over all, scores per series",
+        group="data",
+        kind=str,
+        metavar="NAME",
+    )
     time_column: str | None = _opt(
         None,
         "forecast: the column of times (ISO dates or datetimes, or numbers); default: the one named date, time, "

@@ -31,6 +31,7 @@ from ..data import (
     pad_batch,
 )
 from ..data.characters import character_table, encode_characters, pad_characters
+from ..data.many import ManySeries, load_many_series
 from ..data.pos import split_bounds
 from ..data.timeseries import StandardScaler, parse_columns
 from .config import TrainConfig
@@ -211,10 +212,21 @@ def sequential_batches(n: int, batch_size: int, lengths: np.ndarray | None = Non
 
 @dataclass
 class ForecastData:
-    """Scaled windows of the three splits (train possibly subset) and the scaler fitted on train rows."""
+    """Scaled windows of the three splits (train possibly subset) and the scaler fitted on train rows; with
+    ``--id-column``, of every series of the file (:class:`~qklstm.data.many.ManySeries`), each scaled on its own."""
 
-    series: TimeSeriesSplits
+    series: TimeSeriesSplits | ManySeries
     train_total: int
+
+    @property
+    def many(self) -> bool:
+        return isinstance(self.series, ManySeries)
+
+    def target_scale(self, name: str) -> np.ndarray:
+        """Each window's target deviation: a scaled error times it is in the target's units."""
+        if self.many:
+            return self.series.target_scale(name)
+        return np.full(len(self.split(name)), self.scaler.std[self.scaler.target_index])
 
     @property
     def scaler(self) -> StandardScaler:
@@ -231,11 +243,13 @@ class ForecastData:
         s = self.series
         used = len(s.train)
         sub = f" (evenly spaced subset of {self.train_total:,})" if used < self.train_total else ""
-        cut = sum(s.segments.values()) - len(s.segments)
+        count = len(s.parts) if self.many else 1
+        cut = sum(s.segments.values()) - len(s.segments) * count
         cut = f" ({cut} cut{'s' if cut > 1 else ''} at gaps longer than {s.max_gap} steps)" if cut else ""
+        what = f", {count} series of {s.id_column!r}, each scaled on its own" if self.many else ""
         return "\n".join(
             [
-                f"{Path(s.source).name or s.source}: target {s.target}, {s.step_name}, window {s.window} steps, "
+                f"{Path(s.source).name or s.source}{what}: target {s.target}, {s.step_name}, window {s.window} steps, "
                 f"horizon {s.horizon}, {self.n_features} features; windows train {used:,}{sub}, "
                 f"dev {len(s.dev):,}, test {len(s.test):,}{cut}",
                 *s.gaps,
@@ -243,13 +257,11 @@ class ForecastData:
         )
 
 
-def load_forecast(cfg: TrainConfig, scaler: dict | None = None, cache=None) -> ForecastData:
-    """Windows of ``cfg``'s series; with ``scaler`` (from a checkpoint) the data must scale the same way."""
+def load_forecast(cfg: TrainConfig, saved: dict | None = None, cache=None) -> ForecastData:
+    """Windows of ``cfg``'s series; with ``saved`` (a checkpoint's ``scaler`` or, of several series, ``scalers``)
+    the data must scale the same way."""
     src = cfg.data_source
-    series = load_timeseries(
-        src,
-        cache=cache,
-        target=cfg.target,
+    options = dict(
         covariates=parse_columns(cfg.covariates),
         categorical=parse_columns(cfg.categorical),
         time_column=cfg.time_column,
@@ -258,14 +270,20 @@ def load_forecast(cfg: TrainConfig, scaler: dict | None = None, cache=None) -> F
         max_gap=cfg.max_gap,
         season=cfg.season,
     )
+    if cfg.id_column:
+        series = load_many_series(src, cfg.id_column, cfg.target, **options)
+    else:
+        series = load_timeseries(src, cache=cache, target=cfg.target, **options)
     total = len(series.train)
     series.train = series.train.subset(even_subset(total, cfg.train_limit))
-    if scaler is not None:
-        saved = StandardScaler.from_dict(scaler)
-        same = (
-            saved.names == series.scaler.names
-            and np.allclose(saved.mean, series.scaler.mean)
-            and np.allclose(saved.std, series.scaler.std)
+    saved = saved or {}
+    now = series.scalers if cfg.id_column else {"": series.scaler}
+    before = saved.get("scalers") or ({"": saved["scaler"]} if saved.get("scaler") else None)
+    if before is not None:
+        before = {k: StandardScaler.from_dict(v) for k, v in before.items()}
+        same = before.keys() == now.keys() and all(
+            b.names == now[k].names and np.allclose(b.mean, now[k].mean) and np.allclose(b.std, now[k].std)
+            for k, b in before.items()
         )
         if not same:
             raise ValueError(

@@ -148,6 +148,9 @@ def export_run(run, fmt: str, out, *, checkpoint: str = "best") -> tuple[Path, P
             "categories": loaded.categories,
             "scaler": loaded.scaler.to_dict(),
         }
+        if loaded.scalers is not None:  # several series: each scales with its own statistics
+            meta["id_column"] = config.id_column
+            meta["scalers"] = {key: scaler.to_dict() for key, scaler in loaded.scalers.items()}
     meta.update(format=fmt, model=config.model, task=config.task)
     side = path.with_name(path.name + ".json")
     atomic_write_json(side, meta)

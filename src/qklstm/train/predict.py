@@ -23,6 +23,7 @@ import torch
 from ..data import Vocabulary, pad_batch
 from ..data.characters import encode_characters, pad_characters
 from ..data.gaps import unfillable
+from ..data.table import read_many_series
 from ..data.timeindex import steps_after
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from ..data.tokenize import tokenize
@@ -58,9 +59,10 @@ def load(path, *, checkpoint: str = "best", device: str = "cpu") -> Tagger | For
     else:
         scaler = StandardScaler.from_dict(ckpt["scaler"])
         max_gap = ckpt.get("series", {}).get("max_gap")  # None in runs saved before gaps were cut: fill all
+        scalers = {k: StandardScaler.from_dict(v) for k, v in ckpt.get("scalers", {}).items()} or None
         model, wrapper = (
             build_regressor(cfg, scaler.names),
-            partial(Forecaster, scaler=scaler, config=cfg, max_gap=max_gap),
+            partial(Forecaster, scaler=scaler, config=cfg, max_gap=max_gap, scalers=scalers),
         )
     load_weights(model, ckpt["model"], file)
     return wrapper(model.to(device).eval())
@@ -126,10 +128,20 @@ class Tagger:
 
 
 class Forecaster:
-    """A trained forecaster with its scaler and columns: :meth:`predict` forecasts in the target's units."""
+    """A trained forecaster with its scaler and columns: :meth:`predict` forecasts in the target's units. Trained
+    on several series (``--id-column``), it holds each series' scaler in :attr:`scalers` and forecasts the
+    series of a long file by id."""
 
-    def __init__(self, model, scaler: StandardScaler, config: TrainConfig, max_gap: int | None = None):
+    def __init__(
+        self,
+        model,
+        scaler: StandardScaler,
+        config: TrainConfig,
+        max_gap: int | None = None,
+        scalers: dict[str, StandardScaler] | None = None,
+    ):
         self.model, self.scaler, self.config, self.max_gap = model, scaler, config, max_gap
+        self.scalers = scalers
         self.numeric = [n for n in scaler.names if "=" not in n]  # the target first, then the covariates
         self.categories: dict[str, list[str]] = {}
         for name in scaler.names:
@@ -142,7 +154,7 @@ class Forecaster:
         return self.numeric + list(self.categories)
 
     @torch.no_grad()
-    def predict(self, data, batch_size: int = 1024, *, return_times: bool = False):
+    def predict(self, data, batch_size: int = 1024, *, return_times: bool = False, skip_unknown: bool = False):
         """One forecast per window of ``config.window`` consecutive steps: the target ``config.horizon`` steps
         after the window's last step, in the target's units; ``(steps - window + 1,)``.
 
@@ -153,15 +165,52 @@ class Forecaster:
         missing values longer than the run's ``max_gap`` (the training split's rule) gets NaN, as no training
         window crossed such a gap. ``return_times``: also the time each forecast is for, ``horizon`` steps
         after its window's last step on the file's grid (as evaluation's plots show it; row numbers counted
-        from 0 for other data).
+        from 0 for other data). A forecaster of several series reads a long file with the run's ``--id-column``
+        and returns ``{id: forecasts}`` (``{id: (times, forecasts)}``), each series scaled as in training; a
+        series the run was not trained on is refused, or with ``skip_unknown`` given ``None``.
         """
+        if self.scalers is not None:
+            return self._predict_many(data, batch_size, return_times, skip_unknown)
         numeric, cats, times, step, where = self._columns(data)
+        return self._forecast(numeric, cats, times, step, where, self.scaler, batch_size, return_times)
+
+    def _predict_many(self, path, batch_size: int, return_times: bool, skip_unknown: bool) -> dict:
+        """``{id: forecasts}`` (or ``{id: (times, forecasts)}``) of the series of a long file, each scaled by its
+        own training scaler; ids the run was not trained on are refused, or ``None`` with ``skip_unknown``."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(
+                f"data: a forecaster of several series reads a CSV or Parquet path with {self.id_column!r}"
+            )
+        cfg = self.config
+        tables = read_many_series(
+            path, cfg.id_column, self.numeric[0], self.numeric[1:], list(self.categories), time_column=cfg.time_column
+        )
+        unknown = [k for k in tables if k not in self.scalers]
+        if unknown and not skip_unknown:
+            raise ValueError(
+                f"{path}: series {unknown} of {cfg.id_column!r} were not in training (no scaler of theirs); "
+                f"the run knows {list(self.scalers)}"
+            )
+        out = dict.fromkeys(tables)  # unknown ids stay None
+        for key, t in ((k, t) for k, t in tables.items() if k in self.scalers):
+            scaler = self.scalers[key]
+            out[key] = self._forecast(
+                t.numeric, t.categorical, t.times, t.step, t.source, scaler, batch_size, return_times
+            )
+        return out
+
+    @property
+    def id_column(self) -> str | None:
+        return self.config.id_column
+
+    def _forecast(self, numeric, cats, times, step, where, scaler, batch_size, return_times):
+        """The forecasts of one series' columns (:meth:`predict`), scaled by ``scaler``."""
         window = self.config.window
         if len(numeric[self.numeric[0]]) < window:
             raise ValueError(f"{where}: {len(numeric[self.numeric[0]])} rows are too few for a window of {window}")
         cut = unfillable(numeric.values(), self.max_gap) if self.max_gap is not None else np.zeros(len(times), bool)
         filled_numeric, filled_cats, _ = fill_rows(numeric, cats, None, where)  # rows one step apart
-        x = self.scaler.transform(encode_rows(filled_numeric, filled_cats, self.numeric, self.categories))
+        x = scaler.transform(encode_rows(filled_numeric, filled_cats, self.numeric, self.categories))
         x = x.astype(np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
         device = next(self.model.parameters()).device
@@ -169,7 +218,7 @@ class Forecaster:
             self.model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size])).to(device)).cpu()
             for i in range(0, len(windows), batch_size)
         ]
-        values = self.scaler.inverse_target(torch.cat(out).double().numpy())
+        values = scaler.inverse_target(torch.cat(out).double().numpy())
         values[np.lib.stride_tricks.sliding_window_view(cut, window).any(1)] = np.nan
         if not return_times:
             return values

@@ -12,6 +12,7 @@ import numpy as np
 from ..io import atomic_savefig, atomic_write_text, subplots, write_csv
 from ..models import count_parameters
 from .data import count_unknown
+from .many_report import many_forecast_report
 from .metrics import MAPE_EPSILON, confusion_matrix, forecast_metrics, format_table, macro_f1, per_class_scores
 
 __all__ = ["classification_report", "forecast_report", "tagging_report"]
@@ -152,7 +153,10 @@ def _plot_confusion(cm: np.ndarray, names, path: Path, title: str) -> None:
 def forecast_report(task, model, split, bs, run_dir: Path, write: bool, log, steps: int = 500) -> dict:
     """RMSE/MAE/MAPE beside the baselines (``<split>_report.md``): persistence (the window's last value), seasonal
     naive (with a season) and a linear autoregression on the same window (least squares on the training
-    windows); and the forecast plot over the series' own times."""
+    windows); and the forecast plot over the series' own times. Several series (``--id-column``): per series
+    (:func:`~qklstm.train.many_report.many_forecast_report`)."""
+    if task.data.many:
+        return many_forecast_report(task, model, split, bs, run_dir, write, log)
     series = task.data.series
     scaler = series.scaler
     ws = series.split(split)

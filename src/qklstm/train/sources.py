@@ -26,6 +26,8 @@ def check_sources(cfg) -> None:
         (cfg.task == "pos" and cfg.data_source.endswith(".conllu")) or cfg.task == "classify"
     ):
         raise ValueError("--dev, --test: only for --task pos with a .conllu --data file, or --task classify")
+    if cfg.task != "forecast" and cfg.id_column:
+        raise ValueError("--id-column: only for --task forecast")
     if cfg.task == "classify":
         if cfg.data is None:
             raise ValueError("--data: required for --task classify (a .ts file of labelled series)")
@@ -43,6 +45,8 @@ def check_sources(cfg) -> None:
             )
         if src != "beijing-pm25" and not cfg.target:
             raise ValueError("--target: required with a CSV --data (the column to forecast)")
+        if cfg.id_column and src == "beijing-pm25":
+            raise ValueError("--id-column: for a CSV or Parquet --data of several series; beijing-pm25 is one")
     else:
         src = cfg.data_source
         if src in ("beijing-pm25",) or src.endswith(SERIES_SUFFIXES):

@@ -197,7 +197,7 @@ class ForecastTask:
     metric = "rmse"
     higher_is_better = False
     metric_columns = ("rmse", "mae")
-    stat_keys = ("n", "loss_sum", "abs_sum")
+    stat_keys = ("n", "loss_sum", "sq_units", "abs_units")  # scaled squared errors; errors in the target's units
     loss_label = "loss (MSE, scaled)"
     scores = (("rmse", "test RMSE", ".3f", 1), ("mae", "test MAE", ".3f", 1), ("mape", "test MAPE (%)", ".2f", 100))
 
@@ -215,19 +215,23 @@ class ForecastTask:
 
     def __init__(self, data: ForecastData, device: torch.device):
         self.data, self.device = data, device
-        self.target_std = float(data.scaler.std[data.scaler.target_index])
+        #: each window's target deviation per split (its series' own with --id-column)
+        self.scale = {name: data.target_scale(name) for name in ("train", "dev", "test")}
 
     @staticmethod
     def load_data(cfg: TrainConfig, saved: dict) -> ForecastData:
         """The windows of ``cfg``; ``saved``: a checkpoint's, whose scaler the data must match."""
-        return load_forecast(cfg, saved.get("scaler"))
+        return load_forecast(cfg, saved)
 
     def report(self, model, split: str, batch_size: int, run_dir, write: bool, log) -> dict:
         return forecast_report(self, model, split, batch_size, run_dir, write, log)
 
     def saved_data(self) -> dict:
         s = self.data.series
-        return {"scaler": self.data.scaler.to_dict(), "series": {"step": s.step_name, "max_gap": s.max_gap}}
+        out = {"scaler": self.data.scaler.to_dict(), "series": {"step": s.step_name, "max_gap": s.max_gap}}
+        if self.data.many:  # every series' own statistics
+            out["scalers"] = {key: scaler.to_dict() for key, scaler in s.scalers.items()}
+        return out
 
     def build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         return build_regressor(cfg, self.data.scaler.names)
@@ -253,16 +257,25 @@ class ForecastTask:
         x, y = x.to(self.device), y.to(self.device)
         err = model(x) - y
         loss = err.square().mean()
-        e = err.detach()
-        return loss, {"n": len(y), "loss_sum": float(loss.detach()) * len(y), "abs_sum": float(e.abs().sum())}
+        units = err.detach().cpu().double().numpy() * self.scale[split][np.asarray(index)]
+        return loss, self._sums(float(loss.detach()) * len(y), units)
+
+    @staticmethod
+    def _sums(loss_sum: float, units: np.ndarray) -> dict:
+        """A batch's :attr:`stat_keys`: its summed scaled loss and its errors in the target's units."""
+        return {
+            "n": len(units),
+            "loss_sum": loss_sum,
+            "sq_units": float(units @ units),
+            "abs_units": float(np.abs(units).sum()),
+        }
 
     def summarize(self, stats: dict) -> dict:
         n = max(stats.get("n", 0), 1)
-        mse = stats.get("loss_sum", 0.0) / n
         return {
-            "loss": mse,
-            "rmse": float(np.sqrt(mse)) * self.target_std,
-            "mae": stats.get("abs_sum", 0.0) / n * self.target_std,
+            "loss": stats.get("loss_sum", 0.0) / n,
+            "rmse": float(np.sqrt(stats.get("sq_units", 0.0) / n)),
+            "mae": stats.get("abs_units", 0.0) / n,
         }
 
     @staticmethod
@@ -289,9 +302,8 @@ class ForecastTask:
         sums = dict.fromkeys(self.stat_keys, 0.0)
         for index, pred in self._predicted(model, split, batch_size, shard):
             err = pred - y[index]
-            sums["n"] += len(index)
-            sums["loss_sum"] += float(np.sum(err**2))
-            sums["abs_sum"] += float(np.sum(np.abs(err)))
+            batch = self._sums(float(err @ err), err * self.scale[split][index])
+            sums = {k: sums[k] + batch[k] for k in self.stat_keys}
         if shard:
             sums = dict(zip(self.stat_keys, shard[2](list(sums.values()))))
         if not sums["n"]:
