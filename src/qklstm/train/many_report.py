@@ -84,6 +84,8 @@ def many_forecast_report(task, model, split, bs, run_dir: Path, write: bool, log
     out |= {"windows": len(pred), "units": many.target, "step": many.step_name, "series": len(rows)}
     out["per_series"] = {key: {k: {m: s[k][m] for m in ("rmse", "mae")} for k in s} for key, _, s in rows}
     out |= {k: overall[k] for k in keys[1:] if k in overall}
+    counts = {k: n * len(rows) for k, (_, n) in many.first.baseline_labels().items()}  # fitted per series
+    out |= {f"{k}_parameters": counts[k] for k in keys[1:] if k in overall}
     if "seasonal_naive" in overall:
         out["season"] = many.season
     return out
