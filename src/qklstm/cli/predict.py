@@ -149,11 +149,8 @@ def _classify(model, args, out) -> None:
     class's probability (``p_<class>``)."""
     import csv
 
-    from ..data.tsfile import read_ts
-
     with _as_file(args.input, ".ts") as path:
-        missing = "interpolate" if model.config.missing == "interpolate" else "refuse"
-        cases = read_ts(path, missing=missing, argument="FILE")
+        cases = model.read_cases(path, argument="FILE")
         probs = model.predict_proba(cases.series, batch_size=args.batch_size)
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["case", "predicted", "true", *(f"p_{c}" for c in model.classes)])

@@ -98,17 +98,13 @@ def nearest_neighbour(train_x, train_y, x) -> np.ndarray | None:
     return np.asarray(train_y)[d.argmin(1)]
 
 
-def _read(path: str, flag: str, missing: str) -> LabelledSeries:
-    return read_ts(path, missing="interpolate" if missing == "interpolate" else "refuse", argument=flag)
-
-
 def load_classify(cfg: TrainConfig, classes: list[str] | None = None) -> ClassifyData:
     """The splits of ``cfg`` (see the module docstring); ``classes`` (from a checkpoint): the run's class
     names, which every file's labels must belong to."""
-    train = _read(cfg.data, "--data", cfg.missing)
+    train = read_ts(cfg.data, missing=cfg.missing, argument="--data")
     classes = list(classes or train.classes)
     files = {"dev": cfg.dev, "test": cfg.test}
-    read = {k: _read(v, f"--{k}", cfg.missing) for k, v in files.items() if v is not None}
+    read = {k: read_ts(v, missing=cfg.missing, argument=f"--{k}") for k, v in files.items() if v is not None}
     for name, ls in [("--data", train), *((f"--{k}", v) for k, v in read.items())]:
         unknown = sorted(set(ls.labels) - set(classes))
         if unknown:

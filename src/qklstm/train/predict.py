@@ -262,14 +262,18 @@ class Classifier:
     def __init__(self, model, classes: list[str], config: TrainConfig):
         self.model, self.classes, self.config = model, classes, config
 
+    def read_cases(self, path, argument: str = "data"):
+        """The cases and labels of ``.ts`` file ``path`` (:func:`~qklstm.data.tsfile.read_ts`), a missing value
+        handled as in training (``--missing``)."""
+        return read_ts(path, missing=self.config.missing, argument=argument)
+
     def series(self, data) -> list[np.ndarray]:
         """The sequences of ``data``, each ``(length, channels)`` float32: a ``.ts`` path (read as in training,
         its labels ignored), one array ``(batch, length, channels)``, or a list of sequences ``(length,
         channels)`` (``(length,)`` for one channel)."""
         channels = self.model.n_channels
         if isinstance(data, (str, os.PathLike)):
-            missing = "interpolate" if self.config.missing == "interpolate" else "refuse"
-            data = read_ts(data, missing=missing, argument="data").series
+            data = self.read_cases(data).series
         elif isinstance(data, np.ndarray | torch.Tensor) and np.ndim(data) == 3:
             data = list(data)
         out = []
