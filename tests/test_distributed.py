@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import BROWN, TINY_FC, TINY_POS, cli_args
+from conftest import BROWN, DATA, TINY_FC, TINY_POS, cli_args
 
 POS = cli_args(TINY_POS, epochs=None)  # 91 sentences: the last batch of 27 splits 14/13
 FC = cli_args(TINY_FC, categorical=None, batch_size=50, epochs=None)
+#: 27 training cases of 6-12 steps after the carve: the last batch of 7 splits 4/3, its lengths differ
+CLS = ["--task", "classify", "--data", DATA / "slopes_TRAIN.ts", "--test", DATA / "slopes_TEST.ts"]
+CLS += ["--hidden", "3", "--n-qubits", "3", "--n-references", "4", "--batch-size", "10"]
 ENV = {**os.environ, "QKLSTM_DIST_TIMEOUT": "60", "OMP_NUM_THREADS": "1"}
 
 
@@ -57,7 +60,7 @@ def assert_same_run(a: Path, b: Path):
         torch.testing.assert_close(wb[k], wa[k], atol=1e-5, rtol=1e-5, msg=k)
 
 
-@pytest.mark.parametrize("task,args", [("pos", POS), ("forecast", FC)])
+@pytest.mark.parametrize("task,args", [("pos", POS), ("forecast", FC), ("classify", CLS)])
 def test_two_ranks_train_the_single_process_model(tmp_path, task, args):
     one, two = tmp_path / "one", tmp_path / "two"
     assert single("train", *args, "--epochs", "2", "--no-progress", "--out", one).returncode == 0
