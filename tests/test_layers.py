@@ -42,6 +42,7 @@ MODELS_RANK = {
     "chars": 6,
     "tagger": 7,
     "regressor": 6,
+    "classifier": 6,
     "deploy": 8,
     "__init__": 9,
 }
