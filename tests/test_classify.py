@@ -184,8 +184,10 @@ def test_the_data_errors_name_the_file_and_the_option(toy, tmp_path, capsys):
     base = ["train", "--task", "classify", "--no-progress", "--out", tmp_path / "run"]
     rc, _, err = run_cli(capsys, *base)
     assert rc == 2 and "--data: required for --task classify" in err
-    rc, _, err = run_cli(capsys, *base, "--data", tmp_path / "x.csv")
+    rc, _, err = run_cli(capsys, *base, "--data", tmp_path / "x.txt")
     assert rc == 2 and "--data: for --task classify expected a .ts file" in err
+    rc, _, err = run_cli(capsys, *base, "--data", tmp_path / "x.csv")
+    assert rc == 2 and "--data: a table of sequences needs --id-column" in err
     bad = tmp_path / "bad.ts"
     bad.write_text(train.read_text().replace(":up\n", ":sideways\n", 1))
     rc, _, err = run_cli(capsys, *base, "--data", bad)
@@ -243,3 +245,68 @@ def test_the_readout_is_calibrated_on_every_step_and_padding_is_never_drawn():
     torch.testing.assert_close(pre.mean((0, 1)), torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-9)
     torch.testing.assert_close(pre.var(1, correction=0).mean(0), torch.full((6,), GAIN**2, dtype=torch.float64))
     assert cell.references.abs().max() < z.abs().max() + 1e-12
+
+
+# ------------------------------------------------------------------------------ a long table of sequences
+
+
+def _write_table(path, cases, *, first_id=0):
+    """The cases as a long CSV: one row per case and time (id, time, activity, two channels)."""
+    rows = ["rec,time,activity,ax,ay"]
+    for i, (series, label) in enumerate(cases, first_id):
+        rows += [f"r{i},{t},{label},{a:.5f},{b:.5f}" for t, (a, b) in enumerate(series)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_long_table_reads_like_the_archive_file(tmp_path):
+    from qklstm.data.table import read_labelled_table
+    from qklstm.data.tsfile import read_ts
+
+    cases = _cases(9, 2)
+    table = read_labelled_table(_write_table(tmp_path / "t.csv", cases), "rec", "activity")
+    archive = read_ts(_write_ts(tmp_path / "t.ts", cases))
+    assert table.labels == archive.labels and table.ids == [f"r{i}" for i in range(9)]
+    for a, b in zip(table.series, archive.series):
+        np.testing.assert_array_equal(a, b)  # both written with 5 decimals and read back as float64
+    text = (tmp_path / "t.csv").read_text().splitlines()
+    text[3] = text[3].replace(",up,", ",down,")  # line 4: the third row of case r0
+    (tmp_path / "bad.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(ValueError, match=r"bad.csv:4: case 'r0' has the classes \['up', 'down'\]"):
+        read_labelled_table(tmp_path / "bad.csv", "rec", "activity")
+
+
+def test_train_and_predict_from_long_tables(tmp_path, capsys):
+    train = _write_table(tmp_path / "train.csv", _cases(45, 0))
+    test = _write_table(tmp_path / "test.csv", _cases(15, 1), first_id=100)
+    out = tmp_path / "run"
+    table = ["--id-column", "rec", "--label-column", "activity"]
+    rc, stdout, err = run_cli(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--data",
+        train,
+        "--test",
+        test,
+        *table,
+        "--model",
+        "lstm",
+        "--hidden",
+        6,
+        "--epochs",
+        25,
+        "--batch-size",
+        8,
+        "--out",
+        out,
+        "--no-progress",
+    )
+    assert rc == 0, err
+    assert "2 channel(s), 3 classes" in stdout
+    rc, stdout, err = run_cli(capsys, "predict", out, test)
+    assert rc == 0, err
+    rows = list(csv.DictReader(stdout.splitlines()))
+    assert [r["case"] for r in rows] == [f"r{i}" for i in range(100, 115)]
+    assert np.mean([r["predicted"] == r["true"] for r in rows]) >= 0.9

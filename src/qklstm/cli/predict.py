@@ -145,17 +145,19 @@ def _as_file(source: str, suffix: str):
 
 
 def _classify(model, args, out) -> None:
-    """The class of every case of a ``.ts`` file (``case`` 1-based, in file order), its true label, and each
-    class's probability (``p_<class>``)."""
+    """The class of every case of a ``.ts`` file (``case`` 1-based, in file order) or a table (``case`` its id),
+    its true label, and each class's probability (``p_<class>``)."""
     import csv
 
-    with _as_file(args.input, ".ts") as path:
+    suffix = ".csv" if args.input == "-" and model.config.id_column else ".ts"  # standard input: the training format
+    with _as_file(args.input, suffix) as path:
         cases = model.read_cases(path, argument="FILE")
         probs = model.predict_proba(cases.series, batch_size=args.batch_size)
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["case", "predicted", "true", *(f"p_{c}" for c in model.classes)])
-    for i, (p, true) in enumerate(zip(probs, cases.labels), 1):
-        w.writerow([i, model.classes[int(p.argmax())], true, *(f"{v:.6f}" for v in p)])
+    names = cases.ids or range(1, len(cases.labels) + 1)  # a table's ids, a .ts file's case numbers
+    for case, p, true in zip(names, probs, cases.labels):
+        w.writerow([case, model.classes[int(p.argmax())], true, *(f"{v:.6f}" for v in p)])
 
 
 def _forecast(model, args, name: str, out) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "TimeSeriesTable",
     "parse_columns",
     "read_beijing_pm25",
+    "read_labelled_table",
     "read_many_series",
     "read_timeseries_csv",
 ]
@@ -176,6 +177,66 @@ def read_many_series(
         )
         for key in dict.fromkeys(ids)
     }
+
+
+def read_labelled_table(
+    path: str | os.PathLike,
+    id_column: str,
+    label_column: str,
+    channels: Sequence[str] | None = None,
+    *,
+    time_column: str | None = None,
+    missing: str = "refuse",
+    argument: str = "--data",
+):
+    """Labelled sequences from a long table, one row per case and time (a wearable's readings with the
+    recording's id and its activity): each ``id_column`` value is a case, its ``label_column`` its class (one per
+    case), ``channels`` its values (default: every column but the id, the label and the time), on the case's
+    own regular grid as :func:`read_timeseries_csv` reads a series. A missing value or step is refused, or with
+    ``missing="interpolate"`` filled within its case. Returns a :class:`~qklstm.data.tsfile.LabelledSeries`
+    (classes in order of first appearance, :attr:`~qklstm.data.tsfile.LabelledSeries.ids` the cases' ids).
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "walks.csv")
+    >>> _ = open(p, "w").write("rec,time,activity,ax\\nr1,0,walk,0.1\\nr1,1,walk,0.3\\nr2,0,run,0.9\\n")
+    >>> cases = read_labelled_table(p, "rec", "activity")
+    >>> cases.ids, cases.labels, [s.shape for s in cases.series]
+    (['r1', 'r2'], ['walk', 'run'], [(2, 1), (1, 1)])
+    """
+    from .tsfile import LabelledSeries, fill_case  # the archive's reader holds the labelled sequences
+
+    if missing not in ("refuse", "interpolate"):
+        raise ValueError(f"missing: expected refuse or interpolate, got {missing!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{argument}: {path} does not exist (expected a CSV or Parquet file of sequences)")
+    header = list(_read_frame(path).columns)
+    time_cols = find_time_columns(header, time_column)
+    given = list(channels or [c for c in header if c not in (id_column, label_column, *time_cols)])
+    if not given:
+        raise ValueError(f"{path}: no column of values besides {id_column!r}, {label_column!r} and the time")
+    path, frame, time_cols = _read_checked(path, [*given, id_column, label_column], time_column)
+    ids, labels = (frame[c].astype(str).str.strip() for c in (id_column, label_column))
+    series, names, where = [], [], {}
+    for key in dict.fromkeys(ids):
+        rows = frame[ids == key]
+        own = labels[ids == key].unique()
+        if len(own) != 1:
+            line = int(rows.index[labels[ids == key] != own[0]][0]) + 2
+            raise ValueError(f"{path}:{line}: case {key!r} has the classes {list(own)}; one class per case")
+        table = _table(rows, path, f"{path} [{id_column}={key}]", given[0], given[1:], (), time_cols)
+        values = [table.numeric[c] for c in given]
+        where[key] = f"{path}:{int(rows.index[0]) + 2} (case {key!r})"
+        if any(np.isnan(v).any() for v in values):
+            if missing == "refuse":
+                raise ValueError(
+                    f"{where[key]}: a missing value or step; --missing interpolate fills it within the case"
+                )
+            values = fill_case(values, where[key])
+        series.append(np.stack(values, 1))
+        names.append(own[0])
+    classes = list(dict.fromkeys(names))
+    return LabelledSeries(series, names, classes, path.stem, {"channels": given}, ids=list(dict.fromkeys(ids)))
 
 
 def _read_checked(path, wanted: list[str], time_column: str | None) -> tuple[Path, pd.DataFrame, list[str]]:

@@ -39,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LabelledSeries", "read_ts", "stratified_carve"]
+from .cleaning import interpolate_missing
+
+__all__ = ["LabelledSeries", "fill_case", "read_ts", "stratified_carve"]
 
 _FLAGS = ("timestamps", "missing", "univariate", "equallength")
 
@@ -54,6 +56,8 @@ class LabelledSeries:
     classes: list[str]
     name: str = ""
     meta: dict = field(default_factory=dict)
+    #: each case's id, where the file names its cases (a long table's ``--id-column``); else empty
+    ids: list[str] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
@@ -109,12 +113,16 @@ def _values(text: str, where: str, refuse: str | None) -> np.ndarray:
     return values
 
 
-def _interpolate(values: np.ndarray) -> np.ndarray:
-    known = ~np.isnan(values)
-    if known.all() or not known.any():
-        return values
-    at = np.arange(len(values))
-    return np.interp(at, at[known], values[known])
+def fill_case(channels: list[np.ndarray], where: str) -> list[np.ndarray]:
+    """A case's channels with missing values filled linearly within each (the nearest value at either end;
+    :func:`~qklstm.data.cleaning.interpolate_missing`); a channel with no value at all is refused at ``where``.
+
+    >>> fill_case([np.array([np.nan, 1.0, np.nan, 3.0])], "x.ts:5")[0].tolist()
+    [1.0, 1.0, 2.0, 3.0]
+    """
+    if any(np.isnan(c).all() for c in channels):
+        raise ValueError(f"{where}: a channel of this case has no value at all; nothing to interpolate from")
+    return [interpolate_missing(c)[0] for c in channels]
 
 
 def read_ts(path: str | os.PathLike, *, missing: str = "refuse", argument: str = "--data") -> LabelledSeries:
@@ -158,7 +166,7 @@ def read_ts(path: str | os.PathLike, *, missing: str = "refuse", argument: str =
         if len({len(c) for c in channels}) != 1:
             raise ValueError(f"{where}: its dimensions have different lengths {[len(c) for c in channels]}")
         if missing == "interpolate":
-            channels = [_interpolate(c) for c in channels]
+            channels = fill_case(channels, where)
         series.append(np.stack(channels, 1))
         labels.append(label.strip())
     if not series:

@@ -1,7 +1,8 @@
 """Signal classification: labelled series in, one class per sequence out (``--task classify``).
 
-The data are the UCR/UEA archive's ``.ts`` files (:func:`~qklstm.data.tsfile.read_ts`): ``--data TRAIN.ts
---test TEST.ts`` as the archive splits them, a dev split carved from the training file per class
+The data are the UCR/UEA archive's ``.ts`` files (:func:`~qklstm.data.tsfile.read_ts`), or long CSV or Parquet
+tables of one row per case and time (``--id-column``, ``--label-column``): ``--data TRAIN --test TEST`` as the
+archive splits them, a dev split carved from the training file per class
 (:func:`~qklstm.data.tsfile.stratified_carve`, share ``--carve``, drawn with ``--seed``) unless ``--dev`` gives
 one. Sequences of unequal lengths run as padded batches that the classifier packs. The per-channel scaling is
 fitted on the training split's values and travels inside the model. The baselines every report shows beside the
@@ -19,6 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from ..data import pad_batch
+from ..data.table import parse_columns, read_labelled_table
 from ..data.tsfile import LabelledSeries, read_ts, stratified_carve
 from ..models import SequenceClassifier
 from .config import TrainConfig
@@ -26,7 +28,15 @@ from .data import bucket_batches, even_subset, sequential_batches, shard_batches
 from .metrics import AccuracyScored
 from .reports import classification_report
 
-__all__ = ["BASELINES", "ClassifyData", "ClassifyTask", "build_classifier", "load_classify", "nearest_neighbour"]
+__all__ = [
+    "BASELINES",
+    "ClassifyData",
+    "ClassifyTask",
+    "build_classifier",
+    "load_classify",
+    "nearest_neighbour",
+    "read_labelled",
+]
 
 SPLITS = ("train", "dev", "test")
 #: the baselines of a classification report: key -> name
@@ -98,13 +108,23 @@ def nearest_neighbour(train_x, train_y, x) -> np.ndarray | None:
     return np.asarray(train_y)[d.argmin(1)]
 
 
+def read_labelled(cfg: TrainConfig, path, argument: str) -> LabelledSeries:
+    """The cases of ``path`` as ``cfg`` reads them: a ``.ts`` file, or a long CSV or Parquet table of
+    ``--id-column``, ``--label-column`` and the channels (:func:`~qklstm.data.table.read_labelled_table`)."""
+    if str(path).lower().endswith(".ts"):
+        return read_ts(path, missing=cfg.missing, argument=argument)
+    channels = parse_columns(cfg.covariates)
+    options = dict(time_column=cfg.time_column, missing=cfg.missing, argument=argument)
+    return read_labelled_table(path, cfg.id_column, cfg.label_column, channels, **options)
+
+
 def load_classify(cfg: TrainConfig, classes: list[str] | None = None) -> ClassifyData:
     """The splits of ``cfg`` (see the module docstring); ``classes`` (from a checkpoint): the run's class
     names, which every file's labels must belong to."""
-    train = read_ts(cfg.data, missing=cfg.missing, argument="--data")
+    train = read_labelled(cfg, cfg.data, "--data")
     classes = list(classes or train.classes)
     files = {"dev": cfg.dev, "test": cfg.test}
-    read = {k: read_ts(v, missing=cfg.missing, argument=f"--{k}") for k, v in files.items() if v is not None}
+    read = {k: read_labelled(cfg, v, f"--{k}") for k, v in files.items() if v is not None}
     for name, ls in [("--data", train), *((f"--{k}", v) for k, v in read.items())]:
         unknown = sorted(set(ls.labels) - set(classes))
         if unknown:

@@ -23,9 +23,8 @@ from ..models.chars import CHAR_MODELS
 from ..models.classifier import POOLINGS
 from ..models.registry import MODELS
 from ..models.regressor import TARGET_MODES
-from .option_values import check_value as _check_value
 from .option_values import coerce as _coerce
-from .sources import DATA_DEFAULTS, check_sources
+from .sources import DATA_DEFAULTS, check_config
 
 __all__ = [
     "DATA_DEFAULTS",
@@ -116,7 +115,11 @@ class TrainConfig:
         None, "forecast: column to predict (required for a CSV; pm2.5 for beijing-pm25)", group="data", kind=str
     )
     covariates: str | None = _opt(
-        None, "forecast, CSV: comma-separated numeric input columns", group="data", kind=str, metavar="A,B,..."
+        None,
+        "forecast, CSV: comma-separated numeric input columns; classify, CSV: the channels",
+        group="data",
+        kind=str,
+        metavar="A,B,...",
     )
     categorical: str | None = _opt(
         None, "forecast, CSV: comma-separated categorical columns (one-hot)", group="data", kind=str, metavar="A,B,..."
@@ -125,7 +128,15 @@ class TrainConfig:
         None,
         "forecast, CSV: the column that tells several series of a long file apart (as GluonTS's item_id or "
         "statsforecast's unique_id): one series per value, each on its own grid and scaled on its own, one model "
-        "over all, scores per series",
+        "over all, scores per series; classify, CSV: the column naming each case (one sequence per value)",
+        group="data",
+        kind=str,
+        metavar="NAME",
+    )
+    label_column: str | None = _opt(
+        None,
+        "classify, CSV: the column of each case's class (one per case); its values are --covariates or every "
+        "other column but the id and the time",
         group="data",
         kind=str,
         metavar="NAME",
@@ -320,13 +331,8 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        for f in fields(self):
-            _check_value(f, getattr(self, f.name), "--" + f.name.replace("_", "-"))
-        if self.dropout > 1:
-            raise ValueError(f"--dropout: expected a probability in [0, 1], got {self.dropout}")
-        if not 0 < self.carve < 1:
-            raise ValueError(f"--carve: expected a share in (0, 1), got {self.carve}")
-        check_sources(self)
+        """Every value checked (:func:`~qklstm.train.sources.check_config`); a bad one is a ``ValueError``."""
+        check_config(self)
 
     # ------------------------------------------------------------------ derived values
     @property

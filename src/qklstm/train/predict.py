@@ -27,9 +27,8 @@ from ..data.table import read_many_series
 from ..data.timeindex import steps_after
 from ..data.timeseries import StandardScaler, encode_rows, fill_rows, read_timeseries_csv
 from ..data.tokenize import tokenize
-from ..data.tsfile import read_ts
 from .checkpoint import load_run_checkpoint, load_weights
-from .classify import build_classifier
+from .classify import build_classifier, read_labelled
 from .config import TrainConfig
 from .evaluate import checkpoint_path
 from .tasks import PosTask, build_regressor, build_tagger
@@ -263,14 +262,14 @@ class Classifier:
         self.model, self.classes, self.config = model, classes, config
 
     def read_cases(self, path, argument: str = "data"):
-        """The cases and labels of ``.ts`` file ``path`` (:func:`~qklstm.data.tsfile.read_ts`), a missing value
-        handled as in training (``--missing``)."""
-        return read_ts(path, missing=self.config.missing, argument=argument)
+        """The cases and labels of ``path`` read as in training (a ``.ts`` file, or a long table with the run's
+        ``--id-column``, ``--label-column`` and channels; a missing value as ``--missing`` says)."""
+        return read_labelled(self.config, path, argument)
 
     def series(self, data) -> list[np.ndarray]:
-        """The sequences of ``data``, each ``(length, channels)`` float32: a ``.ts`` path (read as in training,
-        its labels ignored), one array ``(batch, length, channels)``, or a list of sequences ``(length,
-        channels)`` (``(length,)`` for one channel)."""
+        """The sequences of ``data``, each ``(length, channels)`` float32: a path (read as in training by
+        :meth:`read_cases`, its labels ignored), one array ``(batch, length, channels)``, or a list of sequences
+        ``(length, channels)`` (``(length,)`` for one channel)."""
         channels = self.model.n_channels
         if isinstance(data, (str, os.PathLike)):
             data = self.read_cases(data).series
