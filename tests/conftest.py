@@ -58,6 +58,19 @@ TINY_FC = dict(
 )
 
 
+#: classifying the toy slopes (30 training cases of 6-12 steps, 3 classes; 15 test cases)
+TINY_CLS = dict(
+    task="classify",
+    data=str(DATA / "slopes_TRAIN.ts"),
+    test=str(DATA / "slopes_TEST.ts"),
+    hidden=3,
+    n_qubits=3,
+    n_references=4,
+    batch_size=10,
+    epochs=3,
+)
+
+
 def cli_args(options: dict, **changes) -> list[str]:
     """``options`` (train option -> value) with ``changes`` (``None`` drops one) as ``qklstm train`` flags."""
     flags = []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BROWN, TINY_FC, TINY_POS
+from conftest import BROWN, TINY_CLS, TINY_FC, TINY_POS
 from qklstm.models import GATES, SequenceRegressor, SequenceTagger
 from qklstm.train import (
     TrainConfig,
@@ -207,8 +207,9 @@ def _assert_same_weights(a, b):
         (TINY_FC, dict(model="qklstm", subset=200)),
         (TINY_POS, dict(model="qlstm", n_qubits=3, epochs=2, subset=40, batch_size=16)),
         (TINY_POS, dict(model="qklstm", schedule="constant", standardize=True, angle_std=0.5)),
+        (TINY_CLS, dict(model="qklstm", bidirectional=True)),  # initialised from every step of real sequences
     ],
-    ids=["pos-qklstm", "forecast-qklstm", "pos-qlstm", "pos-qklstm-constant-standardized"],
+    ids=["pos-qklstm", "forecast-qklstm", "pos-qlstm", "pos-qklstm-constant-standardized", "classify-qklstm"],
 )
 def test_resume_after_interrupt_gives_the_same_final_weights(tmp_path, base, extra):
     full = train(_cfg(base, tmp_path, "full", **extra), progress=False, log=quiet)
