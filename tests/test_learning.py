@@ -102,6 +102,20 @@ def test_angle_std_spreads_the_first_steps_angles_as_asked():
     torch.testing.assert_close(z.std(0, correction=0), torch.full((4,), 0.7), rtol=0, atol=1e-4)
 
 
+def test_angle_std_on_first_steps_leaves_the_state_columns_as_they_were():
+    """First steps have h = 0, which says nothing of the state columns' scale: they keep nn.Linear's weights (scaled
+    with the input's factor, one channel of small weight made them hundreds and a run's gradients overflowed)."""
+    torch.manual_seed(3)
+    rnn = QKLSTM(1, 6, n_qubits=4, n_references=4, angle_std=1.0)
+    projection = rnn.cells[0].projection
+    state_weights = projection.weight[:, :6].detach().clone()
+    data = torch.randn(300, 1)
+    rnn.init_references(data)
+    torch.testing.assert_close(projection.weight[:, :6], state_weights, rtol=0, atol=0)
+    z = rnn.cells[0].first_step_inputs(data).detach()  # and the first steps' angles spread as asked
+    torch.testing.assert_close(z.std(0, correction=0), torch.ones(4), rtol=0, atol=1e-5)  # float32, 300 values
+
+
 def test_the_cosine_schedule_warms_up_then_decays_to_zero_as_its_formula_says():
     opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
     sched = make_scheduler("cosine", opt, steps_per_epoch=50, epochs=3)

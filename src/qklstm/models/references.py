@@ -33,11 +33,29 @@ def draw_references(data: torch.Tensor, gates: int, n: int, method: str = "subse
 
 @torch.no_grad()
 def spread_angles(projection: nn.Linear, data: torch.Tensor, std: float) -> None:
-    """Rescale ``projection`` in place so that its outputs on ``data`` have mean 0 and deviation ``std``."""
-    z = projection(data)
-    mean, spread = z.mean(0), z.std(0, correction=0).clamp_min(torch.finfo(z.dtype).eps)
-    projection.weight.mul_((std / spread).unsqueeze(1))
-    projection.bias.sub_(mean).mul_(std / spread)
+    """Rescale ``projection`` in place so that its outputs on ``data`` have mean 0 and deviation ``std``.
+
+    Only the weights of the columns that vary over ``data`` are scaled: a column constant there (the state
+    ``h = 0`` of first steps) says nothing of its own scale, and scaling it by the other columns' factor
+    (hundreds, where an input column's weight started small) blew later steps' angles, and the gradients, up.
+
+    >>> torch.manual_seed(0) and None
+    >>> proj = nn.Linear(3, 2)
+    >>> data = torch.cat([torch.zeros(100, 2), torch.randn(100, 1)], 1)  # [h = 0; x]
+    >>> before = proj.weight[:, :2].clone()
+    >>> spread_angles(proj, data, 1.0)
+    >>> z = proj(data).detach()
+    >>> torch.equal(proj.weight[:, :2], before), [round(float(v), 4) for v in z.std(0, correction=0)]
+    (True, [1.0, 1.0])
+    """
+    with torch.no_grad():
+        z = projection(data)
+        mean, spread = z.mean(0), z.std(0, correction=0).clamp_min(torch.finfo(z.dtype).eps)
+        factor = std / spread
+        varying = data.std(0, correction=0) > 0
+        constant_part = (projection.weight[:, ~varying] * data[0, ~varying]).sum(1)  # the constant columns' share
+        projection.weight[:, varying] *= factor.unsqueeze(1)
+        projection.bias.copy_(factor * (projection.bias - mean) + (factor - 1) * constant_part)
 
 
 def _kmeans(data: torch.Tensor, k: int, generator=None) -> torch.Tensor:
