@@ -215,6 +215,9 @@ def test_the_data_errors_name_the_file_and_the_option(toy, tmp_path, capsys):
     assert rc == 0, err
     rc, _, err = run_cli(capsys, "train", "--task", "pos", "--data", train)
     assert rc == 2 and "holds labelled series; use --task classify" in err
+    one = _write_ts(tmp_path / "one.ts", [c for c in _cases(9, 0) if c[1] == "up"])
+    rc, _, err = run_cli(capsys, *base, "--data", one, "--test", test, "--overwrite")
+    assert rc == 2 and "holds one class ('up'); a classifier needs two or more" in err
 
 
 # ------------------------------------------------------------------------------ the initialisation from every step

@@ -123,6 +123,8 @@ def load_classify(cfg: TrainConfig, classes: list[str] | None = None) -> Classif
     names, which every file's labels must belong to."""
     train = read_labelled(cfg, cfg.data, "--data")
     classes = list(classes or train.classes)
+    if len(set(train.labels)) < 2:
+        raise ValueError(f"--data: {cfg.data} holds one class ({train.labels[0]!r}); a classifier needs two or more")
     files = {"dev": cfg.dev, "test": cfg.test}
     read = {k: read_labelled(cfg, v, f"--{k}") for k, v in files.items() if v is not None}
     for name, ls in [("--data", train), *((f"--{k}", v) for k, v in read.items())]:
