@@ -192,9 +192,8 @@ def test_the_data_errors_name_the_file_and_the_option(toy, tmp_path, capsys):
     bad.write_text(train.read_text().replace(":up\n", ":sideways\n", 1))
     rc, _, err = run_cli(capsys, *base, "--data", bad)
     assert rc == 2 and f"{bad}:" in err and "'sideways' is not among @classLabel" in err and "Traceback" not in err
-    holes = _write_ts(
-        tmp_path / "holes.ts", [(np.array([[1.0, 0.0], [np.nan, 0.0], [3.0, 0.0]]), "up")] * 6, missing=True
-    )
+    gap = np.array([[1.0, 0.0], [np.nan, 0.0], [3.0, 0.0]])
+    holes = _write_ts(tmp_path / "holes.ts", [(gap, "up"), (-gap, "down")] * 3, missing=True)
     rc, _, err = run_cli(capsys, *base, "--data", holes, "--test", test)
     assert rc == 2 and "holes.ts:10: a missing value (?)" in err
     rc, _, err = run_cli(
