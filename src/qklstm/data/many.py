@@ -136,9 +136,12 @@ def load_many_series(
             short.append(f"{key} ({len(table)} row{'s' * (len(table) != 1)})")
     name = Path(path).name
     if not parts:
+        # the longest window a series' shortest split holds (with its horizon), gaps aside
+        fits = max(min(b - a for a, b in chronological_bounds(len(t), fractions)) - horizon for t in tables.values())
+        hint = f"--window {fits} or less fits the longest" if fits >= 1 else "every series is too short to split"
         raise ValueError(
             f"{path}: no series of {id_column!r} has a window of {window} steps (and {horizon} ahead) in each "
-            f"split ({', '.join(short)}); choose a smaller --window"
+            f"split ({', '.join(short)}); {hint}"
         )
     left_out = []
     if short:
