@@ -235,3 +235,15 @@ def test_the_linear_autoregression_baseline_is_ordinary_least_squares():
     train, test = slice(0, 400), slice(400, None)
     want = LinearRegression().fit(x[train].reshape(400, -1), target[train]).predict(x[test].reshape(len(x) - 400, -1))
     np.testing.assert_allclose(linear_autoregression(x[train], target[train], x[test]), want, rtol=0, atol=1e-9)
+
+
+def test_rows_longer_than_the_header_are_refused_not_read_shifted(tmp_path):
+    """pandas makes the first fields of such rows the index; the lines errors name come from that index."""
+    from qklstm.data.table import read_timeseries_csv
+
+    path = tmp_path / "long.csv"
+    path.write_text("date,pm\n2020-01-01,1,9\n2020-01-02,2,8\n")
+    with pytest.raises(
+        ValueError, match="long.csv: not a readable table \\(its rows have more fields than its header\\)"
+    ):
+        read_timeseries_csv(path, "pm")

@@ -93,12 +93,16 @@ def parse_columns(text: str | None) -> list[str] | None:
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
-    """Every cell as a string (Parquet's typed columns too), header names stripped."""
+    """Every cell as a string (Parquet's typed columns too), header names stripped; the index is the row's
+    number from 0 (its line in a CSV is that + 2, which every error names)."""
     try:
-        if path.suffix.lower() == ".parquet":
+        if path.suffix.lower() == ".parquet":  # rows numbered from 0 whatever index the file stored
             frame = pd.read_parquet(path).astype(str).replace({"None": "", "nan": "", "NaT": ""})
+            frame = frame.reset_index(drop=True)
         else:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", skipinitialspace=True)
+            if not isinstance(frame.index, pd.RangeIndex):  # pandas made the first fields of long rows the index
+                raise ValueError("its rows have more fields than its header")
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
     except ImportError as err:
