@@ -146,7 +146,8 @@ def read_timeseries_csv(
     out of time order are sorted (said in :attr:`TimeSeriesTable.notes`); a time given twice is refused. Missing
     steps of the grid become rows of NaN; empty numbers (``NA`` or empty) become NaN.
     """
-    path, frame, time_cols = _read_checked(path, [target, *covariates, *categorical], time_column)
+    path, frame = _open(path)
+    time_cols = _check_columns(path, frame, [target, *covariates, *categorical], time_column)
     return _table(frame, path, str(path), target, covariates, categorical, time_cols, hint=True)
 
 
@@ -169,17 +170,11 @@ def read_many_series(
     >>> {k: t.numeric["price"].tolist() for k, t in read_many_series(p, "symbol", "price").items()}
     {'A': [1.0, 2.0], 'B': [5.0]}
     """
-    path, frame, time_cols = _read_checked(path, [target, *covariates, *categorical, id_column], time_column)
-    ids = frame[id_column].astype(str).str.strip()
-    if (ids == "").any():
-        raise ValueError(
-            f"{path}:{int(np.flatnonzero(ids == '')[0]) + 2} column {id_column!r}: the series' id is empty"
-        )
+    path, frame = _open(path)
+    time_cols = _check_columns(path, frame, [target, *covariates, *categorical, id_column], time_column)
     return {
-        key: _table(
-            frame[ids == key], path, f"{path.name} [{id_column}={key}]", target, covariates, categorical, time_cols
-        )
-        for key in dict.fromkeys(ids)
+        key: _table(rows, path, f"{path.name} [{id_column}={key}]", target, covariates, categorical, time_cols)
+        for key, rows in _by_id(path, frame, id_column)
     }
 
 
@@ -211,44 +206,43 @@ def read_labelled_table(
 
     if missing not in ("refuse", "interpolate"):
         raise ValueError(f"missing: expected refuse or interpolate, got {missing!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{argument}: {path} does not exist (expected a CSV or Parquet file of sequences)")
-    header = list(_read_frame(path).columns)
+    path, frame = _open(path, argument)
+    header = list(frame.columns)
     time_cols = find_time_columns(header, time_column)
     given = list(channels or [c for c in header if c not in (id_column, label_column, *time_cols)])
     if not given:
         raise ValueError(f"{path}: no column of values besides {id_column!r}, {label_column!r} and the time")
-    path, frame, time_cols = _read_checked(path, [*given, id_column, label_column], time_column)
-    ids, labels = (frame[c].astype(str).str.strip() for c in (id_column, label_column))
-    series, names, where = [], [], {}
-    for key in dict.fromkeys(ids):
-        rows = frame[ids == key]
-        own = labels[ids == key].unique()
-        if len(own) != 1:
-            line = int(rows.index[labels[ids == key] != own[0]][0]) + 2
-            raise ValueError(f"{path}:{line}: case {key!r} has the classes {list(own)}; one class per case")
+    time_cols = _check_columns(path, frame, [*given, id_column, label_column], time_column)
+    cases = LabelledSeries([], [], [], path.stem, {"channels": given})
+    for key, rows in _by_id(path, frame, id_column):
+        labels = rows[label_column].astype(str).str.strip()
+        if labels.nunique() != 1:
+            line = int(rows.index[labels != labels.iloc[0]][0]) + 2
+            raise ValueError(f"{path}:{line}: case {key!r} has the classes {list(labels.unique())}; one class per case")
         table = _table(rows, path, f"{path} [{id_column}={key}]", given[0], given[1:], (), time_cols)
         values = [table.numeric[c] for c in given]
-        where[key] = f"{path}:{int(rows.index[0]) + 2} (case {key!r})"
         if any(np.isnan(v).any() for v in values):
+            where = f"{path}:{int(rows.index[0]) + 2} (case {key!r})"
             if missing == "refuse":
-                raise ValueError(
-                    f"{where[key]}: a missing value or step; --missing interpolate fills it within the case"
-                )
-            values = fill_case(values, where[key])
-        series.append(np.stack(values, 1))
-        names.append(own[0])
-    classes = list(dict.fromkeys(names))
-    return LabelledSeries(series, names, classes, path.stem, {"channels": given}, ids=list(dict.fromkeys(ids)))
+                raise ValueError(f"{where}: a missing value or step; --missing interpolate fills it within the case")
+            values = fill_case(values, where)
+        cases.series.append(np.stack(values, 1))
+        cases.labels.append(labels.iloc[0])
+        cases.ids.append(key)
+    cases.classes = list(dict.fromkeys(cases.labels))
+    return cases
 
 
-def _read_checked(path, wanted: list[str], time_column: str | None) -> tuple[Path, pd.DataFrame, list[str]]:
-    """The file's frame and its time columns, with ``wanted`` columns present, once each."""
+def _open(path, argument: str = "path") -> tuple[Path, pd.DataFrame]:
+    """``path`` as a ``Path`` and its frame (:func:`_read_frame`); a missing file is named by ``argument``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"path: {path} does not exist (expected a CSV file with a header row)")
-    frame = _read_frame(path)
+        raise FileNotFoundError(f"{argument}: {path} does not exist (expected a CSV file with a header row)")
+    return path, _read_frame(path)
+
+
+def _check_columns(path: Path, frame: pd.DataFrame, wanted: list[str], time_column: str | None) -> list[str]:
+    """The frame's time columns, with ``wanted`` columns present, once each, and rows to read."""
     header = list(frame.columns)
     time_cols = find_time_columns(header, time_column)
     absent = [c for c in wanted + time_cols if c not in header]
@@ -258,7 +252,16 @@ def _read_checked(path, wanted: list[str], time_column: str | None) -> tuple[Pat
         raise ValueError(f"{path}: no data rows")
     if len(set(wanted + time_cols)) != len(wanted + time_cols):
         raise ValueError(f"target, covariates, categorical, id, time: a column is named twice in {wanted + time_cols}")
-    return path, frame, time_cols
+    return time_cols
+
+
+def _by_id(path: Path, frame: pd.DataFrame, id_column: str):
+    """``(id, its rows)`` of a long table, ids in order of first appearance (the rows keep the file's index, so
+    errors name the file's lines); an empty id is refused."""
+    ids = frame[id_column].astype(str).str.strip()
+    if (ids == "").any():
+        raise ValueError(f"{path}:{int(np.flatnonzero(ids == '')[0]) + 2} column {id_column!r}: the id is empty")
+    return frame.groupby(ids, sort=False)
 
 
 def _table(frame, path: Path, label: str, target, covariates, categorical, time_cols, hint=False) -> TimeSeriesTable:
