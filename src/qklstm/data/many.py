@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .table import read_many_series
-from .timeseries import SPLITS, TimeSeriesSplits, chronological_bounds, prepare_timeseries
+from .timeseries import SPLITS, NoWindowsError, TimeSeriesSplits, chronological_bounds, prepare_timeseries
 from .windows import StandardScaler, WindowSet
 
 __all__ = ["ManySeries", "load_many_series"]
@@ -114,7 +114,10 @@ def load_many_series(
     covariates, categorical = covariates or (), categorical or ()
     tables = read_many_series(path, id_column, target, covariates, categorical, time_column=time_column)
     categories = {  # the values of every series' training rows, so that every series has the same columns
-        c: sorted({v for t in tables.values() for v in t.categorical[c][: chronological_bounds(len(t))[0][1]]} - {""})
+        c: sorted(
+            {v for t in tables.values() for v in t.categorical[c][: chronological_bounds(len(t), fractions)[0][1]]}
+            - {""}
+        )
         for c in categorical
     }
     parts, short = {}, []
@@ -130,9 +133,7 @@ def load_many_series(
                 season=season,
                 categories=categories,
             )
-        except ValueError as err:
-            if "window, horizon:" not in str(err):  # a split with no window: the series is too short
-                raise
+        except NoWindowsError:  # a split with no window: the series is too short
             short.append(f"{key} ({len(table)} row{'s' * (len(table) != 1)})")
     name = Path(path).name
     if not parts:

@@ -66,6 +66,7 @@ __all__ = [
     "BEIJING_COVARIATES",
     "BEIJING_TARGET",
     "MAPE_EPSILON",
+    "NoWindowsError",
     "StandardScaler",
     "TimeSeriesSplits",
     "TimeSeriesTable",
@@ -163,6 +164,10 @@ class TimeSeriesSplits:
         out["linear_ar"] = linear_autoregression(self.train.x, self.train.y, ws.x)
         return out
 
+    def target_scale(self, name: str) -> np.ndarray:
+        """Each window's target deviation (the scaler's): a scaled error times it is in the target's units."""
+        return np.full(len(self.split(name)), self.scaler.std[self.scaler.target_index])
+
     def baseline_labels(self) -> dict[str, tuple[str, int]]:
         """How reports name the forecasts of :meth:`baselines` (:func:`baseline_label`), and their parameters
         (fitted numbers)."""
@@ -219,19 +224,24 @@ def _fill_segment(table: TimeSeriesTable, a: int, b: int) -> tuple[dict, dict, d
     )
 
 
+class NoWindowsError(ValueError):
+    """A split of the series holds no window (too few rows, or gaps of its own): the series is too short for
+    the window, which a file of several series answers by leaving it out."""
+
+
 def _no_windows(table: TimeSeriesTable, name: str, a: int, b: int, window: int, horizon: int, max_gap: int):
     """The reason split ``name`` (rows ``[a, b)``) has no window: too few rows, or gaps of its own."""
     need, times = window + horizon, table.times
     span = f"rows {a}-{b - 1}, {format_time(times[a])} to {format_time(times[b - 1])}" if b > a else "no rows"
     if b - a < need:
-        return ValueError(
+        return NoWindowsError(
             f"window, horizon: the {name} split ({span}) has {b - a} rows, fewer than window + horizon = {need}; "
             "choose a smaller --window or --horizon, or a longer series (the splits are 70/15/15% of its rows)"
         )
     cut = unfillable([v[a:b] for v in table.numeric.values()], max_gap)
     longest = max((e - s for s, e in runs(~cut)), default=0)
     where = describe_runs(cut, times[a:b], table.step, f"steps in gaps longer than {max_gap}", Path(table.source).name)
-    return ValueError(
+    return NoWindowsError(
         f"window, horizon: the {name} split ({span}) has no stretch of {need} steps without a gap longer than "
         f"--max-gap {max_gap}, its longest is {longest} ({where}); raise --max-gap to fill such gaps or choose a "
         "smaller --window"

@@ -224,9 +224,7 @@ class ForecastData:
 
     def target_scale(self, name: str) -> np.ndarray:
         """Each window's target deviation: a scaled error times it is in the target's units."""
-        if self.many:
-            return self.series.target_scale(name)
-        return np.full(len(self.split(name)), self.scaler.std[self.scaler.target_index])
+        return self.series.target_scale(name)
 
     @property
     def scaler(self) -> StandardScaler:
