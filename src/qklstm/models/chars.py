@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .registry import make_recurrent
+from .registry import final_states, make_recurrent
 
 __all__ = ["CHAR_MODELS", "CharEncoder", "distinct_rows"]
 
@@ -73,5 +73,4 @@ class CharEncoder(nn.Module):
         lengths = (words != 0).sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(self.embedding(words), lengths, batch_first=True, enforce_sorted=False)
         _, state = self.rnn(packed)
-        h_n = state[0] if isinstance(state, tuple) else state  # (2, N, H): forward after the last char, backward
-        return h_n.transpose(0, 1).reshape(len(words), self.output_size)[inverse]
+        return final_states(state, 2)[inverse]  # forward after the last char, backward after the first

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .registry import make_recurrent
+from .registry import final_states, make_recurrent
 
 __all__ = ["POOLINGS", "SequenceClassifier"]
 
@@ -96,6 +96,10 @@ class SequenceClassifier(nn.Module):
         self.mean.copy_(mean)
         self.std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
 
+    def scale(self, series: torch.Tensor) -> torch.Tensor:
+        """``series`` (any shape ending in channels) as the recurrent layer reads them: ``(x - mean) / std``."""
+        return (series - self.mean) / self.std
+
     def extra_repr(self) -> str:
         return "" if self.pooling == "last" else f"pooling={self.pooling!r}"
 
@@ -108,7 +112,7 @@ class SequenceClassifier(nn.Module):
         if series.dim() != 3 or series.shape[-1] != self.n_channels:
             raise ValueError(f"series: expected (B, T, {self.n_channels}), got {tuple(series.shape)}")
         batch, steps = series.shape[:2]
-        x = (series - self.mean) / self.std
+        x = self.scale(series)
         if lengths is None:
             out, state = self.rnn(x)
             lengths = torch.full((batch,), steps)
@@ -124,7 +128,6 @@ class SequenceClassifier(nn.Module):
             mask = mask.to(out.device, out.dtype)[..., None]
             feats = (out * mask).sum(1) / mask.sum(1)
         else:
-            h_n = state[0] if isinstance(state, tuple) else state  # an LSTM's (h_n, c_n), a GRU's h_n
-            feats = h_n[-self.num_directions :].transpose(0, 1).reshape(batch, -1)
+            feats = final_states(state, self.num_directions)
         logp = torch.log_softmax(self.head(feats), -1)
         return logp.squeeze(0) if single else logp

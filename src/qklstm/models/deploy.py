@@ -23,7 +23,7 @@ from torch import nn
 
 from .classifier import SequenceClassifier
 from .engines.export import DeployRNN, scan_direction, script
-from .registry import kind_of
+from .registry import kind_of, last_layer
 from .regressor import SequenceRegressor, normalize_windows
 from .tagger import SequenceTagger
 
@@ -100,9 +100,7 @@ class DeployRegressor(nn.Module):
         x = inputs.transpose(0, 1)
         lengths = torch.full([x.shape[1]], x.shape[0], dtype=torch.long, device=x.device)
         _, h_n = self.rnn(x, lengths)
-        last = h_n[h_n.shape[0] - self.num_directions :]  # (D, B, H) of the last layer
-        feats = last.transpose(0, 1).reshape(x.shape[1], -1)
-        return level + spread * (feats @ self.head_w + self.head_b).squeeze(-1)
+        return level + spread * (last_layer(h_n, self.num_directions) @ self.head_w + self.head_b).squeeze(-1)
 
 
 class DeployClassifier(nn.Module):
@@ -123,7 +121,7 @@ class DeployClassifier(nn.Module):
         if self.mean_pool:  # the outputs past a sequence's length are zeros
             feats = out.sum(0) / lengths.to(out.dtype).unsqueeze(1)
         else:
-            feats = h_n[h_n.shape[0] - self.num_directions :].transpose(0, 1).reshape(series.shape[0], -1)
+            feats = last_layer(h_n, self.num_directions)
         probs = torch.softmax(feats @ self.head_w + self.head_b, -1)
         return probs.argmax(-1), probs
 

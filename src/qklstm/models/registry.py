@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from typing import Callable
 
+import torch
 from torch import nn
 
 from .engines.export import GRUCell, LSTMCell, QKCell, torch_cells
@@ -31,7 +32,9 @@ __all__ = [
     "NoOptions",
     "QKLSTMOptions",
     "QLSTMOptions",
+    "final_states",
     "kind_of",
+    "last_layer",
     "make_recurrent",
 ]
 
@@ -191,3 +194,22 @@ def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first:
     if kind not in MODELS:
         raise ValueError(f"recurrent: expected one of {', '.join(MODELS)}, got {kind!r}")
     return MODELS[kind].build(input_size, hidden_size, batch_first=batch_first, **options)
+
+
+def last_layer(h_n: torch.Tensor, num_directions: int) -> torch.Tensor:
+    """``(B, num_directions * H)``: the final states ``h_n`` ``(layers * directions, B, H)`` of the last layer,
+    its directions side by side (the forward one after each sequence's last step, the backward one after its
+    first). TorchScript compiles it (the deployed models call it).
+
+    >>> h_n = torch.arange(12.0).reshape(3, 2, 2)  # one layer below, then a last layer of one direction
+    >>> last_layer(h_n, 1).tolist()
+    [[8.0, 9.0], [10.0, 11.0]]
+    """
+    last = h_n[h_n.shape[0] - num_directions :]
+    return last.transpose(0, 1).reshape(last.shape[1], -1)
+
+
+def final_states(state, num_directions: int) -> torch.Tensor:
+    """:func:`last_layer` of a registry layer's final ``state``: an LSTM-shaped layer's ``(h_n, c_n)`` or a GRU's
+    ``h_n``."""
+    return last_layer(state[0] if isinstance(state, tuple) else state, num_directions)

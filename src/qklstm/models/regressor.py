@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import make_recurrent
+from .registry import final_states, make_recurrent
 
 __all__ = ["TARGET_MODES", "SequenceRegressor", "normalize_windows"]
 
@@ -135,8 +135,5 @@ class SequenceRegressor(nn.Module):
             raise ValueError(f"windows: expected (B, T, {self.n_features}), got {tuple(windows.shape)}")
         inputs, level, spread = self.normalize(windows)
         _, state = self.rnn(inputs)
-        h_n = state[0] if isinstance(state, tuple) else state  # an LSTM's (h_n, c_n), a GRU's h_n
-        last = h_n[-self.num_directions :]  # (D, B, H) of the last layer
-        feats = last.transpose(0, 1).reshape(windows.shape[0], -1)
-        out = level + spread * self.head(feats).squeeze(-1)
+        out = level + spread * self.head(final_states(state, self.num_directions)).squeeze(-1)
         return out.squeeze(0) if single else out

@@ -250,8 +250,10 @@ class RecurrentBase(nn.Module):
                 if hasattr(cell, "init_references"):
                     cell.init_references(torch.cat([states, inputs], 1), generator=generator)
                 cell.init_readout(inputs, gain, states)
-                outs.append(run(cell, layer_input, lengths, *zeros, d == 1)[0])
-            layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+                if layer + 1 < self.num_layers:  # the next layer reads what this one now gives
+                    outs.append(run(cell, layer_input, lengths, *zeros, d == 1)[0])
+            if outs:
+                layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
         return self
 
     def extra_repr(self) -> str:

@@ -206,7 +206,7 @@ class ClassifyTask(AccuracyScored):
     def reference_inputs(self, model, generator: torch.Generator, n: int = 4096) -> torch.Tensor:
         """Time steps drawn from the training series, scaled as the recurrent layer reads them."""
         rows = torch.from_numpy(np.concatenate(self.data.split("train")[0])).to(self.device)
-        rows = (rows - model.mean) / model.std
+        rows = model.scale(rows)
         pick = torch.randint(len(rows), (min(n, len(rows)),), generator=generator)
         return rows[pick.to(rows.device)]
 
@@ -217,7 +217,7 @@ class ClassifyTask(AccuracyScored):
         count = len(self.data.split("train")[1])
         pick = torch.randperm(count, generator=generator)[:n].numpy()
         x, lengths, _ = self._batch("train", pick)
-        return ((x - model.mean) / model.std).transpose(0, 1), lengths
+        return model.scale(x).transpose(0, 1), lengths
 
     def _batch(self, split: str, index):
         series, labels = self.data.split(split)

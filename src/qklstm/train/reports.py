@@ -84,9 +84,9 @@ def classification_report(task, model, split, bs, run_dir: Path, write: bool, lo
     names, k = data.classes, len(data.classes)
     params = {"model": count_parameters(model)} | data.baseline_parameters()
     predictions = {"model": pred} | {key: p for key, p in data.baselines(split).items() if p is not None}
-    scores = {}
+    scores, per_class = {}, {}
     for key, p in predictions.items():
-        rows = per_class_scores(confusion_matrix(true, p, k), names)
+        rows = per_class[key] = per_class_scores(confusion_matrix(true, p, k), names)
         present = [r["recall"] for r in rows if r["support"]]
         scores[key] = {"accuracy": float((p == true).mean()), "balanced_accuracy": float(np.mean(present))}
         scores[key]["macro_f1"] = macro_f1(rows)
@@ -98,13 +98,12 @@ def classification_report(task, model, split, bs, run_dir: Path, write: bool, lo
     ]
     skipped = "" if "nearest_neighbour" in predictions else "; 1-NN: not defined, the series differ in length"
     note = f"{len(true):,} {split} sequences, {k} classes, loss {loss:.4f}{skipped}"
-    cm = confusion_matrix(true, pred, k)
+    cm = confusion_matrix(true, pred, k)  # the model's, for its table and plot
     matrix = format_table(["true \\ predicted", *names], [[n, *map(str, row)] for n, row in zip(names, cm)])
     log(format_table(header, body, markdown=False))
     log(note)
     if write:
-        rows = per_class_scores(cm, names)
-        _write_per_class(run_dir / f"{split}_per_class.csv", "class", rows)
+        _write_per_class(run_dir / f"{split}_per_class.csv", "class", per_class["model"])
         md = [f"# Classification, {split} split", "", note, "", format_table(header, body), "", matrix, ""]
         atomic_write_text(run_dir / f"{split}_report.md", "\n".join(md))
         title = f"{split}: accuracy {scores['model']['accuracy']:.4f}"
