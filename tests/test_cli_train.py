@@ -284,7 +284,7 @@ def test_frontier_marks_the_pareto_points():
     assert points["lstm-h8"]["parameters"] == 300 and points["lstm-h8"]["mean"] == 0.90
     assert {k for k, p in points.items() if p["front_of_all"]} == {"lstm-h4", "qklstm-r4", "lstm-h8"}
     assert {k for k, p in points.items() if p["front_of_family"]} == {"lstm-h4", "lstm-h8", "qklstm-r4", "qklstm-r8"}
-    assert parse_models("qklstm-q8-r16-l2")[0][2] == {"n_qubits": 8, "n_references": 16, "layers": 2}
+    assert parse_models("qklstm-q8-r16-l2")[0][2] == {"n_qubits": 8, "n_references": 16, "map_layers": 2}
     with pytest.raises(ValueError, match="-r8 does not apply to lstm"):
         parse_models("lstm-r8")
 
@@ -308,6 +308,6 @@ def test_64_qubits_train_with_the_product_form_and_a_full_state_map_is_refused_i
     rc, out, err = run_cli(capsys, "train", *base, "--out", tmp_path / "q64")
     assert rc == 0, err
     assert "64 qubits" in out and load_checkpoint(tmp_path / "q64" / "last.pt")["config"]["n_qubits"] == 64
-    rc, _, err = run_cli(capsys, "train", *base, "--layers", "2", "--out", tmp_path / "full")
+    rc, _, err = run_cli(capsys, "train", *base, "--map-layers", "2", "--out", tmp_path / "full")
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "n_qubits: one state of 64 qubits (2**64 amplitudes x 8 bytes) needs" in err

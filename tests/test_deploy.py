@@ -25,7 +25,7 @@ from qklstm.train.export import export_model
 
 MAPS = {
     "paper": {"n_qubits": 3, "n_references": 2},
-    "paper-2-layers": {"n_qubits": 2, "n_references": 2, "layers": 2},
+    "paper-2-layers": {"n_qubits": 2, "n_references": 2, "map_layers": 2},
     "zz": {"n_qubits": 2, "n_references": 2, "feature_map": "zz"},
     "paper-trainable-per-gate": {"n_qubits": 2, "feature_map": "paper-trainable", "share_feature_map": False},
 }

@@ -97,7 +97,7 @@ def test_audit_flags_a_self_undoing_circuit_and_unregistered_weights():
     findings = audit(model, lambda m: m(torch.randn(5, 2, 3)).sum())
     assert any(f.startswith("model.vqc_weights: holds tensors") for f in findings), findings
     assert any("entangler cancels" in f for f in findings)  # the default one-layer paper map
-    healthy = QKLSTM(3, 4, n_qubits=2, n_references=2, layers=2)
+    healthy = QKLSTM(3, 4, n_qubits=2, n_references=2, map_layers=2)
     assert audit(healthy, lambda m: m(torch.randn(5, 2, 3))[0].sum()) == []
 
 
@@ -125,7 +125,7 @@ def test_diagnose_a_trained_run_writes_a_report_with_its_plots(tmp_path, capsys)
         "1",
         "--no-progress",
     ]
-    assert main(["train", *map(str, common), "--layers", "2", "--out", str(tmp_path / "qk")]) == 0
+    assert main(["train", *map(str, common), "--map-layers", "2", "--out", str(tmp_path / "qk")]) == 0
     assert main(["diagnose", str(tmp_path / "qk"), "--samples", "32"]) == 0
     md = (tmp_path / "qk" / "diagnostics.md").read_text()
     assert "| 16 |" in md and "g = " in md and "Classical twin" not in md  # two layers: no product form

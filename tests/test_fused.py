@@ -64,10 +64,10 @@ OPTIONS = [
     {},
     {"shared_readout": True},
     {"feature_map": "paper-trainable"},
-    {"references": "fixed"},
+    {"learn_references": False},
     {"share_feature_map": False},
     {"entangler": "ring", "n_references": 3},
-    {"feature_map": "paper-trainable", "shared_readout": True, "references": "fixed"},
+    {"feature_map": "paper-trainable", "shared_readout": True, "learn_references": False},
 ]
 
 
@@ -241,7 +241,10 @@ def test_inference_saves_nothing_for_backward(kernels):
     torch.testing.assert_close(out, out2.detach(), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("options", [{}, {"shared_readout": True, "references": "fixed"}], ids=["default", "shared"])
+SHARED = {"shared_readout": True, "learn_references": False}
+
+
+@pytest.mark.parametrize("options", [{}, SHARED], ids=["default", "shared"])
 def test_inference_equals_the_step_path_in_both_directions(kernels, options):
     """Under no_grad the op runs without saving: outputs and both final states, the reverse direction included."""
     torch.manual_seed(3)
@@ -315,11 +318,11 @@ def cpp():
 
 
 FULL_STATE = [
-    {"layers": 2},
-    {"layers": 3, "entangler": "ring"},
-    {"layers": 2, "entangler": "none"},
-    {"layers": 2, "feature_map": "paper-trainable"},
-    {"layers": 2, "shared_readout": True, "references": "fixed"},
+    {"map_layers": 2},
+    {"map_layers": 3, "entangler": "ring"},
+    {"map_layers": 2, "entangler": "none"},
+    {"map_layers": 2, "feature_map": "paper-trainable"},
+    {"map_layers": 2, "shared_readout": True, "learn_references": False},
 ]
 
 
@@ -343,7 +346,7 @@ def test_full_state_maps_fused_equal_the_step_path_in_float64(cpp, options, bidi
 
 def test_full_state_maps_fused_equal_the_step_path_in_float32(cpp):
     torch.manual_seed(1)
-    rnn = QKLSTM(4, 6, num_layers=2, bidirectional=True, n_qubits=4, n_references=3, layers=2)
+    rnn = QKLSTM(4, 6, num_layers=2, bidirectional=True, n_qubits=4, n_references=3, map_layers=2)
     x = torch.randn(8, 5, 4, requires_grad=True)
     lengths = torch.tensor([8, 2, 5, 7, 1])
     for kind in ("plain", "packed"):
@@ -368,7 +371,7 @@ def test_gradcheck_of_the_op_with_a_full_state_map(cpp, masked):
 def test_without_the_cpp_kernels_full_state_maps_take_the_step_path(monkeypatch):
     assert not fused.full_state_available(torch.device("meta"))  # off the CPU: no C++ kernels either
     monkeypatch.setattr(fused, "_load_extension", lambda: None)
-    rnn = QKLSTM(3, 3, n_qubits=3, n_references=2, layers=2)
+    rnn = QKLSTM(3, 3, n_qubits=3, n_references=2, map_layers=2)
     assert not fused_eligible(rnn.cells[0])
     out, _ = rnn(torch.randn(3, 2, 3))
     assert out.shape == (3, 2, 3)

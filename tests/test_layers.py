@@ -1,7 +1,7 @@
 """The package's folders import only downward, lazy imports included.
 
-quantum -> backends -> kernels -> models | data -> train -> experiments -> cli, with ``io``, ``checks`` and
-``_version`` free for all (they import nothing of qklstm) and the package root re-exporting from
+quantum -> backends -> kernels -> models | data -> train -> experiments -> cli, with ``io``, ``checks``,
+``options`` and ``_version`` free for all (they import nothing of qklstm) and the package root re-exporting from
 above. ``models`` and ``data`` sit side by side and import neither each other.
 """
 
@@ -14,6 +14,7 @@ RANK = {
     "_version": -1,
     "io": -1,
     "checks": -1,
+    "options": -1,
     "quantum": 0,
     "backends": 1,
     "kernels": 2,
@@ -33,6 +34,7 @@ MODELS_RANK = {
     "frozen": 0,
     "init": 0,
     "references": 0,
+    "options": 0,
     "engines": 1,
     "cell": 2,
     "rnn": 3,

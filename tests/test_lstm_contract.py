@@ -143,7 +143,7 @@ def test_a_qklstm_with_proj_size_projects_its_output_and_reads_the_projection_ba
 
 
 # ---------------------------------------------------------------------------- bias, device, dtype
-@pytest.mark.parametrize("options", [{}, {"shared_readout": True, "references": "fixed"}], ids=["per-gate", "shared"])
+@pytest.mark.parametrize("options", [{}, dict(shared_readout=True, learn_references=False)], ids=["per-gate", "shared"])
 def test_bias_false_equals_a_zero_bias_in_the_fused_and_step_paths(options):
     from qklstm.models.engines.fused import fused_disabled
 

@@ -308,7 +308,7 @@ def test_qlstm_circuit_against_pennylane():
 # ---------------------------------------------------------------------------- gradients, options
 def test_parameter_shift_equals_backprop_through_the_layer():
     torch.manual_seed(0)
-    kw = dict(n_qubits=2, n_references=2, feature_map="paper-trainable", layers=2)
+    kw = dict(n_qubits=2, n_references=2, feature_map="paper-trainable", map_layers=2)
     a = QKLSTM(3, 2, **kw).double()
     b = QKLSTM(3, 2, diff_method="parameter-shift", **kw).double()
     b.load_state_dict(a.state_dict())
@@ -356,7 +356,7 @@ def test_init_references_subset_and_kmeans():
 
 def test_double_and_state_dict_round_trip():
     torch.manual_seed(0)
-    layer = QKLSTM(3, 4, n_qubits=3, n_references=2, references="learned").double()
+    layer = QKLSTM(3, 4, n_qubits=3, n_references=2, learn_references=True).double()
     x = torch.randn(5, 2, 3, dtype=torch.float64)
     out, _ = layer(x)
     assert out.dtype == torch.float64
@@ -368,8 +368,8 @@ def test_double_and_state_dict_round_trip():
 def test_clear_errors():
     with pytest.raises(ValueError, match="projection"):
         QKLSTMCell(3, 2, n_qubits=4, projection=False)
-    with pytest.raises(ValueError, match="references"):
-        QKLSTMCell(3, 2, references="frozen")
+    with pytest.raises(ValueError, match="^learn_references: expected true or false, got 'frozen'"):
+        QKLSTMCell(3, 2, learn_references="frozen")
     with pytest.raises(ValueError, match="feature_map"):
         QKLSTMCell(3, 2, feature_map="iqp")
     layer = QKLSTM(3, 2, n_qubits=2, n_references=2)

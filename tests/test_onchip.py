@@ -98,7 +98,7 @@ def test_a_two_layer_qklstm_on_chip_equals_the_stage_by_stage_plan(monkeypatch):
     """The step engine's full-state kernels (references' and inputs' states, fidelities, the gates) on and off
     chip in float64: outputs and every parameter's gradient agree to rounding."""
     torch.manual_seed(3)
-    rnn = QKLSTM(3, 4, n_qubits=4, n_references=2, layers=2, feature_map="zz").double()
+    rnn = QKLSTM(3, 4, n_qubits=4, n_references=2, map_layers=2, feature_map="zz").double()
     x = torch.randn(5, 3, 3, dtype=torch.float64)
 
     def run(flag):

@@ -92,7 +92,8 @@ def test_shot_estimates_of_the_bloch_vectors_are_unbiased_with_the_binomial_vari
 
 def test_qklstm_with_projected_kernels_trains_and_counts_the_same_parameters():
     torch.manual_seed(0)
-    fid, proj = QKLSTM(5, 4, n_qubits=3, layers=2), QKLSTM(5, 4, n_qubits=3, layers=2, kernel="projected", gamma=0.5)
+    fid = QKLSTM(5, 4, n_qubits=3, map_layers=2)
+    proj = QKLSTM(5, 4, n_qubits=3, map_layers=2, kernel="projected", gamma=0.5)
     assert sum(p.numel() for p in fid.parameters()) == sum(p.numel() for p in proj.parameters())
     assert isinstance(proj.cells[0].kernels[0], ProjectedKernel) and "kernel='projected'" in repr(proj)
     out, _ = proj(torch.randn(6, 2, 5))

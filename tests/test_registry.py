@@ -42,7 +42,7 @@ def _numpy_gru(x, layer, suffix="_l0"):
 def test_the_registry_builds_every_kind_with_torchs_layer_interface():
     x = torch.randn(3, 5, 4)
     for name, kind in MODELS.items():
-        rnn = make_recurrent(name, 4, 6, **({"n_qubits": 2} if kind.references else {}))
+        rnn = make_recurrent(name, 4, 6, **({"n_qubits": 2} if kind.has_references else {}))
         assert kind_of(rnn) is kind and isinstance(rnn, kind.layer)
         out, _ = rnn(x)
         assert out.shape == (3, 5, 6), name
@@ -121,7 +121,7 @@ def test_model_specs_take_only_the_options_of_their_registry_entry():
     assert parse_models("gru-h4, qlstm-q2, qklstm-r2-l2-projected") == [
         ("gru-h4", "gru", {"hidden": 4}),
         ("qlstm-q2", "qlstm", {"n_qubits": 2}),
-        ("qklstm-r2-l2-projected", "qklstm", {"n_references": 2, "layers": 2, "kernel": "projected"}),
+        ("qklstm-r2-l2-projected", "qklstm", {"n_references": 2, "map_layers": 2, "kernel": "projected"}),
     ]
     for spec, bad in (("gru-q4", "-q4"), ("lstm-projected", "-projected"), ("qlstm-r2", "-r2")):
         with pytest.raises(ValueError, match=f"{bad} does not apply"):

@@ -453,7 +453,7 @@ def free_24gib(monkeypatch):
     monkeypatch.setattr(memory, "_address_space_available", lambda: None)
 
 
-@pytest.mark.parametrize("make", [lambda: QKLSTM(4, 6, n_qubits=28, layers=2), lambda: QLSTM(4, 6, n_qubits=28)])
+@pytest.mark.parametrize("make", [lambda: QKLSTM(4, 6, n_qubits=28, map_layers=2), lambda: QLSTM(4, 6, n_qubits=28)])
 def test_a_model_too_large_for_memory_is_refused_before_any_allocation(make, free_24gib):
     before = _peak_mib()
     with pytest.raises(MemoryError) as err:
@@ -466,7 +466,7 @@ def test_a_model_too_large_for_memory_is_refused_before_any_allocation(make, fre
 def test_the_sequence_check_counts_every_step_autograd_keeps(free_24gib):
     """24 qubits (128 MiB a state), 6 copies each: one step's 5 states and the 16 references fit in 24 GiB
     (15.8 GiB); 5 steps x 5 kept for backward and the references do not (30.8 GiB)."""
-    layer = QKLSTM(4, 6, n_qubits=24, layers=2)
+    layer = QKLSTM(4, 6, n_qubits=24, n_references=4, map_layers=2)
     with pytest.raises(MemoryError, match=r"24 qubits \(a sequence of 5 steps x 5 in 1 cell\(s\), kept for backward"):
         layer(torch.randn(5, 5, 4))
 
@@ -480,7 +480,7 @@ def test_training_a_model_too_large_for_memory_gives_one_line(tmp_path, capsys, 
         "4",
         "--n-qubits",
         "28",
-        "--layers",
+        "--map-layers",
         "2",
         "--epochs",
         "1",
@@ -495,7 +495,8 @@ def test_the_check_respects_an_address_space_limit(tmp_path):
     script = textwrap.dedent("""
         import resource, torch
         from qklstm import QKLSTM
-        layer = QKLSTM(4, 6, n_qubits=21, layers=2)  # no grad: 24 states x 2**21 x 8 B x 5 copies = 1.9 GiB
+        # no grad: 24 states (8 inputs, 4 x 4 references) x 2**21 x 8 B x 5 copies = 1.9 GiB
+        layer = QKLSTM(4, 6, n_qubits=21, n_references=4, map_layers=2)
         with open("/proc/self/statm") as fh:
             mapped = int(fh.read().split()[0]) * resource.getpagesize()
         resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, resource.RLIM_INFINITY))

@@ -40,7 +40,7 @@ def calls(monkeypatch):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"shared_readout": True, "feature_map": "paper-trainable"}, {"references": "fixed", "n_references": 3}],
+    [{}, {"shared_readout": True, "feature_map": "paper-trainable"}, {"learn_references": False, "n_references": 3}],
     ids=["default", "shared-trainable", "fixed-refs"],
 )
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -21,7 +21,7 @@ _GROUPS = {"task": "what to train", "data": "data", "model": "model", "training"
 def add_train_options(parser, exclude=(), only=None) -> None:
     """Add one flag per :class:`~qklstm.train.config.TrainConfig` field (defaults left unset so
     that a --config file can supply them); ``only``: just these fields."""
-    from ..train.config import TrainConfig
+    from ..train.config import RENAMED, TrainConfig
 
     groups = {k: parser.add_argument_group(v) for k, v in _GROUPS.items()}
     for f in fields(TrainConfig):
@@ -44,13 +44,15 @@ def add_train_options(parser, exclude=(), only=None) -> None:
                 "{" + ",".join(meta["choices"]) + "}" if meta.get("choices") else f.name.upper()
             )
         groups[meta["group"]].add_argument(flag, **kw)
+        for renamed in [old for old, new in RENAMED.items() if new == f.name]:  # the old flag still works, hidden
+            parser.add_argument("--" + renamed.replace("_", "-"), **(kw | dict(help=argparse.SUPPRESS)))
 
 
 def given_options(args, exclude=()) -> dict:
     """The TrainConfig options given on the command line (field name -> value)."""
-    from ..train.config import TrainConfig
+    from ..train.config import RENAMED, TrainConfig
 
-    names = {f.name for f in fields(TrainConfig)} - set(exclude)
+    names = ({f.name for f in fields(TrainConfig)} | set(RENAMED)) - set(exclude)
     # None: not given (the top-level ``qklstm --threads`` defaults to None and shares the name)
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 

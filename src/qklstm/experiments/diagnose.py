@@ -38,7 +38,7 @@ def diagnose_run(run_dir, *, samples: int = 128, log=print) -> dict:
     """Diagnose the QK-LSTM run in ``run_dir`` (see the module docstring); returns the numbers."""
     run_dir = Path(run_dir)
     cfg, task, model = build_for_checkpoint(load_run_checkpoint(checkpoint_path(run_dir, "best")))
-    if not MODELS[cfg.model].references:
+    if not MODELS[cfg.model].has_references:
         raise ValueError(f"RUN_DIR: {run_dir} is a {cfg.model} run; diagnostics are for qklstm runs")
     cell = model.rnn.cells[0]
     g = torch.Generator().manual_seed(0)
@@ -79,7 +79,7 @@ def _by_qubits(cfg, v: torch.Tensor, g: torch.Generator) -> list[dict]:
             proj.weight.copy_(torch.rand(n, v.shape[1], generator=g) * 2 * bound - bound)
             proj.bias.zero_()
             zn = proj(v)
-        fmap = FeatureMap.zz(n, reps=cfg.layers) if cfg.feature_map == "zz" else FeatureMap.paper(n, layers=cfg.layers)
+        fmap = FeatureMap.named(cfg.feature_map, n, cfg.map_layers)
         fid, prj = concentration(FidelityKernel(fmap), zn), concentration(ProjectedKernel(fmap, cfg.gamma), zn)
         rows.append({"qubits": n, "fidelity": fid["variance"], "projected": prj["variance"], "mean": fid["mean"]})
     return rows

@@ -5,6 +5,7 @@ Knows nothing about data sets or the CLI.
 
 from .chars import CharEncoder
 from .classifier import SequenceClassifier
+from .options import QKLSTMOptions, QLSTMOptions
 from .qklstm import GATES, QKLSTM, QKLSTMCell
 from .qlstm import QLSTM, QLSTMCell
 from .registry import MODELS, RECURRENT, ModelKind, make_recurrent
@@ -19,8 +20,10 @@ __all__ = [
     "ModelKind",
     "QKLSTM",
     "QKLSTMCell",
+    "QKLSTMOptions",
     "QLSTM",
     "QLSTMCell",
+    "QLSTMOptions",
     "RecurrentBase",
     "RECURRENT",
     "SequenceClassifier",

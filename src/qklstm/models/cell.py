@@ -7,7 +7,6 @@ it reads it (:meth:`RecurrentCell.apply_readout`); the rest is here.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
@@ -16,6 +15,7 @@ from torch import nn
 from ..checks import positive_int
 from .engines.recurrence import lstm_update, project_inputs, project_step
 from .init import GAIN, unit_variance_
+from .options import ModelOptions
 
 __all__ = ["RecurrentCell", "all_finite", "check_cell_input", "check_proj_size", "check_sizes"]
 
@@ -59,12 +59,6 @@ def check_sizes(**sizes) -> None:
         positive_int(v, name)
 
 
-def _non_defaults(obj, options: dict) -> str:
-    """``, name=value`` for every option that differs from ``type(obj).__init__``'s default (as torch prints)."""
-    params = inspect.signature(type(obj).__init__).parameters
-    return "".join(f", {k}={v!r}" for k, v in options.items() if k not in params or params[k].default != v)
-
-
 def check_proj_size(proj_size, hidden_size: int) -> int:
     if isinstance(proj_size, bool) or not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
         raise ValueError(
@@ -76,8 +70,9 @@ def check_proj_size(proj_size, hidden_size: int) -> int:
 class RecurrentCell(nn.Module):
     """Base of the LSTM-shaped cells, shaped like ``torch.nn.LSTMCell``.
 
-    A subclass builds its weights (the readout without its bias when ``bias`` is false), records its
-    constructor options in ``self.options`` (for :meth:`extra_repr`), defines :meth:`readout_features`
+    A subclass names its options dataclass in :attr:`options_class` and passes its keyword options on (they are
+    checked once, into ``self.options``), builds its weights (the readout without its bias when ``bias`` is
+    false), defines :meth:`readout_features`
     (and :meth:`apply_readout` unless its readout is a ``readout`` Linear), and ends its ``__init__`` with
     :meth:`reset_parameters` and :meth:`_to_factory`. It may override :meth:`prepare` (per-forward context,
     e.g. reference states) and :meth:`simulated_states` (for the memory check). A cell with a ``projection``
@@ -93,14 +88,20 @@ class RecurrentCell(nn.Module):
         - output: ``(h', c')``, shaped like ``hx``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True, proj_size: int = 0, **sizes: int):
+    #: the options dataclass of the subclass's keyword options (:mod:`qklstm.models.options`)
+    options_class: type[ModelOptions] = ModelOptions
+
+    def __init__(
+        self, input_size: int, hidden_size: int, *, bias: bool = True, proj_size: int = 0, options: dict | None = None
+    ):
         super().__init__()
-        check_sizes(input_size=input_size, hidden_size=hidden_size, **sizes)
+        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        #: the cell's options, typed and checked (every option has one default, in :attr:`options_class`)
+        self.options = self.options_class.from_kwargs(options or {}, type(self).__name__)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.proj_size = check_proj_size(proj_size, hidden_size)
         self.state_size = proj_size or hidden_size
         self.has_bias = bool(bias)
-        self.options: dict = {}
         self.projection: nn.Linear | None = None  # a subclass may set a Linear(state + input -> n)
         self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size)) if proj_size else None
 
@@ -192,4 +193,8 @@ class RecurrentCell(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}" + ("" if self.has_bias else ", bias=False")
-        return s + (f", proj_size={self.proj_size}" if self.proj_size else "") + _non_defaults(self, self.options)
+        return (
+            s
+            + (f", proj_size={self.proj_size}" if self.proj_size else "")
+            + "".join(f", {k}={v!r}" for k, v in self.options.non_defaults().items())
+        )

@@ -29,6 +29,7 @@ from ..quantum import FeatureMap
 from .cell import RecurrentCell
 from .frozen import freeze
 from .init import GAIN
+from .options import QKLSTMOptions
 from .references import draw_references, spread_angles
 from .rnn import RecurrentBase
 
@@ -47,37 +48,13 @@ class QKLSTMCell(RecurrentCell):
     Args:
         input_size: features of ``x_t``.
         hidden_size: features of ``h_t`` and ``c_t``.
-        n_qubits: qubits of each gate's feature map.
-        n_references: reference vectors ``N`` per gate.
-        feature_map: ``"paper"`` (method note circuit), ``"paper-trainable"``
-            (with learned input scaling), ``"zz"``, or a ``FeatureMap``
-            instance (shared by all gates).
-        layers: encoding layers of the paper map (repetitions of the zz map).
-        entangler: ``"chain"``, ``"ring"`` or ``"none"`` for the paper map.
-        share_feature_map: one map for the four gates (their states of ``v_t``
-            are then prepared once per step); ``False`` gives every gate its own
-            map (and its own trainable circuit parameters).
-        projection: a ``Linear(hidden_size + input_size -> n_qubits)`` in front
-            of the kernels. ``None`` (default): only when the sizes differ.
-        references: ``"learned"`` (parameters) or ``"fixed"`` (buffers, saved
-            in the ``state_dict``, not trained).
-        shared_readout: one ``alpha`` and ``b`` (a ``Linear(N -> hidden)``) for
-            all gates, as in the paper preset.
-        diff_method, shots, seed: passed to the kernel.
         bias: ``False`` drops the readout's bias ``b_g`` (as ``nn.LSTMCell(bias=False)`` drops its biases).
-        standardize: :meth:`init_readout` also sets, per gate and reference, the mean and spread of the kernel
-            values over real inputs, and the readout reads ``(k - mean) / spread``. The gate is still a weighted
-            sum of kernel values plus a bias (``alpha / spread`` and ``b - alpha . mean / spread``, what
-            :meth:`freeze` hands the engines); what changes is the scale of ``alpha`` and ``b``. Without it,
-            kernel values that vary by a few hundredths need weights of tens to reach unit pre-activations, and
-            Adam's steps of size ``lr`` move them by a tiny share: the QK-LSTM learned several times slower
-            than the LSTM on real treebanks (issue 38).
-        angle_std: :meth:`init_references` first rescales the projection so that real inputs' angles spread
-            this many radians per qubit (0: ``nn.Linear``'s initialisation, whose angles spread a few tenths).
         proj_size, device, dtype: as in ``nn.LSTM`` (a layer passes ``proj_size``; the cell then reads and
             returns ``h`` of ``proj_size`` features, ``h_t = W_hr (o_t * tanh(c_t))``).
-        kernel: ``"fidelity"`` (:class:`~qklstm.kernels.FidelityKernel`, the paper's) or ``"projected"``
-            (:class:`~qklstm.kernels.ProjectedKernel`, Huang et al. 2021, with bandwidth ``gamma``).
+        **options: the fields of :class:`~qklstm.models.options.QKLSTMOptions` (``n_qubits``, ``n_references``,
+            ``feature_map``, ``map_layers``, ``kernel``, ``standardize``, ``learn_references``,
+            ``shared_readout``, ``shots``...), each with its one default there; the typed record is
+            :attr:`options`.
 
     Attributes:
         references: ``(4, N, n_qubits)``, gates in the order of :data:`GATES` (input, forget, output, cell).
@@ -91,62 +68,19 @@ class QKLSTMCell(RecurrentCell):
         - output: ``(h', c')``, each ``(B, hidden_size)``.
     """
 
+    options_class = QKLSTMOptions
+
     def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        proj_size: int = 0,
-        device=None,
-        dtype=None,
-        n_qubits: int = 4,
-        n_references: int = 4,
-        feature_map="paper",
-        layers: int = 1,
-        entangler: str = "chain",
-        share_feature_map: bool = True,
-        projection: bool | None = None,
-        references: str = "learned",
-        shared_readout: bool = False,
-        diff_method: str | None = None,
-        shots: int | None = None,
-        seed: int | None = None,
-        kernel: str = "fidelity",
-        gamma: float = 1.0,
-        standardize: bool = False,
-        angle_std: float = 0.0,
+        self, input_size: int, hidden_size: int, bias: bool = True, *, proj_size=0, device=None, dtype=None, **options
     ):
-        super().__init__(
-            input_size, hidden_size, bias=bias, proj_size=proj_size, n_qubits=n_qubits, n_references=n_references
-        )
-        if references not in ("learned", "fixed"):
-            raise ValueError(f"references: expected 'learned' or 'fixed', got {references!r}")
-        self.options = dict(
-            n_qubits=n_qubits,
-            n_references=n_references,
-            feature_map=feature_map,
-            layers=layers,
-            entangler=entangler,
-            share_feature_map=share_feature_map,
-            projection=projection,
-            references=references,
-            shared_readout=shared_readout,
-            diff_method=diff_method,
-            shots=shots,
-            seed=seed,
-            kernel=kernel,
-            gamma=gamma,
-            standardize=standardize,
-            angle_std=angle_std,
-        )
-        self.angle_std = float(angle_std)
-        self.n_qubits, self.n_references = n_qubits, n_references
-        self.references_mode, self.shared_readout = references, bool(shared_readout)
-        self.share_feature_map = bool(share_feature_map) or isinstance(feature_map, FeatureMap)
+        super().__init__(input_size, hidden_size, bias=bias, proj_size=proj_size, options=options)
+        o = self.options
+        self.angle_std = o.angle_std
+        self.n_qubits, self.n_references = n_qubits, n_references = o.n_qubits, o.n_references
+        self.learn_references, self.shared_readout = o.learn_references, o.shared_readout
+        self.share_feature_map = o.share_feature_map or isinstance(o.feature_map, FeatureMap)
         concat = self.state_size + input_size
-        if projection is None:
-            projection = concat != n_qubits
+        projection = concat != n_qubits if o.projection is None else o.projection
         if not projection and concat != n_qubits:
             raise ValueError(
                 f"projection: without a projection the cell input [h; x] must have n_qubits={n_qubits} "
@@ -154,21 +88,17 @@ class QKLSTMCell(RecurrentCell):
                 "or change the sizes"
             )
         self.projection = nn.Linear(concat, n_qubits) if projection else None
-        if kernel not in ("fidelity", "projected"):
-            raise ValueError(f"kernel: expected 'fidelity' or 'projected', got {kernel!r}")
-        if kernel == "projected" and diff_method not in (None, "backprop"):
-            raise ValueError("diff_method: the projected kernel is differentiated by backprop only")
         n_maps = 1 if self.share_feature_map else len(GATES)
 
         def make_kernel():
-            fmap = FeatureMap.named(feature_map, n_qubits, layers, entangler)
-            if kernel == "fidelity":
-                return FidelityKernel(fmap, diff_method=diff_method, shots=shots, seed=seed)
-            return ProjectedKernel(fmap, gamma, shots=shots, seed=seed)
+            fmap = FeatureMap.named(o.feature_map, n_qubits, o.map_layers, o.entangler)
+            if o.kernel == "fidelity":
+                return FidelityKernel(fmap, diff_method=o.diff_method, shots=o.shots, seed=o.seed)
+            return ProjectedKernel(fmap, o.gamma, shots=o.shots, seed=o.seed)
 
         self.kernels = nn.ModuleList(make_kernel() for _ in range(n_maps))
         ref = torch.empty(len(GATES), n_references, n_qubits)
-        if references == "learned":
+        if self.learn_references:
             self.references = nn.Parameter(ref)
         else:
             self.register_buffer("references", ref)
@@ -182,7 +112,7 @@ class QKLSTMCell(RecurrentCell):
             self.bias = nn.Parameter(torch.empty(len(GATES), hidden_size)) if bias else None
         # what the readout subtracts from and divides the kernel values by (identity unless standardized)
         groups = 1 if self.shared_readout else len(GATES)
-        self.standardize, self.standardized = bool(standardize), False
+        self.standardize, self.standardized = o.standardize, False
         self.register_buffer("kernel_mean", torch.zeros(groups, n_references))
         self.register_buffer("kernel_scale", torch.ones(groups, n_references))
         self.register_load_state_dict_post_hook(_note_standardized)
@@ -355,9 +285,9 @@ class QKLSTM(RecurrentBase):
     Args:
         input_size, hidden_size, num_layers, batch_first, bidirectional, dropout:
             as in ``torch.nn.LSTM``.
-        **cell_options: the quantum options of :class:`QKLSTMCell` (``n_qubits``,
-            ``n_references``, ``feature_map``, ``layers``, ``projection``,
-            ``references``, ``shared_readout``, ``diff_method``, ``shots``...).
+        **cell_options: the quantum options of every :class:`QKLSTMCell`, the fields of
+            :class:`~qklstm.models.options.QKLSTMOptions` (``n_qubits``, ``n_references``, ``feature_map``,
+            ``map_layers``, ``projection``, ``learn_references``, ``shared_readout``, ``diff_method``, ``shots``...).
 
     Shape:
         - input: ``(T, B, input_size)`` (``(B, T, input_size)`` with ``batch_first``),
@@ -378,17 +308,8 @@ class QKLSTM(RecurrentBase):
         shared readout ``Linear(4 -> H)`` as alpha and b. Trainable parameters:
         ``(H + D) * 4 + 4 + 4 * H + H``.
         """
-        opts = dict(
-            n_qubits=4,
-            n_references=4,
-            feature_map="paper",
-            layers=1,
-            projection=True,
-            references="fixed",
-            shared_readout=True,
-        )
-        opts.update(kwargs)
-        return cls(input_size, hidden_size, **opts)
+        opts = dict(n_qubits=4, n_references=4, projection=True, learn_references=False, shared_readout=True)
+        return cls(input_size, hidden_size, **(opts | kwargs))
 
     def init_references(self, data: torch.Tensor, method: str = "subset", generator=None):
         """Set the first layer's references from real inputs (see :meth:`QKLSTMCell.init_references`)."""

@@ -29,6 +29,7 @@ from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
 from ..quantum.memory import check_bytes
 from .cell import RecurrentCell
+from .options import QLSTMOptions
 from .rnn import RecurrentBase
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
@@ -57,34 +58,22 @@ class QLSTMCell(RecurrentCell):
 
     Args:
         input_size, hidden_size: as in ``nn.LSTMCell``.
-        n_qubits: qubits per gate circuit.
-        n_qlayers: variational layers per gate circuit.
-        rotation: the trainable rotation of each variational layer.
-
         bias, proj_size, device, dtype: as in ``nn.LSTM`` (``bias=False``: the readout has no bias).
+        **options: the fields of :class:`~qklstm.models.options.QLSTMOptions` (``n_qubits``, ``n_qlayers``,
+            ``rotation``), each with its one default there.
 
     Parameters: ``projection`` ``(H + D) * n + n``, ``weights`` ``4 * n_qlayers * n``,
     ``readout`` ``n * H + H``.
     """
 
+    options_class = QLSTMOptions
+
     def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        proj_size: int = 0,
-        device=None,
-        dtype=None,
-        n_qubits: int = 4,
-        n_qlayers: int = 1,
-        rotation: str = "RX",
+        self, input_size: int, hidden_size: int, bias: bool = True, *, proj_size=0, device=None, dtype=None, **options
     ):
-        super().__init__(
-            input_size, hidden_size, bias=bias, proj_size=proj_size, n_qubits=n_qubits, n_qlayers=n_qlayers
-        )
-        self.options = dict(n_qubits=n_qubits, n_qlayers=n_qlayers, rotation=rotation)
-        self.n_qubits, self.n_qlayers, self.rotation = n_qubits, n_qlayers, rotation
+        super().__init__(input_size, hidden_size, bias=bias, proj_size=proj_size, options=options)
+        self.n_qubits, self.n_qlayers = n_qubits, n_qlayers = self.options.n_qubits, self.options.n_qlayers
+        self.rotation = rotation = self.options.rotation
         # the <Z> sign table below holds 2**n x n floats (and its bits 2**n x n integers while built)
         check_bytes(2**n_qubits * n_qubits * 12, "n_qubits", f"the <Z> table of {n_qubits} qubits")
         self.circuit = vqc_circuit(n_qubits, n_qlayers, rotation)

@@ -9,12 +9,12 @@ Example:
     >>> kind.build(8, 6)
     GRU(8, 6, batch_first=True)
     >>> MODELS["qklstm"].options(n_qubits=2).layer_options()
-    {'n_qubits': 2, 'n_references': 16, 'feature_map': 'paper', 'layers': 1, 'standardize': False, 'angle_std': 0.0}
+    {'n_qubits': 2, 'n_references': 16, 'feature_map': 'paper', 'map_layers': 1, 'standardize': False, 'angle_std': 0.0}
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .engines.export import GRUCell, LSTMCell, QKCell, torch_cells
+from .options import ModelOptions, QKLSTMOptions, QLSTMOptions
 from .qklstm import QKLSTM
 from .qlstm import QLSTM
 
@@ -29,7 +30,7 @@ __all__ = [
     "MODELS",
     "RECURRENT",
     "ModelKind",
-    "NoOptions",
+    "ModelOptions",
     "QKLSTMOptions",
     "QLSTMOptions",
     "final_states",
@@ -37,73 +38,6 @@ __all__ = [
     "last_layer",
     "make_recurrent",
 ]
-
-
-def _config(name: str, suffix: str | None = None) -> dict:
-    """A field's metadata: the ``TrainConfig`` option it is read from and its ``compare`` spec letter."""
-    return {"config": name, "suffix": suffix}
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A classical layer's options: none beyond ``nn.LSTM``'s shared ones."""
-
-    def layer_options(self) -> dict:
-        """The keyword options of the layer's constructor."""
-        return asdict(self)
-
-    def describe(self) -> str:
-        """What :meth:`~qklstm.train.TrainConfig.describe` adds after the hidden size."""
-        return ""
-
-    @classmethod
-    def from_config(cls, cfg) -> NoOptions:
-        """The options of a ``TrainConfig`` (each field from the option its metadata names; an option left unset,
-        ``None``, takes this kind's default)."""
-        values = {f.name: getattr(cfg, f.metadata["config"]) for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if v is not None})
-
-    @classmethod
-    def config_names(cls) -> dict[str, str | None]:
-        """``{TrainConfig option: compare spec letter or None}`` of the options this kind takes."""
-        return {f.metadata["config"]: f.metadata["suffix"] for f in fields(cls)}
-
-
-@dataclass(frozen=True)
-class QKLSTMOptions(NoOptions):
-    """:class:`~qklstm.models.QKLSTM`'s options as a run sets them (the rest keep the cell's defaults)."""
-
-    n_qubits: int = field(default=16, metadata=_config("n_qubits", "q"))
-    n_references: int = field(default=16, metadata=_config("n_references", "r"))
-    feature_map: str = field(default="paper", metadata=_config("feature_map"))
-    layers: int = field(default=1, metadata=_config("layers", "l"))
-    kernel: str = field(default="fidelity", metadata=_config("kernel"))
-    gamma: float = field(default=1.0, metadata=_config("gamma"))
-    standardize: bool = field(default=False, metadata=_config("standardize"))
-    angle_std: float = field(default=0.0, metadata=_config("angle_std"))
-
-    def layer_options(self) -> dict:
-        opts = asdict(self)
-        if self.kernel == "fidelity":  # only then: checkpoints of fidelity runs keep their options
-            del opts["kernel"], opts["gamma"]
-        return opts
-
-    def describe(self) -> str:
-        s = f", {self.n_qubits} qubits, {self.n_references} references per gate, {self.feature_map} map"
-        if self.kernel != "fidelity":
-            s += f", {self.kernel} kernel gamma {self.gamma:g}"
-        return s + (f" x{self.layers}" if self.layers > 1 else "")
-
-
-@dataclass(frozen=True)
-class QLSTMOptions(NoOptions):
-    """:class:`~qklstm.models.QLSTM`'s options as a run sets them."""
-
-    n_qubits: int = field(default=4, metadata=_config("n_qubits", "q"))
-    n_qlayers: int = field(default=1, metadata=_config("qlayers"))
-
-    def describe(self) -> str:
-        return f", {self.n_qubits} qubits, {self.n_qlayers} variational layer(s)"
 
 
 def _build_qklstm(input_size: int, hidden_size: int, preset: str | None = None, **kwargs) -> QKLSTM:
@@ -131,10 +65,11 @@ class ModelKind:
         name, label: how options and files name it, and how tables and plots do.
         layer: its class (``nn.LSTM``-shaped: ``(input, hx) -> (output, state)``).
         builder: ``(input_size, hidden_size, **options) -> layer``.
-        options: its options as a dataclass (:class:`NoOptions` and subclasses).
+        options: its options dataclass (:mod:`qklstm.models.options`): each option's one default, type, check
+            and help, the flags and TOML keys of a run, and ``compare``'s spec letters.
         readout_init: what ``readout_init="auto"`` does: ``"data"`` (from real inputs), ``"published"`` (the
             published rule, ``data`` on request), or ``None`` (torch's initialisation; ``data`` is refused).
-        references: whether it has reference vectors set from real inputs (a kernel model; diagnosable).
+        has_references: whether it has reference vectors set from real inputs (a kernel model; diagnosable).
         deploy: ``trained layer -> its cells in deployable form`` (:mod:`.engines.export`), or ``None``.
         paper: its options in the paper experiment's tagger (Table I).
     """
@@ -143,9 +78,9 @@ class ModelKind:
     label: str
     layer: type
     builder: Callable
-    options: type = NoOptions
+    options: type = ModelOptions
     readout_init: str | None = None
-    references: bool = False
+    has_references: bool = False
     deploy: Callable | None = None
     paper: dict = field(default_factory=dict)
 
@@ -164,7 +99,7 @@ MODELS: dict[str, ModelKind] = {
             _build_qklstm,
             QKLSTMOptions,
             readout_init="data",
-            references=True,
+            has_references=True,
             deploy=lambda rnn: [QKCell(cell) for cell in rnn.cells],
             paper={"preset": "paper"},
         ),

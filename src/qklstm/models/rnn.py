@@ -10,8 +10,6 @@ are zeros, as in ``nn.LSTM``.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -30,11 +28,6 @@ def run(cell, x, lengths, h, c, reverse: bool):
     """One cell over ``x (T, B, D)`` from ``(h, c)`` by the engine that serves it (:func:`.engines.select_engine`):
     ``(outputs, h_n, c_n)``; masked steps keep the state and output zeros."""
     return select_engine(cell, x).run(cell, x, lengths, h, c, reverse)
-
-
-def _default(cls, name: str):
-    param = inspect.signature(cls.__init__).parameters.get(name)
-    return inspect.Parameter.empty if param is None else param.default
 
 
 class RecurrentBase(nn.Module):
@@ -70,7 +63,9 @@ class RecurrentBase(nn.Module):
     ):
         super().__init__()
         check_sizes(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
-        self.cell_options = dict(cell_options)
+        # checked once here (a cell's options are its options class's fields); the cells get the non-defaults
+        options = self.cell_class.options_class.from_kwargs(cell_options, type(self).__name__)
+        self.cell_options = options.non_defaults()
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -78,7 +73,7 @@ class RecurrentBase(nn.Module):
         self.batch_first, self.bidirectional, self.dropout = bool(batch_first), bool(bidirectional), float(dropout)
         self.num_directions = 2 if bidirectional else 1
         self.state_size = proj_size or hidden_size
-        factory = dict(bias=bias, proj_size=proj_size, device=device, dtype=dtype, **cell_options)
+        factory = dict(bias=bias, proj_size=proj_size, device=device, dtype=dtype, **self.cell_options)
         cells = []
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else self.state_size * self.num_directions
@@ -270,4 +265,4 @@ class RecurrentBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
-        return s + "".join(f", {k}={v!r}" for k, v in self.cell_options.items() if v != _default(self.cell_class, k))
+        return s + "".join(f", {k}={v!r}" for k, v in self.cell_options.items())

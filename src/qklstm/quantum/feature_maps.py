@@ -27,7 +27,12 @@ from .circuit import Circuit, Op
 from .gates import complex_dtype_for
 from .memory import check_bytes, check_state_memory, state_bytes
 
-__all__ = ["FeatureMap", "PaperFeatureMap", "ZZFeatureMap", "paper_bloch"]
+__all__ = ["ENTANGLERS", "MAP_NAMES", "FeatureMap", "PaperFeatureMap", "ZZFeatureMap", "paper_bloch"]
+
+#: the maps a model option names (:meth:`FeatureMap.named`)
+MAP_NAMES = ("paper", "paper-trainable", "zz")
+#: the paper map's entanglers: CNOTs between neighbours, also the last and the first qubit, or none
+ENTANGLERS = ("chain", "ring", "none")
 
 
 def paper_bloch(co: torch.Tensor, si: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -121,7 +126,7 @@ class FeatureMap(nn.Module):
             return FeatureMap.paper(n_qubits, layers=layers, entangler=entangler, trainable=spec == "paper-trainable")
         if spec == "zz":
             return FeatureMap.zz(n_qubits, reps=layers)
-        raise ValueError(f"feature_map: expected 'paper', 'paper-trainable', 'zz' or a FeatureMap, got {spec!r}")
+        raise ValueError(f"feature_map: expected one of {', '.join(MAP_NAMES)} or a FeatureMap, got {spec!r}")
 
     # -- the two things a subclass defines --------------------------------------
     def angles(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,8 +225,8 @@ class PaperFeatureMap(FeatureMap):
         super().__init__(n_qubits, n_qubits)
         if not isinstance(layers, int) or layers < 1:
             raise ValueError(f"layers: expected a positive int, got {layers!r}")
-        if entangler not in ("chain", "ring", "none"):
-            raise ValueError(f"entangler: expected 'chain', 'ring' or 'none', got {entangler!r}")
+        if entangler not in ENTANGLERS:
+            raise ValueError(f"entangler: expected one of {', '.join(ENTANGLERS)}, got {entangler!r}")
         self.layers, self.entangler, self.trainable = layers, entangler, bool(trainable)
         n = n_qubits
         ops = [Op("H", (k,)) for k in range(n)]

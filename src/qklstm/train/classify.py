@@ -149,7 +149,7 @@ def load_classify(cfg: TrainConfig, classes: list[str] | None = None) -> Classif
         splits[name], rest = encode(train, rest[carved]), rest[kept]
         sources[name] = f"{len(carved)} carved from {Path(cfg.data).name} per class, seed {cfg.seed}"
     total = len(rest)
-    splits["train"] = encode(train, rest[even_subset(total, cfg.train_limit)])
+    splits["train"] = encode(train, rest[even_subset(total, cfg.subset)])
     values = np.concatenate(splits["train"][0]).astype(np.float64)
     if np.isnan(values).any():
         raise ValueError(f"--data: {cfg.data} keeps missing values; train with --missing interpolate")

@@ -35,12 +35,32 @@ from .trainer import resume, train
 
 __all__ = ["frontier", "parse_models", "run_compare"]
 
-_SPEC = re.compile(rf"^({'|'.join(MODELS)})((?:-(?:h|q|r|l)[1-9]\d*|-projected)*)$")
+
+def _spec_words(kind) -> dict[str, tuple[str, object]]:
+    """``{spec suffix: (option, value)}`` a model kind's spec may carry besides ``-hN``: ``-qN`` for each option
+    with a spec letter, ``-projected`` for each choice of a choice option (``kernel="projected"``)."""
+    words = {}
+    for f in kind.options.flags():
+        for choice in f.metadata["choices"] or ():
+            if "-" not in choice:
+                words[choice] = (f.name, choice)
+    return words
+
+
+_LETTERS = "h" + "".join(sorted({c for kind in MODELS.values() for c in kind.options.letters()}))
+_WORDS = sorted({w for kind in MODELS.values() for w in _spec_words(kind)})
+_SUFFIXES = ", ".join(
+    ["-hN (hidden)"]
+    + sorted({f"-{c}N ({name})" for kind in MODELS.values() for c, name in kind.options.letters().items()})
+    + [f"-{w}" for w in _WORDS]
+)
+_SPEC = re.compile(rf"^({'|'.join(MODELS)})((?:-[{_LETTERS}][1-9]\d*|-(?:{'|'.join(_WORDS)}))*)$")
 
 
 def parse_models(text: str) -> list[tuple[str, str, dict]]:
-    """Model specs ``NAME[-hN][-qN][-rN][-lN][-projected]`` -> ``(label, model, train options)``: hidden
-    size, qubits, references per gate, encoding layers, the projected kernel (a grid for a frontier).
+    """Model specs ``NAME[-hN][-qN][-rN][-lN][-projected]...`` -> ``(label, model, train options)``: the hidden
+    size, then each option of the kind's options with a spec letter (qubits, references per gate, map layers)
+    or a choice it names (the projected kernel, the zz map): a grid for a frontier.
 
     >>> parse_models("qklstm, lstm-h10, qklstm-q8-r16-projected")  # doctest: +NORMALIZE_WHITESPACE
     [('qklstm', 'qklstm', {}), ('lstm-h10', 'lstm', {'hidden': 10}),
@@ -54,17 +74,16 @@ def parse_models(text: str) -> list[tuple[str, str, dict]]:
         m = _SPEC.match(part)
         if not m:
             raise ValueError(
-                f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, optionally "
-                "with -hN (hidden), -qN (qubits), -rN (references), -lN (layers), -projected, as in lstm-h10"
+                f"--models: {part!r} is not a model; expected names from {', '.join(MODELS)}, optionally with "
+                f"{_SUFFIXES}, as in lstm-h10"
             )
         model, options = m.group(1), {}
-        # the letters this kind takes: h (hidden) for every kind, the rest from its registry entry's options
-        names = MODELS[model].options.config_names()
-        takes = {"h": "hidden"} | {letter: name for name, letter in names.items() if letter}
+        # what this kind takes: h (hidden) for every kind, the rest from its options' letters and choices
+        takes, words = {"h": "hidden"} | MODELS[model].options.letters(), _spec_words(MODELS[model])
         for suffix in m.group(2).split("-")[1:]:
-            if suffix == "projected" and "kernel" in names:
-                options["kernel"] = "projected"
-            elif suffix[0] in takes:  # "projected" starts with no spec letter
+            if suffix in words:
+                options.update([words[suffix]])
+            elif suffix[0] in takes and suffix[1:].isdigit():
                 options[takes[suffix[0]]] = int(suffix[1:])
             else:
                 raise ValueError(f"--models: {part!r}: -{suffix} does not apply to {model}")
@@ -275,7 +294,7 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
         agg_rows.append(row)
     seeds = sorted({r["seed"] for r in runs})
     cfg = base
-    lim = f", training subset {cfg.train_limit:,} (evenly spaced)" if cfg.train_limit else ""
+    lim = f", training subset {cfg.subset:,} (evenly spaced)" if cfg.subset else ""
     data_line = (
         f"{cfg.task} on {cfg.data_source}{lim}; {cfg.epochs} epochs (patience {cfg.patience}), batch "
         f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {seeds}; "

@@ -16,6 +16,7 @@ ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from ..models.chars import CHAR_MODELS
 from ..models.classifier import POOLINGS
 from ..models.registry import MODELS
 from ..models.regressor import TARGET_MODES
-from .option_values import coerce as _coerce
+from ..options import coerce as _coerce
+from ..options import kind as option_kind
+from ..options import option
 from .sources import DATA_DEFAULTS, check_config
 
 __all__ = [
@@ -46,7 +49,6 @@ SCHEDULES = ("constant", "cosine")
 #: ``data``: the readout from the statistics of its features on real inputs (``RecurrentBase.init_readout``);
 #: ``fan-in``: ``nn.Linear``'s rule; ``auto``: ``data`` for the QK-LSTM, the published rule for the baselines
 READOUT_INITS = ("auto", "data", "fan-in")
-FEATURE_MAPS = ("paper", "paper-trainable", "zz")
 DEVICES = ("cpu", "cuda")
 #: what a classifier does with a missing value (``?``) in a file whose header says ``@missing true``
 MISSING = ("refuse", "interpolate")
@@ -54,14 +56,51 @@ MISSING = ("refuse", "interpolate")
 LEGACY = {"schedule": "constant", "standardize": False, "angle_std": 0.0}
 
 
-def _opt(default, help: str, *, group: str = "training", choices=None, minimum=None, kind=None, metavar=None):
-    meta = dict(help=help, group=group, choices=choices, minimum=minimum, kind=kind, metavar=metavar)
-    return field(default=default, metadata=meta)
+def _opt(default, help: str, *, group: str = "training", **checks):
+    return option(default, help, group=group, **checks)
+
+
+def _kind_options(cls):
+    """Add to ``cls`` (before ``dataclass`` reads it) a field for every option a model kind's run sets
+    (:meth:`~qklstm.models.options.ModelOptions.flags`), so that each is declared once, in its kind's options: an
+    option of one kind keeps its default, one several kinds take (``n_qubits``) defaults to ``None``, each kind's
+    own."""
+    owners: dict[str, list] = {}
+    for kind in MODELS.values():
+        for f in kind.options.flags():
+            owners.setdefault(f.name, []).append((kind.name, f))
+    for name, found in owners.items():
+        f = found[0][1]
+        if any(
+            (option_kind(g), g.metadata["choices"], g.metadata["minimum"])
+            != (option_kind(f), f.metadata["choices"], f.metadata["minimum"])
+            for _, g in found
+        ):
+            raise TypeError(f"{name}: the model kinds declare it with different types or checks")
+        help = f"{', '.join(k for k, _ in found)}: {f.metadata['help']}"
+        default = f.default
+        if len(found) > 1:
+            default = None
+            help += f" (default: {', '.join(f'{g.default} for {k}' for k, g in found)})"
+        cls.__annotations__[name] = f"{option_kind(f).__name__} | None"
+        setattr(cls, name, field(default=default, metadata=f.metadata | {"help": help, "kind": option_kind(f)}))
+    return cls
+
+
+#: the options renamed since (the old TOML key or flag still works, with a warning; a checkpoint's is read as the new)
+RENAMED = {
+    old: new
+    for kind in MODELS.values()
+    for old, new in kind.options.RENAMED.items()
+    if new in set(f.name for f in kind.options.flags())
+}
 
 
 @dataclass
+@_kind_options
 class TrainConfig:
-    """Everything that defines a run (see ``qklstm train --help``)."""
+    """Everything that defines a run (see ``qklstm train --help``): the fields below and every model kind's
+    options (:mod:`qklstm.models.options`)."""
 
     # what
     task: str = _opt(
@@ -205,40 +244,6 @@ class TrainConfig:
         group="model",
         choices=CHAR_MODELS,
     )
-    n_qubits: int | None = _opt(
-        None,
-        "the quantum models (qklstm, qlstm): qubits per gate (default: the model's own, 16 for qklstm, whose product "
-        "form costs O(qubits), and 4 for qlstm, which simulates full states)",
-        group="model",
-        minimum=1,
-        kind=int,
-    )
-    n_references: int | None = _opt(
-        None, "qklstm: reference vectors per gate (default: 16)", group="model", minimum=1, kind=int
-    )
-    feature_map: str = _opt("paper", "qklstm: paper, paper-trainable or zz", group="model", choices=FEATURE_MAPS)
-    layers: int = _opt(1, "qklstm: encoding layers of the feature map", group="model", minimum=1)
-    kernel: str = _opt(
-        "fidelity",
-        "qklstm: fidelity (the paper's) or projected (Huang et al. 2021)",
-        group="model",
-        choices=("fidelity", "projected"),
-    )
-    gamma: float = _opt(1.0, "qklstm, projected kernel: bandwidth gamma", group="model", minimum=1e-12)
-    standardize: bool = _opt(
-        False,
-        "qklstm: the readout reads each kernel value minus its mean over training inputs, divided by its spread "
-        "(the gate is still a weighted sum of kernel values plus a bias; the weights start at unit scale, where "
-        "Adam's steps move them)",
-        group="model",
-    )
-    angle_std: float = _opt(
-        0.0,
-        "qklstm: scale the input projection so that the first step's angles on training inputs spread this many "
-        "radians per qubit (before the references are drawn); 0: nn.Linear's initialisation",
-        group="model",
-        minimum=0.0,
-    )
     readout_init: str = _opt(
         "auto",
         "qklstm, qlstm: data (the readout from its features on training inputs: gate pre-activations of mean 0 "
@@ -246,7 +251,6 @@ class TrainConfig:
         group="model",
         choices=READOUT_INITS,
     )
-    qlayers: int = _opt(1, "qlstm: variational layers per gate circuit", group="model", minimum=1)
     pooling: str = _opt(
         "last",
         "classify: what the head reads: last (the last layer's final states) or mean (its outputs averaged over "
@@ -300,10 +304,7 @@ class TrainConfig:
         """Build from ``{option name: value}`` (dashes or underscores), checking every key and value."""
         known = {f.name: f for f in fields(cls)}
         kwargs = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ValueError(_unknown_key(key, source))
+        for name, value in check_keys(values, source).items():
             kwargs[name] = _coerce(known[name], value, source)
         cfg = cls(**kwargs)
         cfg.validate()
@@ -338,10 +339,6 @@ class TrainConfig:
     @property
     def data_source(self) -> str:
         return self.data or DATA_DEFAULTS[self.task]
-
-    @property
-    def train_limit(self) -> int | None:
-        return self.subset
 
     @property
     def run_dir(self) -> Path:
@@ -381,6 +378,10 @@ def check_keys(values: dict, source: str = "config") -> dict:
     out = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
+        if name in RENAMED:
+            if source != "checkpoint config":  # a user can rename it in their file, not in a checkpoint
+                warnings.warn(f"{source}: {key!r} is now {RENAMED[name].replace('_', '-')!r}", FutureWarning, 2)
+            name = RENAMED[name]
         if name not in known:
             raise ValueError(_unknown_key(key, source))
         out[name] = value

@@ -138,7 +138,7 @@ def load_pos(
     splits = load_pos_dataset(cfg.data_source, argument="--data", **splits_files)
     _check_splits(splits, cfg)
     total = len(splits.train)
-    keep = even_subset(total, cfg.train_limit)
+    keep = even_subset(total, cfg.subset)
     splits = replace(splits, train=[splits.train[i] for i in keep])
     if not splits.train:
         raise ValueError(f"--data: {cfg.data_source} has no training sentences")
@@ -273,7 +273,7 @@ def load_forecast(cfg: TrainConfig, saved: dict | None = None, cache=None) -> Fo
     else:
         series = load_timeseries(src, cache=cache, target=cfg.target, **options)
     total = len(series.train)
-    series.train = series.train.subset(even_subset(total, cfg.train_limit))
+    series.train = series.train.subset(even_subset(total, cfg.subset))
     saved = saved or {}
     now = series.scalers if cfg.id_column else {"": series.scaler}
     before = saved.get("scalers") or ({"": saved["scaler"]} if saved.get("scaler") else None)

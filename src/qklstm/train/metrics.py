@@ -186,7 +186,7 @@ def plot_compare(result: dict, path: Path, key: str, ylabel: str, scale: float =
     seeds (bar, whisker)."""
     groups = {label: [scale * r[key] for r in rs] for label, rs in by_label(result["runs"]).items()}
     fig, ax = subplots(figsize=(2.4 + 1.4 * len(groups), 4))
-    kernel = {r["label"] for r in result["runs"] if MODELS[r["model"]].references}  # the kernel models in blue
+    kernel = {r["label"] for r in result["runs"] if MODELS[r["model"]].has_references}  # the kernel models in blue
     for i, (label, values) in enumerate(groups.items()):
         m, sd = mean_std(values)
         ax.bar(i, m, color="tab:blue" if label in kernel else "tab:gray", alpha=0.5, width=0.6)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .option_values import check_value
+from ..options import check_value
 
 __all__ = ["DATA_DEFAULTS", "LABELLED_SUFFIXES", "SERIES_SUFFIXES", "check_config", "check_sources"]
 
@@ -26,7 +26,7 @@ DATA_DEFAULTS = {"pos": "brown", "forecast": "beijing-pm25", "classify": None}
 
 def check_config(cfg) -> None:
     """Raise a ``ValueError`` naming the option for the first bad value of a :class:`~qklstm.train.TrainConfig`:
-    its type, choices and minimum (:func:`~qklstm.train.option_values.check_value`), then across options."""
+    its type, choices and minimum (:func:`qklstm.options.check_value`), then across options."""
     for f in fields(cfg):
         check_value(f, getattr(cfg, f.name), "--" + f.name.replace("_", "-"))
     if cfg.dropout > 1:

@@ -161,7 +161,7 @@ def _monitor(cfg: TrainConfig, task, model, folder: RunFolder, epoch: int) -> Mo
     """``--monitor``: the same real first-layer inputs every epoch (embedded as the model then embeds them)."""
     inputs = lambda: task.reference_inputs(model, torch.Generator().manual_seed(cfg.seed + 2), n=512)  # noqa: E731
     rows = Monitor.previous(folder.path / MONITOR_FILE, epoch)
-    return Monitor(model, inputs if MODELS[cfg.model].references else None, lambda: folder.path, rows)
+    return Monitor(model, inputs if MODELS[cfg.model].has_references else None, lambda: folder.path, rows)
 
 
 def _interrupted(folder: RunFolder, log) -> None:
@@ -188,7 +188,7 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
         # real first-layer inputs (embedded training tokens or window rows) set the references and the readout
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         inputs = task.reference_inputs(model, gen)
-        if kind.references:
+        if kind.has_references:
             model.rnn.init_references(inputs, generator=gen)
         by_data = init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
         if by_data and hasattr(task, "reference_sequences"):  # then from every step of real sequences
