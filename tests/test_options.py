@@ -96,3 +96,21 @@ def test_the_layer_passes_only_non_defaults_and_prints_them():
     assert layer.cell_options == {"n_qubits": 2, "standardize": True}
     assert layer.extra_repr() == "3, 2, n_qubits=2, standardize=True"
     assert layer.cells[0].extra_repr() == "3, 2, n_qubits=2, standardize=True"
+
+
+def test_the_reference_method_option_is_what_init_references_draws_when_not_told():
+    """The option added in one place (issue 40's check): the cell's default method of init_references."""
+    pytest.importorskip("sklearn")
+    import torch
+
+    data = torch.randn(40, 3)
+    told = QKLSTMCell(3, 2, n_qubits=2, n_references=3)
+    told.init_references(data, "kmeans", torch.Generator().manual_seed(0))
+    option = QKLSTMCell(3, 2, n_qubits=2, n_references=3, reference_method="kmeans")
+    option.load_state_dict(told.state_dict())
+    option.init_references(data, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(option.references, told.references, rtol=0, atol=0)  # the same draw, bit for bit
+    default = QKLSTMCell(3, 2, n_qubits=2, n_references=3)
+    default.load_state_dict(told.state_dict())
+    default.init_references(data, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(default.references, told.references)  # subset: distinct rows, not shared centres

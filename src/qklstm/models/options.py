@@ -75,6 +75,8 @@ class QKLSTMOptions(ModelOptions):
             ``alpha`` and ``b``, which Adam's steps of size ``lr`` then move by a useful share (issue 38).
         angle_std: :meth:`~qklstm.models.QKLSTMCell.init_references` first rescales the projection so that real
             inputs' angles spread this many radians per qubit (0: ``nn.Linear``'s initialisation).
+        reference_method: what :meth:`~qklstm.models.QKLSTMCell.init_references` draws when not told: ``"subset"``
+            (``4 N`` distinct inputs) or ``"kmeans"`` (``N`` k-means centres for every gate).
         entangler: ``"chain"``, ``"ring"`` or ``"none"`` for the paper map.
         share_feature_map: one map for the four gates (their states of ``v_t`` are prepared once per step);
             ``False`` gives every gate its own map (and its own trainable circuit parameters).
@@ -105,6 +107,12 @@ class QKLSTMOptions(ModelOptions):
         "scale the input projection so that the first step's angles on training inputs spread this many radians "
         "per qubit (before the references are drawn); 0: nn.Linear's initialisation",
         minimum=0.0,
+    )
+    reference_method: str = option(
+        "subset",
+        "how the references are drawn from training inputs: subset (4 N distinct inputs) or kmeans (N k-means "
+        "centres for every gate; needs scikit-learn)",
+        choices=("subset", "kmeans"),
     )
     entangler: str = option("chain", choices=ENTANGLERS, flag=False)
     share_feature_map: bool = option(True, flag=False)

@@ -146,14 +146,14 @@ class QKLSTMCell(RecurrentCell):
 
     # ------------------------------------------------------------------ references
     @torch.no_grad()
-    def init_references(self, data: torch.Tensor, method: str = "subset", generator: torch.Generator | None = None):
+    def init_references(self, data: torch.Tensor, method: str | None = None, generator: torch.Generator | None = None):
         """Set the reference vectors from real inputs.
 
         ``data`` may be in the qubits' feature space ``(M, n_qubits)``, the
         cell-input space ``(M, hidden_size + input_size)`` (projected with the
         current projection), or the input space ``(M, input_size)`` (taken
-        with ``h = 0``). ``method``: ``"subset"`` draws ``4 N`` distinct rows
-        (``N`` per gate), ``"kmeans"`` uses ``N`` k-means centres for every gate.
+        with ``h = 0``). ``method`` (default: the cell's ``reference_method``): ``"subset"`` draws ``4 N``
+        distinct rows (``N`` per gate), ``"kmeans"`` uses ``N`` k-means centres for every gate.
         With ``angle_std`` and data outside the qubits' space, the projection is first rescaled (and
         centred) so that the projected data spread ``angle_std`` radians on every qubit.
         """
@@ -174,6 +174,7 @@ class QKLSTMCell(RecurrentCell):
                 f"{self.input_size} (input) columns, got {data.shape[1]}"
             )
         data = self.kernels[0].feature_map.validate(data, "data")
+        method = method or self.options.reference_method
         self.references.copy_(draw_references(data, len(GATES), self.n_references, method, generator))
         return self
 
@@ -311,7 +312,7 @@ class QKLSTM(RecurrentBase):
         opts = dict(n_qubits=4, n_references=4, projection=True, learn_references=False, shared_readout=True)
         return cls(input_size, hidden_size, **(opts | kwargs))
 
-    def init_references(self, data: torch.Tensor, method: str = "subset", generator=None):
+    def init_references(self, data: torch.Tensor, method: str | None = None, generator=None):
         """Set the first layer's references from real inputs (see :meth:`QKLSTMCell.init_references`)."""
         for d in range(self.num_directions):
             self.cells[d].init_references(data, method, generator)
