@@ -468,3 +468,35 @@ def test_a_broken_source_fails_the_build_with_the_compilers_message(tmp_path, mo
         else:
             assert build.load_extension() is None
             assert fused.fused_backend().startswith("torch (RuntimeError")
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_every_kernel_and_the_fake_save_what_the_contract_says(kernels, layers):
+    """The kernels' saved tensors, in :class:`~qklstm.models.engines.contract.Saved`'s order: the shapes of
+    :func:`~qklstm.models.engines.contract.saved_shapes` from the C++ kernels, the torch loops and the op's fake
+    registration alike; and the saved kernel values are the step path's kernel values."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from qklstm.models.engines.contract import Saved, saved_shapes
+
+    if layers == 2 and kernels == "torch":
+        pytest.skip("full-state maps run in the C++ kernels only")
+    T, B, D, H = 4, 3, 2, 5
+    cell = QKLSTMCell(D, H, n_qubits=3, n_references=2, map_layers=layers).double()
+    f = cell.freeze()
+    w, b = (f.w[0], f.b[0]) if layers == 1 else (f.w, f.b)
+    x, h0 = torch.randn(T, B, D, dtype=torch.float64), torch.zeros(B, H, dtype=torch.float64)
+    args = [x, h0, h0, f.Wp, f.bp, w, b, f.refs, f.A, f.bias, torch.empty(0, dtype=torch.bool), 1, False, True]
+    args = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+    saved = fused._forward(*args)[3:]
+    want = saved_shapes(T, B, 3, H, 2, full_state=layers == 2)
+    assert [tuple(s.shape) for s in saved] == [tuple(s) for s in want]
+    mode = FakeTensorMode()
+    fakes = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
+    with mode:
+        fake = fused._product_lstm_op(*fakes)
+    assert [tuple(s.shape) for s in fake[3:]] == [tuple(s) for s in want]
+    k = Saved(*saved[:8]).k  # (T, B, 4 N): the first step's against the step path's kernel values at h = 0
+    with torch.no_grad():
+        first = cell.kernel_values(torch.cat([h0, x[0]], 1), cell.prepare())  # (4, B, N)
+    torch.testing.assert_close(k[0], first.transpose(0, 1).reshape(B, -1), rtol=1e-12, atol=1e-12)

@@ -7,8 +7,9 @@ it).
 Example:
     >>> QKLSTMOptions(n_qubits=4).n_references
     16
-    >>> QKLSTMOptions(n_qubits=4).layer_options()
-    {'n_qubits': 4, 'n_references': 16, 'feature_map': 'paper', 'map_layers': 1, 'standardize': False, 'angle_std': 0.0}
+    >>> opts = QKLSTMOptions(n_qubits=4).layer_options()
+    >>> opts["n_qubits"], opts["n_references"], "kernel" in opts  # a fidelity run's options leave the kernel out
+    (4, 16, False)
     >>> QLSTMOptions.letters()
     {'q': 'n_qubits'}
 """

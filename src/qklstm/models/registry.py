@@ -8,8 +8,8 @@ Example:
     ('GRU', None, True)
     >>> kind.build(8, 6)
     GRU(8, 6, batch_first=True)
-    >>> MODELS["qklstm"].options(n_qubits=2).layer_options()
-    {'n_qubits': 2, 'n_references': 16, 'feature_map': 'paper', 'map_layers': 1, 'standardize': False, 'angle_std': 0.0}
+    >>> MODELS["qklstm"].options(n_qubits=2)  # doctest: +ELLIPSIS
+    QKLSTMOptions(n_qubits=2, n_references=16, feature_map='paper', map_layers=1, kernel='fidelity', ...)
 """
 
 from __future__ import annotations

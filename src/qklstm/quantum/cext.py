@@ -5,7 +5,8 @@ is compiled on first use with ``torch.utils.cpp_extension`` and cached by torch,
 absent: the torch code beside it then computes the same, and one line on stderr says so. Where a build is
 required (:func:`required`: CI on a machine with a compiler and ninja, or ``QKLSTM_REQUIRE_FUSED=1``) a failed
 build raises with the compiler's message instead, so a broken ``.cpp`` cannot pass CI on the fall-back.
-``QKLSTM_FUSED=torch`` turns every C++ kernel off.
+``QKLSTM_FUSED=torch`` turns every C++ kernel off (:func:`fused_setting` reads the variable, for every part of the
+package).
 
 The simulator's kernel runs a layer of one-qubit matrices (a ``"wires"`` stage of
 :mod:`~qklstm.quantum.simulate`) tile by tile in cache, forward and adjoint (:func:`layer`, :func:`layer_backward`;
@@ -36,7 +37,27 @@ from ..io import atomic_write_text
 from .gates import apply_matrix
 
 __all__ = ["TILE_BYTES", "Kernels", "available", "build_extension", "in_ci", "layer", "layer_backward", "required"]
-__all__ += ["build_root", "simd", "stale_reason", "tile_groups"]
+__all__ += ["FUSED_SETTINGS", "build_root", "fused_setting", "simd", "stale_reason", "tile_groups"]
+
+#: what ``QKLSTM_FUSED`` may say, and what :func:`fused_setting` makes of it
+FUSED_SETTINGS = {"1": "auto", "0": "off", "torch": "torch", "triton": "triton"}
+
+
+def fused_setting() -> str:
+    """How the kernels run, from ``QKLSTM_FUSED`` (the one place that reads it): ``"auto"`` (unset or ``1``: the
+    C++ kernels where they build, the Triton ones for float32 on CUDA, else the torch loops), ``"off"`` (``0``: no
+    fused op, every step through the kernels' modules), ``"torch"`` (the torch code: no C++ kernel is built) or
+    ``"triton"`` (the Triton kernels wherever they run: the interpreter's tests). Another value is a
+    ``ValueError`` naming the variable.
+
+    >>> fused_setting() in FUSED_SETTINGS.values()
+    True
+    """
+    value = os.environ.get("QKLSTM_FUSED", "1")
+    if value not in FUSED_SETTINGS:
+        raise ValueError(f"QKLSTM_FUSED: expected one of {', '.join(FUSED_SETTINGS)}, got {value!r}")
+    return FUSED_SETTINGS[value]
+
 
 #: Bytes of one tile of a state that a layer's gates run on while it stays in cache (2^13 complex128
 #: amplitudes; at 20 qubits, measured: 2^12 and 2^13 amplitudes take the same time, 2^10 3.5x as long).
@@ -168,7 +189,7 @@ class Kernels:
             raise self.failure
         if self.ext is not None or self.error is not None:
             return self.ext
-        if os.environ.get("QKLSTM_FUSED") == "torch":
+        if fused_setting() == "torch":
             self.error = "QKLSTM_FUSED=torch"
             return None
         try:

@@ -10,7 +10,11 @@ picks among them (:func:`select_engine`).
 
 Each has ``run(cell, x, lengths, h, c, reverse) -> (outputs (T, B, H), h_n, c_n)``; the fused and export
 engines read the cell's frozen record (:meth:`~qklstm.models.QKLSTMCell.freeze`). The recurrence's Python
-form they share is :mod:`.recurrence`. A new engine is one module here and one line in :func:`select_engine`.
+form they share is :mod:`.recurrence`. A new engine is one module here with that ``run`` and one line in
+:func:`select_engine`. A new kernel of the fused op (as the Triton one, :mod:`.triton_lstm`) is not an engine: it
+takes the op's arguments and returns what :mod:`.contract` says (its :class:`~.contract.Saved` record, from
+:func:`~.contract.step_constants`), may reuse :mod:`.product_torch`'s steps before and after its loop, and is one
+branch in :func:`.fused._kernels`.
 
 Example:
     >>> import torch

@@ -14,7 +14,8 @@ extension (``csrc/product_lstm.cpp``, compiled on first use with ``torch.utils.c
 cached) or, where no compiler is present, the torch loops of :mod:`.product_torch`, which compute the same thing.
 On CUDA, float32 runs two Triton kernels (:mod:`.triton_lstm`) when triton is installed.
 ``QKLSTM_FUSED=torch`` forces the torch loops, ``QKLSTM_FUSED=0`` turns the fused path off (every step
-then goes through the kernels' modules).
+then goes through the kernels' modules; :func:`~qklstm.quantum.cext.fused_setting` reads the variable). The
+kernels' shared contract (what is saved for the backward, in which order and shape) is :mod:`.contract`.
 
 The op takes the layer's own parameters (:func:`product_lstm` lists them) and does the rest inside: the
 input half of the projection for the whole sequence (one GEMM), the references' Bloch vectors, the
@@ -35,14 +36,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
 import torch
 
 from ...checks import records_grad
+from ...quantum import cext
 from . import build, triton_lstm
-from .product_torch import ENTANGLERS, GATES, backward_torch, forward_torch, parameter_grads
+from .contract import ENTANGLER_CODES, new_saved
+from .product_torch import backward_torch, forward_torch, parameter_grads
 from .recurrence import length_mask
 
 __all__ = ["product_lstm", "fused_disabled", "fused_backend", "forward_torch", "backward_torch", "run"]
@@ -64,7 +66,7 @@ def fused_disabled():
 
 
 def enabled() -> bool:
-    return not getattr(_state, "off", False) and os.environ.get("QKLSTM_FUSED", "1") != "0"
+    return not getattr(_state, "off", False) and cext.fused_setting() != "off"
 
 
 # ---------------------------------------------------------------------------------- C++ kernels
@@ -88,7 +90,7 @@ def _kernels(x: torch.Tensor, w: torch.Tensor):
     """``(forward, backward)`` for these arguments: the C++ kernels on the CPU, the Triton ones for float32 on
     CUDA (:mod:`.triton_lstm`; ``QKLSTM_FUSED=triton`` forces them, for the interpreter's tests), else the
     torch loops."""
-    wanted = os.environ.get("QKLSTM_FUSED") == "triton" or triton_lstm.available(x.device)
+    wanted = cext.fused_setting() == "triton" or triton_lstm.available(x.device)
     if wanted and x.dtype == torch.float32 and w.dim() == 1:
         return triton_lstm.forward_triton, triton_lstm.backward_triton
     ext = _load_extension() if x.device.type == "cpu" else None
@@ -130,11 +132,8 @@ def _(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler, reverse, save):
     T, B, _ = x.shape
     Q, (H, N) = Wp.shape[0], At.shape[1:]
     outs = [x.new_empty(T, B, H), h0.new_empty(B, H), c0.new_empty(B, H)]
-    if save:
-        outs += [x.new_empty(T, B, Q) for _ in range(3)] + [x.new_empty(T, B, GATES * N)]
-        outs += [x.new_empty(T, GATES, B, H)] + [x.new_empty(T, B, H) for _ in range(3)]
-        if w.dim() == 2:  # a full-state map's overlaps (C++ kernels)
-            outs.append(x.new_empty(T, 2, B, GATES * N))
+    if save:  # a full-state map's (w (L, Q), C++ kernels) with its overlaps
+        outs += new_saved(x, T, B, Q, H, N, full_state=w.dim() == 2)
     return outs
 
 
@@ -218,8 +217,8 @@ def product_lstm(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask=None, reverse=Fal
             mask = _NO_MASK.setdefault(x.device, torch.empty(0, dtype=torch.bool, device=x.device))
     args = [t.contiguous() for t in (x, h0, c0, Wp, bp, w, b, refs, At, bias)]
     if records_grad(*args):
-        return _ProductLSTM.apply(*args, mask.contiguous(), ENTANGLERS[entangler], reverse)
-    outs = _ops()[0](*args, mask.contiguous(), ENTANGLERS[entangler], reverse, False)  # inference: nothing saved
+        return _ProductLSTM.apply(*args, mask.contiguous(), ENTANGLER_CODES[entangler], reverse)
+    outs = _ops()[0](*args, mask.contiguous(), ENTANGLER_CODES[entangler], reverse, False)  # inference: nothing saved
     return outs[0], outs[1], outs[2]
 
 

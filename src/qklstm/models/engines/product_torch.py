@@ -1,10 +1,9 @@
-"""The product-form op's torch loops, and what every kernel of the op shares.
+"""The product-form op's torch loops, and the steps before and after the loop every kernel of the op shares.
 
 The forward and backward of :func:`~qklstm.models.engines.fused.product_lstm` as loops of torch ops (where
-no compiler builds the C++ kernels), the layout of the constants every step reads (:func:`_constants`), the
-input half of the projection (:func:`input_half`), and the parameters' gradients summed over the sequence
-once the backward loop is done (:func:`parameter_grads`), which the C++-less, Triton and torch backwards
-share.
+no compiler builds the C++ kernels), the input half of the projection (:func:`input_half`), and the parameters'
+gradients summed over the sequence once the backward loop is done (:func:`parameter_grads`), which the Triton
+and torch backwards share. What the kernels exchange is typed in :mod:`.contract`.
 
 Example:
     >>> import torch
@@ -21,27 +20,10 @@ from __future__ import annotations
 import torch
 
 from ...quantum.feature_maps import paper_bloch
+from .contract import N_GATES, Saved, new_saved, step_constants
 from .recurrence import keep_masked, lstm_gates, times
 
-__all__ = ["ENTANGLERS", "GATES", "backward_torch", "forward_torch", "input_half", "parameter_grads"]
-
-# What the forward saves for the backward, in order and indexed by time (shapes with M = 4 N): the cosine
-# and sine of the angles and the projected input ``z`` ``(T, B, Q)``, the kernel values ``(T, B, M)`` (the
-# one-qubit fidelities are recomputed from the cosines and sines: four flops each, cheaper than their
-# memory), the gates ``(T, 4, B, H)`` (activated), ``tanh`` of the step's cell state ``(T, B, H)``, and the
-# states entering each step ``h, c`` ``(T, B, H)``. The C++ kernels add, for a full-state map (two or more
-# layers), the overlaps ``<phi_m|phi(z)>`` ``(T, 2, B, M)`` (real and imaginary parts).
-GATES = 4
-ENTANGLERS = {"none": 0, "chain": 1, "ring": 2}
-
-
-def _constants(Wp, w, b, refs, At):
-    """What every step shares, in the loops' layout: ``WhT (H, Q)``, the references' Bloch vectors
-    ``RB (Q, 3, M)`` and the readout ``A (4, N, H)`` (a shared one broadcast over the gates)."""
-    H, N = At.shape[1:]
-    a = torch.addcmul(b, refs, w)
-    RB = paper_bloch(a.cos(), a.sin(), 0).permute(2, 0, 1)
-    return Wp[:, :H].t(), RB, At.transpose(1, 2).expand(GATES, N, H)
+__all__ = ["backward_torch", "forward_torch", "input_half", "parameter_grads"]
 
 
 def input_half(x, Wp, bp, H: int):
@@ -59,7 +41,7 @@ def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int,
     """The recurrence as a loop of torch ops: ``[out, h_n, c_n, *saved]`` (saved only with ``save``). One
     layer only (``w, b (Q,)``); full-state maps run in the C++ kernels alone."""
     _one_layer(w)
-    WhT, RB, A = _constants(Wp, w, b, refs, At)
+    WhT, RB, A = step_constants(Wp, w, b, refs, At)
     T, B, D = x.shape
     G, N, H = A.shape
     U = input_half(x, Wp, bp, H)
@@ -67,13 +49,10 @@ def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int,
     h, c = h0, c0
     out = U.new_empty(T, B, H)
     masked = mask.numel() > 0
-    if save:
-        cos, sin, zs = U.new_empty(T, B, Q), U.new_empty(T, B, Q), U.new_empty(T, B, Q)
-        ks, acts = U.new_empty(T, B, G * N), U.new_empty(T, G, B, H)
-        tanh_c, hs, cs = U.new_empty(T, B, H), U.new_empty(T, B, H), U.new_empty(T, B, H)
+    saved = Saved(*new_saved(U, T, B, Q, H, N)) if save else None
     for t in times(T, reverse):
         if save:
-            hs[t], cs[t] = h, c
+            saved.h[t], saved.c[t] = h, c
         z = torch.addmm(U[t], h, WhT)
         a = torch.addcmul(b, z, w)
         co, si = torch.cos(a), torch.sin(a)
@@ -82,9 +61,9 @@ def forward_torch(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int,
         sig, g, c_new, tc, h_new = lstm_gates(pre, c)
         h, c, out[t] = keep_masked(mask[t].unsqueeze(-1) if masked else None, h_new, c_new, h, c)
         if save:
-            cos[t], sin[t], zs[t], ks[t] = co, si, z, k
-            acts[t, :3], acts[t, 3], tanh_c[t] = sig, g, tc
-    return [out, h, c, *((cos, sin, zs, ks, acts, tanh_c, hs, cs) if save else ())]
+            saved.cos[t], saved.sin[t], saved.z[t], saved.k[t] = co, si, z, k
+            saved.gates[t, :3], saved.gates[t, 3], saved.tanh_c[t] = sig, g, tc
+    return [out, h, c, *(saved or ())]
 
 
 def _fidelities(phi: torch.Tensor, RB: torch.Tensor) -> torch.Tensor:
@@ -101,22 +80,23 @@ def _leave_one_out(f: torch.Tensor) -> torch.Tensor:
 
 
 def _dangle(co, si, dphi):
-    """The chain rule through :func:`_bloch`: ``d/da`` of ``(cos^2 a, sin a, -sin a cos a) . dphi``."""
+    """The chain rule through :func:`~qklstm.quantum.feature_maps.paper_bloch`: ``d/da`` of
+    ``(cos^2 a, sin a, -sin a cos a) . dphi``."""
     return -2 * co * si * dphi[0] + co * dphi[1] - (co * co - si * si) * dphi[2]
 
 
 def parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx):
     """The arguments' gradients once the loop is done: sums over the sequence (one matmul each) and the
-    chain rule through the input projection and :func:`_constants`."""
-    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
+    chain rule through the input projection and :func:`.contract.step_constants`."""
+    s = Saved(*saved)
     T, B, D = x.shape
     H, N = At.shape[1:]
     dU = (d_ang * w).reshape(T * B, -1)
-    phi = paper_bloch(cos, sin, -1)  # (T, B, Q, 3)
+    phi = paper_bloch(s.cos, s.sin, -1)  # (T, B, Q, 3)
     dRB = torch.einsum("tbqk,tqbm->qkm", phi, d_dots)
     a_ref = torch.addcmul(b, refs, w)
     da_ref = _dangle(a_ref.cos(), a_ref.sin(), dRB.permute(1, 2, 0))  # (M, Q)
-    dA = torch.einsum("tbgn,tgbh->ghn", ks.view(T, B, GATES, N), d_pre)
+    dA = torch.einsum("tbgn,tgbh->ghn", s.k.view(T, B, N_GATES, N), d_pre)
     dbias = d_pre.sum((0, 2))
     if At.shape[0] == 1:  # a shared readout
         dA, dbias = dA.sum(0, keepdim=True), dbias.sum(0, keepdim=True)
@@ -124,9 +104,9 @@ def parameter_grads(x, Wp, w, b, refs, At, saved, d_ang, d_dots, d_pre, need_dx)
         (dU @ Wp[:, H:]).view(T, B, D) if need_dx else x.new_empty(0),
         None,
         None,
-        torch.cat([dU.t() @ hs.reshape(T * B, H), dU.t() @ x.reshape(T * B, D)], 1),
+        torch.cat([dU.t() @ s.h.reshape(T * B, H), dU.t() @ x.reshape(T * B, D)], 1),
         dU.sum(0),
-        (d_ang * zs).sum((0, 1)) + (da_ref * refs).sum(0),
+        (d_ang * s.z).sum((0, 1)) + (da_ref * refs).sum(0),
         d_ang.sum((0, 1)) + da_ref.sum(0),
         da_ref * w,
         dA,
@@ -138,8 +118,8 @@ def backward_torch(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, 
     """Gradients of :func:`forward_torch` w.r.t. ``(x, h0, c0, Wp, bp, w, b, refs, At, bias)`` (``x``'s
     empty unless ``need_dx``)."""
     _one_layer(w)
-    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
-    WhT, RB, A = _constants(Wp, w, b, refs, At)
+    cos, sin, _, _, acts, tanh_c, _, cs = Saved(*saved)
+    WhT, RB, A = step_constants(Wp, w, b, refs, At)
     T, B, Q = cos.shape
     G, N, H = A.shape
     masked = mask.numel() > 0

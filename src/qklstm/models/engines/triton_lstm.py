@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from .product_torch import GATES, _constants, input_half, parameter_grads
+from .contract import N_GATES, Saved, new_saved, step_constants
+from .product_torch import input_half, parameter_grads
 
 try:
     import triton
@@ -281,20 +282,17 @@ def _check(x: torch.Tensor, w: torch.Tensor) -> None:
 def forward_triton(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int, reverse: bool, save: bool):
     """:func:`~qklstm.models.engines.fused.forward_torch` as one Triton launch: the same arguments and outputs."""
     _check(x, w)
-    WhT, RB, A = _constants(Wp, w, b, refs, At)
+    WhT, RB, A = step_constants(Wp, w, b, refs, At)
     T, B, _ = x.shape
     G, N, H = A.shape
     U = input_half(x, Wp, bp, H)
     Q, M = U.shape[2], G * N
     new = U.new_empty
     out, hn, cn = new(T, B, H), new(B, H), new(B, H)
-    saved = [new(T, B, Q), new(T, B, Q), new(T, B, Q), new(T, B, M), new(T, GATES, B, H)]
-    saved += [new(T, B, H), new(T, B, H), new(T, B, H)]
-    if not save:
-        saved = [new(0)] * 8
+    saved = new_saved(U, T, B, Q, H, N) if save else [new(0)] * len(Saved._fields)
     masked = mask.numel() > 0
     args = [U, h0.contiguous(), c0.contiguous(), WhT.contiguous(), w, b, RB.contiguous(), A.contiguous()]
-    args += [bias.expand(GATES, H).contiguous(), mask.view(torch.uint8) if masked else U, out, hn, cn, *saved]
+    args += [bias.expand(N_GATES, H).contiguous(), mask.view(torch.uint8) if masked else U, out, hn, cn, *saved]
     grid = (triton.cdiv(B, BLOCK_ROWS),)
     _kernel(_forward_kernel, x.device)[grid](
         *args, T, B, H, N, Q=Q, MASKED=masked, REVERSE=bool(reverse), SAVE=bool(save), **_sizes(B, H, M)
@@ -305,8 +303,8 @@ def forward_triton(x, h0, c0, Wp, bp, w, b, refs, At, bias, mask, entangler: int
 def backward_triton(dout, dhn, dcn, x, Wp, w, b, refs, At, mask, entangler: int, reverse: bool, need_dx: bool, saved):
     """:func:`~qklstm.models.engines.fused.backward_torch` with its time loop as one Triton launch."""
     _check(x, w)
-    cos, sin, zs, ks, acts, tanh_c, hs, cs = saved
-    WhT, RB, A = _constants(Wp, w, b, refs, At)
+    cos, sin, _, _, acts, tanh_c, _, cs = Saved(*saved)
+    WhT, RB, A = step_constants(Wp, w, b, refs, At)
     T, B, Q = cos.shape
     G, N, H = A.shape
     M = G * N

@@ -69,7 +69,7 @@ std::vector<Tensor> forward(Tensor x, Tensor h0, Tensor c0, Tensor Wp, Tensor bp
   const bool masked = mask.numel() > 0;
   auto opt = x.options();
   Tensor out = at::empty({T, B, H}, opt), h = h0.clone(), c = c0.clone();
-  // saved for the backward (see fused.py), indexed by time; without `save` one step's scratch stands in for each
+  // saved for the backward (contract.py: Saved), indexed by time; without `save` one step's scratch stands in for each
   std::vector<Tensor> saved;
   if (save)
     for (auto shape : std::vector<std::vector<int64_t>>{
