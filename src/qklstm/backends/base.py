@@ -65,6 +65,15 @@ class KernelBackend:
         """``(B, n, 3)`` float64 ``<X_q>, <Y_q>, <Z_q>`` of ``U(a)|0>`` per qubit (projected kernels)."""
         raise NotImplementedError(f"{type(self).__name__} does not measure Pauli expectations")
 
+    def gram_from_states(self, circuit: Circuit, angles_x: np.ndarray, angles_y: np.ndarray) -> np.ndarray:
+        """:meth:`gram` from exact state vectors (a subclass's ``states(circuit, angles)``): one job for both
+        batches, or for ``x`` alone when ``angles_y is angles_x``."""
+        if angles_y is angles_x:
+            sx = self.states(circuit, angles_x)
+            return overlaps_from_states(sx, sx)
+        s = self.states(circuit, np.concatenate([angles_x, angles_y]))
+        return overlaps_from_states(s[: len(angles_x)], s[len(angles_x) :])
+
     def _pairs(self, angles_x: np.ndarray, angles_y: np.ndarray) -> np.ndarray:
         """``(B*N, 2P)`` rows ``[a_x_b, a_y_n]`` in row-major ``(b, n)`` order."""
         b, n = len(angles_x), len(angles_y)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..quantum.circuit import Circuit
 from ._imports import import_pennylane
-from .base import KernelBackend, overlaps_from_states
+from .base import KernelBackend
 from .export import apply_pennylane_ops
 
 __all__ = ["PennyLaneBackend"]
@@ -141,11 +141,7 @@ class PennyLaneBackend(KernelBackend):
         if b == 0 or n == 0:
             return np.zeros((b, n))
         if self.uses_states:
-            if angles_y is angles_x:
-                sx = self.states(circuit, angles_x)
-                return overlaps_from_states(sx, sx)
-            s = self.states(circuit, np.concatenate([angles_x, angles_y]))
-            return overlaps_from_states(s[:b], s[b:])
+            return self.gram_from_states(circuit, angles_x, angles_y)
         pairs = self._pairs(angles_x, angles_y)
         p = circuit.n_params
         self.jobs += 1

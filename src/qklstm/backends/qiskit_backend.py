@@ -8,7 +8,7 @@ import torch
 from ..quantum.circuit import Circuit
 from ..quantum.gates import reduced_bloch
 from ._imports import import_qiskit, import_qiskit_aer
-from .base import KernelBackend, overlaps_from_states, zero_frequencies
+from .base import KernelBackend, zero_frequencies
 from .export import qiskit_angle_circuit, qiskit_angle_compute_uncompute
 
 __all__ = ["QiskitBackend", "is_sampler_v2"]
@@ -199,11 +199,7 @@ class QiskitBackend(KernelBackend):
         if b == 0 or n == 0:
             return np.zeros((b, n))
         if self.shots is None and self.noise is None:
-            if angles_y is angles_x:
-                sx = self.states(circuit, angles_x)
-                return overlaps_from_states(sx, sx)
-            s = self.states(circuit, np.concatenate([angles_x, angles_y]))
-            return overlaps_from_states(s[:b], s[b:])
+            return self.gram_from_states(circuit, angles_x, angles_y)
         pairs = self._pairs(np.asarray(angles_x, np.float64), np.asarray(angles_y, np.float64))
         self.jobs += 1
         if self.shots is None:  # Aer density matrix with noise

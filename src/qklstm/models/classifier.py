@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .registry import final_states, make_recurrent
+from .registry import final_states, recurrent_with_head
 
 __all__ = ["POOLINGS", "SequenceClassifier"]
 
@@ -73,17 +73,16 @@ class SequenceClassifier(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.register_buffer("mean", torch.zeros(n_channels))
         self.register_buffer("std", torch.ones(n_channels))
-        self.rnn = make_recurrent(
+        self.rnn, self.head = recurrent_with_head(
             recurrent,
             n_channels,
             hidden_size,
-            batch_first=True,
+            n_classes,
             num_layers=num_layers,
             bidirectional=bidirectional,
             dropout=dropout,
             **options,
         )
-        self.head = nn.Linear(hidden_size * self.num_directions, n_classes)
 
     def set_scaling(self, mean, std) -> None:
         """Scale channel ``c`` as ``(x - mean[c]) / std[c]`` (fitted on the training split); a zero ``std`` (a

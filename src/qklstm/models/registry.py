@@ -37,6 +37,7 @@ __all__ = [
     "kind_of",
     "last_layer",
     "make_recurrent",
+    "recurrent_with_head",
 ]
 
 
@@ -129,6 +130,20 @@ def make_recurrent(kind: str, input_size: int, hidden_size: int, *, batch_first:
     if kind not in MODELS:
         raise ValueError(f"recurrent: expected one of {', '.join(MODELS)}, got {kind!r}")
     return MODELS[kind].build(input_size, hidden_size, batch_first=batch_first, **options)
+
+
+def recurrent_with_head(
+    kind: str, input_size: int, hidden_size: int, out_features: int, *, bidirectional: bool = False, **options
+) -> tuple[nn.Module, nn.Linear]:
+    """A task model's recurrent layer (``batch_first``, by its registry name, with ``options``: ``num_layers``,
+    ``dropout``, the cells') and the ``Linear`` head that reads its outputs, both directions side by side.
+
+    >>> rnn, head = recurrent_with_head("gru", 4, 6, 3, bidirectional=True)
+    >>> rnn, head
+    (GRU(4, 6, batch_first=True, bidirectional=True), Linear(in_features=12, out_features=3, bias=True))
+    """
+    rnn = make_recurrent(kind, input_size, hidden_size, batch_first=True, bidirectional=bidirectional, **options)
+    return rnn, nn.Linear(hidden_size * (2 if bidirectional else 1), out_features)
 
 
 def last_layer(h_n: torch.Tensor, num_directions: int) -> torch.Tensor:

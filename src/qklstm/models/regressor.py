@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import final_states, make_recurrent
+from .registry import final_states, recurrent_with_head
 
 __all__ = ["TARGET_MODES", "SequenceRegressor", "normalize_windows"]
 
@@ -102,17 +102,16 @@ class SequenceRegressor(nn.Module):
             raise ValueError(f"scaled: expected {n_features} flags, got shape {tuple(mask.shape)}")
         self.register_buffer("scaled", mask, persistent=False)
         self.num_directions = 2 if bidirectional else 1
-        self.rnn = make_recurrent(
+        self.rnn, self.head = recurrent_with_head(
             recurrent,
             n_features,
             hidden_size,
-            batch_first=True,
+            1,
             num_layers=num_layers,
             bidirectional=bidirectional,
             dropout=dropout,
             **options,
         )
-        self.head = nn.Linear(hidden_size * self.num_directions, 1)
         if target_mode == "change":
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)

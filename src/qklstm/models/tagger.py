@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .chars import CharEncoder
-from .registry import make_recurrent
+from .registry import recurrent_with_head
 
 __all__ = [
     "SequenceTagger",
@@ -71,17 +71,16 @@ class SequenceTagger(nn.Module):
         self.recurrent_kind = recurrent
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         self.chars = chars
-        self.rnn = make_recurrent(
+        self.rnn, self.head = recurrent_with_head(
             recurrent,
             embedding_dim + (chars.output_size if chars is not None else 0),
             hidden_size,
-            batch_first=True,
+            n_tags,
             num_layers=num_layers,
             bidirectional=bidirectional,
             dropout=dropout,
             **options,
         )
-        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), n_tags)
 
     def forward(
         self, tokens: torch.Tensor, lengths: torch.Tensor | None = None, chars: torch.Tensor | None = None
