@@ -19,6 +19,7 @@ from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory
 from .cell import RecurrentCell, all_finite, check_proj_size, check_sizes
 from .engines import select_engine
+from .engines.recurrence import run_stacked
 from .init import GAIN
 
 __all__ = ["RecurrentBase", "RecurrentCell", "run"]
@@ -170,21 +171,14 @@ class RecurrentBase(nn.Module):
         self._check_memory(x)
         B = x.shape[1]
         h0, c0 = self._initial_state(hx, B, x, unbatched)
-        hs, cs = [], []
-        layer_input = x
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(self.num_directions):
-                idx = layer * self.num_directions + d
-                out, h, c = run(self.cells[idx], layer_input, lengths, h0[idx], c0[idx], d == 1)
-                outs.append(out)
-                hs.append(h)
-                cs.append(c)
-            layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_input = nn.functional.dropout(layer_input, self.dropout, True)
-        output = layer_input
-        h_n, c_n = torch.stack(hs, 0), torch.stack(cs, 0)
+
+        def direction(idx, layer, reverse, layer_input):
+            return run(self.cells[idx], layer_input, lengths, h0[idx], c0[idx], reverse)
+
+        dropout = self.dropout and self.training
+        between = (lambda t: nn.functional.dropout(t, self.dropout, True)) if dropout else None
+        output, finals = run_stacked(self.num_layers, self.num_directions, x, direction, between)
+        h_n, c_n = (torch.stack(states, 0) for states in zip(*finals))
         if packed_in is not None:
             order = packed_in.sorted_indices
             out_sorted = output if order is None else output.index_select(1, order)
@@ -231,24 +225,23 @@ class RecurrentBase(nn.Module):
         lengths = torch.full((B,), T) if lengths is None else torch.as_tensor(lengths).cpu()
         valid = (torch.arange(T)[:, None] < lengths[None, :]).to(x.device)  # (T, B)
         weight = next(self.parameters())
-        layer_input, lengths = x.to(weight.device, weight.dtype), lengths.to(weight.device)
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(self.num_directions):
-                cell = self.cells[layer * self.num_directions + d]
-                zeros = layer_input.new_zeros(B, self.state_size), layer_input.new_zeros(B, self.hidden_size)
-                out, _, _ = run(cell, layer_input, lengths, *zeros, d == 1)
-                pad = out.new_zeros(1, B, out.shape[-1])  # h before the first step of either direction
-                prev = torch.cat([pad, out[:-1]]) if d == 0 else torch.cat([out[1:], pad])
-                pick = torch.randperm(int(valid.sum()), generator=generator)[:n].to(x.device)
-                states, inputs = prev[valid][pick], layer_input[valid][pick]
-                if hasattr(cell, "init_references"):
-                    cell.init_references(torch.cat([states, inputs], 1), generator=generator)
-                cell.init_readout(inputs, gain, states)
-                if layer + 1 < self.num_layers:  # the next layer reads what this one now gives
-                    outs.append(run(cell, layer_input, lengths, *zeros, d == 1)[0])
-            if outs:
-                layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+        lengths = lengths.to(weight.device)
+
+        def direction(idx, layer, reverse, layer_input):
+            cell = self.cells[idx]
+            zeros = layer_input.new_zeros(B, self.state_size), layer_input.new_zeros(B, self.hidden_size)
+            out, _, _ = run(cell, layer_input, lengths, *zeros, reverse)
+            pad = out.new_zeros(1, B, out.shape[-1])  # h before the first step of either direction
+            prev = torch.cat([out[1:], pad]) if reverse else torch.cat([pad, out[:-1]])
+            pick = torch.randperm(int(valid.sum()), generator=generator)[:n].to(x.device)
+            states, inputs = prev[valid][pick], layer_input[valid][pick]
+            if hasattr(cell, "init_references"):
+                cell.init_references(torch.cat([states, inputs], 1), generator=generator)
+            cell.init_readout(inputs, gain, states)
+            last = layer + 1 == self.num_layers  # else the next layer reads what this one now gives
+            return (None,) if last else (run(cell, layer_input, lengths, *zeros, reverse)[0],)
+
+        run_stacked(self.num_layers, self.num_directions, x.to(weight.device, weight.dtype), direction)
         return self
 
     def extra_repr(self) -> str:

@@ -22,7 +22,7 @@ from torch import nn
 from ...kernels import FidelityKernel
 from ...quantum.feature_maps import PaperFeatureMap, paper_bloch
 from ...quantum.gates import gate_parts
-from .recurrence import keep_masked, length_mask, lstm_update
+from .recurrence import keep_masked, length_mask, lstm_update, run_stacked
 
 __all__ = ["DeployRNN", "GRUCell", "LSTMCell", "QKCell", "run", "scan_direction", "script", "torch_cells"]
 
@@ -279,18 +279,14 @@ class DeployRNN(nn.Module):
     @torch.jit.unused
     def _scan(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The recurrence as ``scan`` (what ``torch.export`` keeps as one loop and ONNX as a ``Scan`` node)."""
-        layer_input, finals = x, []
         mask = length_mask(lengths, x.shape[0], x.device).unsqueeze(-1)
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(self.num_directions):
-                cell = self.cells[layer * self.num_directions + d]
-                h0 = x.new_zeros(x.shape[1], self.hidden_size)
-                out, h, _ = scan_direction(cell, layer_input, mask, h0, h0.clone(), reverse=d == 1)
-                outs.append(out)
-                finals.append(h)
-            layer_input = torch.cat(outs, 2) if len(outs) > 1 else outs[0]
-        return layer_input, torch.stack(finals, 0)
+
+        def direction(idx: int, layer: int, reverse: bool, layer_input: torch.Tensor):
+            h0 = x.new_zeros(x.shape[1], self.hidden_size)
+            return scan_direction(self.cells[idx], layer_input, mask, h0, h0.clone(), reverse=reverse)[:2]
+
+        output, finals = run_stacked(self.num_layers, self.num_directions, x, direction)
+        return output, torch.stack([h for (h,) in finals], 0)
 
     def _loop(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The recurrence as a loop over time (what TorchScript keeps as a loop)."""

@@ -26,6 +26,7 @@ __all__ = [
     "project_inputs",
     "project_step",
     "recur",
+    "run_stacked",
     "times",
 ]
 
@@ -100,3 +101,29 @@ def recur(step, inputs: torch.Tensor, mask: torch.Tensor | None, h: torch.Tensor
         h_new, c_new = step(inputs[t], h, c)
         h, c, outputs[t] = keep_masked(None if mask is None else mask[t].unsqueeze(-1), h_new, c_new, h, c)
     return torch.stack(outputs, 0), h, c
+
+
+def run_stacked(num_layers: int, num_directions: int, x: torch.Tensor, direction, between=None):
+    """A stack of cells, layer by layer: ``direction(index, layer, reverse, layer_input)`` runs cell ``index``
+    (``layer * num_directions + d``, the backward direction ``reverse``) and returns ``(out (T, B, H), *finals)``
+    (``out`` may be ``None`` in the last layer, whose outputs nothing reads); a layer's outputs, directions side by
+    side, are the next layer's input, through ``between`` (dropout) when given. Returns the last layer's output
+    and every cell's ``finals`` in order. The layer, the export engine's ``scan`` and the data-driven
+    initialisation all stack this way (TorchScript's loop keeps its own form).
+
+    >>> out, finals = run_stacked(2, 2, torch.zeros(3, 1, 1), lambda i, layer, rev, x: (x + 1, i))
+    >>> out.shape, finals  # each layer doubles the features: 1 -> 2 -> 4
+    (torch.Size([3, 1, 4]), [(0,), (1,), (2,), (3,)])
+    """
+    layer_input, finals = x, []
+    for layer in range(num_layers):
+        outs = []
+        for d in range(num_directions):
+            out, *rest = direction(layer * num_directions + d, layer, d == 1, layer_input)
+            outs.append(out)
+            finals.append(tuple(rest))
+        if layer + 1 < num_layers or outs[0] is not None:
+            layer_input = torch.cat(outs, -1) if len(outs) > 1 else outs[0]
+        if between is not None and layer + 1 < num_layers:
+            layer_input = between(layer_input)
+    return layer_input, finals
