@@ -183,50 +183,21 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
     data = load_task_data(cfg, ckpt)
     task = make_task(cfg, data, device)
     model = task.build_model(cfg).to(device)
-    kind = MODELS[cfg.model]
-    if ckpt is None and kind.readout_init is not None:
-        # real first-layer inputs (embedded training tokens or window rows) set the references and the readout
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
-        inputs = task.reference_inputs(model, gen)
-        if kind.has_references:
-            model.rnn.init_references(inputs, generator=gen)
-        by_data = init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
-        if by_data and hasattr(task, "reference_sequences"):  # then from every step of real sequences
-            model.rnn.init_from_sequences(*task.reference_sequences(model, gen), generator=gen)
+    if ckpt is None:
+        _init_from_data(cfg, task, model)
     optimizer = make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr)
     steps = len(task.train_batches(cfg.batch_size, torch.Generator().manual_seed(0)))  # per epoch; the order aside
     run = Run(cfg, task, model, optimizer, folder, log, make_scheduler(cfg.schedule, optimizer, steps, cfg.epochs))
-    if ckpt is not None:
-        run.restore(ckpt)
-        if run.finished:
-            log(
-                f"{cfg.run_dir}: already finished after epoch {run.epoch}"
-                + (" (early stopping)" if run.stopped_early else "")
-            )
-            return run.summary()
-        log(f"resuming {cfg.run_dir} at epoch {run.epoch + 1} of {cfg.epochs}")
-    if folder is not None:
-        atomic_write_text(folder.path / "config.toml", config_toml(cfg))
-    log(f"{cfg.task}: {data.describe()}")
-    log(
-        f"model: {cfg.describe()}; {run.n_params:,} trainable parameters"
-        + (f" ({run.n_params - run.n_embed:,} without the embedding)" if run.n_embed else "")
-    )
+    if ckpt is not None and _restore(run, ckpt, log):
+        return run.summary()
+    _announce(cfg, data, run, folder, log)
     callbacks = [
         run,
         *([_monitor(cfg, task, model, folder, run.epoch)] if cfg.monitor and folder is not None else []),
         *([TensorBoard(cfg.tensorboard, lambda: run.history[-2:])] if cfg.tensorboard else []),
         *([StepHook(callback)] if callback is not None else []),
     ]
-    net, batches, step_loss = model, (lambda epoch: task.train_batches(cfg.batch_size, run.data_gen)), task.batch_loss
-    if distributed.active():  # DDP: every rank draws the global batches and takes its share of each
-        r, w = distributed.rank(), distributed.world()
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
-        )
-        batches = lambda epoch: [(b, b[r::w]) for b in task.train_batches(cfg.batch_size, run.data_gen)]  # noqa: E731
-        step_loss = distributed.global_step_loss(task, task.stat_keys)
-        log(f"{w} processes, {cfg.batch_size} examples per global batch shared among them")
+    net, batches, step_loss = _parallel(cfg, task, run, device, log)
     try:
         fit(
             net,
@@ -241,16 +212,71 @@ def _run(cfg: TrainConfig, ckpt: dict | None, folder: RunFolder, *, progress: bo
             postfix=lambda stats: task.postfix(task.summarize(stats)),
         )
     except TrainingDiverged as err:
-        if folder is None:
-            raise
-        kept = (
-            f"{folder.folder} is as it was (no checkpoint of this run yet)"
-            if folder.staged
-            else f"last.pt keeps the last good epoch ({run.epoch})"
-        )
-        raise TrainingDiverged(f"{err}; {kept}") from None
+        raise _diverged(err, run, folder) from None
     finally:
         for cb in callbacks:
             cb.close()
     distributed.finish()  # every rank done: leave the group together (a gloo group left to exit aborts)
     return run.summary()
+
+
+def _init_from_data(cfg: TrainConfig, task, model) -> None:
+    """A fresh model's references and readout from real first-layer inputs (embedded training tokens or window
+    rows), then, for a task with sequences, from every step of them (its kind's ``readout_init`` says whether)."""
+    kind = MODELS[cfg.model]
+    if kind.readout_init is None:
+        return
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    inputs = task.reference_inputs(model, gen)
+    if kind.has_references:
+        model.rnn.init_references(inputs, generator=gen)
+    by_data = init_readout(model.rnn, cfg.model, cfg.readout_init, inputs)
+    if by_data and hasattr(task, "reference_sequences"):
+        model.rnn.init_from_sequences(*task.reference_sequences(model, gen), generator=gen)
+
+
+def _restore(run: Run, ckpt: dict, log) -> bool:
+    """Restore ``run`` from its checkpoint; whether it had already finished (then there is nothing to do)."""
+    run.restore(ckpt)
+    if run.finished:
+        early = " (early stopping)" if run.stopped_early else ""
+        log(f"{run.cfg.run_dir}: already finished after epoch {run.epoch}{early}")
+        return True
+    log(f"resuming {run.cfg.run_dir} at epoch {run.epoch + 1} of {run.cfg.epochs}")
+    return False
+
+
+def _announce(cfg: TrainConfig, data, run: Run, folder: RunFolder | None, log) -> None:
+    """The run's ``config.toml`` in its folder, and what it trains on what, in two lines."""
+    if folder is not None:
+        atomic_write_text(folder.path / "config.toml", config_toml(cfg))
+    log(f"{cfg.task}: {data.describe()}")
+    without = f" ({run.n_params - run.n_embed:,} without the embedding)" if run.n_embed else ""
+    log(f"model: {cfg.describe()}; {run.n_params:,} trainable parameters{without}")
+
+
+def _parallel(cfg: TrainConfig, task, run: Run, device: torch.device, log):
+    """``(module, batches per epoch, step loss)`` that :func:`fit` runs: the model itself, or under torchrun its
+    ``DistributedDataParallel`` wrapper, with every rank drawing the global batches and taking its share of each."""
+    batches = lambda epoch: task.train_batches(cfg.batch_size, run.data_gen)  # noqa: E731
+    if not distributed.active():
+        return run.model, batches, task.batch_loss
+    r, w = distributed.rank(), distributed.world()
+    net = torch.nn.parallel.DistributedDataParallel(
+        run.model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None
+    )
+    log(f"{w} processes, {cfg.batch_size} examples per global batch shared among them")
+    shares = lambda epoch: [(b, b[r::w]) for b in batches(epoch)]  # noqa: E731
+    return net, shares, distributed.global_step_loss(task, task.stat_keys)
+
+
+def _diverged(err: TrainingDiverged, run: Run, folder: RunFolder | None) -> TrainingDiverged:
+    """The divergence's message with what the run folder keeps."""
+    if folder is None:
+        return err
+    kept = (
+        f"{folder.folder} is as it was (no checkpoint of this run yet)"
+        if folder.staged
+        else f"last.pt keeps the last good epoch ({run.epoch})"
+    )
+    return TrainingDiverged(f"{err}; {kept}")
