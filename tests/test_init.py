@@ -98,7 +98,7 @@ def test_qklstm_per_gate_readout_on_real_inputs():
     layer.init_readout(torch.tensor(x))
     cell = layer.cells[0]
     k = dense_kernel_values(cell, x)
-    a, b = cell.alpha.detach().numpy(), cell.bias.detach().numpy()
+    a, b = cell.readout.weight.detach().numpy(), cell.readout.bias.detach().numpy()
     assert_unit(np.einsum("gmn,ghn->gmh", k, a) + b[:, None, :])
 
 
@@ -124,7 +124,7 @@ def test_stacked_layers_read_the_outputs_of_the_layer_below():
     for d in (2, 3):
         cell = layer.cells[d]
         k = dense_kernel_values(cell, h1)
-        a, b = cell.alpha.detach().numpy(), cell.bias.detach().numpy()
+        a, b = cell.readout.weight.detach().numpy(), cell.readout.bias.detach().numpy()
         assert_unit(np.einsum("gmn,ghn->gmh", k, a) + b[:, None, :])
 
 

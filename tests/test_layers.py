@@ -35,6 +35,7 @@ MODELS_RANK = {
     "init": 0,
     "references": 0,
     "options": 0,
+    "readout": 0,
     "engines": 1,
     "cell": 2,
     "rnn": 3,

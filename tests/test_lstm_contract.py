@@ -151,7 +151,7 @@ def test_bias_false_equals_a_zero_bias_in_the_fused_and_step_paths(options):
     with_bias = QKLSTM(3, 4, n_qubits=2, n_references=2, dtype=torch.float64, **options)
     without = QKLSTM(3, 4, bias=False, n_qubits=2, n_references=2, dtype=torch.float64, **options)
     names = {n for n, _ in with_bias.named_parameters()} - {n for n, _ in without.named_parameters()}
-    assert names == {"cells.0.readout.bias" if options else "cells.0.bias"}
+    assert names == {"cells.0.readout.bias"}
     with torch.no_grad():
         for name, p in with_bias.named_parameters():
             if name in names:

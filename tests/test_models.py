@@ -182,8 +182,8 @@ def test_cell_step_by_step_against_hand_computed_equations():
         cell.projection.weight.copy_(torch.tensor(W))
         cell.projection.bias.copy_(torch.tensor(pb))
         cell.references.copy_(torch.tensor(R))
-        cell.alpha.copy_(torch.tensor(A))
-        cell.bias.copy_(torch.tensor(B))
+        cell.readout.weight.copy_(torch.tensor(A))
+        cell.readout.bias.copy_(torch.tensor(B))
     h, c = np.zeros(1), np.zeros(1)
     ht, ct = torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
     for x in (0.5, -1.2, 2.0):
@@ -324,7 +324,7 @@ def test_shots_layer_runs_and_differentiates():
     layer = QKLSTM(3, 2, n_qubits=2, n_references=2, shots=256, seed=1)
     out, _ = layer(torch.randn(3, 2, 3))
     out.sum().backward()
-    assert layer.cells[0].alpha.grad is not None
+    assert layer.cells[0].readout.weight.grad is not None
     assert torch.isfinite(layer.cells[0].references.grad).all()
 
 
@@ -444,7 +444,7 @@ def test_the_frozen_cell_is_built_from_the_parameters_and_carries_their_gradient
 
     cell = QKLSTMCell(3, 5, n_qubits=2, n_references=4, shared_readout=shared, feature_map="paper-trainable")
     f = cell.freeze()
-    weight, bias = (cell.readout.weight, cell.readout.bias) if shared else (cell.alpha, cell.bias)
+    weight, bias = (cell.readout.weight, cell.readout.bias)
     assert torch.equal(f.A, weight.unsqueeze(0) if shared else weight) and f.A.shape[0] == (1 if shared else 4)
     assert torch.equal(torch.cat([f.Wh, f.Wx], 1), cell.projection.weight) and f.Wh.shape == (2, 5)
     assert torch.equal(f.refs, cell.references.reshape(16, 2)) and (f.layers, f.entangler) == (1, "chain")

@@ -230,6 +230,40 @@ def test_resume_after_interrupt_gives_the_same_final_weights(tmp_path, base, ext
     assert len(rows) == 1 + 2 * full["epochs"]
 
 
+def test_a_run_saved_before_the_readout_module_resumes_to_the_same_final_weights(tmp_path):
+    """A checkpoint of the old layout: each QK-LSTM cell's ``alpha`` and ``bias`` own parameters, so the optimiser
+    saw them right after the cell's references. Written here by renaming and reordering a new one by hand."""
+    extra = dict(model="qklstm", char_model="qklstm")  # two QK-LSTM stacks: the words' and the characters'
+    full = train(_cfg(TINY_POS, tmp_path, "full", **extra), progress=False, log=quiet)
+    cfg = _cfg(TINY_POS, tmp_path, "cut", **extra)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, callback=Stop(2, 1), log=quiet)
+    ck = load_checkpoint(cfg.run_dir / "last.pt")
+    names = list(ck["model"])  # the model's tensors in module order; the optimiser's are its parameters
+    params = [n for n in names if not n.endswith(("kernel_mean", "kernel_scale"))]
+    old = []
+    for n in params:  # the old order: a cell's readout right after its references
+        if ".readout." not in n:
+            old.append(n)
+        if n.endswith(".references"):
+            old += [n[: -len("references")] + "readout.weight", n[: -len("references")] + "readout.bias"]
+    assert sorted(old) == sorted(params) and old != params
+    state = ck["optimizer"]["state"]
+    ck["optimizer"]["state"] = {old.index(n): state[i] for i, n in enumerate(params)}
+    rename = {"readout.weight": "alpha", "readout.bias": "bias"}
+    ck["model"] = {
+        (k.rsplit(".readout.", 1)[0] + "." + rename[k.rsplit(".", 2)[-2] + "." + k.rsplit(".", 1)[-1]])
+        if ".cells." in k and ".readout." in k
+        else k: v
+        for k, v in ck["model"].items()
+    }
+    assert any(k.endswith(".alpha") for k in ck["model"])
+    save_checkpoint(cfg.run_dir / "last.pt", ck)
+    resume(cfg.run_dir, progress=False, log=quiet)
+    _assert_same_weights(load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(cfg.run_dir / "last.pt"))
+    assert full["epochs"] == load_checkpoint(cfg.run_dir / "last.pt")["epoch"]
+
+
 def test_run_writes_metrics_plot_and_checkpoints(tmp_path):
     cfg = _cfg(TINY_POS, tmp_path, "run", model="lstm", epochs=2, patience=5)
     summary = train(cfg, progress=False, log=quiet)

@@ -101,7 +101,7 @@ class RecurrentCell(nn.Module):
         self.input_size, self.hidden_size = input_size, hidden_size
         self.proj_size = check_proj_size(proj_size, hidden_size)
         self.state_size = proj_size or hidden_size
-        self.has_bias = bool(bias)
+        self.bias = bool(bias)  # as nn.LSTMCell's: whether the readout has a bias
         self.projection: nn.Linear | None = None  # a subclass may set a Linear(state + input -> n)
         self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size)) if proj_size else None
 
@@ -133,7 +133,7 @@ class RecurrentCell(nn.Module):
 
     def apply_readout(self, features: torch.Tensor) -> torch.Tensor:
         """The gates' pre-activations ``(4, B, H)`` from :meth:`readout_features` ``(4, B, F)``."""
-        return self.readout(features)
+        return self.readout(self.standardized_features(features))
 
     def simulated_states(self, steps: int, batch: int, grad: bool) -> tuple[int, int, int]:
         """``(states, qubits, copies per state)`` a pass over ``steps`` x ``batch`` simulates (none here)."""
@@ -144,8 +144,8 @@ class RecurrentCell(nn.Module):
         raise NotImplementedError
 
     def readout_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(weight, bias)`` of the readout: ``(H, F)`` and ``(H,)`` when the gates share it (the default, a
-        ``readout`` Linear), else ``(4, H, F)`` and ``(4, H)``."""
+        """``(weight, bias)`` of the ``readout`` (:class:`~qklstm.models.readout.GateReadout`): ``(H, F)`` and
+        ``(H,)`` when the gates share it, else ``(4, H, F)`` and ``(4, H)``."""
         return self.readout.weight, self.readout.bias
 
     def first_step_inputs(self, data: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
@@ -192,7 +192,7 @@ class RecurrentCell(nn.Module):
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}" + ("" if self.has_bias else ", bias=False")
+        s = f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
         return (
             s
             + (f", proj_size={self.proj_size}" if self.proj_size else "")

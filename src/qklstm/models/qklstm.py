@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ from .cell import RecurrentCell
 from .frozen import freeze
 from .init import GAIN
 from .options import QKLSTMOptions
+from .readout import GateReadout
 from .references import draw_references, spread_angles
 from .rnn import RecurrentBase
 
@@ -58,8 +60,10 @@ class QKLSTMCell(RecurrentCell):
 
     Attributes:
         references: ``(4, N, n_qubits)``, gates in the order of :data:`GATES` (input, forget, output, cell).
-        alpha: ``(4, hidden_size, N)`` (or the ``readout`` Linear when shared).
-        bias: ``(4, hidden_size)``.
+        readout: the gates' ``alpha_g`` and ``b_g`` (:class:`~qklstm.models.readout.GateReadout`): ``weight``
+            ``(4, hidden_size, N)`` and ``bias`` ``(4, hidden_size)``, or ``(hidden_size, N)`` and ``(hidden_size,)``
+            when shared.
+        bias: whether the readout has ``b_g`` (as ``nn.LSTMCell.bias``).
         kernel_mean, kernel_scale: ``(4, N)`` buffers (``(1, N)`` with a shared readout), zeros and ones until
             :meth:`init_readout` of a ``standardize`` cell sets them.
 
@@ -102,14 +106,8 @@ class QKLSTMCell(RecurrentCell):
             self.references = nn.Parameter(ref)
         else:
             self.register_buffer("references", ref)
-        if self.shared_readout:
-            self.readout = nn.Linear(n_references, hidden_size, bias=bias)
-            self.register_parameter("alpha", None)
-            self.register_parameter("bias", None)
-        else:
-            self.readout = None
-            self.alpha = nn.Parameter(torch.empty(len(GATES), hidden_size, n_references))
-            self.bias = nn.Parameter(torch.empty(len(GATES), hidden_size)) if bias else None
+        # alpha_g and b_g: per gate, or one Linear for all (the paper preset)
+        self.readout = GateReadout(n_references, hidden_size, gates=len(GATES), shared=self.shared_readout, bias=bias)
         # what the readout subtracts from and divides the kernel values by (identity unless standardized)
         groups = 1 if self.shared_readout else len(GATES)
         self.standardize, self.standardized = o.standardize, False
@@ -130,13 +128,7 @@ class QKLSTMCell(RecurrentCell):
         """
         with torch.no_grad():
             self.references.uniform_(-math.pi / 2, math.pi / 2)
-        bound = 1 / math.sqrt(self.n_references)
-        if self.readout is not None:
-            self.readout.reset_parameters()
-        else:
-            nn.init.uniform_(self.alpha, -bound, bound)
-            if self.bias is not None:
-                nn.init.uniform_(self.bias, -bound, bound)
+        self.readout.reset_parameters()
         if self.projection is not None:
             self.projection.reset_parameters()
         for k in self.kernels:
@@ -221,33 +213,19 @@ class QKLSTMCell(RecurrentCell):
             return k
         return (k - self.kernel_mean.unsqueeze(1)) / self.kernel_scale.unsqueeze(1)
 
-    def apply_readout(self, k: torch.Tensor) -> torch.Tensor:
-        k = self.standardized_features(k)
-        if self.readout is not None:
-            return self.readout(k)
-        k = k.to(self.alpha.dtype)
-        if self.bias is None:
-            return torch.bmm(k, self.alpha.transpose(1, 2))
-        return torch.baddbmm(self.bias.unsqueeze(1), k, self.alpha.transpose(1, 2))
-
-    def readout_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.readout is not None:
-            return self.readout.weight, self.readout.bias
-        return self.alpha, self.bias
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The readout's weight (deprecated name: ``readout.weight``)."""
+        warnings.warn("QKLSTMCell.alpha is now QKLSTMCell.readout.weight", DeprecationWarning, stacklevel=2)
+        return self.readout.weight
 
     def folded_readout(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """:meth:`readout_parameters` acting on the raw kernel values: the standardisation folded into the
         weights and the bias (``alpha / spread``, ``b - (alpha / spread) . mean``), so that the gates are the
         weighted sums of kernel values the paper writes; the parameters themselves when not standardized."""
-        weight, bias = self.readout_parameters()
         if not self.standardized:
-            return weight, bias
-        scale, mean = self.kernel_scale, self.kernel_mean
-        if weight.dim() == 2:  # one readout for every gate: one row of statistics
-            scale, mean = scale[0], mean[0]
-        weight = weight / scale.unsqueeze(-2)
-        shift = (weight * mean.unsqueeze(-2)).sum(-1)
-        return weight, (-shift if bias is None else bias - shift)
+            return self.readout_parameters()
+        return self.readout.folded(self.kernel_mean, self.kernel_scale)
 
     @torch.no_grad()
     def init_readout(self, data: torch.Tensor, gain: float = GAIN, states: torch.Tensor | None = None):
@@ -264,6 +242,9 @@ class QKLSTMCell(RecurrentCell):
         return super().init_readout(data, gain, states)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for old, new in (("alpha", "readout.weight"), ("bias", "readout.bias")):  # saved before the GateReadout
+            if prefix + old in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
         for name in ("kernel_mean", "kernel_scale"):  # saved before the statistics existed: the identity
             state_dict.setdefault(prefix + name, getattr(self, name).detach().clone().fill_(name == "kernel_scale"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -30,6 +30,7 @@ from ..quantum.gates import basis_bits
 from ..quantum.memory import check_bytes
 from .cell import RecurrentCell
 from .options import QLSTMOptions
+from .readout import GateReadout
 from .rnn import RecurrentBase
 
 __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
@@ -79,7 +80,7 @@ class QLSTMCell(RecurrentCell):
         self.circuit = vqc_circuit(n_qubits, n_qlayers, rotation)
         self.projection = nn.Linear(self.state_size + input_size, n_qubits)
         self.weights = nn.Parameter(torch.empty(4, n_qlayers, n_qubits))
-        self.readout = nn.Linear(n_qubits, hidden_size, bias=bias)
+        self.readout = GateReadout(n_qubits, hidden_size, shared=True, bias=bias)
         # <Z_k> = sum_i |psi_i|^2 (1 - 2 bit_k(i)): a real (2**n, n) matrix
         self.register_buffer("z_signs", (1.0 - 2.0 * basis_bits(n_qubits).T.float()), persistent=False)
         self.reset_parameters()

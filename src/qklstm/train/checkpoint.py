@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import pickle
 import random
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -121,9 +122,53 @@ def load_run_checkpoint(path, map_location="cpu") -> dict:
     return data
 
 
+#: a QK-LSTM cell's readout as saved before it was one GateReadout module: ``alpha`` and ``bias`` of the cell
+_OLD_READOUT = re.compile(r"^(.*cells\.\d+\.)(alpha|bias)$")
+
+
+def _renamed_readout(state: dict) -> tuple[dict, set[str]]:
+    """``state`` with the old readout names of :data:`_OLD_READOUT` replaced, and the prefixes of those cells."""
+    new = {"alpha": "readout.weight", "bias": "readout.bias"}
+    out, cells = {}, set()
+    for key, value in state.items():
+        m = _OLD_READOUT.match(key)
+        if m:
+            cells.add(m.group(1))
+            key = m.group(1) + new[m.group(2)]
+        out[key] = value
+    return out, cells
+
+
+def upgrade_readout(model: torch.nn.Module, ckpt: dict) -> None:
+    """Read in place a checkpoint saved before the QK-LSTM cells' readout was a module (``cells.i.alpha``,
+    ``cells.i.bias``; now ``cells.i.readout.weight`` and ``.bias``): its weights under today's names, and its
+    optimiser state in today's order of the parameters (a cell's own parameters come first in
+    ``model.parameters()``, so its ``alpha`` and ``bias`` stood right after its references, ahead of its
+    projection and kernels; the readout module's now come after them)."""
+    ckpt["model"], cells = _renamed_readout(ckpt["model"])
+    if not cells:
+        return
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+
+    def old_place(item):
+        i, name = item
+        cell = next((c for c in cells if name.startswith(c + "readout.")), None)
+        if cell is None:
+            return i
+        own = [j for j, n in enumerate(names) if n.startswith(cell) and "." not in n[len(cell) :]]
+        anchor = own[-1] if own else min(j for j, n in enumerate(names) if n.startswith(cell)) - 1
+        return anchor + (0.5 if name.endswith(".weight") else 0.6)
+
+    old = [name for _, name in sorted(enumerate(names), key=old_place)]
+    state = ckpt["optimizer"]["state"]
+    ckpt["optimizer"]["state"] = {names.index(name): state[k] for k, name in enumerate(old) if k in state}
+
+
 def load_weights(model: torch.nn.Module, state: dict, source) -> None:
     """``model.load_state_dict(state)``, with a ``ValueError`` that names the first tensor whose
-    name or shape differs and both shapes (a checkpoint of a model of other sizes)."""
+    name or shape differs and both shapes (a checkpoint of a model of other sizes). A QK-LSTM readout saved under
+    its old names loads as it is (:func:`upgrade_readout`)."""
+    state = _renamed_readout(state)[0]
     own = model.state_dict()
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     if missing or unexpected:

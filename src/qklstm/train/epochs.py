@@ -13,7 +13,7 @@ import torch
 
 from ..models import GATES, count_parameters
 from . import distributed
-from .checkpoint import BEST, LAST, load_weights, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import BEST, LAST, load_weights, rng_state, save_checkpoint, set_rng_state, upgrade_readout
 from .config import TrainConfig
 from .loop import Callback
 from .metrics import format_seconds, plot_history, write_history
@@ -73,6 +73,7 @@ class Run(Callback):
 
     def restore(self, ckpt: dict) -> None:
         check_layout(ckpt)
+        upgrade_readout(self.model, ckpt)
         source = self.cfg.run_dir / LAST  # every rank reads it; only rank 0 has a folder to write
         load_weights(self.model, ckpt["model"], source)
         try:

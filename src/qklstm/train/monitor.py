@@ -33,7 +33,7 @@ _GROUPS = (
     ("feature_map", "feature map"),
     ("projection", "projection"),
     ("references", "references"),
-    ("alpha", "readout"),
+    ("readout.bias", "readout bias"),  # a quantum cell's b_g
     ("readout", "readout"),
     ("embedding", "embedding"),
     ("head", "head"),
@@ -45,8 +45,6 @@ def group_of(name: str) -> str:
     found = next((group for key, group in _GROUPS if key in name), None)
     if found is not None:
         return found
-    if name.startswith("rnn.cells.") and name.endswith(".bias"):
-        return "readout bias"  # a quantum cell's b_g
     return "recurrent weights" if name.startswith("rnn.") else "other"
 
 
