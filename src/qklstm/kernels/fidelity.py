@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..backends.api import resolve_backend
 from ..checks import records_grad
 from ..checks import shots as check_shots
 from ..quantum.feature_maps import FeatureMap
@@ -25,6 +26,7 @@ from ..quantum.gates import complex_dtype_for
 from ..quantum.memory import check_state_memory, state_bytes
 from .evaluator import BackendEvaluator, Evaluator, ParameterShiftGram, Prepared
 from .functional import sample_probabilities
+from .settings import noise_settings, resolve_diff_method
 
 __all__ = ["FidelityKernel", "Prepared"]
 
@@ -55,7 +57,8 @@ class FidelityKernel(nn.Module):
         backend: where the circuits run: ``"native"`` (this simulator),
             ``"pennylane:<device name>"``, ``"qiskit:statevector"``,
             ``"qiskit:aer"``, a :class:`qklstm.backends.KernelBackend`, or a
-            Qiskit ``BaseSamplerV2`` instance (hardware; needs ``shots``).
+            Qiskit ``BaseSamplerV2`` instance (hardware; needs ``shots``). An instance is the evaluator passed
+            in, as Qiskit ML's ``fidelity=``.
             External backends differentiate by parameter shift on the backend.
             See :mod:`qklstm.backends` and :meth:`set_backend`.
         noise: ``None``; a probability ``p``: the native global depolarizing
@@ -66,7 +69,8 @@ class FidelityKernel(nn.Module):
             approximation on the native simulator.
         mitigate: ``True`` inverts the global depolarizing model of ``noise``
             (``(k - p / 2**n) / (1 - p)``, clipped to ``[0, 1]``); a float gives
-            the ``p`` to invert directly (e.g. a hardware estimate).
+            the ``p`` to invert directly (e.g. a hardware estimate). It is post-processing of each Gram matrix
+            by :func:`~qklstm.kernels.mitigate_depolarizing`, which applies to any Gram matrix as well.
 
     Example:
         >>> noisy = FidelityKernel(FeatureMap.zz(2), noise=0.1)
@@ -98,43 +102,20 @@ class FidelityKernel(nn.Module):
         self._configure(diff_method, shots, seed, product_form, backend, noise, mitigate)
 
     def _configure(self, diff_method, shots, seed, product_form, backend, noise, mitigate) -> None:
-        feature_map = self.feature_map
+        """Resolve every argument (:mod:`.settings`), then change the kernel: a bad one leaves it as it was."""
+        circuit = self.feature_map.circuit
         native = isinstance(backend, str) and backend == "native"
         shots = check_shots(shots)
-        if diff_method is None:
-            diff_method = "parameter-shift" if shots is not None or not native else "backprop"
-        if diff_method not in ("backprop", "parameter-shift"):
-            raise ValueError(f"diff_method: expected 'backprop' or 'parameter-shift', got {diff_method!r}")
-        if diff_method == "backprop" and shots is not None:
-            raise ValueError("diff_method: sampled kernels cannot be back-propagated; use 'parameter-shift' with shots")
-        if diff_method == "backprop" and not native:
-            raise ValueError(
-                "diff_method: an external backend cannot be back-propagated through; use 'parameter-shift'"
-            )
+        diff_method = resolve_diff_method(diff_method, shots, native, circuit)
         if product_form not in ("auto", False):
             raise ValueError(f"product_form: expected 'auto' or False, got {product_form!r}")
-        if diff_method == "parameter-shift":
-            cols = [op.param for op in feature_map.circuit.ops if op.param is not None]
-            if len(cols) != len(set(cols)):
-                raise ValueError("feature_map: parameter-shift needs one angle column per gate occurrence")
-        noise, noise_p, mitigate_p = self._check_noise(noise, mitigate, native)
-        shots = None if shots is None else int(shots)
-        if native:
-            ext = None
-        else:
-            from ..backends.api import resolve_backend
-
-            ext = resolve_backend(backend, shots=shots, seed=seed, noise=noise)
-        # everything checked: now change the kernel
-        self.diff_method = diff_method
-        self.shots = shots
-        self.seed = seed
+        noise, noise_p, mitigate_p = noise_settings(circuit, noise, mitigate, native)
+        ext = None if native else resolve_backend(backend, shots=shots, seed=seed, noise=noise)
+        self.diff_method, self.shots, self.seed, self.backend = diff_method, shots, seed, ext
         self._product_form_option = product_form
-        self.use_product_form = product_form == "auto" and feature_map.product_form and native
+        self.use_product_form = product_form == "auto" and self.feature_map.product_form and native
         self._generators: dict[str, torch.Generator] = {}
-        self.backend = ext
         self.noise, self.mitigate = noise, mitigate_p
-        circuit = feature_map.circuit
         self._ev = (
             BackendEvaluator(circuit, ext, mitigate_p)
             if ext is not None
@@ -146,32 +127,6 @@ class FidelityKernel(nn.Module):
         """Whether the values are exact fidelities from the native simulator (no backend, shots, noise or
         mitigation): what the fused op and the export engine, which compute the same values themselves, need."""
         return self.backend is None and self.shots is None and self.noise is None and self.mitigate is None
-
-    def _check_noise(self, noise, mitigate, native: bool):
-        """``(noise, p applied natively or None, p to invert or None)``."""
-        from ..backends.noise import NoiseModel, check_probability
-
-        if noise is not None and not isinstance(noise, NoiseModel):
-            noise = check_probability(noise, "noise", below_one=True)
-            if not native:
-                raise ValueError(
-                    "noise: a bare probability is the native global depolarizing model; external backends "
-                    "take qklstm.backends.NoiseModel(p1=..., p2=..., readout=...)"
-                )
-        global_p = noise.global_depolarizing(self.feature_map.circuit) if isinstance(noise, NoiseModel) else noise
-        noise_p = global_p if native and global_p else None
-        if mitigate is None or mitigate is False:
-            mitigate_p = None
-        elif mitigate is True:
-            if global_p is None:
-                raise ValueError(
-                    "mitigate: True inverts the noise model, but noise is None; pass noise=..., "
-                    "or the depolarizing probability to invert, e.g. mitigate=0.05"
-                )
-            mitigate_p = check_probability(global_p, "mitigate", below_one=True)
-        else:
-            mitigate_p = check_probability(mitigate, "mitigate", below_one=True)
-        return noise, noise_p, mitigate_p
 
     def set_backend(
         self,
