@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from qklstm import QKLSTM
 from qklstm.models import QKLSTMCell
-from qklstm.models.engines import build, export, fused, fused_eligible, select_engine, step
+from qklstm.models.engines import build, deployable, fused, fused_eligible, select_engine, step
 from qklstm.models.engines.fused import fused_disabled
 
 KERNELS = ["cpp", "torch"]
@@ -112,7 +112,7 @@ def test_the_step_fused_and_export_engines_equal_each_other(kernels, options, re
     reference = _engine_run(step, cell, x, lengths, h, c, reverse, inputs + list(cell.parameters()))
     for a, b in zip(_engine_run(fused, cell, x, lengths, h, c, reverse, inputs + list(cell.parameters())), reference):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    for a, b in zip(_engine_run(export, cell, x, lengths, h, c, reverse, inputs), reference):
+    for a, b in zip(_engine_run(deployable, cell, x, lengths, h, c, reverse, inputs), reference):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 

@@ -21,15 +21,15 @@ Example:
 
 from .api import resolve_backend
 from .base import KernelBackend
-from .export import (
+from .noise import NoiseModel
+from .pennylane_backend import PennyLaneBackend
+from .qiskit_backend import QiskitBackend
+from .translate import (
     to_pennylane,
     to_pennylane_compute_uncompute,
     to_qiskit,
     to_qiskit_compute_uncompute,
 )
-from .noise import NoiseModel
-from .pennylane_backend import PennyLaneBackend
-from .qiskit_backend import QiskitBackend
 
 __all__ = [
     "KernelBackend",

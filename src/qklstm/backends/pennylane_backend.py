@@ -7,7 +7,7 @@ import numpy as np
 from ..quantum.circuit import Circuit
 from ._imports import import_pennylane
 from .base import KernelBackend
-from .export import apply_pennylane_ops
+from .translate import apply_pennylane_ops
 
 __all__ = ["PennyLaneBackend"]
 

@@ -9,7 +9,7 @@ from ..quantum.circuit import Circuit
 from ..quantum.gates import reduced_bloch
 from ._imports import import_qiskit, import_qiskit_aer
 from .base import KernelBackend, zero_frequencies
-from .export import qiskit_angle_circuit, qiskit_angle_compute_uncompute
+from .translate import qiskit_angle_circuit, qiskit_angle_compute_uncompute
 
 __all__ = ["QiskitBackend", "is_sampler_v2"]
 
@@ -58,7 +58,7 @@ class QiskitBackend(KernelBackend):
     ``noise`` (a :class:`~qklstm.backends.NoiseModel`) needs ``"aer"``.
 
     Qubit ``k`` of the simulator is Qiskit qubit ``n - 1 - k`` (see
-    :mod:`qklstm.backends.export`).
+    :mod:`qklstm.backends.translate`).
 
     Example:
         >>> from qklstm import FeatureMap, FidelityKernel

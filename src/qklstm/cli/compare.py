@@ -11,7 +11,7 @@ any one runs the same command without --share, which reuses every finished run a
 
 from __future__ import annotations
 
-from .common import positive_int
+from ..checks import positive_int
 from .train import add_train_options, config_from_args
 
 

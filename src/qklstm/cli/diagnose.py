@@ -11,8 +11,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..checks import positive_int
     from ..experiments.diagnose import diagnose_run
-    from .common import positive_int
 
     diagnose_run(args.run_dir, samples=positive_int(args.samples, "--samples"))
     return 0

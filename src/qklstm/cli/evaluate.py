@@ -8,7 +8,7 @@ and RUN_DIR/<split>_forecast.png. All numbers: RUN_DIR/<split>_metrics.json.
 
 from __future__ import annotations
 
-from .common import positive_int
+from ..checks import positive_int
 
 
 def register(sub) -> None:

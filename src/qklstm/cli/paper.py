@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import positive_int
+from ..checks import positive_int
 
 
 def register(sub) -> None:

@@ -56,10 +56,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..checks import positive_int
     from ..data.retag import conllu_blocks
     from ..io import atomic_write
     from ..train.predict import Classifier, Tagger, load
-    from .common import positive_int
 
     positive_int(args.batch_size, "--batch-size")
     model = load(args.run, checkpoint=args.checkpoint)

@@ -2,7 +2,7 @@
 
 A trained :class:`~qklstm.models.SequenceTagger`, :class:`~qklstm.models.SequenceRegressor` or
 :class:`~qklstm.models.SequenceClassifier` (with a layer whose registry entry has a deployable form: QK-LSTM,
-``nn.LSTM``, ``nn.GRU``) becomes a module whose recurrence is the export engine's (:mod:`.engines.export`: no
+``nn.LSTM``, ``nn.GRU``) becomes a module whose recurrence is the export engine's (:mod:`.engines.deployable`: no
 complex numbers, no custom op and no Python control flow but the loop over time; TorchScript keeps it as a loop,
 ONNX as a ``Loop`` node, so one exported file serves every batch size and length).
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .classifier import SequenceClassifier
-from .engines.export import DeployRNN, scan_direction, script
+from .engines.deployable import DeployRNN, scan_direction, script
 from .registry import kind_of, last_layer
 from .regressor import SequenceRegressor, normalize_windows
 from .tagger import SequenceTagger

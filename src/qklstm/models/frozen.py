@@ -3,7 +3,7 @@
 :func:`freeze` (``QKLSTMCell.freeze()``) gathers, on every call, the tensors a sequence engine needs, so that
 autograd flows from the record back to the parameters: the input projection (and views of its halves), the map's
 angle affine per layer, the references, the readout in one layout and its bias, and the output projection.
-The fused engine reads it (:mod:`.engines.fused`), and so does the export engine (:mod:`.engines.export`,
+The fused engine reads it (:mod:`.engines.fused`), and so does the export engine (:mod:`.engines.deployable`,
 detached once).
 
 Example:

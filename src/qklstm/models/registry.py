@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .engines.export import GRUCell, LSTMCell, QKCell, torch_cells
+from .engines.deployable import GRUCell, LSTMCell, QKCell, torch_cells
 from .options import ModelOptions, QKLSTMOptions, QLSTMOptions
 from .qklstm import QKLSTM
 from .qlstm import QLSTM
@@ -71,7 +71,7 @@ class ModelKind:
         readout_init: what ``readout_init="auto"`` does: ``"data"`` (from real inputs), ``"published"`` (the
             published rule, ``data`` on request), or ``None`` (torch's initialisation; ``data`` is refused).
         has_references: whether it has reference vectors set from real inputs (a kernel model; diagnosable).
-        deploy: ``trained layer -> its cells in deployable form`` (:mod:`.engines.export`), or ``None``.
+        deploy: ``trained layer -> its cells in deployable form`` (:mod:`.engines.deployable`), or ``None``.
         paper: its options in the paper experiment's tagger (Table I).
     """
 

@@ -5,7 +5,7 @@ picks among them (:func:`select_engine`).
   cell, any kernel: shots, parameter-shift, backends, noise, the projected kernel, ``proj_size``);
 * :mod:`.fused`: the fused op (exact fidelity kernels of the paper map, one autograd node per sequence, C++
   kernels or their torch loops);
-* :mod:`.export`: under ``torch.export``, a ``scan`` over real-arithmetic steps (which ONNX keeps as one loop
+* :mod:`.deployable`: under ``torch.export``, a ``scan`` over real-arithmetic steps (which ONNX keeps as one loop
   of dynamic length).
 
 Each has ``run(cell, x, lengths, h, c, reverse) -> (outputs (T, B, H), h_n, c_n)``; the fused and export
@@ -33,7 +33,7 @@ import torch
 from ...kernels import FidelityKernel
 from ...quantum import cext
 from ...quantum.feature_maps import PaperFeatureMap
-from . import build, export, fused, step
+from . import build, deployable, fused, step
 
 __all__ = ["fused_eligible", "select_engine", "warm_up"]
 
@@ -63,7 +63,7 @@ def select_engine(cell, x: torch.Tensor):
     (cells with a frozen form), the fused op where :func:`fused_eligible`, else the step engine."""
     frozen = callable(getattr(cell, "freeze", None))
     if frozen and torch.compiler.is_exporting():
-        return export
+        return deployable
     if frozen and fused_eligible(cell, x.device):
         return fused
     return step

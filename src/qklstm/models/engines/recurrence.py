@@ -1,6 +1,6 @@
 """The recurrence's Python form, written once: the input projection split in two halves, the LSTM update, the
 length mask and the masked step, and the loop over time. The step engine (:mod:`.step`), the fused op's torch
-loops (:mod:`.fused`) and the export engine (:mod:`.export`, its TorchScript loop and its ``scan``) all use
+loops (:mod:`.fused`) and the export engine (:mod:`.deployable`, its TorchScript loop and its ``scan``) all use
 these; the C++ kernels are their compiled twin.
 
 Example:
