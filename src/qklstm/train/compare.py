@@ -266,6 +266,16 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
         "train s/epoch",
         "epochs",
     ]
+    md_rows, agg_rows = _model_rows(runs, scores, embedded)
+    md_base, agg_base = _baseline_rows(TASK_CLASSES[result["task"]], runs[0], scores, embedded)
+    models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
+    table = format_table(header, md_rows + md_base)
+    lines = [f"# compare: {result['task']}", "", _settings_line(base, runs, embedded), "", models_line, "", table, ""]
+    return "\n".join(lines), agg_rows + agg_base, _run_columns(runs, scores)
+
+
+def _model_rows(runs: list, scores, embedded: bool) -> tuple[list, list]:
+    """Per model: its markdown row and its compare.csv row (every score's mean and sample std over seeds)."""
     agg_rows, md_rows = [], []
     for label, rs in by_label(runs).items():
         first, n = rs[0], rs[0]["n_parameters"]
@@ -280,48 +290,45 @@ def _tables(result: dict, base: TrainConfig) -> tuple[str, list, list]:
             md.append(f"{m * scale:{fmt}} +- {sd * scale:{fmt}}")
         md_rows.append(md + ["/".join(str(r["epochs"]) for r in rs)])
         agg_rows.append(row)
-    task = TASK_CLASSES[result["task"]]
-    for key, name in task.baseline_names(runs[0]).items():  # the same for every seed
-        if key not in runs[0]:  # runs without a season, 1-NN over unequal lengths, runs scored before the baseline
+    return md_rows, agg_rows
+
+
+def _baseline_rows(task, run: dict, scores, embedded: bool) -> tuple[list, list]:
+    """The task's naive baselines (the same for every seed, so read off one run), as markdown and CSV rows."""
+    md_rows, agg_rows = [], []
+    for key, name in task.baseline_names(run).items():
+        if key not in run:  # runs without a season, 1-NN over unequal lengths, runs scored before the baseline
             continue
-        n = runs[0].get(f"{key}_parameters", 0)
-        p = runs[0][key]
+        n, p = run.get(f"{key}_parameters", 0), run[key]
         cells = (f"{p[k] * sc:{f}}" if k in p else "-" for k, _, f, sc in scores)  # no best dev: nothing trains
         md_rows.append([name, f"{n:,}", *([f"{n:,}"] * embedded), *cells, "-", "-"])
         row = {"model": key, "n_parameters": n, "n_parameters_without_embedding": n}
         nan = float("nan")
         row.update({f"{k}_{s}": p.get(k, nan) if s == "mean" else 0.0 for k, *_ in scores for s in ("mean", "std")})
         agg_rows.append(row)
-    seeds = sorted({r["seed"] for r in runs})
-    cfg = base
+    return md_rows, agg_rows
+
+
+def _settings_line(cfg: TrainConfig, runs: list, embedded: bool) -> str:
+    """One line of what every run shared: data, epochs, optimiser, seeds, and the task's own settings."""
     lim = f", training subset {cfg.subset:,} (evenly spaced)" if cfg.subset else ""
-    data_line = (
+    line = (
         f"{cfg.task} on {cfg.data_source}{lim}; {cfg.epochs} epochs (patience {cfg.patience}), batch "
-        f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {seeds}; "
+        f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}; seeds {sorted({r['seed'] for r in runs})}; "
         "mean +- sample std over seeds; test scores of each run's best-dev checkpoint"
     )
     if embedded:
-        data_line += f"; embedding {cfg.embedding_dim}"
+        line += f"; embedding {cfg.embedding_dim}"
     if "units" in runs[0]:
-        u = runs[0]["units"]
-        data_line += (
-            f"; window {cfg.window} steps, horizon {cfg.horizon}, target mode {cfg.target_mode}; errors in {u} "
-            "units, MAPE over targets with "
-            f"|y| > {runs[0]['scores']['mape_epsilon']:g}"
+        line += (
+            f"; window {cfg.window} steps, horizon {cfg.horizon}, target mode {cfg.target_mode}; errors in "
+            f"{runs[0]['units']} units, MAPE over targets with |y| > {runs[0]['scores']['mape_epsilon']:g}"
         )
-    models_line = "; ".join(sorted({f"{r['label']}: {r['description']}" for r in runs}))
-    table = format_table(header, md_rows)
-    md = "\n".join([f"# compare: {result['task']}", "", data_line, "", models_line, "", table, ""])
-    keys = [
-        "label",
-        "model",
-        "hidden",
-        "seed",
-        "n_parameters",
-        "n_embedding_parameters",
-        "epochs",
-        "best_dev",
-        "seconds_per_epoch",
-    ]
-    keys += [k for k, *_ in scores if k not in keys] + [k for k in ("unknown_tokens", "tokens") if k in runs[0]]
-    return md, agg_rows, keys
+    return line
+
+
+def _run_columns(runs: list, scores) -> list[str]:
+    """The columns of runs.csv: each run's identity, size and time, then its scores."""
+    keys = ["label", "model", "hidden", "seed", "n_parameters", "n_embedding_parameters", "epochs", "best_dev"]
+    keys += ["seconds_per_epoch"]
+    return keys + [k for k, *_ in scores if k not in keys] + [k for k in ("unknown_tokens", "tokens") if k in runs[0]]

@@ -26,52 +26,43 @@ def tagging_report(task, model, split, bs, run_dir: Path, write: bool, log) -> d
     names = data.tags.itos[1:]
     cm = confusion_matrix(g, p, len(names))
     rows = per_class_scores(cm, names)
-    accuracy = float((g == p).mean())
     sentences = data.splits.split(split)
-    unk, total = count_unknown(sentences, data.words)
-    is_unk = np.array([w not in data.words for s in sentences for w, _ in s], dtype=bool)
-    unk_acc = float((g[is_unk] == p[is_unk]).mean()) if unk else float("nan")
-    known_acc = float((g[~is_unk] == p[~is_unk]).mean()) if total - unk else float("nan")
-    macro = macro_f1(rows)
+    r = {"accuracy": float((g == p).mean()), "loss": loss, "macro_f1": macro_f1(rows), "sentences": len(sentences)}
+    r |= _unknown_scores(g, p, sentences, data.words)
     header = ["tag", "precision", "recall", "F1", "support"]
-    body = [
-        [r["tag"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", f"{r['support']:,}"] for r in rows
-    ]
+    body = [[c["tag"], *(f"{c[k]:.4f}" for k in ("precision", "recall", "f1")), f"{c['support']:,}"] for c in rows]
     log(format_table(header, body, markdown=False))
     log(
-        f"accuracy {accuracy:.4f} over {total:,} tokens ({len(sentences):,} sentences), macro F1 {macro:.4f}, "
-        f"loss {loss:.4f}"
+        f"accuracy {r['accuracy']:.4f} over {r['tokens']:,} tokens ({len(sentences):,} sentences), macro F1 "
+        f"{r['macro_f1']:.4f}, loss {loss:.4f}"
     )
+    unk, share = r["unknown_tokens"], r["unknown_tokens"] / max(r["tokens"], 1)
     log(
-        f"unknown tokens: {unk:,} of {total:,} ({unk / max(total, 1):.2%}) were not in the training vocabulary "
+        f"unknown tokens: {unk:,} of {r['tokens']:,} ({share:.2%}) were not in the training vocabulary "
         f"and were mapped to <unk>{' (and read from their characters)' if data.chars is not None else ''}; "
-        f"accuracy on them {unk_acc:.4f}, on known tokens {known_acc:.4f}"
+        f"accuracy on them {r['unknown_accuracy']:.4f}, on known tokens {r['known_accuracy']:.4f}"
     )
     if write:
         _write_per_class(run_dir / f"{split}_per_tag.csv", "tag", rows)
-        md = [
-            f"# Tagging, {split} split",
-            "",
-            f"accuracy {accuracy:.4f} over {total:,} tokens, macro F1 {macro:.4f}; "
-            f"{unk:,} tokens ({unk / max(total, 1):.2%}) mapped to <unk> (accuracy on them {unk_acc:.4f})",
-            "",
-            format_table(header, body),
-            "",
-        ]
+        summary = (
+            f"accuracy {r['accuracy']:.4f} over {r['tokens']:,} tokens, macro F1 {r['macro_f1']:.4f}; "
+            f"{unk:,} tokens ({share:.2%}) mapped to <unk> (accuracy on them {r['unknown_accuracy']:.4f})"
+        )
+        md = [f"# Tagging, {split} split", "", summary, "", format_table(header, body), ""]
         atomic_write_text(run_dir / f"{split}_per_tag.md", "\n".join(md))
-        _plot_confusion(cm, names, run_dir / f"{split}_confusion.png", f"{split}: accuracy {accuracy:.4f}")
+        _plot_confusion(cm, names, run_dir / f"{split}_confusion.png", f"{split}: accuracy {r['accuracy']:.4f}")
+    return r | {"per_tag": rows, "confusion": cm.tolist(), "tags": names}
+
+
+def _unknown_scores(gold: np.ndarray, pred: np.ndarray, sentences, words) -> dict:
+    """Token counts and the accuracy on tokens outside the training vocabulary ``words`` and on the others."""
+    unk, total = count_unknown(sentences, words)
+    is_unk = np.array([w not in words for s in sentences for w, _ in s], dtype=bool)
     return {
-        "accuracy": accuracy,
-        "loss": loss,
-        "macro_f1": macro,
         "tokens": total,
-        "sentences": len(sentences),
         "unknown_tokens": unk,
-        "unknown_accuracy": unk_acc,
-        "known_accuracy": known_acc,
-        "per_tag": rows,
-        "confusion": cm.tolist(),
-        "tags": names,
+        "unknown_accuracy": float((gold[is_unk] == pred[is_unk]).mean()) if unk else float("nan"),
+        "known_accuracy": float((gold[~is_unk] == pred[~is_unk]).mean()) if total - unk else float("nan"),
     }
 
 
