@@ -146,7 +146,7 @@ class RecurrentBase(nn.Module):
     def _check_memory(self, x: torch.Tensor) -> None:
         """Refuse, before any step, a sequence whose simulated states would not fit: with autograd
         recording, every step's states stay until backward, which no per-step check can see."""
-        grad = records_grad(x, *self.parameters())
+        grad = torch.is_grad_enabled() and records_grad(x, *self.parameters())  # no parameter walk in inference
         need = [cell.simulated_states(x.shape[0], x.shape[1], grad) for cell in self.cells]
         states = sum(n for n, _, _ in need)
         if states:
