@@ -35,7 +35,7 @@ CASES = {  # name: (build, example inputs of one sequence of length T)
         "lstm": lambda: SequenceTagger(26_697, 13, embedding_dim=32, hidden_size=32, padding_idx=0, recurrent="lstm"),
         "lstm_h10": lambda: SequenceTagger(
             26_697, 13, embedding_dim=32, hidden_size=10, padding_idx=0, recurrent="lstm"
-        ),  # fmt: skip
+        ),
     },
     "pm25": {
         "qklstm": lambda: SequenceRegressor(11, hidden_size=16, **QK),
@@ -129,17 +129,29 @@ def main(argv=None) -> int:
                         if peaks and runtime != "onnxruntime-direct":
                             peak = peak_kib("onnxruntime" if runtime == "onnxruntime" else "torchscript", str(path), T)
                         onnx_bytes = len(direct_bytes) if runtime == "onnxruntime-direct" else onnx_path.stat().st_size
-                        rows.append({
-                            "case": sub, "implementation": impl, "median_ms": f"{1e3 * m.median:.4g}",
-                            "iqr_ms": f"{1e3 * m.iqr:.3g}", "baseline": "", "ratio": None,
-                            "parameters": count_parameters(model), "onnx_bytes": onnx_bytes,
-                            "torchscript_bytes": ts_path.stat().st_size, "checkpoint_bytes": len(ckpt.getvalue()),
-                            "peak_rss_kib": peak, "runtime_alone_kib": base[runtime.split("-")[0]],
-                        })  # fmt: skip
+                        rows.append(
+                            {
+                                "case": sub,
+                                "implementation": impl,
+                                "median_ms": f"{1e3 * m.median:.4g}",
+                                "iqr_ms": f"{1e3 * m.iqr:.3g}",
+                                "baseline": "",
+                                "ratio": None,
+                                "parameters": count_parameters(model),
+                                "onnx_bytes": onnx_bytes,
+                                "torchscript_bytes": ts_path.stat().st_size,
+                                "checkpoint_bytes": len(ckpt.getvalue()),
+                                "peak_rss_kib": peak,
+                                "runtime_alone_kib": base[runtime.split("-")[0]],
+                            }
+                        )
     for r in rows:  # each QK-LSTM row against the same-size LSTM in the same runtime, case and length
         if r["implementation"].startswith("qklstm"):
-            peer = next(p for p in rows if p["case"] == r["case"] and p["implementation"] == "lstm" +
-                        r["implementation"][len("qklstm"):])  # fmt: skip
+            peer = next(
+                p
+                for p in rows
+                if p["case"] == r["case"] and p["implementation"] == "lstm" + r["implementation"][len("qklstm") :]
+            )
             r["baseline"], r["ratio"] = peer["implementation"], float(r["median_ms"]) / float(peer["median_ms"])
     common.report("edge", rows, measurements, args.out)
     for r in rows:

@@ -74,11 +74,14 @@ def tagger_tasks(
     tags = torch.randint(1, n_tags, (batch, max_len), generator=g) * (tokens > 0)
     torch.manual_seed(0)
     kinds = (
-        [("qklstm", "qklstm", {"n_qubits": 4, "n_references": 8}), ("lstm_fused", "lstm", {}),
-         ("qlstm", "qlstm", {"n_qubits": 4})]
+        [
+            ("qklstm", "qklstm", {"n_qubits": 4, "n_references": 8}),
+            ("lstm_fused", "lstm", {}),
+            ("qlstm", "qlstm", {"n_qubits": 4}),
+        ]
         if maps is None  # else the one-layer and the two-layer (full-state) map at `maps` qubits
         else [(f"qklstm_{L}layer", "qklstm", {"n_qubits": maps, "n_references": 8, "map_layers": L}) for L in (1, 2)]
-    )  # fmt: skip
+    )
     models = {
         name: SequenceTagger(vocab, n_tags, embedding_dim=e, hidden_size=h, recurrent=kind, padding_idx=0, **opts)
         for name, kind, opts in kinds
