@@ -77,7 +77,10 @@ def _kind_options(cls):
             for _, g in found
         ):
             raise TypeError(f"{name}: the model kinds declare it with different types or checks")
-        help = f"{', '.join(k for k, _ in found)}: {f.metadata['help']}"
+        helps = {
+            g.metadata["help"]: [k for k, h in found if h.metadata["help"] == g.metadata["help"]] for _, g in found
+        }
+        help = "; ".join(f"{', '.join(kinds)}: {text}" for text, kinds in helps.items())
         default = f.default
         if len(found) > 1:
             default = None
