@@ -42,7 +42,7 @@ def test_one_default_per_option_in_the_cell_the_layer_and_the_run():
     assert TrainConfig.from_mapping({"model": "qlstm"}).kind_options() == QLSTMOptions()
     assert QLSTMCell(3, 2).n_qubits == QLSTMOptions.n_qubits != QKLSTMOptions.n_qubits
     # an option two kinds take with different defaults is unset in the run until its kind fills it in
-    assert cfg.n_qubits is None and "16 for qklstm, 4 for qlstm" in _train_help().replace("\n", " ").replace("  ", " ")
+    assert cfg.n_qubits is None and "16 for qklstm, 4 for qlstm" in " ".join(_train_help().split())
 
 
 def test_compare_letters_come_from_the_options():
