@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..models.chars import CHAR_MODELS
@@ -25,8 +25,8 @@ from ..models.classifier import POOLINGS
 from ..models.registry import MODELS
 from ..models.regressor import TARGET_MODES
 from ..options import coerce as _coerce
-from ..options import kind as option_kind
 from ..options import option
+from .kind_options import RENAMED, with_kind_options
 from .sources import DATA_DEFAULTS, check_config
 
 __all__ = [
@@ -60,47 +60,8 @@ def _opt(default, help: str, *, group: str = "training", **checks):
     return option(default, help, group=group, **checks)
 
 
-def _kind_options(cls):
-    """Add to ``cls`` (before ``dataclass`` reads it) a field for every option a model kind's run sets
-    (:meth:`~qklstm.models.options.ModelOptions.flags`), so that each is declared once, in its kind's options: an
-    option of one kind keeps its default, one several kinds take (``n_qubits``) defaults to ``None``, each kind's
-    own."""
-    owners: dict[str, list] = {}
-    for kind in MODELS.values():
-        for f in kind.options.flags():
-            owners.setdefault(f.name, []).append((kind.name, f))
-    for name, found in owners.items():
-        f = found[0][1]
-        if any(
-            (option_kind(g), g.metadata["choices"], g.metadata["minimum"])
-            != (option_kind(f), f.metadata["choices"], f.metadata["minimum"])
-            for _, g in found
-        ):
-            raise TypeError(f"{name}: the model kinds declare it with different types or checks")
-        helps = {
-            g.metadata["help"]: [k for k, h in found if h.metadata["help"] == g.metadata["help"]] for _, g in found
-        }
-        help = "; ".join(f"{', '.join(kinds)}: {text}" for text, kinds in helps.items())
-        default = f.default
-        if len(found) > 1:
-            default = None
-            help += f" (default: {', '.join(f'{g.default} for {k}' for k, g in found)})"
-        cls.__annotations__[name] = f"{option_kind(f).__name__} | None"
-        setattr(cls, name, field(default=default, metadata=f.metadata | {"help": help, "kind": option_kind(f)}))
-    return cls
-
-
-#: the options renamed since (the old TOML key or flag still works, with a warning; a checkpoint's is read as the new)
-RENAMED = {
-    old: new
-    for kind in MODELS.values()
-    for old, new in kind.options.RENAMED.items()
-    if new in set(f.name for f in kind.options.flags())
-}
-
-
 @dataclass
-@_kind_options
+@with_kind_options
 class TrainConfig:
     """Everything that defines a run (see ``qklstm train --help``): the fields below and every model kind's
     options (:mod:`qklstm.models.options`)."""
