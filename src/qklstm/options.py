@@ -30,7 +30,7 @@ import os
 import warnings
 from dataclasses import MISSING, Field, field, fields
 
-__all__ = ["Options", "check_value", "coerce", "kind", "option"]
+__all__ = ["Options", "check_value", "close_match", "coerce", "kind", "option"]
 
 
 def option(
@@ -110,6 +110,16 @@ def check_value(f: Field, value, flag: str) -> None:
         raise ValueError(f"{flag}: expected {what} >= {minimum}, got {value!r}")
 
 
+def close_match(word: str, names) -> str:
+    """`` (did you mean 'x'?)`` for the name of ``names`` closest to a mistyped ``word``, else ``""``.
+
+    >>> close_match("batch-szie", ["batch-size", "seed"])
+    " (did you mean 'batch-size'?)"
+    """
+    close = difflib.get_close_matches(word, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class Options:
     """Base of the frozen options dataclasses: every field is typed and checked when the object is made (a bad
     value is a ``ValueError`` naming the argument), so a holder of one needs no checks of its own."""
@@ -135,9 +145,9 @@ class Options:
                 warnings.warn(f"{owner}: {key}= is now {new}=", DeprecationWarning, stacklevel=4)
                 key = new
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"{owner}: unknown option {key!r}{hint}; options: {', '.join(names)}")
+                raise ValueError(
+                    f"{owner}: unknown option {key!r}{close_match(key, names)}; options: {', '.join(names)}"
+                )
             values[key] = value
         return cls(**values)
 

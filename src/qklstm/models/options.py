@@ -21,10 +21,12 @@ from dataclasses import dataclass, fields
 from ..options import Options, option
 from ..quantum.feature_maps import ENTANGLERS, MAP_NAMES, FeatureMap
 
-__all__ = ["KERNELS", "ModelOptions", "QKLSTMOptions", "QLSTMOptions"]
+__all__ = ["KERNELS", "ROTATIONS", "ModelOptions", "QKLSTMOptions", "QLSTMOptions"]
 
 #: the QK-LSTM's kernels: the paper's fidelity kernel, or the projected kernel of Huang et al. 2021
 KERNELS = ("fidelity", "projected")
+#: the QLSTM's trainable rotations
+ROTATIONS = ("RX", "RY", "RZ")
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class QLSTMOptions(ModelOptions):
 
     n_qubits: int = option(4, "qubits per gate circuit (full states: memory grows as 2^n)", minimum=1, letter="q")
     n_qlayers: int = option(1, "variational layers per gate circuit", minimum=1)
-    rotation: str = option("RX", choices=("RX", "RY", "RZ"), flag=False)
+    rotation: str = option("RX", choices=ROTATIONS, flag=False)
 
     def describe(self) -> str:
         return f", {self.n_qubits} qubits, {self.n_qlayers} variational layer(s)"

@@ -31,7 +31,7 @@ from .cell import RecurrentCell
 from .frozen import freeze
 from .init import GAIN
 from .options import QKLSTMOptions
-from .readout import GateReadout
+from .readout import OLD_NAMES, GateReadout
 from .references import draw_references, spread_angles
 from .rnn import RecurrentBase
 
@@ -242,7 +242,7 @@ class QKLSTMCell(RecurrentCell):
         return super().init_readout(data, gain, states)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for old, new in (("alpha", "readout.weight"), ("bias", "readout.bias")):  # saved before the GateReadout
+        for old, new in OLD_NAMES.items():  # saved before the GateReadout
             if prefix + old in state_dict:
                 state_dict[prefix + new] = state_dict.pop(prefix + old)
         for name in ("kernel_mean", "kernel_scale"):  # saved before the statistics existed: the identity

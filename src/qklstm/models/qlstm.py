@@ -29,7 +29,7 @@ from ..quantum import Circuit, Op
 from ..quantum.gates import basis_bits
 from ..quantum.memory import check_bytes
 from .cell import RecurrentCell
-from .options import QLSTMOptions
+from .options import ROTATIONS, QLSTMOptions
 from .readout import GateReadout
 from .rnn import RecurrentBase
 
@@ -39,8 +39,8 @@ __all__ = ["QLSTMCell", "QLSTM", "vqc_circuit"]
 def vqc_circuit(n_qubits: int, n_qlayers: int = 1, rotation: str = "RX") -> Circuit:
     """The per-gate variational circuit; angle columns: ``2 n`` encoding angles
     (RY, RZ per qubit), then ``n_qlayers * n`` weights."""
-    if rotation not in ("RX", "RY", "RZ"):
-        raise ValueError(f"rotation: expected 'RX', 'RY' or 'RZ', got {rotation!r}")
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation: expected one of {', '.join(ROTATIONS)}, got {rotation!r}")
     n = n_qubits
     ops = [Op("H", (k,)) for k in range(n)]
     for k in range(n):

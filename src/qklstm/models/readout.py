@@ -18,7 +18,10 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GateReadout"]
+__all__ = ["OLD_NAMES", "GateReadout"]
+
+#: a QK-LSTM cell's readout as its state dict named it before it was a :class:`GateReadout`: cell key -> key now
+OLD_NAMES = {"alpha": "readout.weight", "bias": "readout.bias"}
 
 
 class GateReadout(nn.Module):

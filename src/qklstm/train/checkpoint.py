@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_write
+from ..models.readout import OLD_NAMES
 
 __all__ = [
     "BEST",
@@ -123,18 +124,17 @@ def load_run_checkpoint(path, map_location="cpu") -> dict:
 
 
 #: a QK-LSTM cell's readout as saved before it was one GateReadout module: ``alpha`` and ``bias`` of the cell
-_OLD_READOUT = re.compile(r"^(.*cells\.\d+\.)(alpha|bias)$")
+_OLD_READOUT = re.compile(rf"^(.*cells\.\d+\.)({'|'.join(OLD_NAMES)})$")
 
 
 def _renamed_readout(state: dict) -> tuple[dict, set[str]]:
     """``state`` with the old readout names of :data:`_OLD_READOUT` replaced, and the prefixes of those cells."""
-    new = {"alpha": "readout.weight", "bias": "readout.bias"}
     out, cells = {}, set()
     for key, value in state.items():
         m = _OLD_READOUT.match(key)
         if m:
             cells.add(m.group(1))
-            key = m.group(1) + new[m.group(2)]
+            key = m.group(1) + OLD_NAMES[m.group(2)]
         out[key] = value
     return out, cells
 

@@ -15,7 +15,6 @@ ValueError: config: unknown key 'batch-szie' (did you mean 'batch-size'?); valid
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,8 +23,8 @@ from ..models.chars import CHAR_MODELS
 from ..models.classifier import POOLINGS
 from ..models.registry import MODELS
 from ..models.regressor import TARGET_MODES
+from ..options import close_match, option
 from ..options import coerce as _coerce
-from ..options import option
 from .kind_options import RENAMED, with_kind_options
 from .sources import DATA_DEFAULTS, check_config
 
@@ -359,6 +358,5 @@ def option_names() -> list[str]:
 
 def _unknown_key(key, source: str) -> str:
     names = option_names()
-    close = difflib.get_close_matches(str(key).replace("_", "-"), names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = close_match(str(key).replace("_", "-"), names)
     return f"{source}: unknown key {key!r}{hint}; valid keys: {', '.join(names)}"
