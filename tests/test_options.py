@@ -114,3 +114,12 @@ def test_the_reference_method_option_is_what_init_references_draws_when_not_told
     default.load_state_dict(told.state_dict())
     default.init_references(data, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(default.references, told.references)  # subset: distinct rows, not shared centres
+
+
+def test_the_cli_says_a_renamed_flag_in_one_line(capsys):
+    from qklstm.cli import main
+
+    assert main(["train", "--layers", "2", "--epochs", "0"]) == 2  # refused after the flag is read
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "qklstm train: warning: options: 'layers' is now 'map-layers'"
+    assert err[1].startswith("qklstm train: error: --epochs") and len(err) == 2

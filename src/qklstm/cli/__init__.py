@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = ["demo", "paper", "data", "train", "evaluate", "predict", "export", "compare", "diagnose", "noise"]
@@ -57,26 +58,41 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("QKLSTM_DEBUG", "") not in ("", "0")
-    try:
-        if args.threads is not None:
-            from ..train.config_io import set_threads
+    with warnings.catch_warnings():  # the user's warning machinery is as it was after the command
+        warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+        try:
+            if args.threads is not None:
+                from ..train.config_io import set_threads
 
-            set_threads(args.threads)
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - the one place that turns every error into one line
-        if debug:
-            raise
-        # ValueError, FileNotFoundError, MemoryError: raised on purpose, with a message for the user;
-        # other OSErrors (permissions, a full disk): the file and the reason; anything else is a bug
-        expected = isinstance(err, (ValueError, OSError, MemoryError))
-        text = _one_line(err)
-        if not expected:
-            text = f"internal error ({type(err).__name__}: {text}); run again with --debug for the traceback"
-        print(f"qklstm {args.command}: error: {text}", file=sys.stderr)
-        return 2 if expected else 1
+                set_threads(args.threads)
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:  # noqa: BLE001 - the one place that turns every error into one line
+            if debug:
+                raise
+            # ValueError, FileNotFoundError, MemoryError: raised on purpose, with a message for the user;
+            # other OSErrors (permissions, a full disk): the file and the reason; anything else is a bug
+            expected = isinstance(err, (ValueError, OSError, MemoryError))
+            text = _one_line(err)
+            if not expected:
+                text = f"internal error ({type(err).__name__}: {text}); run again with --debug for the traceback"
+            print(f"qklstm {args.command}: error: {text}", file=sys.stderr)
+            return 2 if expected else 1
+
+
+def _one_line_warnings(command: str, show):
+    """``warnings.showwarning`` that prints a ``FutureWarning`` (what a user changes: a renamed option in their
+    command or TOML file) as one line, as errors are, and leaves every other warning to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FutureWarning):
+            print(f"qklstm {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 if __name__ == "__main__":  # pragma: no cover
