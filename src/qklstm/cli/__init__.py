@@ -14,7 +14,19 @@ import sys
 import warnings
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ["demo", "paper", "data", "train", "evaluate", "predict", "export", "compare", "diagnose", "noise"]
+COMMANDS = [
+    "demo",
+    "paper",
+    "data",
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "compare",
+    "diagnose",
+    "noise",
+    "meta-qaoa",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f".{name}", __name__).register(sub)
+        importlib.import_module(f".{name.replace('-', '_')}", __name__).register(sub)
     return parser
 
 

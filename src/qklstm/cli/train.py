@@ -23,16 +23,21 @@ def add_train_options(parser, exclude=(), only=None) -> None:
     that a --config file can supply them); ``only``: just these fields."""
     from ..train.config import RENAMED, TrainConfig
 
-    groups = {k: parser.add_argument_group(v) for k, v in _GROUPS.items()}
-    for f in fields(TrainConfig):
+    add_option_flags(parser, TrainConfig, _GROUPS, exclude, only, RENAMED)
+
+
+def add_option_flags(parser, options: type, groups: dict, exclude=(), only=None, renamed=None) -> None:
+    """One flag per field of an options dataclass (:func:`qklstm.options.option` fields), in the argument group
+    its ``group`` names (``groups``: name -> title), its default left unset (``argparse.SUPPRESS``) so that a
+    config file can supply it; the old names of ``renamed`` fields still work, hidden."""
+    sections = {k: parser.add_argument_group(v) for k, v in groups.items()}
+    for f in fields(options):
         if f.name in exclude or (only is not None and f.name not in only):
             continue
         meta = f.metadata
         flag = "--" + f.name.replace("_", "-")
         default, text = f.default, meta["help"]
-        if f.name == "data":
-            text += " (default: brown for pos, beijing-pm25 for forecast, none for classify)"
-        elif default is not None and "default" not in text:  # None: unset, the help says what happens then
+        if default not in (None, "") and "default" not in text:  # None: unset, the help says what happens then
             text += f" (default: {default})"
         kw = dict(default=argparse.SUPPRESS, help=text)
         kind = meta.get("kind") or type(default)
@@ -43,9 +48,9 @@ def add_train_options(parser, exclude=(), only=None) -> None:
             kw["metavar"] = meta.get("metavar") or (
                 "{" + ",".join(meta["choices"]) + "}" if meta.get("choices") else f.name.upper()
             )
-        groups[meta["group"]].add_argument(flag, **kw)
-        for renamed in [old for old, new in RENAMED.items() if new == f.name]:  # the old flag still works, hidden
-            parser.add_argument("--" + renamed.replace("_", "-"), **(kw | dict(help=argparse.SUPPRESS)))
+        sections[meta["group"]].add_argument(flag, **kw)
+        for old in [old for old, new in (renamed or {}).items() if new == f.name]:  # the old flag, hidden
+            parser.add_argument("--" + old.replace("_", "-"), **(kw | dict(help=argparse.SUPPRESS)))
 
 
 def given_options(args, exclude=()) -> dict:

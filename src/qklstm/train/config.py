@@ -77,7 +77,8 @@ class TrainConfig:
     data: str | None = _opt(
         None,
         "pos: brown (the cache), a Brown folder with cats.txt, or FILE.conllu; "
-        "forecast: beijing-pm25 (the cache), FILE.csv or FILE.parquet; classify: FILE.ts (UCR/UEA archive)",
+        "forecast: beijing-pm25 (the cache), FILE.csv or FILE.parquet; classify: FILE.ts (UCR/UEA archive) "
+        "(default: brown for pos, beijing-pm25 for forecast, none for classify)",
         group="data",
         kind=str,
         metavar="SOURCE",

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from .config import TrainConfig, option_names
+from .config import option_names
 
 __all__ = ["config_toml", "load_toml", "set_threads"]
 
@@ -57,9 +57,10 @@ def load_toml(path) -> dict:
     return data
 
 
-def config_toml(cfg: TrainConfig) -> str:
-    """The config as a TOML file ``qklstm train --config`` reads back (unset options left out)."""
-    lines = ["# qklstm train --config <this file> reproduces the run"]
+def config_toml(cfg, command: str = "qklstm train") -> str:
+    """The config (a :class:`TrainConfig`, or another options record with ``to_dict``) as a TOML file that
+    ``command --config`` reads back (unset options left out)."""
+    lines = [f"# {command} --config <this file> reproduces the run"]
     for key, value in cfg.to_dict().items():
         if value is None:
             continue
