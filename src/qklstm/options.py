@@ -152,6 +152,17 @@ class Options:
         return cls(**values)
 
     @classmethod
+    def from_flags(cls, values: dict):
+        """The options of command-line ``values`` (field name -> value; other names ignored), a bad value named
+        by its flag (``--batch-size: expected an integer >= 1, got 0``)."""
+        given = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        for f in fields(cls):
+            if f.name in given:
+                flag = "--" + f.name.replace("_", "-")
+                check_value(f, coerce(f, given[f.name], "the command line", flag), flag)
+        return cls(**given)
+
+    @classmethod
     def renamed(cls, old: str, value):
         """``(new name, value)`` of an option given by its old name."""
         return cls.RENAMED[old], value

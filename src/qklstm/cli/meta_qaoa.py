@@ -11,8 +11,6 @@ go to OUT/meta-qaoa.md and OUT/meta-qaoa.csv, every graph's numbers to OUT/graph
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from .train import add_option_flags
 
 _GROUPS = {
@@ -48,10 +46,8 @@ def run(args) -> int:
     from ..train.meta_qaoa import MetaConfig
 
     given = vars(args)
-    test = MetaTestConfig(**{f.name: given[f.name] for f in fields(MetaTestConfig) if f.name in given})
-    base = MetaConfig(
-        **{f.name: given[f.name] for f in fields(MetaConfig) if f.name in given and f.name not in ("model", "out")}
-    )
+    test = MetaTestConfig.from_flags(given)
+    base = MetaConfig.from_flags({k: v for k, v in given.items() if k not in ("model", "out")})
     result = run_meta_qaoa(base, test, overwrite=args.overwrite, progress=not args.no_progress)
     print(f"done: {len(result['rows'])} graph results; table {test.out}/meta-qaoa.md, figure {test.out}/curves.png")
     return 0

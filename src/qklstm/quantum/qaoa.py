@@ -47,13 +47,17 @@ def cut_values(n_nodes: int, edges, weights=None) -> torch.Tensor:
     edges = torch.as_tensor(list(edges), dtype=torch.long).reshape(-1, 2)
     if len(edges) and (edges.min() < 0 or edges.max() >= n_nodes or (edges[:, 0] == edges[:, 1]).any()):
         raise ValueError(f"graph: edges must join two distinct nodes of 0..{n_nodes - 1}")
-    w = torch.ones(len(edges), dtype=torch.float64) if weights is None else torch.as_tensor(weights).double()
+    w = (
+        torch.ones(len(edges), dtype=torch.float64)
+        if weights is None
+        else torch.as_tensor(weights, dtype=torch.float64)
+    )
     if w.shape != (len(edges),) or not torch.isfinite(w).all() or (w < 0).any():
         raise ValueError(f"graph: expected {len(edges)} finite non-negative edge weights, got {tuple(w.shape)}")
     bits = basis_bits(n_nodes)
     cuts = torch.zeros(2**n_nodes, dtype=torch.float64)
     for (i, j), wij in zip(edges.tolist(), w.tolist()):
-        cuts += wij * (bits[i] ^ bits[j])
+        cuts += wij * (bits[i] ^ bits[j]).double()
     return cuts
 
 
