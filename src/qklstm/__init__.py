@@ -11,6 +11,7 @@ from .kernels import FidelityKernel, ProjectedKernel, target_alignment, use_back
 from .models import (
     QKLSTM,
     QLSTM,
+    LearnedOptimizer,
     QKLSTMCell,
     QKLSTMOptions,
     QLSTMCell,
@@ -20,12 +21,14 @@ from .models import (
     SequenceTagger,
     count_parameters,
 )
-from .quantum import FeatureMap
+from .quantum import FeatureMap, MaxCutQAOA
 from .train.predict import load
 
 __all__ = [
     "FeatureMap",
     "FidelityKernel",
+    "LearnedOptimizer",
+    "MaxCutQAOA",
     "ProjectedKernel",
     "QKLSTM",
     "QKLSTMCell",

@@ -5,6 +5,7 @@ Knows nothing about data sets or the CLI.
 
 from .chars import CharEncoder
 from .classifier import SequenceClassifier
+from .meta import LearnedOptimizer, meta_loss
 from .options import QKLSTMOptions, QLSTMOptions
 from .qklstm import GATES, QKLSTM, QKLSTMCell
 from .qlstm import QLSTM, QLSTMCell
@@ -16,6 +17,7 @@ from .tagger import SequenceTagger, count_parameters, format_parameter_table, pa
 __all__ = [
     "CharEncoder",
     "GATES",
+    "LearnedOptimizer",
     "MODELS",
     "ModelKind",
     "QKLSTM",
@@ -32,5 +34,6 @@ __all__ = [
     "count_parameters",
     "format_parameter_table",
     "make_recurrent",
+    "meta_loss",
     "parameter_table",
 ]

@@ -1,4 +1,4 @@
-"""Batched state-vector simulation in PyTorch: gates, compiled circuits, feature maps.
+"""Batched state-vector simulation in PyTorch: gates, compiled circuits, feature maps, QAOA for Max-Cut.
 
 Knows nothing about kernels or LSTMs. Qubit 0 is the most significant bit of
 the basis index.
@@ -8,6 +8,7 @@ from . import gates
 from .circuit import Circuit, Op
 from .feature_maps import FeatureMap, PaperFeatureMap, ZZFeatureMap
 from .memory import check_state_memory, state_bytes
+from .qaoa import MaxCutQAOA, fixed_angles
 
 __all__ = [
     "gates",
@@ -16,6 +17,8 @@ __all__ = [
     "FeatureMap",
     "PaperFeatureMap",
     "ZZFeatureMap",
+    "MaxCutQAOA",
+    "fixed_angles",
     "check_state_memory",
     "state_bytes",
 ]

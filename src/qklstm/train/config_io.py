@@ -1,6 +1,7 @@
 """A run's config as files, and the machine settings it carries: the TOML file ``qklstm train --config``
 reads (:func:`load_toml`) and the one each run folder holds (:func:`config_toml`), and ``--threads``.
 
+>>> from qklstm.train.config import TrainConfig
 >>> print(config_toml(TrainConfig(task="forecast", hidden=8)).splitlines()[2])
 model = "qklstm"
 """
