@@ -199,3 +199,10 @@ def test_meta_qaoa_bad_input_is_one_line(tmp_path, capsys, extra, message, monke
         code = err.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_test_graph_too_large_to_solve_exactly_is_named(tmp_path, capsys):
+    (tmp_path / "ring21.txt").write_text("".join(f"{i} {(i + 1) % 21}\n" for i in range(21)))
+    code = main(["meta-qaoa", "--out", str(tmp_path / "o"), "--test-data", str(tmp_path / "ring21.txt")])
+    assert code == 2
+    assert "graphs: ring21 has 21 nodes; the exact maximum cut is found for 2 to 20" in capsys.readouterr().err

@@ -87,29 +87,31 @@ def until_within(curve: torch.Tensor, tolerance: float, first: int = 0) -> torch
     return (rows * outside).amax(0) + first
 
 
-def _learned(model, problem: MaxCutQAOA, cfg: MetaConfig, test: MetaTestConfig) -> torch.Tensor:
-    """A learned optimizer's costs on ``problem``: its ``steps`` learned steps, then phase II's updates."""
+def _learned(model, problem: MaxCutQAOA, cfg: MetaConfig, test: MetaTestConfig):
+    """A learned optimizer's costs on ``problem`` (its ``steps`` learned steps, then phase II's updates) and the
+    angles phase II starts from."""
     with torch.no_grad():
         thetas, _ = model(normalized_cost(problem), len(problem), cfg.steps)
         steps = torch.stack([problem.cost(t) for t in thetas])
-    return torch.cat([steps, refine(problem, thetas[-1], test.refine, test.refine_lr, test.refine_steps)[1:]])
+    phase2 = refine(problem, thetas[-1], test.refine, test.refine_lr, test.refine_steps)
+    return torch.cat([steps, phase2[1:]]), thetas[-1].double()
 
 
 def _baselines(problem: MaxCutQAOA, graphs, p: int, test: MetaTestConfig, seed: int) -> dict:
-    """``{method: costs (L, B) per start}`` of the random and fixed-angle starts."""
+    """``{method: [(costs (L, B), start angles (B, 2 p)) per start]}`` of the random and fixed-angle starts."""
     gen = torch.Generator().manual_seed(seed)
     out = {RANDOM: []}
     for _ in range(test.random_starts):
         start = torch.rand(len(problem), 2 * p, generator=gen, dtype=torch.float64)
-        out[RANDOM].append(refine(problem, start, test.refine, test.refine_lr, test.refine_steps))
+        out[RANDOM].append((refine(problem, start, test.refine, test.refine_lr, test.refine_steps), start))
     fixed = torch.stack([fixed_angles(p, g.mean_degree) for g in graphs])
-    out[FIXED] = [refine(problem, fixed, test.refine, test.refine_lr, test.refine_steps)]
+    out[FIXED] = [(refine(problem, fixed, test.refine, test.refine_lr, test.refine_steps), fixed)]
     return {k: v for k, v in out.items() if v}
 
 
-def _rows(method, seed, n, graphs, problem, curve, start_row, tol) -> list[dict]:
+def _rows(method, seed, n, graphs, problem, curve, start_row, tol, start) -> list[dict]:
     """Every graph's numbers of one method's ``curve``; a learned curve's row 0 is its first step (``start_row``
-    its last learned step), a baseline's its start."""
+    its last learned step), a baseline's its start; ``start``: the angles phase II started from ``(B, 2 p)``."""
     ratio = problem.ratio(curve)
     iters = until_within(curve, tol, first=1 if start_row else 0)
     return [
@@ -124,6 +126,7 @@ def _rows(method, seed, n, graphs, problem, curve, start_row, tol) -> list[dict]
             "ratio_final": ratio[-1, i].item(),
             "cost_final": curve[-1, i].item(),
             "iterations": int(iters[i]),
+            "start_angles": " ".join(f"{a:.6f}" for a in start[i].tolist()),
         }
         for i, g in enumerate(graphs)
     ]
@@ -151,16 +154,16 @@ def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, pr
                 model.eval()
                 for n, problem in test_set.problems.items():
                     chosen = [test_set.graphs[i] for i in test_set.by_size[n]]
-                    curve = _learned(model, problem, cfg, test)
-                    rows += _rows(label, seed, n, chosen, problem, curve, cfg.steps - 1, test.tolerance)
+                    curve, start = _learned(model, problem, cfg, test)
+                    rows += _rows(label, seed, n, chosen, problem, curve, cfg.steps - 1, test.tolerance, start)
                     curves.setdefault((label, n), []).append(problem.ratio(curve).mean(1))
         for seed in range(base.seed, base.seed + test.seeds):
             for n, problem in test_set.problems.items():
                 chosen = [test_set.graphs[i] for i in test_set.by_size[n]]
                 for method, runs in _baselines(problem, chosen, p, test, seed).items():
                     params[method] = 0
-                    for curve in runs:
-                        rows += _rows(method, seed, n, chosen, problem, curve, 0, test.tolerance)
+                    for curve, start in runs:
+                        rows += _rows(method, seed, n, chosen, problem, curve, 0, test.tolerance, start)
                         curves.setdefault((method, n), []).append(problem.ratio(curve).mean(1))
         result = {"rows": rows, "params": params, "curves": curves, "steps": base.steps}
         _write(out, result, base, test)

@@ -115,6 +115,12 @@ class GraphSet:
         if not graphs:
             raise ValueError("graphs: the set is empty")
         self.graphs, self.p = list(graphs), p
+        for g in self.graphs:
+            if not 2 <= g.n_nodes <= MAX_NODES:
+                raise ValueError(
+                    f"graphs: {g.name or 'a graph'} has {g.n_nodes} nodes; the exact maximum cut is found for 2 to "
+                    f"{MAX_NODES}"
+                )
         self.by_size: dict[int, list[int]] = {}
         for i, g in enumerate(self.graphs):
             self.by_size.setdefault(g.n_nodes, []).append(i)
