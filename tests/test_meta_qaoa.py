@@ -174,7 +174,7 @@ def test_meta_qaoa_command(tmp_path, capsys):
     for r in rows:
         assert 0 < float(r["ratio_start"]) <= float(r["ratio_final"]) + 1e-9 <= 1 + 1e-9
     per_graph = list(csv.DictReader((out / "graphs.csv").open()))
-    assert len(per_graph) == 2 * 3 * (2 * 2 + 2 * 2)  # sizes x graphs x (models + random + fixed) x seeds
+    assert len(per_graph) == 2 * 3 * ((2 + 1) * 2 + 1)  # sizes x graphs x ((models + random) x seeds + fixed once)
     assert "## 7 nodes" in (out / "meta-qaoa.md").read_text()
     assert main(args) == 0  # finished runs are reused: the same table
     assert list(csv.DictReader((out / "meta-qaoa.csv").open())) == rows

@@ -97,15 +97,17 @@ def _learned(model, problem: MaxCutQAOA, cfg: MetaConfig, test: MetaTestConfig):
     return torch.cat([steps, phase2[1:]]), thetas[-1].double()
 
 
-def _baselines(problem: MaxCutQAOA, graphs, p: int, test: MetaTestConfig, seed: int) -> dict:
-    """``{method: [(costs (L, B), start angles (B, 2 p)) per start]}`` of the random and fixed-angle starts."""
+def _baselines(problem: MaxCutQAOA, graphs, p: int, test: MetaTestConfig, seed: int, fixed: bool) -> dict:
+    """``{method: [(costs (L, B), start angles (B, 2 p)) per start]}`` of the random starts and, with ``fixed``,
+    the fixed-angle start (the same for every seed: it runs for the first only)."""
     gen = torch.Generator().manual_seed(seed)
     out = {RANDOM: []}
     for _ in range(test.random_starts):
         start = torch.rand(len(problem), 2 * p, generator=gen, dtype=torch.float64)
         out[RANDOM].append((refine(problem, start, test.refine, test.refine_lr, test.refine_steps), start))
-    fixed = torch.stack([fixed_angles(p, g.mean_degree) for g in graphs])
-    out[FIXED] = [(refine(problem, fixed, test.refine, test.refine_lr, test.refine_steps), fixed)]
+    if fixed:
+        start = torch.stack([fixed_angles(p, g.mean_degree) for g in graphs])
+        out[FIXED] = [(refine(problem, start, test.refine, test.refine_lr, test.refine_steps), start)]
     return {k: v for k, v in out.items() if v}
 
 
@@ -160,7 +162,7 @@ def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, pr
         for seed in range(base.seed, base.seed + test.seeds):
             for n, problem in test_set.problems.items():
                 chosen = [test_set.graphs[i] for i in test_set.by_size[n]]
-                for method, runs in _baselines(problem, chosen, p, test, seed).items():
+                for method, runs in _baselines(problem, chosen, p, test, seed, seed == base.seed).items():
                     params[method] = 0
                     for curve, start in runs:
                         rows += _rows(method, seed, n, chosen, problem, curve, 0, test.tolerance, start)
