@@ -1,4 +1,4 @@
-"""``python -m benchmarks [kernel|training|memory|edge|gpu|convergence] [options]``; with no name, all in turn (gpu
+"""``python -m benchmarks [kernel|forum|training|memory|edge|gpu|convergence] [options]``; with no name, all in turn (gpu
 only where a CUDA device is)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("kernel", "training", "memory", "edge", "gpu", "convergence")
+NAMES = ("kernel", "forum", "training", "memory", "edge", "gpu", "convergence")
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from benchmarks import convergence, gpu, kernel, memory, peers, training
+from benchmarks import convergence, forum, gpu, kernel, memory, peers, training
 from torch import nn
 
 from qklstm import FeatureMap, FidelityKernel, QLSTMCell, SequenceTagger
@@ -118,7 +118,15 @@ def test_pennylane_torchlayer_qlstm_cell_is_qklstms_qlstm_cell():
 
 @pytest.mark.parametrize(
     "bench,cases",
-    [(kernel, 5), (training, 4), (memory, 4), ("edge", 2), (gpu, 3 + torch.cuda.is_available()), (convergence, 1)],
+    [
+        (kernel, 5),
+        (forum, 1),
+        (training, 4),
+        (memory, 4),
+        ("edge", 2),
+        (gpu, 3 + torch.cuda.is_available()),
+        (convergence, 1),
+    ],
 )
 def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_csv(tmp_path, bench, cases, capsys):
     if bench == "edge":
