@@ -1,5 +1,5 @@
-"""``python -m benchmarks [kernel|forum|training|memory|edge|gpu|convergence] [options]``; with no name, all in turn (gpu
-only where a CUDA device is)."""
+"""``python -m benchmarks [kernel|forum|training|memory|edge|gpu|convergence] [options]``; with no name, all in
+turn (gpu only where a CUDA device is)."""
 
 from __future__ import annotations
 
