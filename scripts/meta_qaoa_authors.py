@@ -40,7 +40,8 @@ def test_graphs(repo: Path):
 def write_graphs(repo: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for g in test_graphs(repo):
-        lines = [f"{u} {v}" for u, v in g.edges]
+        lone = set(range(g.n_nodes)) - {q for e in g.edges for q in e}  # nodes without edges, a word each
+        lines = [f"{u} {v}" for u, v in g.edges] + [str(q) for q in sorted(lone)]
         (out / f"{g.name}.txt").write_text(f"# {g.n_nodes} nodes, {g.n_edges} edges\n" + "\n".join(lines) + "\n")
     print(f"{out}: the test graphs as edge lists")
 

@@ -194,10 +194,14 @@ def test_edge_lists(tmp_path):
     assert g.n_nodes == 4 and g.name == "a"
     assert cut_values(g.n_nodes, g.edges, g.weights).max().item() == pytest.approx(4.0)  # every edge is cut
     (tmp_path / "b.edges").write_text("0 1\n1 2\n")
+    (tmp_path / "c.txt").write_text("0 1\n5\n")  # node 5 has no edges: 3 nodes, and the cut of one edge
+    lone = read_edge_list(tmp_path / "c.txt")
+    assert (lone.n_nodes, lone.edges) == (3, ((0, 1),))
+    (tmp_path / "c.txt").unlink()
     assert [h.name for h in read_graphs(tmp_path)] == ["a", "b"]
     assert read_graphs(tmp_path / "b.edges")[0] == Graph(3, ((0, 1), (1, 2)), None, "b")
     for text, message in [
-        ("0 1 2 3\n", "a.txt:1: expected 'u v' or 'u v weight'"),
+        ("0 1 2 3\n", "a.txt:1: expected 'u v', 'u v weight' or a lone node 'u'"),
         ("0 0\n", "self-loop"),
         ("0 1 heavy\n", "weight, got 'heavy'"),
         ("0 1 -2\n", "weight >= 0"),

@@ -4,7 +4,8 @@ A :class:`Graph` has nodes ``0 .. n-1``, its edges and their weights (1 unless g
 Erdos-Renyi graphs ``G(n, q)`` whose edge probabilities ``q`` are spread evenly over a range, as in the test set of
 Lin, Hsu and Chen's meta-learning study (random graphs of 10-14 nodes, from a few edges to nearly all). An edge list
 is networkx's plain format: one edge per line, ``u v`` or ``u v weight``, ``#`` comments; nodes are any words,
-numbered in sorted order (numbers by value).
+numbered in sorted order (numbers by value). A line of one word is a node without edges (an edge list alone
+cannot say it is there).
 
 Example:
     >>> graphs = random_graphs([6, 7], per_size=2, seed=0)
@@ -77,17 +78,19 @@ def _number(word: str) -> tuple:
 
 
 def read_edge_list(path) -> Graph:
-    """One graph from an edge-list file (``u v`` or ``u v weight`` per line). A bad line is a ``ValueError``
-    naming the file and the line."""
+    """One graph from an edge-list file (``u v`` or ``u v weight`` per line, ``u`` for a node without edges). A bad
+    line is a ``ValueError`` naming the file and the line."""
     path = Path(path)
-    pairs, weights = [], []
+    pairs, weights, lone = [], [], set()
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         words = line.split("#", 1)[0].split()
-        if not words:
+        if len(words) == 1:
+            lone.add(words[0])
+        if len(words) < 2:
             continue
         where = f"{path}:{lineno}"
-        if len(words) not in (2, 3):
-            raise ValueError(f"{where}: expected 'u v' or 'u v weight', found {len(words)} fields")
+        if len(words) != 3 and len(words) != 2:
+            raise ValueError(f"{where}: expected 'u v', 'u v weight' or a lone node 'u', found {len(words)} fields")
         if words[0] == words[1]:
             raise ValueError(f"{where}: a self-loop ({words[0]}) is no edge of a cut")
         try:
@@ -100,7 +103,7 @@ def read_edge_list(path) -> Graph:
         weights.append(weight)
     if not pairs:
         raise ValueError(f"{path}: no edges")
-    index = {w: i for i, w in enumerate(sorted({w for p in pairs for w in p}, key=_number))}
+    index = {w: i for i, w in enumerate(sorted({w for p in pairs for w in p} | lone, key=_number))}
     seen = {}
     for (u, v), w in zip(pairs, weights):
         key = tuple(sorted((index[u], index[v])))
