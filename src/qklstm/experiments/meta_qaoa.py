@@ -241,24 +241,33 @@ def _pm(row: dict, key: str, digits: int = 4) -> str:
 
 
 def plot_curves(result: dict, path) -> None:
-    """Mean approximation ratio per iteration (learned step or update), a panel per size, a line per method."""
+    """Mean approximation ratio per iteration (learned step or update), a panel per size, a line per method; the
+    first ``steps`` iterations on a linear axis, the rest on a log one, and the random start, far below at first,
+    entering from under the other curves' range."""
+    from matplotlib.ticker import ScalarFormatter
+
     sizes = sorted({n for _, n in result["curves"]})
     cols = min(3, len(sizes))
     rows = math.ceil(len(sizes) / cols)
     fig, axes = subplots(rows, cols, figsize=(5 * cols, 3.6 * rows))
     axes = np.atleast_1d(axes).ravel()
     for ax, n in zip(axes, sizes):
+        low, last = 1.0, 0
         for (method, size), runs in result["curves"].items():
             if size == n:
                 mean = torch.stack(runs).mean(0)
                 first = 1 if method not in (RANDOM, FIXED) else 0
-                ax.plot(
-                    range(first, first + len(mean)),
-                    mean.tolist(),
-                    label=method,
-                    ls="--" if method in (RANDOM, FIXED) else "-",
-                )
+                low = low if method == RANDOM else min(low, mean.min().item())
+                last = max(last, first + len(mean) - 1)
+                dashed = method in (RANDOM, FIXED)
+                ax.plot(range(first, first + len(mean)), mean.tolist(), label=method, ls="--" if dashed else "-")
         ax.axvline(result["steps"], color="grey", lw=0.6)
+        steps = result["steps"]
+        ax.set_xscale("symlog", linthresh=steps, linscale=2)
+        ax.set_xticks([0, steps] + [v for v in (30, 100, 300, 1000, 3000) if 2 * steps < v <= last])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_ylim(bottom=low - 0.01)
+        ax.set_xlim(0, last)
         ax.set(title=f"{n} nodes", xlabel="iterations (learned steps, then updates)", ylabel="approximation ratio")
         ax.grid(alpha=0.3)
     for ax in axes[len(sizes) :]:
