@@ -164,7 +164,7 @@ def test_meta_qaoa_command(tmp_path, capsys):
         str(out),
     ]
     assert main(args) == 0
-    assert {"meta-qaoa.md", "meta-qaoa.csv", "graphs.csv", "curves.png", "lstm-seed1"} <= {
+    assert {"meta-qaoa.md", "meta-qaoa.csv", "graphs.csv", "curves.csv", "curves.png", "lstm-seed1"} <= {
         p.name for p in out.iterdir()
     }
     rows = list(csv.DictReader((out / "meta-qaoa.csv").open()))

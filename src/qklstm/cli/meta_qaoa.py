@@ -6,7 +6,8 @@ qklstm meta-qaoa --models qklstm-q4-r2,lstm --seeds 1 --epochs 5 --test-nodes 10
 qklstm meta-qaoa --test-data my-graphs/ --out runs/mq-mine            # test on your edge-list files
 
 Each model's run lives in OUT/<model>-seed<k> (rerunning reuses finished runs and resumes stopped ones); the tables
-go to OUT/meta-qaoa.md and OUT/meta-qaoa.csv, every graph's numbers to OUT/graphs.csv, the curves to OUT/curves.png.
+go to OUT/meta-qaoa.md and OUT/meta-qaoa.csv, every graph's numbers to OUT/graphs.csv, the mean curves to
+OUT/curves.csv and OUT/curves.png.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def register(sub) -> None:
         help="train recurrent models as learned QAOA optimizers for Max-Cut and test them on held-out graphs",
         description="Train each model of --models (per seed) to propose QAOA angles for Max-Cut from the last cost "
         "and angles (Verdon et al.'s learning to learn), refine them with SGD or Adam, and compare with random and "
-        "fixed-angle starts on held-out graphs. Writes OUT/meta-qaoa.md, meta-qaoa.csv, graphs.csv and curves.png.",
+        "fixed-angle starts on held-out graphs. Writes OUT/meta-qaoa.md, meta-qaoa.csv, graphs.csv, curves.csv and curves.png.",
     )
     p.add_argument("--overwrite", action="store_true", help="replace runs in OUT trained with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

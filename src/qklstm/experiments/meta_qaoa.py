@@ -12,7 +12,7 @@ The baselines are phase II alone from ``random_starts`` uniform random angles in
 iterations: a learned optimizer's ``steps``, then the updates. The tables (``OUT/meta-qaoa.md`` and ``.csv``, one per
 size) give each method's parameters, the approximation ratio at the start of phase II and at its end, and the
 iterations until the cost is within ``tolerance`` of its final value, as mean +- std over seeds of the mean over
-graphs; ``OUT/graphs.csv`` holds every graph's numbers and ``OUT/curves.png`` the mean ratio per iteration.
+graphs; ``OUT/graphs.csv`` holds every graph's numbers, ``OUT/curves.csv`` and ``.png`` the mean ratio per iteration.
 """
 
 from __future__ import annotations
@@ -233,11 +233,26 @@ def _write(out: Path, result: dict, base: MetaConfig, test: MetaTestConfig) -> N
         ]
         text.append(format_table(["method", "parameters", "graphs", "start", "final", "iterations"], body))
     atomic_write_text(out / "meta-qaoa.md", "\n".join(text) + "\n")
+    curves = [
+        [method, n, first + i, f"{v:.6f}"]
+        for (method, n), (first, mean) in mean_curves(result).items()
+        for i, v in enumerate(mean.tolist())
+    ]
+    write_csv(out / "curves.csv", ["method", "nodes", "iteration", "ratio"], curves)
     plot_curves(result, out / "curves.png")
 
 
 def _pm(row: dict, key: str, digits: int = 4) -> str:
     return f"{row[key]:.{digits}f} +- {row[key + '_std']:.{digits}f}"
+
+
+def mean_curves(result: dict) -> dict:
+    """``{(method, nodes): (first iteration, mean ratio per iteration)}``, the mean over graphs, seeds and starts
+    (a learned curve starts at iteration 1, after one step; a baseline's at 0, its start)."""
+    return {
+        key: (0 if key[0] in (RANDOM, FIXED) else 1, torch.stack(runs).mean(0))
+        for key, runs in result["curves"].items()
+    }
 
 
 def plot_curves(result: dict, path) -> None:
@@ -253,10 +268,8 @@ def plot_curves(result: dict, path) -> None:
     axes = np.atleast_1d(axes).ravel()
     for ax, n in zip(axes, sizes):
         low, last = 1.0, 0
-        for (method, size), runs in result["curves"].items():
+        for (method, size), (first, mean) in mean_curves(result).items():
             if size == n:
-                mean = torch.stack(runs).mean(0)
-                first = 1 if method not in (RANDOM, FIXED) else 0
                 low = low if method == RANDOM else min(low, mean.min().item())
                 last = max(last, first + len(mean) - 1)
                 dashed = method in (RANDOM, FIXED)
