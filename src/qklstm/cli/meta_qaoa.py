@@ -33,7 +33,8 @@ def register(sub) -> None:
         help="train recurrent models as learned QAOA optimizers for Max-Cut and test them on held-out graphs",
         description="Train each model of --models (per seed) to propose QAOA angles for Max-Cut from the last cost "
         "and angles (Verdon et al.'s learning to learn), refine them with SGD or Adam, and compare with random and "
-        "fixed-angle starts on held-out graphs. Writes OUT/meta-qaoa.md, meta-qaoa.csv, graphs.csv, curves.csv and curves.png.",
+        "fixed-angle starts on held-out graphs. Writes OUT/meta-qaoa.md, meta-qaoa.csv, graphs.csv, curves.csv and "
+        "curves.png.",
     )
     p.add_argument("--overwrite", action="store_true", help="replace runs in OUT trained with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
