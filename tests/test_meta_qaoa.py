@@ -14,7 +14,7 @@ from qklstm.data.graphs import random_graphs
 from qklstm.experiments.meta_qaoa import refine, until_within
 from qklstm.models.meta import LearnedOptimizer, meta_loss
 from qklstm.quantum.qaoa import MaxCutQAOA
-from qklstm.train.meta_qaoa import MetaConfig, normalized_cost, train_meta
+from qklstm.train.meta_qaoa import MetaConfig, normalized_cost, train_choosing_lr, train_meta
 
 TINY = dict(train_nodes="4-5", train_graphs=6, val_graphs=2, batch_size=4, steps=4)
 
@@ -189,6 +189,8 @@ def test_meta_qaoa_command(tmp_path, capsys):
         (["--refine", "lbfgs"], "--refine: expected one of sgd, adam"),
         (["--test-data", "missing.txt"], "graphs: missing.txt does not exist"),
         (["--epochs", "0"], "--epochs: expected an integer >= 1"),
+        (["--lrs", "0.01,fast"], "--lrs: expected numbers such as 0.003,0.01"),
+        (["--lrs", "0.01,0"], "--lrs: expected distinct positive learning rates"),
     ],
 )
 def test_meta_qaoa_bad_input_is_one_line(tmp_path, capsys, extra, message, monkeypatch):
@@ -206,3 +208,14 @@ def test_a_test_graph_too_large_to_solve_exactly_is_named(tmp_path, capsys):
     code = main(["meta-qaoa", "--out", str(tmp_path / "o"), "--test-data", str(tmp_path / "ring21.txt")])
     assert code == 2
     assert "graphs: ring21 has 21 nodes; the exact maximum cut is found for 2 to 20" in capsys.readouterr().err
+
+
+def test_the_learning_rate_is_chosen_on_validation(tmp_path):
+    base = MetaConfig(model="gru", epochs=1, **TINY)
+    lr, found = train_choosing_lr(base, "gru", 2, tmp_path, [0.001, 0.1], log=lambda *a: None)
+    assert set(found) == {0.001, 0.1} and found[lr][0] == max(v[0] for v in found.values())
+    best = [torch.load(tmp_path / f"gru-lr{r:g}-seed{s}" / "best.pt", weights_only=True) for r in found for s in (0, 1)]
+    assert [b["config"]["lr"] for b in best] == [0.001, 0.001, 0.1, 0.1]
+    for r, (score, runs) in found.items():  # the score is the mean of the seeds' best validation ratios
+        ratios = [torch.load(f"{c.out}/best.pt", weights_only=True)["best"]["metric"] for c in runs]
+        assert score == pytest.approx(sum(ratios) / 2)

@@ -30,7 +30,15 @@ from ..options import Options, option
 from ..quantum.qaoa import MaxCutQAOA, fixed_angles
 from ..train.checkpoint import BEST, load_run_checkpoint
 from ..train.compare import parse_models
-from ..train.meta_qaoa import GraphSet, MetaConfig, build_model, normalized_cost, parse_nodes, train_meta
+from ..train.meta_qaoa import (
+    GraphSet,
+    MetaConfig,
+    build_model,
+    normalized_cost,
+    parse_lrs,
+    parse_nodes,
+    train_choosing_lr,
+)
 from ..train.metrics import format_table, mean_std
 
 __all__ = ["MetaTestConfig", "refine", "run_meta_qaoa", "until_within"]
@@ -45,6 +53,12 @@ class MetaTestConfig(Options):
 
     models: str = option("qklstm-q4-r2,lstm,gru,qlstm", "comma-separated model specs", group="experiment")
     seeds: int = option(3, "seeds --seed, --seed + 1, ... per model", group="experiment", minimum=1)
+    lrs: str = option(
+        "",
+        "learning rates to choose from, per model, by the mean validation ratio over the seeds (comma-separated; "
+        "default: --lr alone)",
+        group="experiment",
+    )
     test_nodes: str = option("9-14", "sizes of the random test graphs", group="test")
     test_graphs: int = option(16, "random test graphs per size", group="test", minimum=1)
     test_data: str = option("", "an edge-list file or folder of test graphs instead of random ones", group="test")
@@ -137,7 +151,7 @@ def _rows(method, seed, n, graphs, problem, curve, start_row, tol, start) -> lis
 def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, progress=False, log=print) -> dict:
     """Train every model over seeds, test them and the baselines, write the tables and the figure."""
     out = writable_folder(test.out)
-    specs = parse_models(test.models)
+    specs, lrs = parse_models(test.models), parse_lrs(test.lrs)
     p = base.qaoa_layers
     if test.test_data:
         graphs = read_graphs(test.test_data)
@@ -145,19 +159,23 @@ def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, pr
         graphs = random_graphs(parse_nodes(test.test_nodes, "--test-nodes"), test.test_graphs, base.graph_seed + 2)
     test_set = GraphSet(graphs, p)
     with folder_lock(out, log=log):
-        rows, curves, params = [], {}, {}
+        rows, curves, params, chosen_lr = [], {}, {}, {}
         for label, _, _ in specs:
-            for seed in range(base.seed, base.seed + test.seeds):
-                cfg = base.merged({"model": label, "seed": seed, "out": str(Path(out) / f"{label}-seed{seed}")})
-                summary = train_meta(cfg, overwrite=overwrite, progress=progress, log=log)
-                params[label] = summary["n_parameters"]
-                model = build_model(cfg)
-                model.load_state_dict(load_run_checkpoint(Path(cfg.out) / BEST)["model"])
+            lr, found = train_choosing_lr(
+                base, label, test.seeds, out, lrs, overwrite=overwrite, progress=progress, log=log
+            )
+            chosen_lr[label] = lr
+            if len(found) > 1:
+                log(f"{label}: lr {lr:g} chosen ({', '.join(f'{k:g}: {v[0]:.4f}' for k, v in found.items())})")
+            for cfg in found[lr][1]:
+                ckpt = load_run_checkpoint(Path(cfg.out) / BEST)
+                params[label], model = ckpt["n_parameters"], build_model(cfg)
+                model.load_state_dict(ckpt["model"])
                 model.eval()
                 for n, problem in test_set.problems.items():
                     chosen = [test_set.graphs[i] for i in test_set.by_size[n]]
                     curve, start = _learned(model, problem, cfg, test)
-                    rows += _rows(label, seed, n, chosen, problem, curve, cfg.steps - 1, test.tolerance, start)
+                    rows += _rows(label, cfg.seed, n, chosen, problem, curve, cfg.steps - 1, test.tolerance, start)
                     curves.setdefault((label, n), []).append(problem.ratio(curve).mean(1))
         for seed in range(base.seed, base.seed + test.seeds):
             for n, problem in test_set.problems.items():
@@ -167,12 +185,12 @@ def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, pr
                     for curve, start in runs:
                         rows += _rows(method, seed, n, chosen, problem, curve, 0, test.tolerance, start)
                         curves.setdefault((method, n), []).append(problem.ratio(curve).mean(1))
-        result = {"rows": rows, "params": params, "curves": curves, "steps": base.steps}
+        result = {"rows": rows, "params": params, "lr": chosen_lr, "curves": curves, "steps": base.steps}
         _write(out, result, base, test)
     return result
 
 
-def summarize(rows: list[dict], params: dict) -> list[dict]:
+def summarize(rows: list[dict], params: dict, lrs: dict) -> list[dict]:
     """One row per size and method: mean +- std over seeds of the per-seed means over graphs (and starts)."""
     table = []
     for n in sorted({r["nodes"] for r in rows}):
@@ -182,7 +200,13 @@ def summarize(rows: list[dict], params: dict) -> list[dict]:
             for r in mine:
                 per_seed.setdefault(r["seed"], []).append(r)
             graphs = len({r["graph"] for r in mine})
-            entry = {"nodes": n, "method": method, "parameters": params[method], "graphs": graphs}
+            entry = {
+                "nodes": n,
+                "method": method,
+                "parameters": params[method],
+                "lr": lrs.get(method, ""),
+                "graphs": graphs,
+            }
             for key in ("ratio_start", "ratio_final", "iterations"):
                 entry[key], entry[key + "_std"] = mean_std([_mean(v, key) for v in per_seed.values()])
             table.append(entry)
@@ -194,11 +218,12 @@ def _mean(rows, key) -> float:
 
 
 def _write(out: Path, result: dict, base: MetaConfig, test: MetaTestConfig) -> None:
-    table = summarize(result["rows"], result["params"])
+    table = summarize(result["rows"], result["params"], result["lr"])
     cols = [
         "nodes",
         "method",
         "parameters",
+        "lr",
         "graphs",
         "ratio_start",
         "ratio_start_std",
@@ -213,7 +238,8 @@ def _write(out: Path, result: dict, base: MetaConfig, test: MetaTestConfig) -> N
         f"# Learned QAOA optimizers: p = {base.qaoa_layers}, {base.steps} learned steps, then {test.refine_steps} "
         f"{test.refine} updates (lr {test.refine_lr})",
         "",
-        f"Mean +- std over {test.seeds} seed(s) of the mean over each size's test graphs. *start*: the approximation "
+        f"Mean +- std over {test.seeds} seed(s) of the mean over each size's test graphs; *lr*: the model's training "
+        f"rate (chosen on the validation graphs where --lrs gives several). *start*: the approximation "
         f"ratio after the learned steps (the baselines: at their start); *final*: after phase II; *iterations*: "
         f"learned steps plus updates until the cost stays within {test.tolerance:g} of its final value.",
     ]
@@ -223,6 +249,7 @@ def _write(out: Path, result: dict, base: MetaConfig, test: MetaTestConfig) -> N
             [
                 r["method"],
                 r["parameters"] or "-",
+                f"{r['lr']:g}" if r["lr"] else "-",
                 r["graphs"],
                 _pm(r, "ratio_start"),
                 _pm(r, "ratio_final"),
@@ -231,7 +258,7 @@ def _write(out: Path, result: dict, base: MetaConfig, test: MetaTestConfig) -> N
             for r in table
             if r["nodes"] == n
         ]
-        text.append(format_table(["method", "parameters", "graphs", "start", "final", "iterations"], body))
+        text.append(format_table(["method", "parameters", "lr", "graphs", "start", "final", "iterations"], body))
     atomic_write_text(out / "meta-qaoa.md", "\n".join(text) + "\n")
     curves = [
         [method, n, first + i, f"{v:.6f}"]

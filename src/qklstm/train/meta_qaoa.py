@@ -34,7 +34,7 @@ from .config_io import config_toml
 from .metrics import plot_history, write_history
 from .runfolder import RunFolder, recover
 
-__all__ = ["MetaConfig", "GraphSet", "parse_nodes", "train_meta"]
+__all__ = ["MetaConfig", "GraphSet", "parse_lrs", "parse_nodes", "train_choosing_lr", "train_meta"]
 
 #: what metrics.csv and metrics.png show of a run (the shape plot_history and write_history read)
 TASK = SimpleNamespace(
@@ -106,6 +106,21 @@ def parse_nodes(text: str, flag: str) -> list[int]:
     if not sizes or min(sizes) < 2 or max(sizes) > MAX_NODES:
         raise ValueError(f"{flag}: expected sizes from 2 to {MAX_NODES} nodes, got {text!r}")
     return sorted(set(sizes))
+
+
+def parse_lrs(text: str, flag: str = "--lrs") -> list[float]:
+    """Learning rates of ``"0.003,0.01"`` (``""``: none).
+
+    >>> parse_lrs("0.003, 0.01")
+    [0.003, 0.01]
+    """
+    try:
+        rates = [float(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ValueError(f"{flag}: expected numbers such as 0.003,0.01, got {text!r}") from None
+    if any(not r > 0 or r == float("inf") for r in rates) or len(set(rates)) != len(rates):
+        raise ValueError(f"{flag}: expected distinct positive learning rates, got {text!r}")
+    return rates
 
 
 class GraphSet:
@@ -286,6 +301,24 @@ def _fit(cfg: MetaConfig, ckpt: dict | None, folder: RunFolder, progress: bool, 
         folder.commit()
         log(f"epoch {epoch}/{cfg.epochs}: meta-loss {history[-2]['loss']:.4f}, validation ratio {dev['ratio']:.4f}")
     return {"run_dir": str(folder.folder), "epochs": epoch, "best": best, "n_parameters": n_params}
+
+
+def train_choosing_lr(base: MetaConfig, label: str, seeds: int, out, lrs=(), **kwargs) -> tuple[float, dict]:
+    """Train model ``label`` for ``seeds`` seeds from ``base.seed`` at every learning rate of ``lrs`` (default:
+    ``base.lr`` alone), each run in ``out/<label>[-lr<lr>]-seed<k>``, and choose the rate with the best mean
+    validation ratio over the seeds (on validation graphs: the test graphs never choose). Returns ``(the chosen
+    rate, {rate: (mean validation ratio, the runs' configs)})``; ``kwargs`` go to :func:`train_meta`."""
+    lrs = list(lrs) or [base.lr]
+    found = {}
+    for lr in lrs:
+        runs, scores = [], []
+        for seed in range(base.seed, base.seed + seeds):
+            name = f"{label}-seed{seed}" if len(lrs) == 1 else f"{label}-lr{lr:g}-seed{seed}"
+            cfg = base.merged({"model": label, "seed": seed, "lr": lr, "out": str(Path(out) / name)})
+            scores.append(train_meta(cfg, **kwargs)["best"]["metric"])
+            runs.append(cfg)
+        found[lr] = (sum(scores) / len(scores), runs)
+    return max(found, key=lambda lr: found[lr][0]), found
 
 
 def _progress(batches, progress: bool, epoch: int, epochs: int):
