@@ -219,3 +219,11 @@ def test_the_learning_rate_is_chosen_on_validation(tmp_path):
     for r, (score, runs) in found.items():  # the score is the mean of the seeds' best validation ratios
         ratios = [torch.load(f"{c.out}/best.pt", weights_only=True)["best"]["metric"] for c in runs]
         assert score == pytest.approx(sum(ratios) / 2)
+
+
+def test_the_other_commands_name_a_meta_qaoa_run_for_what_it_is(tmp_path, capsys):
+    train_meta(MetaConfig(model="gru", epochs=1, out=str(tmp_path / "run"), **TINY), log=lambda *a: None)
+    for args in (["evaluate", str(tmp_path / "run")], ["train", "--resume", str(tmp_path / "run")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "is a run of qklstm meta-qaoa, not of qklstm train; run its qklstm meta-qaoa command again" in err

@@ -168,7 +168,7 @@ def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, pr
             if len(found) > 1:
                 log(f"{label}: lr {lr:g} chosen ({', '.join(f'{k:g}: {v[0]:.4f}' for k, v in found.items())})")
             for cfg in found[lr][1]:
-                ckpt = load_run_checkpoint(Path(cfg.out) / BEST)
+                ckpt = load_run_checkpoint(Path(cfg.out) / BEST, kind="meta-qaoa")
                 params[label], model = ckpt["n_parameters"], build_model(cfg)
                 model.load_state_dict(ckpt["model"])
                 model.eval()

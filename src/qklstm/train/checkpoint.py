@@ -107,9 +107,20 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return data
 
 
-def load_run_checkpoint(path, map_location="cpu") -> dict:
-    """:func:`load_checkpoint`, then check that it holds every entry of a training run with its type."""
+#: what made a run's checkpoint (its ``task`` entry; ``qklstm train``'s runs have none), and how to go on with it
+RUN_KINDS = {
+    "train": "continue it with qklstm train --resume",
+    "meta-qaoa": "run its qklstm meta-qaoa command again to continue or test it",
+}
+
+
+def load_run_checkpoint(path, map_location="cpu", kind: str = "train") -> dict:
+    """:func:`load_checkpoint`, then check that it holds every entry of a training run with its type, and that the
+    run is of ``kind`` (a ``qklstm train`` run, or a learned QAOA optimizer's of ``qklstm meta-qaoa``)."""
     data = load_checkpoint(path, map_location)
+    made = data.get("task") if data.get("task") in RUN_KINDS else "train"
+    if made != kind:
+        raise ValueError(f"checkpoint: {path} is a run of qklstm {made}, not of qklstm {kind}; {RUN_KINDS[made]}")
     for key, kind in _ENTRIES.items():
         value = data.get(key)
         if isinstance(value, bool) or not isinstance(value, kind):

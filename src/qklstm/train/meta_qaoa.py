@@ -193,7 +193,7 @@ def _prepare(cfg: MetaConfig, run_dir: Path, overwrite: bool) -> dict | None:
     """The checkpoint to continue, or ``None`` for a fresh run."""
     if not (run_dir / LAST).exists():
         return None
-    ckpt = load_run_checkpoint(run_dir / LAST)
+    ckpt = load_run_checkpoint(run_dir / LAST, kind="meta-qaoa")
     saved = {k: v for k, v in ckpt["config"].items() if k not in ("epochs", "out")}
     now = {k: v for k, v in cfg.to_dict().items() if k not in ("epochs", "out")}
     if saved == now:
