@@ -58,10 +58,10 @@ def load_toml(path) -> dict:
     return data
 
 
-def config_toml(cfg, command: str = "qklstm train") -> str:
-    """The config (a :class:`TrainConfig`, or another options record with ``to_dict``) as a TOML file that
-    ``command --config`` reads back (unset options left out)."""
-    lines = [f"# {command} --config <this file> reproduces the run"]
+def config_toml(cfg, header: str = "qklstm train --config <this file> reproduces the run") -> str:
+    """The config (a :class:`TrainConfig`, or another options record with ``to_dict``) as TOML under a ``header``
+    comment (unset options left out); ``qklstm train --config`` reads back a run's."""
+    lines = [f"# {header}"]
     for key, value in cfg.to_dict().items():
         if value is None:
             continue

@@ -244,7 +244,10 @@ def _fit(cfg: MetaConfig, ckpt: dict | None, folder: RunFolder, progress: bool, 
             cfg.steps,
             torch.Generator().manual_seed(cfg.seed),
         )
-        atomic_write_text(folder.path / "config.toml", config_toml(cfg, "qklstm meta-qaoa"))
+        atomic_write_text(
+            folder.path / "config.toml",
+            config_toml(cfg, "the settings of this qklstm meta-qaoa run (the flags of the same names)"),
+        )
     sizes = ", ".join(map(str, train_set.problems))
     log(f"{cfg.model}: {n_params} parameters; {len(train_set.graphs)} training graphs of {sizes} nodes")
     for epoch in range(epoch + 1, cfg.epochs + 1):
