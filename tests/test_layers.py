@@ -46,6 +46,7 @@ MODELS_RANK = {
     "tagger": 7,
     "regressor": 6,
     "classifier": 6,
+    "meta": 6,
     "deploy": 8,
     "__init__": 9,
 }
@@ -209,9 +210,9 @@ def test_the_circle_check_finds_a_lazy_circle(tmp_path):
 
 def test_modules_and_benchmarks_stay_small():
     """The lean redesign's sizes: no source file of the package over 400 lines (C++ included), the
-    benchmarks 1,100 lines together (counted as ``wc -l`` counts: newlines; 800 until the many-qubit table
+    benchmarks 1,250 lines together (counted as ``wc -l`` counts: newlines; 800 until the many-qubit table
     against Lightning and Aer and the GPU benchmark joined the four of the redesign, 1,000 until the time-to-accuracy
-    benchmark on a treebank joined them)."""
+    benchmark on a treebank joined them, 1,100 until the PennyLane forum's kernel-matrix benchmark did)."""
     big = [
         f"{p.relative_to(SRC)}: {n}"
         for p in sorted(SRC.rglob("*"))
@@ -219,7 +220,7 @@ def test_modules_and_benchmarks_stay_small():
     ]
     assert big == []
     bench = sum(p.read_bytes().count(b"\n") for p in (SRC.parents[1] / "benchmarks").rglob("*.py"))
-    assert bench <= 1100, bench
+    assert bench <= 1250, bench
 
 
 def test_the_models_check_finds_an_upward_import_inside_models(tmp_path):
