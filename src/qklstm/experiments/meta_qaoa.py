@@ -101,6 +101,11 @@ def until_within(curve: torch.Tensor, tolerance: float, first: int = 0) -> torch
     return (rows * outside).amax(0) + first
 
 
+def first_iteration(method: str) -> int:
+    """The iteration of a curve's row 0: 1 for a learned optimizer (its first step), 0 for a baseline (its start)."""
+    return 0 if method in (RANDOM, FIXED) else 1
+
+
 def _learned(model, problem: MaxCutQAOA, cfg: MetaConfig, test: MetaTestConfig):
     """A learned optimizer's costs on ``problem`` (its ``steps`` learned steps, then phase II's updates) and the
     angles phase II starts from."""
@@ -129,7 +134,7 @@ def _rows(method, seed, n, graphs, problem, curve, start_row, tol, start) -> lis
     """Every graph's numbers of one method's ``curve``; a learned curve's row 0 is its first step (``start_row``
     its last learned step), a baseline's its start; ``start``: the angles phase II started from ``(B, 2 p)``."""
     ratio = problem.ratio(curve)
-    iters = until_within(curve, tol, first=1 if start_row else 0)
+    iters = until_within(curve, tol, first=first_iteration(method))
     return [
         {
             "method": method,
@@ -276,10 +281,7 @@ def _pm(row: dict, key: str, digits: int = 4) -> str:
 def mean_curves(result: dict) -> dict:
     """``{(method, nodes): (first iteration, mean ratio per iteration)}``, the mean over graphs, seeds and starts
     (a learned curve starts at iteration 1, after one step; a baseline's at 0, its start)."""
-    return {
-        key: (0 if key[0] in (RANDOM, FIXED) else 1, torch.stack(runs).mean(0))
-        for key, runs in result["curves"].items()
-    }
+    return {key: (first_iteration(key[0]), torch.stack(runs).mean(0)) for key, runs in result["curves"].items()}
 
 
 def plot_curves(result: dict, path) -> None:
