@@ -162,7 +162,7 @@ def run_meta_qaoa(base: MetaConfig, test: MetaTestConfig, *, overwrite=False, pr
         graphs = read_graphs(test.test_data)
     else:
         graphs = random_graphs(parse_nodes(test.test_nodes, "--test-nodes"), test.test_graphs, base.graph_seed + 2)
-    test_set = GraphSet(graphs, p)
+    test_set = GraphSet(graphs)
     with folder_lock(out, log=log):
         rows, curves, params, chosen_lr = [], {}, {}, {}
         for label, _, _ in specs:

@@ -126,10 +126,10 @@ def parse_lrs(text: str, flag: str = "--lrs") -> list[float]:
 class GraphSet:
     """Graphs grouped by size, each size one :class:`~qklstm.quantum.qaoa.MaxCutQAOA` batch."""
 
-    def __init__(self, graphs, p: int):
+    def __init__(self, graphs):
         if not graphs:
             raise ValueError("graphs: the set is empty")
-        self.graphs, self.p = list(graphs), p
+        self.graphs = list(graphs)
         for g in self.graphs:
             if not 2 <= g.n_nodes <= MAX_NODES:
                 raise ValueError(
@@ -170,7 +170,7 @@ def _sets(cfg: MetaConfig) -> tuple[GraphSet, GraphSet]:
     else:
         train = random_graphs(sizes, cfg.train_graphs, cfg.graph_seed)
     val = random_graphs(sizes, cfg.val_graphs, cfg.graph_seed + 1)
-    return GraphSet(train, cfg.qaoa_layers), GraphSet(val, cfg.qaoa_layers)
+    return GraphSet(train), GraphSet(val)
 
 
 def build_model(cfg: MetaConfig) -> LearnedOptimizer:
