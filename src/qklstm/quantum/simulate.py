@@ -163,33 +163,38 @@ def _phase(info, theta, dtype):
     return diag
 
 
-def _forward(program, state, tensors, spare=()):
+def _forward(program, state, tensors, spare=(), last=None):
     """Run ``program`` on a block of states; ``tensors`` holds each stage's tensors in order. The stages write
-    into the two flat ``spare`` buffers in turn where given (no fresh allocation, and no page faults, per stage)."""
+    into the two flat ``spare`` buffers in turn where given (no fresh allocation, and no page faults, per stage),
+    and the last one into ``last`` where given (no pass spent on copying the states out)."""
+    final = max((i for i, stage in enumerate(program) if stage.kind != "product"), default=-1)
 
-    def target(shape):
+    def target(shape, i=-2, j=0, count=1):
+        if i == final and j == count - 1 and last is not None:
+            return last.view(shape)
         if not spare:
             return None
         buf = spare[0] if spare[0].data_ptr() != state.data_ptr() else spare[1]
         return buf[: math.prod(shape)].view(shape)
 
     it = iter(tensors)
-    for stage in program:
+    for i, stage in enumerate(program):
         own = [next(it) for _ in range(stage.n_tensors)]
         if stage.kind == "product":  # built with the initial state
             continue
         if stage.kind == "wires":
-            state = cext.layer(state, own[0], stage.info, out=target(state.shape))
+            state = cext.layer(state, own[0], stage.info, out=target(state.shape, i))
         elif stage.kind == "dense":
             b, dim = state.shape
-            for m in own:
+            for j, m in enumerate(own):
                 d = m.shape[-1]
                 step = state.view(b, dim // d, d).transpose(1, 2)
-                state = torch.matmul(m, step, out=target((b, d, dim // d))).view(b, dim)
+                state = torch.matmul(m, step, out=target((b, d, dim // d), i, j, len(own))).view(b, dim)
         elif stage.kind == "perm":
-            state = torch.index_select(state, 1, stage.info[0], out=target(state.shape))
+            state = torch.index_select(state, 1, stage.info[0], out=target(state.shape, i))
         else:
-            state = torch.mul(state, _phase(stage.info, own[0] if own else None, state.dtype), out=target(state.shape))
+            diag = _phase(stage.info, own[0] if own else None, state.dtype)
+            state = torch.mul(state, diag, out=target(state.shape, i))
     return state
 
 
@@ -239,17 +244,21 @@ def _run_blocks(program, rows, init, tensors, out=None):
     if batch == 0:
         return init.new_empty(0, dim) if out is None else out
     spare = [init.new_empty(min(rows, batch) * dim) for _ in range(2)] if batch > rows else ()
+    if out is None and batch > rows:
+        out = init.new_empty(batch, dim)
+    writes = any(stage.kind != "product" for stage in program)
     for r0 in range(0, batch, rows):
         part = [t[r0 : r0 + rows] for t in tensors]
-        first = init[r0 : r0 + rows]
+        first, dest = init[r0 : r0 + rows], None if out is None else out[r0 : r0 + rows]
         if init.dim() == 3:
-            first = kron_factors(first, _taps(program), out=spare[1][: first.shape[0] * dim] if spare else None)
-        state = _forward(program, first, part, spare)
-        if out is None:
-            if r0 + rows >= batch:
-                return state if state.data_ptr() != first.data_ptr() else state.clone()
-            out = state.new_empty(batch, state.shape[1])
-        out[r0 : r0 + rows] = state
+            # the product state into a spare buffer, or, when no stage follows it, straight into the output
+            into = spare[1] if spare and writes else (dest.view(-1) if dest is not None and not writes else None)
+            first = kron_factors(first, _taps(program), out=None if into is None else into[: first.shape[0] * dim])
+        state = _forward(program, first, part, spare, dest)
+        if dest is None:  # one block holds every row
+            return state if state.data_ptr() != init.data_ptr() else state.clone()
+        if state.data_ptr() != dest.data_ptr():
+            dest.copy_(state)
     return out
 
 
