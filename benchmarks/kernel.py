@@ -17,7 +17,8 @@ from benchmarks import common, peers
 from qklstm import FeatureMap, FidelityKernel
 from qklstm.quantum import cext
 from qklstm.quantum.memory import state_bytes
-from qklstm.quantum.simulate import dense_groups, use_dense
+from qklstm.quantum.plans import use_dense
+from qklstm.quantum.simulate import dense_groups
 
 
 def _gram_tasks(n: int, layers: int, batch: int, n_ref: int, backward: bool) -> tuple[dict, dict]:
@@ -111,7 +112,7 @@ def bandwidth_bound(n: int, rows: int, dtype: torch.dtype) -> tuple[float, float
     interleaved, 1 thread; a clone also pays its output's first-touch page faults). Per state: the product state
     written (the CNOT chain built into it), layer 2 (one GEMM per dense block, or, in the C++ kernel, one pass per
     group of tile bits), the copy into the output; then the Gram reads each once."""
-    layer = len(dense_groups(n)) if use_dense(n, n) else cext.tile_groups(n, dtype)
+    layer = len(dense_groups(n)) if use_dense(n, n, "cpu", dtype) else cext.tile_groups(n, dtype)
     passes = 1 + layer + 1 + 0.5
     probe = torch.zeros(8, 2**20, dtype=dtype)  # 64-128 MiB: far beyond any cache
     into = probe.clone()

@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 
 from qklstm import QKLSTM, FeatureMap  # noqa: E402
 from qklstm.models.engines import fused  # noqa: E402
-from qklstm.quantum import cext, onchip, simulate  # noqa: E402
+from qklstm.quantum import cext, onchip, plans  # noqa: E402
 from qklstm.quantum.circuit import Circuit  # noqa: E402
 from test_simulate import assert_matches_dense, dense_state, layered_template  # noqa: E402
 from test_simulator import random_states, random_template  # noqa: E402
@@ -77,10 +77,10 @@ def test_float32_on_chip_matches_the_dense_reference_at_ten_qubits(calls):
 def test_only_small_states_and_no_dense_blocks_go_on_chip(monkeypatch):
     monkeypatch.setenv("QKLSTM_ONCHIP", "1")
     assert onchip.wanted(onchip.ONCHIP_QUBITS, "cpu") and not onchip.wanted(onchip.ONCHIP_QUBITS + 1, "cpu")
-    assert not simulate.use_dense(8, 8, "cpu")  # on chip a pass costs nothing: the layer runs wire by wire
+    assert not plans.use_dense(8, 8, "cpu")  # on chip a pass costs nothing: the layer runs wire by wire
     monkeypatch.setenv("QKLSTM_ONCHIP", "0")
     monkeypatch.setattr(cext, "available", lambda device: False)  # else the C++ kernel runs the layer in cache
-    assert not onchip.wanted(4, "cpu") and simulate.use_dense(8, 8, "cpu")
+    assert not onchip.wanted(4, "cpu") and plans.use_dense(8, 8, "cpu")
     monkeypatch.delenv("QKLSTM_ONCHIP")
     assert not onchip.wanted(4, "cpu")  # CPU tensors take the stage-by-stage plan unless told
 

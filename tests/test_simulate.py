@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import qsim_reference as ref
-from qklstm.quantum import cext, gates, simulate
+from qklstm.quantum import cext, gates, plans, simulate
 from qklstm.quantum.circuit import Circuit, Op
 from test_simulator import dense_unitary, random_states, random_template
 
@@ -68,6 +68,7 @@ def use_plan(plan, monkeypatch):
     if plan == "cpp":
         if not cext.available("cpu"):
             pytest.skip("no C++ simulator kernels here")
+        monkeypatch.setenv("QKLSTM_LAYER_PLAN", "cpp")
         return
     monkeypatch.setattr(cext, "available", lambda device: False)
     monkeypatch.setattr(simulate, "DENSE_QUBITS", 1 if plan == "dense" else 99)
@@ -141,7 +142,7 @@ def test_layered_templates_and_the_paper_map_reach_the_dense_blocks(monkeypatch)
     from qklstm import FeatureMap
 
     def dense(circuit):
-        return any(st[0] == "mats" and simulate.use_dense(circuit.n_qubits, len(st[1])) for st in circuit.stages)
+        return any(st[0] == "mats" and plans.use_dense(circuit.n_qubits, len(st[1])) for st in circuit.stages)
 
     use_plan("dense", monkeypatch)
 

@@ -37,7 +37,7 @@ from ..io import atomic_write_text
 from .gates import apply_matrix
 
 __all__ = ["TILE_BYTES", "Kernels", "available", "build_extension", "in_ci", "layer", "layer_backward", "required"]
-__all__ += ["FUSED_SETTINGS", "build_root", "fused_setting", "simd", "stale_reason", "tile_groups"]
+__all__ += ["FUSED_SETTINGS", "build_root", "fused_setting", "layer_digest", "simd", "stale_reason", "tile_groups"]
 
 #: what ``QKLSTM_FUSED`` may say, and what :func:`fused_setting` makes of it
 FUSED_SETTINGS = {"1": "auto", "0": "off", "torch": "torch", "triton": "triton"}
@@ -206,6 +206,11 @@ class Kernels:
 _LAYER = Kernels("qklstm_layer", [Path(__file__).with_name("csrc") / "layer.cpp"], "C++ simulator kernels")
 
 
+def layer_digest() -> str:
+    """A short hash of the simulator kernel's source: what a measurement of it (:mod:`.plans`) holds for."""
+    return hashlib.sha1(b"".join(p.read_bytes() for p in _inputs(_LAYER.sources))).hexdigest()[:10]
+
+
 def available(device) -> bool:
     """Whether :func:`layer` runs the C++ kernel for states on ``device`` (the CPU, the kernels built)."""
     return torch.device(device).type == "cpu" and _LAYER.load() is not None
@@ -222,13 +227,19 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
 
 
 def tile_groups(n_qubits: int, dtype: torch.dtype) -> int:
-    """Passes :func:`layer` makes over an ``n_qubits`` state of ``dtype`` (one per group of tile bits).
+    """Passes :func:`layer` makes over an ``n_qubits`` state of ``dtype``: one per group of gated bits, each
+    group a tile's bits less a vector's lanes (which belong to another group), so at least two from two vectors'
+    bits on (``csrc/layer.cpp``'s ``groups``).
 
     >>> import torch
-    >>> tile_groups(20, torch.complex128), tile_groups(12, torch.complex128)
-    (2, 1)
+    >>> tile_groups(20, torch.complex128), tile_groups(12, torch.complex128), tile_groups(3, torch.complex128)
+    (2, 2, 1)
     """
-    return -(-n_qubits // _tile_bits(dtype))
+    lanes = (32 // (dtype.itemsize // 2)).bit_length() - 1  # a 256-bit vector of the real dtype
+    if n_qubits < 2 * lanes:
+        return 1
+    gated = min(max(_tile_bits(dtype), 2 * lanes), n_qubits) - lanes
+    return 1 + -(-(n_qubits - gated) // gated)
 
 
 def layer(state: torch.Tensor, mats: torch.Tensor, wires, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -42,8 +42,9 @@ from ..checks import records_grad
 from . import gates as G
 from . import onchip
 from .memory import WORKSPACE_FACTOR, check_state_memory
+from .plans import use_dense
 from .runs import group_runs, run_matrices
-from .simulate import Stage, block_rows, dense_groups, kron_matrices, simulate, use_dense
+from .simulate import Stage, block_rows, dense_groups, kron_matrices, simulate
 
 __all__ = ["Op", "Circuit"]
 
@@ -334,7 +335,7 @@ class Circuit:
             if stage[0] == "mats":
                 _, wires, groups = stage
                 mats = run_matrices(groups, len(wires), trig, dtype)
-                if not use_dense(n, len(wires), device):
+                if not use_dense(n, len(wires), device, dtype):
                     program.append(Stage("wires", wires, 1))
                     tensors.append(mats)
                     continue

@@ -6,9 +6,9 @@ adjoint method for the backward.
 wires, dense blocks of one-qubit layers, a CNOT permutation, a diagonal phase), each with the per-row tensors it
 reads. :func:`simulate` runs it:
 
-* on the CPU below :data:`CPP_LAYER_BELOW` qubits, a layer of one-qubit gates is one call of the C++ kernel of
-  :mod:`.cext`, which runs all of its gates on each cache-sized tile of a state in turn; from there on (or where
-  that kernel is absent) a layer on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
+* on the CPU a layer of one-qubit gates is one call of the C++ kernel of :mod:`.cext`, which runs all of its
+  gates on each cache-sized tile of a state in turn, or, where :mod:`.plans` measured them faster on this machine
+  (or that kernel is absent), a layer on (nearly) every wire is applied as ``ceil(n / 4)`` dense blocks
   (``ceil(n / 3)`` from :data:`SMALL_GROUPS_FROM` qubits): the Kronecker product of up to four wires' 2x2
   matrices, one batched GEMM per block. Each GEMM writes its
   output transposed, so the block's wires move to the front of the index and the next block's wires
@@ -43,7 +43,6 @@ from .gates import kron_factors
 
 __all__ = [
     "BLOCK_BYTES",
-    "CPP_LAYER_BELOW",
     "DENSE_QUBITS",
     "GROUP_QUBITS",
     "SMALL_GROUPS_FROM",
@@ -52,7 +51,6 @@ __all__ = [
     "dense_groups",
     "kron_matrices",
     "simulate",
-    "use_dense",
 ]
 
 #: Bytes of states one CPU block of rows holds (4 MiB: the block stays in a core's share of cache).
@@ -65,12 +63,6 @@ GROUP_QUBITS = 4
 #: Below, four-wire blocks stay: forward and backward (training) they take 0.81x the time at 12 qubits, though
 #: forward alone three-wire ones are faster there too (0.79x).
 SMALL_GROUPS_FROM = 16
-#: Below this many qubits a one-qubit layer runs in the C++ kernel of :mod:`.cext` where it is built (64 x 32 Gram
-#: of the two-layer map, 1 thread, interleaved against the dense blocks: forward 1.46x as fast at 8 qubits, 1.16x
-#: at 12; forward and backward, 256 x 32, 1.75x at 8, 1.06x at 12); from it on, dense blocks (forward 0.87x the
-#: dense blocks' speed at 16 qubits, 0.74x at 20: there the blocks' GEMMs stream the state once per block from
-#: memory, while the kernel's gates each read and write a 128 KiB tile from cache, at about 8 GFLOP/s).
-CPP_LAYER_BELOW = 16
 #: Dense blocks from this many qubits on; below, the state is small and building the blocks' Kronecker
 #: products costs more than the passes they save (a 256 x 32 Gram fwd+bwd, measured: 2.4x slower dense at 4
 #: qubits, even at 5-6, 1.2x faster at 7, 1.7x at 10).
@@ -111,22 +103,6 @@ def dense_groups(n_qubits: int) -> tuple[tuple[int, ...], ...]:
         groups.append(tuple(range(top - size, top)))
         top -= size
     return tuple(groups)
-
-
-def use_dense(n_qubits: int, n_wires: int, device="cpu") -> bool:
-    """Whether a one-qubit stage on ``n_wires`` of ``n_qubits`` wires runs as dense blocks: when it has more
-    wires than there are blocks (fewer passes) and the state is large enough (:data:`DENSE_QUBITS`), unless the
-    C++ kernel runs the layer in cache (:mod:`.cext`, below :data:`CPP_LAYER_BELOW` qubits) or the states run on
-    chip (:mod:`.onchip`), where a pass costs nothing.
-
-    >>> use_dense(8, 2), use_dense(4, 4), use_dense(16, 16)
-    (False, False, True)
-    >>> use_dense(8, 8) == (not cext.available("cpu"))
-    True
-    """
-    if onchip.wanted(n_qubits, device) or (n_qubits < CPP_LAYER_BELOW and cext.available(device)):
-        return False
-    return n_qubits >= DENSE_QUBITS and n_wires > len(dense_groups(n_qubits))
 
 
 def kron_matrices(mats: torch.Tensor) -> torch.Tensor:
