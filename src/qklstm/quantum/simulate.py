@@ -139,15 +139,23 @@ def _phase(info, theta, dtype):
     return diag
 
 
-def _forward(program, state, tensors, spare=(), last=None):
+#: Stages that may write their output over their input (the C++ layer tile by tile, the phase element-wise).
+IN_PLACE = ("wires", "diag")
+
+
+def _forward(program, state, tensors, spare=(), last=None, owned=False):
     """Run ``program`` on a block of states; ``tensors`` holds each stage's tensors in order. The stages write
     into the two flat ``spare`` buffers in turn where given (no fresh allocation, and no page faults, per stage),
-    and the last one into ``last`` where given (no pass spent on copying the states out)."""
+    the last one into ``last`` where given (no pass spent on copying the states out), and those of
+    :data:`IN_PLACE` over their input once it is ours (``owned``, or written by an earlier stage: never the
+    caller's tensor), which costs one stream over the states instead of a read and a write elsewhere."""
     final = max((i for i, stage in enumerate(program) if stage.kind != "product"), default=-1)
 
     def target(shape, i=-2, j=0, count=1):
         if i == final and j == count - 1 and last is not None:
             return last.view(shape)
+        if owned and program[i].kind in IN_PLACE:
+            return state.view(shape)
         if not spare:
             return None
         buf = spare[0] if spare[0].data_ptr() != state.data_ptr() else spare[1]
@@ -171,6 +179,7 @@ def _forward(program, state, tensors, spare=(), last=None):
         else:
             diag = _phase(stage.info, own[0] if own else None, state.dtype)
             state = torch.mul(state, diag, out=target(state.shape, i))
+        owned = True
     return state
 
 
@@ -222,15 +231,15 @@ def _run_blocks(program, rows, init, tensors, out=None):
     spare = [init.new_empty(min(rows, batch) * dim) for _ in range(2)] if batch > rows else ()
     if out is None and batch > rows:
         out = init.new_empty(batch, dim)
-    writes = any(stage.kind != "product" for stage in program)
+    # the product state straight into the output where every stage after it can run there, else a spare buffer
+    in_place = all(stage.kind in ("product", *IN_PLACE) for stage in program)
     for r0 in range(0, batch, rows):
         part = [t[r0 : r0 + rows] for t in tensors]
         first, dest = init[r0 : r0 + rows], None if out is None else out[r0 : r0 + rows]
         if init.dim() == 3:
-            # the product state into a spare buffer, or, when no stage follows it, straight into the output
-            into = spare[1] if spare and writes else (dest.view(-1) if dest is not None and not writes else None)
+            into = dest.view(-1) if dest is not None and in_place else (spare[1] if spare else None)
             first = kron_factors(first, _taps(program), out=None if into is None else into[: first.shape[0] * dim])
-        state = _forward(program, first, part, spare, dest)
+        state = _forward(program, first, part, spare, dest, owned=init.dim() == 3)
         if dest is None:  # one block holds every row
             return state if state.data_ptr() != init.data_ptr() else state.clone()
         if state.data_ptr() != dest.data_ptr():
