@@ -111,9 +111,9 @@ def bandwidth_bound(n: int, rows: int, dtype: torch.dtype) -> tuple[float, float
     at ``torch.clone``'s rate and at that of a copy between two buffers already in memory (measured here,
     interleaved, 1 thread; a clone also pays its output's first-touch page faults). Per state: the product state
     written (the CNOT chain built into it), layer 2 (one GEMM per dense block, or, in the C++ kernel, one pass per
-    group of tile bits), the copy into the output; then the Gram reads each once."""
+    group of tile bits; the last pass writes the output); then the Gram reads each once."""
     layer = len(dense_groups(n)) if use_dense(n, n, "cpu", dtype) else cext.tile_groups(n, dtype)
-    passes = 1 + layer + 1 + 0.5
+    passes = 1 + layer + 0.5
     probe = torch.zeros(8, 2**20, dtype=dtype)  # 64-128 MiB: far beyond any cache
     into = probe.clone()
     ms = common.interleaved(
