@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import torch
 import torch.utils.benchmark as tb
 
 from qklstm.io import write_csv  # noqa: F401 - the benchmarks write through it
+from qklstm.quantum.plans import cpu_name
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,12 +38,7 @@ def interleaved(
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}, {gpu}"
 

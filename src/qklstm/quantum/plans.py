@@ -28,7 +28,7 @@ from ..io import atomic_write_text
 from . import cext, onchip, simulate
 from .simulate import Stage, block_rows, dense_groups, kron_matrices
 
-__all__ = ["MEASURED_UP_TO", "PLAN_SETTINGS", "layer_plan", "measure", "plan_setting", "use_dense"]
+__all__ = ["MEASURED_UP_TO", "PLAN_SETTINGS", "cpu_name", "layer_plan", "measure", "plan_setting", "use_dense"]
 
 #: what ``QKLSTM_LAYER_PLAN`` may say
 PLAN_SETTINGS = ("measure", "cpp", "dense")
@@ -111,15 +111,20 @@ def measure(n_qubits: int, dtype: torch.dtype, rounds: int = 3) -> dict[str, flo
     return best
 
 
-def _machine() -> str:
-    """The CPU, the thread count and the kernel build a measurement holds for."""
+def cpu_name() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` where there is one), as measurements name their machine."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}|{torch.get_num_threads()} threads|{'avx2' if cext.simd() else 'scalar'}|{cext.layer_digest()}"
+    return cpu
+
+
+def _machine() -> str:
+    """The CPU, the thread count and the kernel build a measurement holds for."""
+    return f"{cpu_name()}|{torch.get_num_threads()} threads|{'avx2' if cext.simd() else 'scalar'}|{cext.layer_digest()}"
 
 
 def _path():

@@ -151,7 +151,7 @@ def _forward(program, state, tensors, spare=(), last=None, owned=False):
     caller's tensor), which costs one stream over the states instead of a read and a write elsewhere."""
     final = max((i for i, stage in enumerate(program) if stage.kind != "product"), default=-1)
 
-    def target(shape, i=-2, j=0, count=1):
+    def target(shape, i, j=0, count=1):
         if i == final and j == count - 1 and last is not None:
             return last.view(shape)
         if owned and program[i].kind in IN_PLACE:
